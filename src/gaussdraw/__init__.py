@@ -1,0 +1,20 @@
+"""gaussdraw: Gaussian heatmap targets for center-based detectors, drawn in one kernel launch.
+
+>>> import torch, gaussdraw
+>>> heatmap = torch.zeros(1, 9, 9)
+>>> _ = gaussdraw.draw_heatmap(heatmap, torch.tensor([[4, 4]]), torch.tensor([2]), torch.tensor([0]))
+>>> round(heatmap[0, 4, 5].item(), 4)
+0.4868
+"""
+
+from .draw import draw_heatmap, draw_heatmap_batched, render_heatmaps, render_heatmaps_batched
+from .ragged import Ragged
+
+__all__ = [
+    "Ragged",
+    "draw_heatmap",
+    "draw_heatmap_batched",
+    "render_heatmaps",
+    "render_heatmaps_batched",
+]
+__version__ = "0.1.0"

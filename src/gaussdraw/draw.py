@@ -1,0 +1,362 @@
+"""Public drawing functions: argument checks, input forms, dispatch to a backend."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Sequence
+
+import torch
+
+from .ops._triton import HAVE_TRITON
+from .ops.draw_gaussians import draw_gaussians_op, draw_gaussians_torch, draw_gaussians_triton
+from .ragged import RaggedLike, to_padded
+
+BACKENDS = ("auto", "triton", "torch")
+HEATMAP_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+INDEX_DTYPES = (torch.int32, torch.int64)
+
+
+# ----------------------------------------------------------------------------
+# argument checks (no host sync) and value checks (sync on GPU)
+# ----------------------------------------------------------------------------
+
+
+def _check_options(diameter_to_sigma_factor, k_scale, backend) -> None:
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}; got {backend!r}")
+    for name, value in (("diameter_to_sigma_factor", diameter_to_sigma_factor), ("k_scale", k_scale)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{name} must be a Python number; got {type(value).__name__}")
+    if not (math.isfinite(diameter_to_sigma_factor) and diameter_to_sigma_factor > 0):
+        raise ValueError(f"diameter_to_sigma_factor must be finite and > 0; got {diameter_to_sigma_factor}")
+    if not (math.isfinite(k_scale) and k_scale >= 0):
+        raise ValueError(f"k_scale must be finite and >= 0 (values are max-merged); got {k_scale}")
+
+
+def _check_heatmap(heatmap, min_dim: int, max_dim: int | None = None) -> None:
+    if not isinstance(heatmap, torch.Tensor):
+        raise TypeError(f"heatmap must be a torch.Tensor; got {type(heatmap).__name__}")
+    if heatmap.dtype not in HEATMAP_DTYPES:
+        raise TypeError(f"heatmap must be float16, bfloat16, float32 or float64; got {heatmap.dtype}")
+    if heatmap.dim() < min_dim or (max_dim is not None and heatmap.dim() > max_dim):
+        want = f"{min_dim}" if max_dim == min_dim else f"at least {min_dim}"
+        raise ValueError(f"heatmap must have {want} dimensions; got shape {tuple(heatmap.shape)}")
+    if any(s == 0 and n > 1 for s, n in zip(heatmap.stride(), heatmap.shape)):
+        raise ValueError(
+            "heatmap has overlapping memory (a stride of 0, as from expand()); "
+            "drawing in place needs one element per pixel: pass heatmap.contiguous()"
+        )
+
+
+def _check_index_tensor(value, name: str, shape: tuple, device: torch.device) -> None:
+    """Type, dtype, device and shape of an integer input; ``None`` in ``shape`` matches any size."""
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor; got {type(value).__name__}")
+    if value.dtype not in INDEX_DTYPES:
+        raise TypeError(f"{name} must be int32 or int64; got {value.dtype}")
+    if value.device != device:
+        raise ValueError(f"{name} is on {value.device} but heatmap is on {device}; put all tensors on one device")
+    if value.dim() != len(shape) or any(w is not None and w != s for w, s in zip(shape, value.shape)):
+        want = "(" + ", ".join("*" if w is None else str(w) for w in shape) + ")"
+        raise ValueError(f"{name} must have shape {want}; got {tuple(value.shape)}")
+
+
+def _where(index: int, per_sample: int | None) -> str:
+    if per_sample is None:
+        return f"position {index}"
+    return f"sample {index // per_sample}, position {index % per_sample}"
+
+
+def _raise_first(checks: list[tuple[torch.Tensor, torch.Tensor, str]], per_sample: int | None) -> None:
+    """Raise for the first failing check. Each check is (bad mask, values, message start).
+
+    All masks are reduced with one host sync; positions are looked up only on failure."""
+    if not checks:
+        return
+    flags = torch.stack([bad.any() for bad, _, _ in checks]).tolist()
+    for flag, (bad, values, message) in zip(flags, checks):
+        if flag:
+            first = int(bad.reshape(-1).nonzero()[0, 0])
+            value = values.reshape(-1)[first].item()
+            count = int(bad.sum())
+            raise ValueError(f"{message}; got {value} at {_where(first, per_sample)} ({count} such entries)")
+
+
+# ----------------------------------------------------------------------------
+# dispatch
+# ----------------------------------------------------------------------------
+
+
+def _draw(heatmap, planes_shape, centers, radii, index, counts, planes_per_sample, factor, k_scale, backend):
+    """Run a backend on the (N, H, W) planes of ``heatmap`` (a view, or a copy written back)."""
+    try:
+        planes, copied = heatmap.view(planes_shape), False
+    except RuntimeError:  # leading dims not flattenable as a view: draw on a copy
+        planes, copied = heatmap.reshape(planes_shape), True
+    args = (planes, centers, radii, index, counts, planes_per_sample, float(factor), float(k_scale))
+    if backend == "auto":
+        device = heatmap.device.type
+        if device == "cpu" or (device == "cuda" and HAVE_TRITON):
+            draw_gaussians_op(*args)
+        else:
+            draw_gaussians_torch(*args)
+    elif backend == "triton":
+        draw_gaussians_triton(*args)
+    else:
+        draw_gaussians_torch(*args)
+    if copied:
+        heatmap.copy_(planes.view(heatmap.shape))
+    return heatmap
+
+
+# ----------------------------------------------------------------------------
+# public API
+# ----------------------------------------------------------------------------
+
+
+def draw_heatmap(
+    heatmap: torch.Tensor,
+    centers: torch.Tensor,
+    radii: torch.Tensor,
+    heatmap_idxes: torch.Tensor,
+    diameter_to_sigma_factor: float = 6.0,
+    k_scale: float = 1.0,
+    *,
+    backend: str = "auto",
+    validate: bool = True,
+) -> torch.Tensor:
+    """Draw Gaussians into heatmaps, in place, from one concatenated list of boxes.
+
+    Box ``t`` draws ``k_scale * exp(-(dx^2 + dy^2) / (2 sigma^2))``, with
+    ``sigma = (2 r + 1) / diameter_to_sigma_factor``, on the (2r+1) x (2r+1) window
+    around its integer center, clipped to the map, into heatmap plane
+    ``heatmap_idxes[t]``; each pixel keeps the max of its old and new values
+    (mmdet's ``gen_gaussian_target`` / mmdet3d's ``draw_heatmap_gaussian``). Values
+    below the heatmap dtype's epsilon (times ``k_scale``) are drawn as 0, as in mmdet.
+
+    Args:
+        heatmap: (..., H, W) float16/bfloat16/float32/float64, modified in place.
+            Its leading dimensions are flattened into N planes, which
+            ``heatmap_idxes`` index: for (B, C, H, W), ``idx = b * C + label``.
+        centers: (T, 2) int32/int64, (x, y) pixel coordinates; centers outside the
+            map draw the part of their window that lies inside it.
+        radii: (T,) int32/int64, >= 0. Radius 0 draws one pixel of value ``k_scale``.
+        heatmap_idxes: (T,) int32/int64 in [0, N).
+        diameter_to_sigma_factor: sigma = diameter / this. Default 6 (mmdet).
+        k_scale: peak value, >= 0.
+        backend: ``"auto"`` (Triton for CUDA tensors, torch for CPU), ``"triton"``
+            (on CPU tensors it runs in Triton's interpreter), or ``"torch"``.
+        validate: check radii and indices before drawing and raise ``ValueError``
+            naming the first bad entry. This reads values, so on GPU it syncs with the
+            host (a few small reductions). With ``validate=False`` nothing syncs
+            (CUDA-graph capture works) and invalid boxes are skipped silently.
+
+    Returns:
+        ``heatmap``.
+
+    Example:
+        >>> heatmap = torch.zeros(2, 5, 7)
+        >>> centers = torch.tensor([[3, 2], [0, 0]])
+        >>> _ = draw_heatmap(heatmap, centers, torch.tensor([1, 2]), torch.tensor([0, 1]))
+        >>> heatmap[0, 2, 3].item(), heatmap[1, 0, 0].item()
+        (1.0, 1.0)
+    """
+    _check_options(diameter_to_sigma_factor, k_scale, backend)
+    _check_heatmap(heatmap, 2)
+    device = heatmap.device
+    _check_index_tensor(centers, "centers", (None, 2), device)
+    num_boxes = centers.shape[0]
+    _check_index_tensor(radii, "radii", (num_boxes,), device)
+    _check_index_tensor(heatmap_idxes, "heatmap_idxes", (num_boxes,), device)
+    height, width = heatmap.shape[-2:]
+    num_planes = math.prod(heatmap.shape[:-2])
+    if validate and num_boxes:
+        _raise_first(
+            [
+                (radii < 0, radii, "radii must be >= 0"),
+                (
+                    (heatmap_idxes < 0) | (heatmap_idxes >= num_planes),
+                    heatmap_idxes,
+                    f"heatmap_idxes must be in [0, {num_planes}) for a heatmap of {num_planes} planes",
+                ),
+            ],
+            per_sample=None,
+        )
+    return _draw(
+        heatmap, (num_planes, height, width),
+        centers.unsqueeze(0), radii.unsqueeze(0), heatmap_idxes.unsqueeze(0), None, 0,
+        diameter_to_sigma_factor, k_scale, backend,
+    )
+
+
+def draw_heatmap_batched(
+    heatmap: torch.Tensor,
+    centers: RaggedLike,
+    radii: RaggedLike,
+    diameter_to_sigma_factor: float = 6.0,
+    k_scale: float = 1.0,
+    labels: RaggedLike | None = None,
+    *,
+    counts: torch.Tensor | None = None,
+    backend: str = "auto",
+    validate: bool = True,
+) -> torch.Tensor:
+    """Draw Gaussians into per-sample heatmaps, in place, from per-sample sets of boxes.
+
+    Same values as :func:`draw_heatmap`; sample ``b``'s boxes draw into
+    ``heatmap[b]``, or into ``heatmap[b, labels]`` when ``labels`` is given.
+
+    Args:
+        heatmap: (B, H, W), or (B, C, H, W) when ``labels`` is given; modified in place.
+        centers: per-sample (x, y) int32/int64 centers: a ragged batch (``.tensor``
+            (B, Tmax, 2), ``.sample_sizes`` (B,), e.g. :class:`gaussdraw.Ragged` or
+            ACCV-Lab's ``RaggedBatch``), a list of B (T_b, 2) tensors, or a padded
+            (B, Tmax, 2) tensor with ``counts``.
+        radii: per-sample radii, (B, Tmax) / list of (T_b,), in any of those forms.
+        labels: optional per-sample class indices in [0, C), in any of those forms.
+        counts: (B,) int32/int64, valid entries per sample, in [0, Tmax]; needed when
+            every input is a padded tensor, else taken from the ragged/list inputs.
+            Entries at positions >= counts[b] are never read for drawing.
+        diameter_to_sigma_factor, k_scale, backend, validate: as in :func:`draw_heatmap`.
+
+    Returns:
+        ``heatmap``.
+
+    Example:
+        >>> heatmap = torch.zeros(2, 3, 8, 8)          # 2 samples, 3 classes
+        >>> centers = [torch.tensor([[1, 1], [6, 5]]), torch.tensor([[4, 4]])]
+        >>> radii = [torch.tensor([1, 2]), torch.tensor([3])]
+        >>> labels = [torch.tensor([0, 2]), torch.tensor([1])]
+        >>> _ = draw_heatmap_batched(heatmap, centers, radii, labels=labels)
+        >>> heatmap[0, 2, 5, 6].item(), heatmap[1, 1, 4, 4].item()
+        (1.0, 1.0)
+    """
+    _check_options(diameter_to_sigma_factor, k_scale, backend)
+    classwise = labels is not None
+    _check_heatmap(heatmap, 4 if classwise else 3, 4 if classwise else 3)
+    device = heatmap.device
+    num_samples = heatmap.shape[0]
+
+    inputs = {"centers": to_padded(centers, "centers"), "radii": to_padded(radii, "radii")}
+    if classwise:
+        inputs["labels"] = to_padded(labels, "labels")
+    for name, (tensor, sizes) in inputs.items():
+        trailing = (2,) if name == "centers" else ()
+        _check_index_tensor(tensor, name, (num_samples, None, *trailing), device)
+        if sizes is not None:
+            _check_index_tensor(sizes, f"{name}.sample_sizes", (num_samples,), device)
+    if counts is not None:
+        _check_index_tensor(counts, "counts", (num_samples,), device)
+    given_sizes = [(f"{name}.sample_sizes", sizes) for name, (_, sizes) in inputs.items() if sizes is not None]
+    if counts is None:
+        if not given_sizes:
+            raise ValueError(
+                "counts is required when centers, radii (and labels) are all padded tensors: "
+                "pass counts=(B,) valid entries per sample (torch.full((B,), Tmax) if all are valid)"
+            )
+        counts_name, counts = given_sizes[0]
+    else:
+        counts_name = "counts"
+
+    boxes_per_sample = min(tensor.shape[1] for tensor, _ in inputs.values())
+    padded = {name: tensor[:, :boxes_per_sample] for name, (tensor, _) in inputs.items()}
+    num_classes = heatmap.shape[1] if classwise else 1
+
+    if validate and num_samples:
+        position = torch.arange(boxes_per_sample, device=device)
+        in_use = position < counts.unsqueeze(1)
+        checks = [
+            (
+                (counts < 0) | (counts > boxes_per_sample),
+                counts,
+                f"{counts_name} must be in [0, {boxes_per_sample}] (the padded length of the inputs)",
+            )
+        ]
+        checks += [
+            (sizes != counts, sizes, f"{name} must equal {counts_name}")
+            for name, sizes in given_sizes
+            if sizes is not counts
+        ]
+        _raise_first(checks, per_sample=1)
+        _raise_first(
+            [(in_use & (padded["radii"] < 0), padded["radii"], "radii must be >= 0")]
+            + (
+                [
+                    (
+                        in_use & ((padded["labels"] < 0) | (padded["labels"] >= num_classes)),
+                        padded["labels"],
+                        f"labels must be in [0, {num_classes}) for a heatmap of {num_classes} classes",
+                    )
+                ]
+                if classwise
+                else []
+            ),
+            per_sample=boxes_per_sample,
+        )
+
+    height, width = heatmap.shape[-2:]
+    return _draw(
+        heatmap, (num_samples * num_classes, height, width),
+        padded["centers"], padded["radii"], padded.get("labels"), counts, num_classes,
+        diameter_to_sigma_factor, k_scale, backend,
+    )
+
+
+def render_heatmaps(
+    shape: Sequence[int],
+    centers: torch.Tensor,
+    radii: torch.Tensor,
+    heatmap_idxes: torch.Tensor,
+    diameter_to_sigma_factor: float = 6.0,
+    k_scale: float = 1.0,
+    *,
+    dtype: torch.dtype = torch.float32,
+    backend: str = "auto",
+    validate: bool = True,
+) -> torch.Tensor:
+    """A new heatmap of ``shape`` (..., H, W) on ``centers.device``, zeros plus the
+    Gaussians of :func:`draw_heatmap`.
+
+    Example:
+        >>> hm = render_heatmaps((1, 3, 3), torch.tensor([[1, 1]]), torch.tensor([0]), torch.tensor([0]))
+        >>> hm[0].tolist()
+        [[0.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 0.0]]
+    """
+    heatmap = torch.zeros(tuple(shape), dtype=dtype, device=centers.device)
+    return draw_heatmap(
+        heatmap, centers, radii, heatmap_idxes, diameter_to_sigma_factor, k_scale,
+        backend=backend, validate=validate,
+    )
+
+
+def render_heatmaps_batched(
+    shape: Sequence[int],
+    centers: RaggedLike,
+    radii: RaggedLike,
+    diameter_to_sigma_factor: float = 6.0,
+    k_scale: float = 1.0,
+    labels: RaggedLike | None = None,
+    *,
+    counts: torch.Tensor | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+    backend: str = "auto",
+    validate: bool = True,
+) -> torch.Tensor:
+    """A new heatmap of ``shape`` ((B, H, W), or (B, C, H, W) with ``labels``), zeros
+    plus the Gaussians of :func:`draw_heatmap_batched`. ``device`` defaults to the
+    device of ``radii``.
+
+    Example:
+        >>> hm = render_heatmaps_batched((2, 4, 4), [torch.tensor([[1, 1]])] * 2, [torch.tensor([1])] * 2)
+        >>> hm.shape, hm[1, 1, 1].item()
+        (torch.Size([2, 4, 4]), 1.0)
+    """
+    if device is None:
+        device = to_padded(radii, "radii")[0].device
+    heatmap = torch.zeros(tuple(shape), dtype=dtype, device=device)
+    return draw_heatmap_batched(
+        heatmap, centers, radii, diameter_to_sigma_factor, k_scale, labels,
+        counts=counts, backend=backend, validate=validate,
+    )

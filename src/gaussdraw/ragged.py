@@ -1,0 +1,98 @@
+"""Ragged batches: per-sample sets of boxes of different sizes.
+
+``draw_heatmap_batched`` takes each per-box quantity in any of three forms, and
+reduces all of them to one: a padded tensor of shape (B, Tmax, ...) plus the
+number of valid entries per sample, ``counts`` (B,).
+
+- a ragged batch: any object with ``.tensor`` (padded, (B, Tmax, ...)) and
+  ``.sample_sizes`` ((B,)), such as :class:`Ragged` or ACCV-Lab's ``RaggedBatch``;
+- a list (or tuple) of per-sample tensors, (T_b, ...) each;
+- a padded tensor (B, Tmax, ...), with ``counts=`` given to the drawing function.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence, Union
+
+import torch
+
+
+@dataclass(frozen=True)
+class Ragged:
+    """A padded batch with per-sample sizes.
+
+    Args:
+        tensor: (B, Tmax, ...) values; entries at positions ``>= sample_sizes[b]``
+            are padding and are never read for drawing.
+        sample_sizes: (B,) integer tensor, number of valid entries per sample.
+
+    Example:
+        >>> r = Ragged.from_list([torch.tensor([[3, 4]]), torch.zeros(0, 2, dtype=torch.long)])
+        >>> r.tensor.shape, r.sample_sizes.tolist()
+        (torch.Size([2, 1, 2]), [1, 0])
+    """
+
+    tensor: torch.Tensor
+    sample_sizes: torch.Tensor
+
+    @classmethod
+    def from_list(cls, tensors: Sequence[torch.Tensor]) -> "Ragged":
+        """Pad a list of (T_b, ...) tensors into a ragged batch."""
+        tensor, sizes = pad_list(tensors, "tensors")
+        return cls(tensor, sizes)
+
+    def to_list(self) -> list[torch.Tensor]:
+        """The per-sample tensors (reads the sizes: syncs on GPU)."""
+        return [self.tensor[b, :n] for b, n in enumerate(self.sample_sizes.tolist())]
+
+
+RaggedLike = Union[Ragged, Sequence[torch.Tensor], torch.Tensor]
+
+
+def is_ragged(value) -> bool:
+    return hasattr(value, "tensor") and hasattr(value, "sample_sizes")
+
+
+def pad_list(tensors: Sequence[torch.Tensor], name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, Tmax, ...) padded tensor and (B,) int64 sizes from a list of (T_b, ...) tensors."""
+    if len(tensors) == 0:
+        raise ValueError(f"{name} is an empty list: give one tensor per sample")
+    for b, t in enumerate(tensors):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name}[{b}] must be a torch.Tensor; got {type(t).__name__}")
+    first = tensors[0]
+    for b, t in enumerate(tensors):
+        if t.dim() != first.dim() or t.shape[1:] != first.shape[1:]:
+            raise ValueError(
+                f"{name}[{b}] has shape {tuple(t.shape)}, which does not match {name}[0]'s "
+                f"{tuple(first.shape)} past the first dimension"
+            )
+        if t.device != first.device or t.dtype != first.dtype:
+            raise ValueError(
+                f"{name}[{b}] is {t.dtype} on {t.device}; {name}[0] is {first.dtype} on {first.device}"
+            )
+    if first.dim() == 0:
+        raise ValueError(f"{name}[0] is a 0-d tensor; each sample needs a (T_b, ...) tensor")
+    sizes = [t.shape[0] for t in tensors]
+    padded = first.new_zeros((len(tensors), max(sizes), *first.shape[1:]))
+    for b, t in enumerate(tensors):  # one copy per sample, not per box
+        padded[b, : t.shape[0]] = t
+    return padded, torch.tensor(sizes, dtype=torch.int64, device=first.device)
+
+
+def to_padded(value, name: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The padded (B, Tmax, ...) tensor behind ``value`` and its sizes (None for a plain tensor)."""
+    if is_ragged(value):
+        tensor, sizes = value.tensor, value.sample_sizes
+        if not isinstance(tensor, torch.Tensor) or not isinstance(sizes, torch.Tensor):
+            raise TypeError(f"{name}.tensor and {name}.sample_sizes must be torch.Tensors")
+        return tensor, sizes
+    if isinstance(value, (list, tuple)):
+        return pad_list(value, name)
+    if isinstance(value, torch.Tensor):
+        return value, None
+    raise TypeError(
+        f"{name} must be a ragged batch (.tensor, .sample_sizes), a list of per-sample tensors, "
+        f"or a padded tensor; got {type(value).__name__}"
+    )
