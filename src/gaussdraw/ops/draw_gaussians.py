@@ -17,6 +17,7 @@ and a vectorized torch kernel (registered for CPU, usable on any device).
 from __future__ import annotations
 
 import torch
+from torch.library import wrap_triton
 
 from ._triton import HAVE_TRITON, check_device, jit, tl, triton
 
@@ -121,8 +122,7 @@ def _launch_triton(heatmap, centers, radii, index, counts, planes_per_sample, si
     zero_below = torch.finfo(heatmap.dtype).eps
     index_arg = index if index is not None else radii
     counts_arg = counts if counts is not None else radii
-    launch = _wrap(_draw_gaussians_kernel, heatmap.device)
-    launch[(num_samples * boxes_per_sample,)](
+    wrap_triton(_draw_gaussians_kernel)[(num_samples * boxes_per_sample,)](
         heatmap, centers, radii, index_arg, counts_arg,
         num_planes, height, width, boxes_per_sample, planes_per_sample, index_limit,
         *heatmap.stride(), *centers.stride(), *radii.stride(),
@@ -133,14 +133,6 @@ def _launch_triton(heatmap, centers, radii, index, counts, planes_per_sample, si
         BLOCK_H=block_h, BLOCK_W=block_w,
         num_warps=4,
     )
-
-
-def _wrap(kernel, device):
-    if device.type == "cuda":
-        from torch.library import wrap_triton
-
-        return wrap_triton(kernel)
-    return kernel
 
 
 def draw_gaussians_triton(heatmap, centers, radii, index, counts, planes_per_sample, sigma_factor, k_scale):
@@ -249,10 +241,9 @@ def draw_gaussians_torch(heatmap, centers, radii, index, counts, planes_per_samp
 # torch.library registration
 # ----------------------------------------------------------------------------
 
-_OP_NAME = "gaussdraw::draw_gaussians"
-
-
-def _draw_gaussians_op(
+# The torch kernel as an opaque op, so that traced CPU graphs can call it.
+@torch.library.custom_op("gaussdraw::draw_gaussians_torch", mutates_args={"heatmap"})
+def draw_gaussians_torch_op(
     heatmap: torch.Tensor,
     centers: torch.Tensor,
     radii: torch.Tensor,
@@ -262,15 +253,43 @@ def _draw_gaussians_op(
     sigma_factor: float,
     k_scale: float,
 ) -> None:
-    draw_gaussians_triton(heatmap, centers, radii, index, counts, planes_per_sample, sigma_factor, k_scale)
+    draw_gaussians_torch(heatmap, centers, radii, index, counts, planes_per_sample, sigma_factor, k_scale)
+
+
+def _draw_gaussians(
+    heatmap: torch.Tensor,
+    centers: torch.Tensor,
+    radii: torch.Tensor,
+    index: torch.Tensor | None,
+    counts: torch.Tensor | None,
+    planes_per_sample: int,
+    sigma_factor: float,
+    k_scale: float,
+) -> None:
+    # Eager CPU calls reach the CPU kernel registered below; this body also runs when
+    # torch.compile traces the op, on any device.
+    if heatmap.device.type == "cuda":
+        draw_gaussians_triton(heatmap, centers, radii, index, counts, planes_per_sample, sigma_factor, k_scale)
+    else:
+        draw_gaussians_torch_op(heatmap, centers, radii, index, counts, planes_per_sample, sigma_factor, k_scale)
 
 
 if HAVE_TRITON:
-    draw_gaussians_op = torch.library.triton_op(_OP_NAME, _draw_gaussians_op, mutates_args={"heatmap"})
+    draw_gaussians_op = torch.library.triton_op("gaussdraw::draw_gaussians", _draw_gaussians, mutates_args={"heatmap"})
 else:  # pragma: no cover
-    draw_gaussians_op = torch.library.custom_op(_OP_NAME, _draw_gaussians_op, mutates_args={"heatmap"})
+    draw_gaussians_op = torch.library.custom_op("gaussdraw::draw_gaussians", _draw_gaussians, mutates_args={"heatmap"})
 
 
 @draw_gaussians_op.register_kernel("cpu")
 def _draw_gaussians_cpu(heatmap, centers, radii, index, counts, planes_per_sample, sigma_factor, k_scale):
     draw_gaussians_torch(heatmap, centers, radii, index, counts, planes_per_sample, sigma_factor, k_scale)
+
+
+@draw_gaussians_op.register_fake
+def _draw_gaussians_fake(heatmap, centers, radii, index, counts, planes_per_sample, sigma_factor, k_scale):
+    return None  # writes heatmap in place; shapes and devices are unchanged
+
+
+@draw_gaussians_torch_op.register_fake
+def _draw_gaussians_torch_fake(heatmap, centers, radii, index, counts, planes_per_sample, sigma_factor, k_scale):
+    return None

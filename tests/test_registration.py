@@ -1,0 +1,80 @@
+"""torch.library integration: opcheck, torch.compile(fullgraph=True), CUDA graphs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gaussdraw import draw_heatmap, draw_heatmap_batched
+from gaussdraw.ops.draw_gaussians import draw_gaussians_op
+
+from .helpers import assert_close
+from .test_draw import background
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def _op_args(device, classwise):
+    g = torch.Generator().manual_seed(0)
+    heatmap = background((6, 11, 13)).to(device)
+    centers = torch.randint(-2, 14, (2, 5, 2), generator=g).to(device)
+    radii = torch.randint(0, 6, (2, 5), generator=g).to(device)
+    if classwise:
+        labels = torch.randint(0, 3, (2, 5), generator=g).to(device)
+        return (heatmap, centers, radii, labels, torch.tensor([5, 3], device=device), 3, 6.0, 1.0)
+    return (heatmap, centers.view(1, 10, 2), radii.view(1, 10), torch.randint(0, 6, (1, 10), generator=g).to(device),
+            None, 0, 4.0, 0.5)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("classwise", [False, True], ids=["concat", "classwise"])
+def test_opcheck(device, classwise):
+    torch.library.opcheck(draw_gaussians_op, _op_args(device, classwise))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_compile_fullgraph(device):
+    torch._dynamo.reset()
+
+    def targets(heatmap, centers, radii, idxes, labels, counts):
+        draw_heatmap(heatmap[0], centers.flatten(0, 1), radii.flatten(), idxes, validate=False)
+        draw_heatmap_batched(heatmap[1], centers, radii, labels=labels, counts=counts, validate=False)
+        return heatmap * 2
+
+    g = torch.Generator().manual_seed(1)
+    centers = torch.randint(-2, 20, (2, 6, 2), generator=g).to(device)
+    radii = torch.randint(0, 7, (2, 6), generator=g).to(device)
+    idxes = torch.randint(0, 6, (12,), generator=g).to(device)
+    labels = torch.randint(0, 3, (2, 6), generator=g).to(device)
+    counts = torch.tensor([6, 2], device=device)
+    start = background((2, 2, 3, 15, 19)).to(device)
+    expected = targets(start.clone(), centers, radii, idxes, labels, counts)
+    compiled = torch.compile(targets, fullgraph=True)
+    actual = compiled(start.clone(), centers, radii, idxes, labels, counts)
+    assert_close(actual, expected, 1e-6)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_graph_capture_without_validation():
+    g = torch.Generator().manual_seed(2)
+    heatmap = torch.zeros(4, 3, 20, 50, device="cuda")
+    centers = torch.randint(0, 50, (4, 30, 2), generator=g).cuda()
+    radii = torch.randint(0, 5, (4, 30), generator=g).cuda()
+    labels = torch.randint(0, 3, (4, 30), generator=g).cuda()
+    counts = torch.randint(0, 31, (4,), generator=g).cuda()
+
+    def step():
+        heatmap.fill_(-1.0)  # poison: every run starts from garbage
+        draw_heatmap_batched(heatmap, centers, radii, labels=labels, counts=counts, validate=False)
+
+    step()  # compile outside capture
+    torch.cuda.synchronize()
+    expected = heatmap.clone()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        step()
+    heatmap.zero_()
+    graph.replay()
+    torch.cuda.synchronize()
+    assert_close(heatmap, expected, 0.0)
+    assert (heatmap > 0).any()
