@@ -193,10 +193,11 @@ def _valid_boxes(heatmap, centers, radii, index, counts, planes_per_sample):
 def draw_gaussians_torch(heatmap, centers, radii, index, counts, planes_per_sample, sigma_factor, k_scale):
     """Vectorized torch implementation (no loop over boxes).
 
-    Boxes are grouped by window size d = min(2r + 1, max(H, W)) (a loop over the
-    distinct sizes, not the boxes). A group's boxes draw a (d_h, d_w) grid each,
-    anchored at the clipped window's corner; columns and rows past the clipped
-    window repeat its last one, which max-merges to the same result. The Gaussian is
+    Boxes are grouped by the power of two d that covers their clipped window (a loop
+    over at most log2(max(H, W)) + 2 sizes, not over boxes). A group's boxes draw a
+    (min(d, H), min(d, W)) grid each, anchored at the clipped window's corner;
+    columns and rows past the window repeat its last one, which max-merges to the
+    same result. Memory and time follow the drawn pixels (at most 4x, for rounding). The Gaussian is
     separable: one exp per row and column, one multiply per pixel.
     """
     num_planes, height, width = heatmap.shape
@@ -211,7 +212,9 @@ def draw_gaussians_torch(heatmap, centers, radii, index, counts, planes_per_samp
     work = heatmap if heatmap.is_contiguous() else heatmap.contiguous()
     flat = work.view(-1)
 
-    size = (2 * boxes["radius"] + 1).clamp(max=max(height, width))
+    # window sizes rounded up to powers of two: at most log2(max(H, W)) + 2 groups
+    span = torch.maximum(boxes["x_hi"] - boxes["x_lo"], boxes["y_hi"] - boxes["y_lo"]) + 1
+    size = torch.pow(2, torch.ceil(torch.log2(span.double()))).long()
     for d in torch.unique(size).tolist():
         in_group = (size == d).nonzero().squeeze(1)
         g = {name: value[in_group] for name, value in boxes.items()}
