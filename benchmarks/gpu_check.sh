@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# One device-machine call: GPU facts, the test suite on the GPU, and the full benchmark.
+# Usage (on the GPU machine, repository root): OUT=dir bash benchmarks/gpu_check.sh
+# Expects the mmdet/mmdet3d wheels (test oracles) in .whl/ when there is no network.
+set -uo pipefail
+OUT=${OUT:-benchmarks/out}; mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 PYTHONPATH=src${PYTHONPATH:+:$PYTHONPATH}
+nvidia-smi -L | tee "$OUT/gpu.txt"
+python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)" | tee -a "$OUT/gpu.txt"
+if ls .whl/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --target /tmp/oracles .whl/*.whl && export PYTHONPATH=$PYTHONPATH:/tmp/oracles
+fi
+timeout ${TEST_TIMEOUT:-300} python3 -m pytest -q -p no:cacheprovider -rs tests src 2>&1 | tail -n 40 | tee "$OUT/gpu_tests.txt"
+timeout ${BENCH_TIMEOUT:-400} python3 -m gaussdraw bench ${BENCH_ARGS:-} --json "$OUT/bench.json" --plot "$OUT/scaling.png" 2>/dev/null | tee "$OUT/bench.txt"
