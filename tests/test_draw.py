@@ -436,3 +436,39 @@ def test_tensors_on_different_devices_raise():
 def test_public_names():
     assert set(gaussdraw.__all__) >= {"draw_heatmap", "draw_heatmap_batched", "render_heatmaps",
                                        "render_heatmaps_batched", "Ragged"}
+
+
+# ----------------------------------------------------------------------------
+# kernel launch shapes: boxes per program and window splits all draw the same
+# ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("boxes, split", [(1, 1), (4, 1), (2, 3), (16, 2)], ids=lambda v: str(v))
+def test_launch_shapes_agree(device_backend, boxes, split, monkeypatch):
+    device, backend = device_backend
+    if backend != "triton":
+        pytest.skip("launch shapes are the Triton kernel's")
+    from gaussdraw.ops import draw_gaussians
+
+    monkeypatch.setitem(draw_gaussians.TUNING, "boxes", boxes)
+    monkeypatch.setitem(draw_gaussians.TUNING, "split", split)
+    sizes, centers, radii, labels = _batch(11, samples=3, height=40, width=70, max_boxes=7)
+    radii = [r * 3 for r in radii]  # windows of several tiles
+    start = background((3, 3, 40, 70), seed=11)
+    expected = draw_heatmap_batched_per_box(start.clone(), centers, radii, labels_list=labels)
+    heatmap = start.to(device)
+    draw_heatmap_batched(heatmap, [c.to(device) for c in centers], [r.to(device) for r in radii],
+                         labels=[lab.to(device) for lab in labels], backend=backend)
+    assert_close(heatmap, expected, 1e-6)
+
+
+def test_plane_stride():
+    from gaussdraw.draw import _plane_stride
+
+    x = torch.zeros(2, 3, 5, 7)
+    assert _plane_stride(x) == 35
+    assert _plane_stride(x[:, 1:]) is None  # strides (105, 35): no single plane stride
+    assert _plane_stride(x[:1, 1:]) == 35  # a size-1 dim does not count
+    assert _plane_stride(x[:, :1]) == 105
+    assert _plane_stride(x.permute(1, 0, 2, 3)) is None
+    assert _plane_stride(torch.zeros(5, 7)) == 0

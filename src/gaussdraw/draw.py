@@ -9,7 +9,7 @@ from typing import Sequence
 import torch
 
 from .ops._triton import HAVE_TRITON
-from .ops.draw_gaussians import draw_gaussians_op, draw_gaussians_torch, draw_gaussians_triton
+from .ops.draw_gaussians import draw_gaussians_op, draw_gaussians_torch, draw_gaussians_triton, launch
 from .ragged import RaggedLike, to_padded
 
 BACKENDS = ("auto", "triton", "torch")
@@ -88,8 +88,54 @@ def _raise_first(checks: list[tuple[torch.Tensor, torch.Tensor, str]], per_sampl
 # ----------------------------------------------------------------------------
 
 
-def _draw(heatmap, planes_shape, centers, radii, index, counts, planes_per_sample, factor, k_scale, backend):
-    """Run a backend on the (N, H, W) planes of ``heatmap`` (a view, or a copy written back)."""
+def _plane_stride(heatmap: torch.Tensor) -> int | None:
+    """Stride between the (H, W) planes of ``heatmap``'s flattened leading dims, or None
+    if they do not flatten into one stride."""
+    plane_stride, inner = 0, None
+    for size, stride in zip(reversed(heatmap.shape[:-2]), reversed(heatmap.stride()[:-2])):
+        if size == 1:
+            continue
+        if inner is None:
+            plane_stride = stride
+        elif stride != inner:
+            return None
+        inner = stride * size
+    return plane_stride
+
+
+def _draw(heatmap, num_planes, centers, radii, index, counts, planes_per_sample, boxes_per_sample, factor, k_scale,
+          backend):
+    """Run a backend. ``counts is None`` means the concatenated format (one sample of
+    (T,) boxes); else (B, >= boxes_per_sample) padded inputs."""
+    concat = counts is None
+    if (
+        backend != "torch" and heatmap.is_cuda and HAVE_TRITON and heatmap.dtype in _DIRECT_DTYPES
+        and not torch.compiler.is_compiling()
+    ):
+        plane_stride = _plane_stride(heatmap)
+        if plane_stride is not None:  # the eager fast path: no views, no dispatcher
+            if concat:
+                launch(
+                    heatmap, plane_stride, num_planes,
+                    centers, (0, *centers.stride()), radii, (0, radii.stride(0)), index, (0, index.stride(0)),
+                    None, 0, 1, radii.shape[0], planes_per_sample, float(factor), float(k_scale),
+                )
+            else:
+                launch(
+                    heatmap, plane_stride, num_planes,
+                    centers, centers.stride(), radii, radii.stride(),
+                    index, index.stride() if index is not None else (0, 0), counts, counts.stride(0),
+                    radii.shape[0], boxes_per_sample, planes_per_sample, float(factor), float(k_scale),
+                )
+            return heatmap
+
+    # the general path: (N, H, W) planes and (B, T) boxes as views, through the op
+    if concat:
+        centers, radii, index = centers.unsqueeze(0), radii.unsqueeze(0), index.unsqueeze(0)
+    else:
+        centers, radii = centers[:, :boxes_per_sample], radii[:, :boxes_per_sample]
+        index = index[:, :boxes_per_sample] if index is not None else None
+    planes_shape = (num_planes, *heatmap.shape[-2:])
     try:
         planes, copied = heatmap.view(planes_shape), False
     except RuntimeError:  # leading dims not flattenable as a view: draw on a copy
@@ -108,6 +154,9 @@ def _draw(heatmap, planes_shape, centers, radii, index, counts, planes_per_sampl
     if copied:
         heatmap.copy_(planes.view(heatmap.shape))
     return heatmap
+
+
+_DIRECT_DTYPES = (torch.float32, torch.float64)
 
 
 # ----------------------------------------------------------------------------
@@ -169,7 +218,6 @@ def draw_heatmap(
     num_boxes = centers.shape[0]
     _check_index_tensor(radii, "radii", (num_boxes,), device)
     _check_index_tensor(heatmap_idxes, "heatmap_idxes", (num_boxes,), device)
-    height, width = heatmap.shape[-2:]
     num_planes = math.prod(heatmap.shape[:-2])
     if validate and num_boxes:
         _raise_first(
@@ -184,8 +232,7 @@ def draw_heatmap(
             per_sample=None,
         )
     return _draw(
-        heatmap, (num_planes, height, width),
-        centers.unsqueeze(0), radii.unsqueeze(0), heatmap_idxes.unsqueeze(0), None, 0,
+        heatmap, num_planes, centers, radii, heatmap_idxes, None, 0, num_boxes,
         diameter_to_sigma_factor, k_scale, backend,
     )
 
@@ -260,12 +307,14 @@ def draw_heatmap_batched(
         counts_name = "counts"
 
     boxes_per_sample = min(tensor.shape[1] for tensor, _ in inputs.values())
-    padded = {name: tensor[:, :boxes_per_sample] for name, (tensor, _) in inputs.items()}
+    padded = {name: tensor for name, (tensor, _) in inputs.items()}
     num_classes = heatmap.shape[1] if classwise else 1
 
     if validate and num_samples:
         position = torch.arange(boxes_per_sample, device=device)
         in_use = position < counts.unsqueeze(1)
+        radii_used = padded["radii"][:, :boxes_per_sample]
+        labels_used = padded["labels"][:, :boxes_per_sample] if classwise else None
         checks = [
             (
                 (counts < 0) | (counts > boxes_per_sample),
@@ -280,12 +329,12 @@ def draw_heatmap_batched(
         ]
         _raise_first(checks, per_sample=1)
         _raise_first(
-            [(in_use & (padded["radii"] < 0), padded["radii"], "radii must be >= 0")]
+            [(in_use & (radii_used < 0), radii_used, "radii must be >= 0")]
             + (
                 [
                     (
-                        in_use & ((padded["labels"] < 0) | (padded["labels"] >= num_classes)),
-                        padded["labels"],
+                        in_use & ((labels_used < 0) | (labels_used >= num_classes)),
+                        labels_used,
                         f"labels must be in [0, {num_classes}) for a heatmap of {num_classes} classes",
                     )
                 ]
@@ -295,11 +344,9 @@ def draw_heatmap_batched(
             per_sample=boxes_per_sample,
         )
 
-    height, width = heatmap.shape[-2:]
     return _draw(
-        heatmap, (num_samples * num_classes, height, width),
-        padded["centers"], padded["radii"], padded.get("labels"), counts, num_classes,
-        diameter_to_sigma_factor, k_scale, backend,
+        heatmap, num_samples * num_classes, padded["centers"], padded["radii"], padded.get("labels"), counts,
+        num_classes, boxes_per_sample, diameter_to_sigma_factor, k_scale, backend,
     )
 
 

@@ -20,9 +20,11 @@ except ImportError:  # pragma: no cover - exercised only where triton is absent
 HAVE_TRITON = triton is not None
 
 
-def jit(fn):
+def jit(fn=None, **options):
     """``triton.jit`` when Triton is installed, else the plain function (never launched)."""
-    return triton.jit(fn) if HAVE_TRITON else fn
+    if fn is None:
+        return lambda f: jit(f, **options)
+    return triton.jit(fn, **options) if HAVE_TRITON else fn
 
 
 def require_triton() -> None:

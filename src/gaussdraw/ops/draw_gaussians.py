@@ -16,6 +16,9 @@ and a vectorized torch kernel (registered for CPU, usable on any device).
 
 from __future__ import annotations
 
+import contextlib
+import functools
+
 import torch
 from torch.library import wrap_triton
 
@@ -25,11 +28,20 @@ from ._triton import HAVE_TRITON, check_device, jit, tl, triton
 # Triton kernel
 # ----------------------------------------------------------------------------
 
+# Integer arguments and pointer alignments are not specialized on: one compiled kernel
+# serves every shape and stride, which lets the launcher below reuse it directly.
+_INT_ARGS = [
+    "num_boxes", "num_planes", "height", "width", "boxes_per_sample", "planes_per_sample", "index_limit", "split",
+    "stride_hn", "stride_hh", "stride_hw", "stride_cb", "stride_ct", "stride_cc", "stride_rb", "stride_rt",
+    "stride_ib", "stride_it", "stride_nb",
+]
+_POINTER_ARGS = ["heatmap_ptr", "centers_ptr", "radii_ptr", "index_ptr", "counts_ptr"]
 
-@jit
+
+@jit(do_not_specialize=_INT_ARGS, do_not_specialize_on_alignment=_POINTER_ARGS)
 def _draw_gaussians_kernel(
     heatmap_ptr, centers_ptr, radii_ptr, index_ptr, counts_ptr,
-    num_planes, height, width, boxes_per_sample, planes_per_sample, index_limit,
+    num_boxes, num_planes, height, width, boxes_per_sample, planes_per_sample, index_limit, split,
     stride_hn, stride_hh, stride_hw,
     stride_cb, stride_ct, stride_cc,
     stride_rb, stride_rt,
@@ -37,29 +49,34 @@ def _draw_gaussians_kernel(
     stride_nb,
     sigma_factor, k_scale, zero_below,
     HAS_INDEX: tl.constexpr, HAS_COUNTS: tl.constexpr, BITS: tl.constexpr,
-    BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr, LIMIT: tl.constexpr = 2**62,
+    BOXES: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr, LIMIT: tl.constexpr,
 ):
-    # One program = one box: it walks the box's window, clipped to the map, in
-    # BLOCK_H x BLOCK_W tiles and max-merges each tile with integer atomics on the
-    # values' bits (exact for the non-negative values drawn here).
+    # One program = BOXES consecutive boxes, whose parameters it loads together, and
+    # every split-th BLOCK_H x BLOCK_W tile of each box's window clipped to the map
+    # (program_id(1) picks which). Tiles are max-merged with integer atomics on the
+    # values' bits, exact for the non-negative values drawn here.
     pid = tl.program_id(0).to(tl.int64)
-    b = pid // boxes_per_sample
-    t = pid - b * boxes_per_sample
+    part = tl.program_id(1)
+    o_box = pid * BOXES + tl.arange(0, BOXES)
+    m_box = o_box < num_boxes
+    b = o_box // boxes_per_sample
+    t = o_box - b * boxes_per_sample
 
-    radius = tl.load(radii_ptr + b * stride_rb + t * stride_rt).to(tl.int64)
-    valid = radius >= 0
+    radius = tl.load(radii_ptr + b * stride_rb + t * stride_rt, mask=m_box, other=-1).to(tl.int64)
+    valid = m_box & (radius >= 0)
     plane = b
     if HAS_INDEX:
-        index = tl.load(index_ptr + b * stride_ib + t * stride_it).to(tl.int64)
+        index = tl.load(index_ptr + b * stride_ib + t * stride_it, mask=m_box, other=-1).to(tl.int64)
         valid = valid & (index >= 0) & (index < index_limit)
         plane = b * planes_per_sample + index
     if HAS_COUNTS:
-        valid = valid & (t < tl.load(counts_ptr + b * stride_nb))
+        valid = valid & (t < tl.load(counts_ptr + b * stride_nb, mask=m_box, other=0))
     valid = valid & (plane < num_planes)
 
-    # Clamp to +-2**62 so that cx +- r cannot overflow int64 (exact below that).
-    cx = tl.load(centers_ptr + b * stride_cb + t * stride_ct).to(tl.int64)
-    cy = tl.load(centers_ptr + b * stride_cb + t * stride_ct + stride_cc).to(tl.int64)
+    # Clamp to +-LIMIT (2**62) so that cx +- r cannot overflow int64 (exact below that).
+    p_center = centers_ptr + b * stride_cb + t * stride_ct
+    cx = tl.load(p_center, mask=m_box, other=0).to(tl.int64)
+    cy = tl.load(p_center + stride_cc, mask=m_box, other=0).to(tl.int64)
     cx = tl.minimum(tl.maximum(cx, -LIMIT), LIMIT)
     cy = tl.minimum(tl.maximum(cy, -LIMIT), LIMIT)
     r_window = tl.minimum(tl.maximum(radius, 0), LIMIT)
@@ -67,30 +84,40 @@ def _draw_gaussians_kernel(
     x_hi = tl.minimum(cx + r_window, width - 1)
     y_lo = tl.maximum(cy - r_window, 0)
     y_hi = tl.minimum(cy + r_window, height - 1)
-    tiles_x = tl.where(valid & (x_hi >= x_lo), tl.cdiv(x_hi - x_lo + 1, BLOCK_W), 0)
-    tiles_y = tl.where(valid & (y_hi >= y_lo), tl.cdiv(y_hi - y_lo + 1, BLOCK_H), 0)
+    valid = valid & (x_hi >= x_lo) & (y_hi >= y_lo)
+    tiles_x = tl.where(valid, tl.cdiv(x_hi - x_lo + 1, BLOCK_W), 0)
+    tiles = tiles_x * tl.where(valid, tl.cdiv(y_hi - y_lo + 1, BLOCK_H), 0)
 
     # value = k * exp(-(dx^2 + dy^2) / (2 sigma^2)), sigma = (2r + 1) / sigma_factor
     o_dtype = heatmap_ptr.dtype.element_ty
-    diameter = (2 * radius + 1).to(o_dtype)
-    sigma = diameter / sigma_factor
+    sigma = (2 * radius + 1).to(o_dtype) / sigma_factor
     neg_inv_two_sigma_sq = -1.0 / (2.0 * sigma * sigma)
 
-    p_plane = heatmap_ptr + plane * stride_hn
     o_h = tl.arange(0, BLOCK_H)
     o_w = tl.arange(0, BLOCK_W)
-    for tile_y in range(0, tiles_y):
-        o_y = y_lo + tile_y * BLOCK_H + o_h
-        dy = (o_y - cy).to(o_dtype)
-        b_gy = tl.exp(dy * dy * neg_inv_two_sigma_sq)
-        m_y = o_y <= y_hi
-        for tile_x in range(0, tiles_x):
-            o_x = x_lo + tile_x * BLOCK_W + o_w
-            dx = (o_x - cx).to(o_dtype)
-            b_gx = tl.exp(dx * dx * neg_inv_two_sigma_sq)
-            b_g = b_gy[:, None] * b_gx[None, :]
+    o_j = tl.arange(0, BOXES)
+    for j in range(BOXES):
+        # this box's scalars, picked out of the vectors
+        m_j = o_j == j
+        n_tiles = tl.sum(tl.where(m_j, tiles, 0))
+        n_x = tl.sum(tl.where(m_j, tiles_x, 0))
+        cx_j = tl.sum(tl.where(m_j, cx, 0))
+        cy_j = tl.sum(tl.where(m_j, cy, 0))
+        x_lo_j = tl.sum(tl.where(m_j, x_lo, 0))
+        x_hi_j = tl.sum(tl.where(m_j, x_hi, 0))
+        y_lo_j = tl.sum(tl.where(m_j, y_lo, 0))
+        y_hi_j = tl.sum(tl.where(m_j, y_hi, 0))
+        c_j = tl.sum(tl.where(m_j, neg_inv_two_sigma_sq, 0.0))
+        p_plane = heatmap_ptr + tl.sum(tl.where(m_j, plane, 0)) * stride_hn
+        for tile in range(part, n_tiles, split):
+            tile_y = tile // n_x
+            o_y = y_lo_j + tile_y * BLOCK_H + o_h
+            o_x = x_lo_j + (tile - tile_y * n_x) * BLOCK_W + o_w
+            dy = (o_y - cy_j).to(o_dtype)
+            dx = (o_x - cx_j).to(o_dtype)
+            b_g = tl.exp(dy * dy * c_j)[:, None] * tl.exp(dx * dx * c_j)[None, :]
             b_g = tl.where(b_g < zero_below, 0.0, b_g) * k_scale
-            m_tile = m_y[:, None] & (o_x <= x_hi)[None, :]
+            m_tile = (o_y <= y_hi_j)[:, None] & (o_x <= x_hi_j)[None, :]
             p_tile = p_plane + o_y[:, None] * stride_hh + o_x[None, :] * stride_hw
             tl.atomic_max(
                 p_tile.to(tl.pointer_type(BITS)),
@@ -102,50 +129,121 @@ def _draw_gaussians_kernel(
 
 _BITS_OF = {torch.float32: "int32", torch.float64: "int64"}
 
+# Launch-shape overrides, for benchmarking variants: {"boxes": int, "split": int}.
+TUNING: dict = {}
 
-def _tile_shape(height: int, width: int) -> tuple[int, int]:
-    """Tile of the window a program handles per step, from the map size alone."""
-    block_w = min(32, triton.next_power_of_2(max(width, 1)))
+
+@functools.cache
+def _num_sms(device_index) -> int:
+    return torch.cuda.get_device_properties(device_index).multi_processor_count
+
+
+def _launch_shape(num_boxes: int, height: int, width: int, device: torch.device):
+    """(BOXES, split, BLOCK_H, BLOCK_W), from sizes alone (no values are read).
+
+    Enough boxes per program that about 16 programs per SM remain (their parameters
+    load together, amortizing the load latency), and the windows' tiles split over
+    more programs when there are few, so one large box is not a long tail."""
+    sms = _num_sms(device.index) if device.type == "cuda" else 132
     block_h = min(16, triton.next_power_of_2(max(height, 1)))
-    return block_h, block_w
+    block_w = min(32, triton.next_power_of_2(max(width, 1)))
+    boxes = TUNING.get("boxes") or max(1, min(16, _floor_pow2(num_boxes // (sms * 16))))
+    programs = -(-num_boxes // boxes)
+    map_tiles = -(-height // block_h) * -(-width // block_w)
+    if device.type == "cuda":
+        split = max(1, min(8, map_tiles, -(-(sms * 32) // programs)))
+    else:  # the interpreter runs programs one by one: keep them few
+        split = 1
+    split = TUNING.get("split") or split
+    return boxes, split, block_h, block_w
 
 
-def _launch_triton(heatmap, centers, radii, index, counts, planes_per_sample, sigma_factor, k_scale):
-    """Launch the Triton kernel. ``heatmap`` is fp32 or fp64 here."""
-    num_planes, height, width = heatmap.shape
-    num_samples, boxes_per_sample = radii.shape
-    if num_samples * boxes_per_sample == 0 or heatmap.numel() == 0:
+def _floor_pow2(n: int) -> int:
+    return 1 << (n.bit_length() - 1) if n > 0 else 0
+
+
+_compiled: dict = {}  # (device, dtypes, constexprs) -> compiled kernel, for direct launches
+_direct_launch = [HAVE_TRITON]  # set to False if this Triton's launcher does not take our call
+
+
+def launch(
+    heatmap, plane_stride, num_planes,
+    centers, centers_strides, radii, radii_strides, index, index_strides, counts, counts_stride,
+    num_samples, boxes_per_sample, planes_per_sample, sigma_factor, k_scale,
+):
+    """Launch the Triton kernel on an fp32/fp64 ``heatmap`` whose (N, H, W) planes are
+    ``plane_stride`` apart; boxes (b, t) of the (num_samples, boxes_per_sample) grid
+    are read through the given strides (the op's docstring says what each is)."""
+    height, width = heatmap.shape[-2:]
+    num_boxes = num_samples * boxes_per_sample
+    if num_boxes == 0 or num_planes * height * width == 0:
         return
-    index_limit = num_planes if planes_per_sample == 0 else planes_per_sample
-    block_h, block_w = _tile_shape(height, width)
-    bits = tl.int32 if heatmap.dtype == torch.float32 else tl.int64
-    zero_below = torch.finfo(heatmap.dtype).eps
-    index_arg = index if index is not None else radii
-    counts_arg = counts if counts is not None else radii
-    wrap_triton(_draw_gaussians_kernel)[(num_samples * boxes_per_sample,)](
-        heatmap, centers, radii, index_arg, counts_arg,
-        num_planes, height, width, boxes_per_sample, planes_per_sample, index_limit,
-        *heatmap.stride(), *centers.stride(), *radii.stride(),
-        *(index.stride() if index is not None else (0, 0)),
-        counts.stride(0) if counts is not None else 0,
-        float(sigma_factor), float(k_scale), float(zero_below),
-        HAS_INDEX=index is not None, HAS_COUNTS=counts is not None, BITS=bits,
-        BLOCK_H=block_h, BLOCK_W=block_w,
-        num_warps=4,
+    device = heatmap.device
+    boxes, split, block_h, block_w = _launch_shape(num_boxes, height, width, device)
+    grid = (-(-num_boxes // boxes), split)
+    args = (
+        heatmap, centers, radii, index if index is not None else radii, counts if counts is not None else radii,
+        num_boxes, num_planes, height, width, boxes_per_sample, planes_per_sample,
+        num_planes if planes_per_sample == 0 else planes_per_sample, split,
+        plane_stride, *heatmap.stride()[-2:], *centers_strides, *radii_strides, *index_strides, counts_stride,
+        sigma_factor, k_scale, _EPS[heatmap.dtype],
     )
+    constexprs = (index is not None, counts is not None, _BITS[heatmap.dtype], boxes, block_h, block_w, 2**62)
+    if device.type == "cuda" and _direct_launch[0] and not torch.compiler.is_compiling():
+        _launch_direct(grid, args, constexprs, device)
+    else:
+        with torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext():
+            wrap_triton(_draw_gaussians_kernel)[grid](*args, **dict(zip(_CONSTEXPR_NAMES, constexprs)), num_warps=4)
+
+
+_CONSTEXPR_NAMES = ("HAS_INDEX", "HAS_COUNTS", "BITS", "BOXES", "BLOCK_H", "BLOCK_W", "LIMIT")
+_EPS = {dtype: torch.finfo(dtype).eps for dtype in (torch.float32, torch.float64)}
+_BITS = {torch.float32: tl.int32, torch.float64: tl.int64} if HAVE_TRITON else {}
+
+
+def _launch_direct(grid, args, constexprs, device):
+    """Launch through the cached compiled kernel, skipping Triton's per-call argument
+    binding (most of its launch cost). The kernel does not specialize on integer
+    values or alignments, so the compiled kernel depends only on what the key holds,
+    plus whether every integer fits in 32 bits."""
+    ints = args[5:22]
+    fits = -(2**31) <= min(ints) and max(ints) < 2**31
+    key = (device.index, args[0].dtype, args[1].dtype, args[2].dtype, args[3].dtype, args[4].dtype, constexprs)
+    compiled = _compiled.get(key) if fits else None
+    hooks = _launch_hooks()
+    if compiled is not None and hooks == (None, None) and torch.cuda.current_device() == device.index:
+        try:
+            compiled.run(grid[0], grid[1], 1, torch._C._cuda_getCurrentRawStream(device.index), compiled.function,
+                         compiled.packed_metadata, None, None, None, *args, *constexprs)
+            return
+        except TypeError:  # a Triton whose launcher takes other arguments: use its own path
+            _direct_launch[0] = False
+    with torch.cuda.device(device):
+        compiled = _draw_gaussians_kernel[grid](*args, **dict(zip(_CONSTEXPR_NAMES, constexprs)), num_warps=4)
+    if fits:
+        _compiled[key] = compiled
+
+
+def _launch_hooks():
+    runtime = getattr(getattr(triton, "knobs", None), "runtime", None)
+    return (getattr(runtime, "launch_enter_hook", None), getattr(runtime, "launch_exit_hook", None))
 
 
 def draw_gaussians_triton(heatmap, centers, radii, index, counts, planes_per_sample, sigma_factor, k_scale):
-    """Triton implementation. 16-bit heatmaps are drawn through an fp32 copy:
-    rounding is monotonic, so max-merging in fp32 and rounding once gives the same
-    result as rounding each value and merging in 16 bits."""
+    """Triton implementation of the op. 16-bit heatmaps are drawn through an fp32
+    copy: rounding is monotonic, so max-merging in fp32 and rounding once gives the
+    same result as rounding each value and merging in 16 bits."""
     check_device(heatmap.device)
-    if heatmap.dtype in _BITS_OF:
-        _launch_triton(heatmap, centers, radii, index, counts, planes_per_sample, sigma_factor, k_scale)
-        return
-    work = heatmap.float()
-    _launch_triton(work, centers, radii, index, counts, planes_per_sample, sigma_factor, k_scale)
-    heatmap.copy_(work)
+    work = heatmap if heatmap.dtype in _BITS_OF else heatmap.float()
+    launch(
+        work, work.stride(0), work.shape[0],
+        centers, centers.stride(), radii, radii.stride(),
+        index, index.stride() if index is not None else (0, 0),
+        counts, counts.stride(0) if counts is not None else 0,
+        radii.shape[0], radii.shape[1], planes_per_sample, float(sigma_factor), float(k_scale),
+    )
+    if work is not heatmap:
+        heatmap.copy_(work)
 
 
 # ----------------------------------------------------------------------------
