@@ -52,8 +52,8 @@ def _draw_gaussians_kernel(
     BOXES: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr, LIMIT: tl.constexpr,
 ):
     # One program = BOXES consecutive boxes, whose parameters it loads together, and
-    # every split-th BLOCK_H x BLOCK_W tile of each box's window clipped to the map
-    # (program_id(1) picks which). Tiles are max-merged with integer atomics on the
+    # every split-th row of BLOCK_H x BLOCK_W tiles of each box's window clipped to the
+    # map (program_id(1) picks which rows). Tiles are max-merged with integer atomics on the
     # values' bits, exact for the non-negative values drawn here.
     pid = tl.program_id(0).to(tl.int64)
     part = tl.program_id(1)
@@ -85,8 +85,9 @@ def _draw_gaussians_kernel(
     y_lo = tl.maximum(cy - r_window, 0)
     y_hi = tl.minimum(cy + r_window, height - 1)
     valid = valid & (x_hi >= x_lo) & (y_hi >= y_lo)
-    tiles_x = tl.where(valid, tl.cdiv(x_hi - x_lo + 1, BLOCK_W), 0)
-    tiles = tiles_x * tl.where(valid, tl.cdiv(y_hi - y_lo + 1, BLOCK_H), 0)
+    # inside the map from here on: int32
+    tiles_x = tl.where(valid, tl.cdiv(x_hi - x_lo + 1, BLOCK_W), 0).to(tl.int32)
+    tiles_y = tl.where(valid, tl.cdiv(y_hi - y_lo + 1, BLOCK_H), 0).to(tl.int32)
 
     # value = k * exp(-(dx^2 + dy^2) / (2 sigma^2)), sigma = (2r + 1) / sigma_factor
     o_dtype = heatmap_ptr.dtype.element_ty
@@ -99,32 +100,35 @@ def _draw_gaussians_kernel(
     for j in range(BOXES):
         # this box's scalars, picked out of the vectors
         m_j = o_j == j
-        n_tiles = tl.sum(tl.where(m_j, tiles, 0))
+        n_y = tl.sum(tl.where(m_j, tiles_y, 0))
         n_x = tl.sum(tl.where(m_j, tiles_x, 0))
         cx_j = tl.sum(tl.where(m_j, cx, 0))
         cy_j = tl.sum(tl.where(m_j, cy, 0))
-        x_lo_j = tl.sum(tl.where(m_j, x_lo, 0))
-        x_hi_j = tl.sum(tl.where(m_j, x_hi, 0))
-        y_lo_j = tl.sum(tl.where(m_j, y_lo, 0))
-        y_hi_j = tl.sum(tl.where(m_j, y_hi, 0))
+        x_lo_j = tl.sum(tl.where(m_j, x_lo, 0)).to(tl.int32)
+        x_hi_j = tl.sum(tl.where(m_j, x_hi, 0)).to(tl.int32)
+        y_lo_j = tl.sum(tl.where(m_j, y_lo, 0)).to(tl.int32)
+        y_hi_j = tl.sum(tl.where(m_j, y_hi, 0)).to(tl.int32)
         c_j = tl.sum(tl.where(m_j, neg_inv_two_sigma_sq, 0.0))
         p_plane = heatmap_ptr + tl.sum(tl.where(m_j, plane, 0)) * stride_hn
-        for tile in range(part, n_tiles, split):
-            tile_y = tile // n_x
+        for tile_y in range(part, n_y, split):
             o_y = y_lo_j + tile_y * BLOCK_H + o_h
-            o_x = x_lo_j + (tile - tile_y * n_x) * BLOCK_W + o_w
             dy = (o_y - cy_j).to(o_dtype)
-            dx = (o_x - cx_j).to(o_dtype)
-            b_g = tl.exp(dy * dy * c_j)[:, None] * tl.exp(dx * dx * c_j)[None, :]
-            b_g = tl.where(b_g < zero_below, 0.0, b_g) * k_scale
-            m_tile = (o_y <= y_hi_j)[:, None] & (o_x <= x_hi_j)[None, :]
-            p_tile = p_plane + o_y[:, None] * stride_hh + o_x[None, :] * stride_hw
-            tl.atomic_max(
-                p_tile.to(tl.pointer_type(BITS)),
-                b_g.to(o_dtype).to(BITS, bitcast=True),
-                mask=m_tile,
-                sem="relaxed",
-            )
+            b_gy = tl.exp(dy * dy * c_j)
+            m_y = o_y <= y_hi_j
+            p_rows = p_plane + o_y * stride_hh
+            for tile_x in range(0, n_x):
+                o_x = x_lo_j + tile_x * BLOCK_W + o_w
+                dx = (o_x - cx_j).to(o_dtype)
+                b_g = b_gy[:, None] * tl.exp(dx * dx * c_j)[None, :]
+                b_g = tl.where(b_g < zero_below, 0.0, b_g) * k_scale
+                m_tile = m_y[:, None] & (o_x <= x_hi_j)[None, :]
+                p_tile = p_rows[:, None] + (o_x * stride_hw)[None, :]
+                tl.atomic_max(
+                    p_tile.to(tl.pointer_type(BITS)),
+                    b_g.to(o_dtype).to(BITS, bitcast=True),
+                    mask=m_tile,
+                    sem="relaxed",
+                )
 
 
 _BITS_OF = {torch.float32: "int32", torch.float64: "int64"}
