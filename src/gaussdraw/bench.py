@@ -279,6 +279,34 @@ def variants(device, names=("seed-batched", "centernet-coco", "large-radius", "d
     return rows
 
 
+def overhead(device) -> dict:
+    """Wall per call (µs) of each layer of a seed-batched draw, to see where host time goes."""
+    from .ops import draw_gaussians as ops
+
+    inputs = make_inputs(CONFIGS["seed-batched"], device)
+    heatmap = torch.zeros(CONFIGS["seed-batched"].shape, device=device)
+    draw, _ = _calls(inputs, validate=False)
+    h, w = heatmap.shape[-2:]
+    args = (heatmap, h * w, heatmap.shape[0], inputs.centers, inputs.centers.stride(), inputs.radii,
+            inputs.radii.stride(), None, (0, 0), inputs.counts, inputs.counts.stride(0), inputs.radii.shape[0],
+            inputs.radii.shape[1], 1, 6.0, 1.0)
+    out = dict(draw=wall_time(lambda: draw(heatmap), device, 2000) * 1e6,
+               launch=wall_time(lambda: ops.launch(*args), device, 2000) * 1e6,
+               direct_launch_enabled=ops._direct_launch[0], compiled_kernels=len(ops._compiled))
+    if ops._compiled:
+        compiled = next(iter(ops._compiled.values()))
+        small = torch.zeros(16, device=device)
+        kernel = _empty_kernel[(1,)](small)
+        stream = torch._C._cuda_getCurrentRawStream(device.index or 0)
+        out["empty_kernel_run"] = wall_time(
+            lambda: kernel.run(1, 1, 1, stream, kernel.function, kernel.packed_metadata, None, None, None, small),
+            device, 2000) * 1e6
+        out["empty_kernel_normal"] = wall_time(lambda: _empty_kernel[(1,)](small), device, 2000) * 1e6
+        out["launch_shape"] = wall_time(lambda: ops._launch_shape(2400, h, w, device), device, 2000) * 1e6
+        del compiled
+    return out
+
+
 def plot(rows: list[dict], path: str, device_name: str) -> None:
     import matplotlib
 
@@ -361,6 +389,8 @@ def run(names=None, device=None, quick_mode=False, json_path=None, plot_path=Non
     torch.set_num_threads(threads)
     print("\r" + " " * 60 + "\r", end="", file=sys.stderr)
     report = dict(environment=environment(device), floors=floors(device, (1,)), results=results)
+    if device.type == "cuda":
+        report["overhead_us"] = overhead(device)
     if plot_path or json_path:
         report["sweep"] = sweep(device, radii=(1, 2, 4) if quick_mode else (1, 2, 4, 8, 16, 32, 64, 128),
                                 boxes=8 if quick_mode else 256, size=32 if quick_mode else 512)
@@ -374,6 +404,9 @@ def run(names=None, device=None, quick_mode=False, json_path=None, plot_path=Non
         text += ["", f"## {dev.type}", table([r for r in results if r["device"] == dev.type])]
     f = report["floors"]
     text += ["", "floors (wall per call): " + ", ".join(f"{k} {v:.2f}" for k, v in f.items())]
+    if "overhead_us" in report:
+        text += ["host time per call (µs): " + ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
+                                                         for k, v in report["overhead_us"].items())]
     return "\n".join(text), report
 
 

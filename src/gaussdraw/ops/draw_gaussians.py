@@ -50,6 +50,7 @@ def _draw_gaussians_kernel(
     sigma_factor, k_scale, zero_below,
     HAS_INDEX: tl.constexpr, HAS_COUNTS: tl.constexpr, BITS: tl.constexpr,
     BOXES: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr, LIMIT: tl.constexpr,
+    W_CONTIGUOUS: tl.constexpr,
 ):
     # One program = BOXES consecutive boxes, whose parameters it loads together, and
     # every split-th row of BLOCK_H x BLOCK_W tiles of each box's window clipped to the
@@ -122,7 +123,10 @@ def _draw_gaussians_kernel(
                 b_g = b_gy[:, None] * tl.exp(dx * dx * c_j)[None, :]
                 b_g = tl.where(b_g < zero_below, 0.0, b_g) * k_scale
                 m_tile = m_y[:, None] & (o_x <= x_hi_j)[None, :]
-                p_tile = p_rows[:, None] + (o_x * stride_hw)[None, :]
+                if W_CONTIGUOUS:  # lets Triton see contiguous rows and coalesce the atomics
+                    p_tile = p_rows[:, None] + o_x[None, :]
+                else:
+                    p_tile = p_rows[:, None] + (o_x * stride_hw)[None, :]
                 tl.atomic_max(
                     p_tile.to(tl.pointer_type(BITS)),
                     b_g.to(o_dtype).to(BITS, bitcast=True),
@@ -146,19 +150,23 @@ def _launch_shape(num_boxes: int, height: int, width: int, device: torch.device)
     """(BOXES, split, BLOCK_H, BLOCK_W), from sizes alone (no values are read).
 
     Enough boxes per program that about 16 programs per SM remain (their parameters
-    load together, amortizing the load latency), and the windows' tiles split over
-    more programs when there are few, so one large box is not a long tail."""
-    sms = _num_sms(device.index) if device.type == "cuda" else 132
+    load together, amortizing the load latency), and the windows' rows of tiles split
+    over more programs when there are few, so one large box is not a long tail."""
+    return _launch_shape_cached(
+        num_boxes, height, width, device.type, device.index, TUNING.get("boxes"), TUNING.get("split")
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _launch_shape_cached(num_boxes, height, width, device_type, device_index, boxes, split):
+    sms = _num_sms(device_index) if device_type == "cuda" else 132
     block_h = min(16, triton.next_power_of_2(max(height, 1)))
     block_w = min(32, triton.next_power_of_2(max(width, 1)))
-    boxes = TUNING.get("boxes") or max(1, min(16, _floor_pow2(num_boxes // (sms * 16))))
+    boxes = boxes or max(1, min(16, _floor_pow2(num_boxes // (sms * 16))))
     programs = -(-num_boxes // boxes)
-    map_tiles = -(-height // block_h) * -(-width // block_w)
-    if device.type == "cuda":
-        split = max(1, min(8, map_tiles, -(-(sms * 32) // programs)))
-    else:  # the interpreter runs programs one by one: keep them few
-        split = 1
-    split = TUNING.get("split") or split
+    tile_rows = -(-height // block_h)
+    if split is None:  # the interpreter runs programs one by one: keep them few there
+        split = max(1, min(8, tile_rows, -(-(sms * 32) // programs))) if device_type == "cuda" else 1
     return boxes, split, block_h, block_w
 
 
@@ -192,15 +200,19 @@ def launch(
         plane_stride, *heatmap.stride()[-2:], *centers_strides, *radii_strides, *index_strides, counts_stride,
         sigma_factor, k_scale, _EPS[heatmap.dtype],
     )
-    constexprs = (index is not None, counts is not None, _BITS[heatmap.dtype], boxes, block_h, block_w, 2**62)
-    if device.type == "cuda" and _direct_launch[0] and not torch.compiler.is_compiling():
+    constexprs = (
+        index is not None, counts is not None, _BITS[heatmap.dtype], boxes, block_h, block_w, 2**62,
+        heatmap.stride(-1) == 1,
+    )
+    direct = _direct_launch[0] and type(heatmap) is torch.Tensor and type(centers) is torch.Tensor
+    if device.type == "cuda" and direct and not torch.compiler.is_compiling():
         _launch_direct(grid, args, constexprs, device)
     else:
         with torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext():
             wrap_triton(_draw_gaussians_kernel)[grid](*args, **dict(zip(_CONSTEXPR_NAMES, constexprs)), num_warps=4)
 
 
-_CONSTEXPR_NAMES = ("HAS_INDEX", "HAS_COUNTS", "BITS", "BOXES", "BLOCK_H", "BLOCK_W", "LIMIT")
+_CONSTEXPR_NAMES = ("HAS_INDEX", "HAS_COUNTS", "BITS", "BOXES", "BLOCK_H", "BLOCK_W", "LIMIT", "W_CONTIGUOUS")
 _EPS = {dtype: torch.finfo(dtype).eps for dtype in (torch.float32, torch.float64)}
 _BITS = {torch.float32: tl.int32, torch.float64: tl.int64} if HAVE_TRITON else {}
 
@@ -215,7 +227,7 @@ def _launch_direct(grid, args, constexprs, device):
     key = (device.index, args[0].dtype, args[1].dtype, args[2].dtype, args[3].dtype, args[4].dtype, constexprs)
     compiled = _compiled.get(key) if fits else None
     hooks = _launch_hooks()
-    if compiled is not None and hooks == (None, None) and torch.cuda.current_device() == device.index:
+    if compiled is not None and hooks == (None, None) and torch._C._cuda_getDevice() == device.index:
         try:
             compiled.run(grid[0], grid[1], 1, torch._C._cuda_getCurrentRawStream(device.index), compiled.function,
                          compiled.packed_metadata, None, None, None, *args, *constexprs)
