@@ -258,7 +258,7 @@ def sweep(device, radii=(1, 2, 4, 8, 16, 32, 64, 128), boxes=256, size=512) -> l
 
 
 def variants(device, names=("seed-batched", "centernet-coco", "large-radius", "dense", "centerpoint-nus"),
-             boxes=(1, 2, 4, 8, 16), splits=(1, 2, 4, 8)) -> list[dict]:
+             boxes=(1, 2, 4, 8), splits=(1, 2, 4, 8), warps=(2, 4)) -> list[dict]:
     """Kernel-only time of launch shapes forced through ``TUNING``, and the default's choice."""
     from .ops import draw_gaussians
 
@@ -268,14 +268,16 @@ def variants(device, names=("seed-batched", "centernet-coco", "large-radius", "d
         heatmap = torch.zeros(CONFIGS[name].shape, device=device)
         draw, _ = _calls(inputs, validate=False)
         default = draw_gaussians._launch_shape(inputs.radii.numel(), *CONFIGS[name].shape[-2:], device)
-        for nb in boxes:
-            for sp in splits:
-                draw_gaussians.TUNING.update(boxes=nb, split=sp)
-                try:
-                    rows.append(dict(config=name, boxes=nb, split=sp, default=(nb, sp) == default[:2],
-                                     kernel_us=graph_time(lambda: draw(heatmap)) * 1e6))
-                finally:
-                    draw_gaussians.TUNING.clear()
+        for nw in warps:
+            for nb in boxes:
+                for sp in splits:
+                    draw_gaussians.TUNING.update(boxes=nb, split=sp, warps=nw)
+                    try:
+                        rows.append(dict(config=name, boxes=nb, split=sp, warps=nw,
+                                         default=(nb, sp, nw) == (*default[:2], 4),
+                                         kernel_us=graph_time(lambda: draw(heatmap)) * 1e6))
+                    finally:
+                        draw_gaussians.TUNING.clear()
     return rows
 
 
@@ -305,6 +307,27 @@ def overhead(device) -> dict:
         out["launch_shape"] = wall_time(lambda: ops._launch_shape(2400, h, w, device), device, 2000) * 1e6
         del compiled
     return out
+
+
+def profile_draw(device, calls: int = 3000) -> str:
+    """cProfile of back-to-back seed-batched draws: where the host time goes."""
+    import cProfile
+    import io
+    import pstats
+
+    inputs = make_inputs(CONFIGS["seed-batched"], device)
+    heatmap = torch.zeros(CONFIGS["seed-batched"].shape, device=device)
+    draw, _ = _calls(inputs, validate=False)
+    draw(heatmap)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(calls):
+        draw(heatmap)
+    profiler.disable()
+    _sync(device)
+    text = io.StringIO()
+    pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(18)
+    return text.getvalue()
 
 
 def plot(rows: list[dict], path: str, device_name: str) -> None:
@@ -431,9 +454,13 @@ def main(argv=None) -> int:
     p.add_argument("--no-baseline", action="store_true", help="skip the per-box loop")
     p.add_argument("--no-cpu", action="store_true", help="on a GPU machine, skip the CPU rows")
     p.add_argument("--cpu-threads", type=int, default=2, help="torch threads for the CPU rows (default 2)")
+    p.add_argument("--profile", action="store_true", help="cProfile of the host side of a draw call, then exit")
     p.add_argument("--variants", default=None, metavar="JSON",
                    help="GPU: time forced launch shapes (boxes per program x window splits) into JSON, then exit")
     a = p.parse_args(argv)
+    if a.profile:
+        print(profile_draw(torch.device(a.device or ("cuda" if torch.cuda.is_available() else "cpu"))))
+        return 0
     if a.variants:
         rows = variants(torch.device(a.device or "cuda"))
         with open(a.variants, "w") as f:
@@ -442,8 +469,8 @@ def main(argv=None) -> int:
             mine = [r for r in rows if r["config"] == name]
             best = min(mine, key=lambda r: r["kernel_us"])
             default = next(r for r in mine if r["default"]) if any(r["default"] for r in mine) else None
-            print(f"{name}: best boxes={best['boxes']} split={best['split']} {best['kernel_us']:.2f} us; "
-                  f"default {default and (default['boxes'], default['split'], round(default['kernel_us'], 2))}")
+            print(f"{name}: best boxes={best['boxes']} split={best['split']} warps={best['warps']} "
+                  f"{best['kernel_us']:.2f} us; default {default and (default['boxes'], default['split'], round(default['kernel_us'], 2))}")
         return 0
     text, _ = run(a.configs or None, a.device, a.quick, a.json_path, a.plot_path, not a.no_baseline, not a.no_cpu,
                   a.cpu_threads)

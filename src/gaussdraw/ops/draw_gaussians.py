@@ -11,7 +11,9 @@ are skipped, so no input writes outside the heatmap.
 - the batched format is ``index`` = labels (or absent), ``planes_per_sample`` = C (or 1).
 
 Two kernels implement it: a Triton kernel (CUDA, or Triton's interpreter on CPU)
-and a vectorized torch kernel (registered for CPU, usable on any device).
+and a vectorized torch kernel (registered for CPU, usable on any device). Eager
+CUDA calls from :mod:`gaussdraw.draw` launch the Triton kernel directly; the
+registered op serves torch.compile, opcheck and the other paths.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import contextlib
 import functools
 
 import torch
-from torch.library import wrap_triton
 
 from ._triton import HAVE_TRITON, check_device, jit, tl, triton
 
@@ -52,77 +53,63 @@ def _draw_gaussians_kernel(
     BOXES: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr, LIMIT: tl.constexpr,
     W_CONTIGUOUS: tl.constexpr,
 ):
-    # One program = BOXES consecutive boxes, whose parameters it loads together, and
-    # every split-th row of BLOCK_H x BLOCK_W tiles of each box's window clipped to the
-    # map (program_id(1) picks which rows). Tiles are max-merged with integer atomics on the
-    # values' bits, exact for the non-negative values drawn here.
-    pid = tl.program_id(0).to(tl.int64)
+    # One program = BOXES consecutive boxes, drawn one after the other (neighbours
+    # share cache lines, so all but the first box's loads hit L1), and every split-th
+    # row of BLOCK_H x BLOCK_W tiles of each box's window clipped to the map
+    # (program_id(1) picks which rows). Tiles are max-merged with integer atomics on
+    # the values' bits, exact for the non-negative values drawn here.
     part = tl.program_id(1)
-    o_box = pid * BOXES + tl.arange(0, BOXES)
-    m_box = o_box < num_boxes
-    b = o_box // boxes_per_sample
-    t = o_box - b * boxes_per_sample
-
-    radius = tl.load(radii_ptr + b * stride_rb + t * stride_rt, mask=m_box, other=-1).to(tl.int64)
-    valid = m_box & (radius >= 0)
-    plane = b
-    if HAS_INDEX:
-        index = tl.load(index_ptr + b * stride_ib + t * stride_it, mask=m_box, other=-1).to(tl.int64)
-        valid = valid & (index >= 0) & (index < index_limit)
-        plane = b * planes_per_sample + index
-    if HAS_COUNTS:
-        valid = valid & (t < tl.load(counts_ptr + b * stride_nb, mask=m_box, other=0))
-    valid = valid & (plane < num_planes)
-
-    # Clamp to +-LIMIT (2**62) so that cx +- r cannot overflow int64 (exact below that).
-    p_center = centers_ptr + b * stride_cb + t * stride_ct
-    cx = tl.load(p_center, mask=m_box, other=0).to(tl.int64)
-    cy = tl.load(p_center + stride_cc, mask=m_box, other=0).to(tl.int64)
-    cx = tl.minimum(tl.maximum(cx, -LIMIT), LIMIT)
-    cy = tl.minimum(tl.maximum(cy, -LIMIT), LIMIT)
-    r_window = tl.minimum(tl.maximum(radius, 0), LIMIT)
-    x_lo = tl.maximum(cx - r_window, 0)
-    x_hi = tl.minimum(cx + r_window, width - 1)
-    y_lo = tl.maximum(cy - r_window, 0)
-    y_hi = tl.minimum(cy + r_window, height - 1)
-    valid = valid & (x_hi >= x_lo) & (y_hi >= y_lo)
-    # inside the map from here on: int32
-    tiles_x = tl.where(valid, tl.cdiv(x_hi - x_lo + 1, BLOCK_W), 0).to(tl.int32)
-    tiles_y = tl.where(valid, tl.cdiv(y_hi - y_lo + 1, BLOCK_H), 0).to(tl.int32)
-
-    # value = k * exp(-(dx^2 + dy^2) / (2 sigma^2)), sigma = (2r + 1) / sigma_factor
     o_dtype = heatmap_ptr.dtype.element_ty
-    sigma = (2 * radius + 1).to(o_dtype) / sigma_factor
-    neg_inv_two_sigma_sq = -1.0 / (2.0 * sigma * sigma)
-
     o_h = tl.arange(0, BLOCK_H)
     o_w = tl.arange(0, BLOCK_W)
-    o_j = tl.arange(0, BOXES)
     for j in range(BOXES):
-        # this box's scalars, picked out of the vectors
-        m_j = o_j == j
-        n_y = tl.sum(tl.where(m_j, tiles_y, 0))
-        n_x = tl.sum(tl.where(m_j, tiles_x, 0))
-        cx_j = tl.sum(tl.where(m_j, cx, 0))
-        cy_j = tl.sum(tl.where(m_j, cy, 0))
-        x_lo_j = tl.sum(tl.where(m_j, x_lo, 0)).to(tl.int32)
-        x_hi_j = tl.sum(tl.where(m_j, x_hi, 0)).to(tl.int32)
-        y_lo_j = tl.sum(tl.where(m_j, y_lo, 0)).to(tl.int32)
-        y_hi_j = tl.sum(tl.where(m_j, y_hi, 0)).to(tl.int32)
-        c_j = tl.sum(tl.where(m_j, neg_inv_two_sigma_sq, 0.0))
-        p_plane = heatmap_ptr + tl.sum(tl.where(m_j, plane, 0)) * stride_hn
-        for tile_y in range(part, n_y, split):
-            o_y = y_lo_j + tile_y * BLOCK_H + o_h
-            dy = (o_y - cy_j).to(o_dtype)
-            b_gy = tl.exp(dy * dy * c_j)
-            m_y = o_y <= y_hi_j
+        box = tl.program_id(0).to(tl.int64) * BOXES + j
+        b = box // boxes_per_sample
+        t = box - b * boxes_per_sample
+        in_grid = box < num_boxes
+        radius = tl.load(radii_ptr + b * stride_rb + t * stride_rt, mask=in_grid, other=-1).to(tl.int64)
+        valid = radius >= 0
+        plane = b
+        if HAS_INDEX:
+            index = tl.load(index_ptr + b * stride_ib + t * stride_it, mask=in_grid, other=-1).to(tl.int64)
+            valid = valid & (index >= 0) & (index < index_limit)
+            plane = b * planes_per_sample + index
+        if HAS_COUNTS:
+            valid = valid & (t < tl.load(counts_ptr + b * stride_nb, mask=in_grid, other=0))
+        valid = valid & (plane < num_planes)
+
+        # Clamp to +-LIMIT (2**62) so that cx +- r cannot overflow int64 (exact below that).
+        p_center = centers_ptr + b * stride_cb + t * stride_ct
+        cx = tl.load(p_center, mask=in_grid, other=0).to(tl.int64)
+        cy = tl.load(p_center + stride_cc, mask=in_grid, other=0).to(tl.int64)
+        cx = tl.minimum(tl.maximum(cx, -LIMIT), LIMIT)
+        cy = tl.minimum(tl.maximum(cy, -LIMIT), LIMIT)
+        r_window = tl.minimum(tl.maximum(radius, 0), LIMIT)
+        # the window clipped to the map: int32 from here on
+        x_lo = tl.maximum(cx - r_window, 0).to(tl.int32)
+        x_hi = tl.minimum(cx + r_window, width - 1).to(tl.int32)
+        y_lo = tl.maximum(cy - r_window, 0).to(tl.int32)
+        y_hi = tl.minimum(cy + r_window, height - 1).to(tl.int32)
+        valid = valid & (cx + r_window >= 0) & (cx - r_window < width) & (cy + r_window >= 0) & (cy - r_window < height)
+        tiles_x = tl.where(valid, tl.cdiv(x_hi - x_lo + 1, BLOCK_W), 0)
+        tiles_y = tl.where(valid, tl.cdiv(y_hi - y_lo + 1, BLOCK_H), 0)
+
+        # value = k * exp(-(dx^2 + dy^2) / (2 sigma^2)), sigma = (2r + 1) / sigma_factor
+        sigma = (2 * radius + 1).to(o_dtype) / sigma_factor
+        neg_inv_two_sigma_sq = -1.0 / (2.0 * sigma * sigma)
+        p_plane = heatmap_ptr + plane * stride_hn
+        for tile_y in range(part, tiles_y, split):
+            o_y = y_lo + tile_y * BLOCK_H + o_h
+            dy = (o_y - cy).to(o_dtype)
+            b_gy = tl.exp(dy * dy * neg_inv_two_sigma_sq)
+            m_y = o_y <= y_hi
             p_rows = p_plane + o_y * stride_hh
-            for tile_x in range(0, n_x):
-                o_x = x_lo_j + tile_x * BLOCK_W + o_w
-                dx = (o_x - cx_j).to(o_dtype)
-                b_g = b_gy[:, None] * tl.exp(dx * dx * c_j)[None, :]
+            for tile_x in range(0, tiles_x):
+                o_x = x_lo + tile_x * BLOCK_W + o_w
+                dx = (o_x - cx).to(o_dtype)
+                b_g = b_gy[:, None] * tl.exp(dx * dx * neg_inv_two_sigma_sq)[None, :]
                 b_g = tl.where(b_g < zero_below, 0.0, b_g) * k_scale
-                m_tile = m_y[:, None] & (o_x <= x_hi_j)[None, :]
+                m_tile = m_y[:, None] & (o_x <= x_hi)[None, :]
                 if W_CONTIGUOUS:  # lets Triton see contiguous rows and coalesce the atomics
                     p_tile = p_rows[:, None] + o_x[None, :]
                 else:
@@ -137,7 +124,7 @@ def _draw_gaussians_kernel(
 
 _BITS_OF = {torch.float32: "int32", torch.float64: "int64"}
 
-# Launch-shape overrides, for benchmarking variants: {"boxes": int, "split": int}.
+# Launch-shape overrides, for benchmarking variants: {"boxes": int, "split": int, "warps": int}.
 TUNING: dict = {}
 
 
@@ -149,9 +136,10 @@ def _num_sms(device_index) -> int:
 def _launch_shape(num_boxes: int, height: int, width: int, device: torch.device):
     """(BOXES, split, BLOCK_H, BLOCK_W), from sizes alone (no values are read).
 
-    Enough boxes per program that about 16 programs per SM remain (their parameters
-    load together, amortizing the load latency), and the windows' rows of tiles split
-    over more programs when there are few, so one large box is not a long tail."""
+    Several boxes per program once there are more than 64 per SM (measured on H100:
+    fewer programs, each paying the load latency once for neighbours), and the
+    windows' rows of tiles split over more programs when there are few programs, so
+    that one large box is not a long tail."""
     return _launch_shape_cached(
         num_boxes, height, width, device.type, device.index, TUNING.get("boxes"), TUNING.get("split")
     )
@@ -162,11 +150,11 @@ def _launch_shape_cached(num_boxes, height, width, device_type, device_index, bo
     sms = _num_sms(device_index) if device_type == "cuda" else 132
     block_h = min(16, triton.next_power_of_2(max(height, 1)))
     block_w = min(32, triton.next_power_of_2(max(width, 1)))
-    boxes = boxes or max(1, min(16, _floor_pow2(num_boxes // (sms * 16))))
+    boxes = boxes or max(1, min(16, _floor_pow2(num_boxes // (sms * 64))))
     programs = -(-num_boxes // boxes)
     tile_rows = -(-height // block_h)
     if split is None:  # the interpreter runs programs one by one: keep them few there
-        split = max(1, min(8, tile_rows, -(-(sms * 32) // programs))) if device_type == "cuda" else 1
+        split = max(1, min(8, tile_rows, (sms * 32) // programs)) if device_type == "cuda" else 1
     return boxes, split, block_h, block_w
 
 
@@ -209,7 +197,7 @@ def launch(
         _launch_direct(grid, args, constexprs, device)
     else:
         with torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext():
-            wrap_triton(_draw_gaussians_kernel)[grid](*args, **dict(zip(_CONSTEXPR_NAMES, constexprs)), num_warps=4)
+            _draw_gaussians_kernel[grid](*args, **dict(zip(_CONSTEXPR_NAMES, constexprs)), num_warps=_warps())
 
 
 _CONSTEXPR_NAMES = ("HAS_INDEX", "HAS_COUNTS", "BITS", "BOXES", "BLOCK_H", "BLOCK_W", "LIMIT", "W_CONTIGUOUS")
@@ -224,7 +212,8 @@ def _launch_direct(grid, args, constexprs, device):
     plus whether every integer fits in 32 bits."""
     ints = args[5:22]
     fits = -(2**31) <= min(ints) and max(ints) < 2**31
-    key = (device.index, args[0].dtype, args[1].dtype, args[2].dtype, args[3].dtype, args[4].dtype, constexprs)
+    key = (device.index, args[0].dtype, args[1].dtype, args[2].dtype, args[3].dtype, args[4].dtype, constexprs,
+           _warps())
     compiled = _compiled.get(key) if fits else None
     hooks = _launch_hooks()
     if compiled is not None and hooks == (None, None) and torch._C._cuda_getDevice() == device.index:
@@ -235,9 +224,13 @@ def _launch_direct(grid, args, constexprs, device):
         except TypeError:  # a Triton whose launcher takes other arguments: use its own path
             _direct_launch[0] = False
     with torch.cuda.device(device):
-        compiled = _draw_gaussians_kernel[grid](*args, **dict(zip(_CONSTEXPR_NAMES, constexprs)), num_warps=4)
+        compiled = _draw_gaussians_kernel[grid](*args, **dict(zip(_CONSTEXPR_NAMES, constexprs)), num_warps=_warps())
     if fits:
         _compiled[key] = compiled
+
+
+def _warps() -> int:
+    return TUNING.get("warps", 4)
 
 
 def _launch_hooks():
@@ -358,9 +351,8 @@ def draw_gaussians_torch(heatmap, centers, radii, index, counts, planes_per_samp
 # torch.library registration
 # ----------------------------------------------------------------------------
 
-# The torch kernel as an opaque op, so that traced CPU graphs can call it.
-@torch.library.custom_op("gaussdraw::draw_gaussians_torch", mutates_args={"heatmap"})
-def draw_gaussians_torch_op(
+@torch.library.custom_op("gaussdraw::draw_gaussians", mutates_args={"heatmap"})
+def draw_gaussians_op(
     heatmap: torch.Tensor,
     centers: torch.Tensor,
     radii: torch.Tensor,
@@ -370,31 +362,12 @@ def draw_gaussians_torch_op(
     sigma_factor: float,
     k_scale: float,
 ) -> None:
-    draw_gaussians_torch(heatmap, centers, radii, index, counts, planes_per_sample, sigma_factor, k_scale)
+    """The op as torch.compile and the dispatcher see it: opaque, mutating ``heatmap``.
 
-
-def _draw_gaussians(
-    heatmap: torch.Tensor,
-    centers: torch.Tensor,
-    radii: torch.Tensor,
-    index: torch.Tensor | None,
-    counts: torch.Tensor | None,
-    planes_per_sample: int,
-    sigma_factor: float,
-    k_scale: float,
-) -> None:
-    # Eager CPU calls reach the CPU kernel registered below; this body also runs when
-    # torch.compile traces the op, on any device.
-    if heatmap.device.type == "cuda":
-        draw_gaussians_triton(heatmap, centers, radii, index, counts, planes_per_sample, sigma_factor, k_scale)
-    else:
-        draw_gaussians_torch_op(heatmap, centers, radii, index, counts, planes_per_sample, sigma_factor, k_scale)
-
-
-if HAVE_TRITON:
-    draw_gaussians_op = torch.library.triton_op("gaussdraw::draw_gaussians", _draw_gaussians, mutates_args={"heatmap"})
-else:  # pragma: no cover
-    draw_gaussians_op = torch.library.custom_op("gaussdraw::draw_gaussians", _draw_gaussians, mutates_args={"heatmap"})
+    Its default implementation is the Triton kernel (CUDA); CPU tensors get the torch
+    kernel. (As a ``triton_op``, traced into by Inductor, the batched form drew
+    wrong values on an H100 with torch 2.11 / Triton 3.6, so the kernel stays opaque.)"""
+    draw_gaussians_triton(heatmap, centers, radii, index, counts, planes_per_sample, sigma_factor, k_scale)
 
 
 @draw_gaussians_op.register_kernel("cpu")
@@ -405,8 +378,3 @@ def _draw_gaussians_cpu(heatmap, centers, radii, index, counts, planes_per_sampl
 @draw_gaussians_op.register_fake
 def _draw_gaussians_fake(heatmap, centers, radii, index, counts, planes_per_sample, sigma_factor, k_scale):
     return None  # writes heatmap in place; shapes and devices are unchanged
-
-
-@draw_gaussians_torch_op.register_fake
-def _draw_gaussians_torch_fake(heatmap, centers, radii, index, counts, planes_per_sample, sigma_factor, k_scale):
-    return None
