@@ -258,7 +258,7 @@ def sweep(device, radii=(1, 2, 4, 8, 16, 32, 64, 128), boxes=256, size=512) -> l
 
 
 def variants(device, names=("seed-batched", "centernet-coco", "large-radius", "dense", "centerpoint-nus"),
-             boxes=(1, 2, 4, 8), splits=(1, 2, 4, 8), warps=(2, 4)) -> list[dict]:
+             boxes=(1, 2, 4), splits=(1, 2, 4, 8), warps=(1, 2, 4)) -> list[dict]:
     """Kernel-only time of launch shapes forced through ``TUNING``, and the default's choice."""
     from .ops import draw_gaussians
 
@@ -274,7 +274,7 @@ def variants(device, names=("seed-batched", "centernet-coco", "large-radius", "d
                     draw_gaussians.TUNING.update(boxes=nb, split=sp, warps=nw)
                     try:
                         rows.append(dict(config=name, boxes=nb, split=sp, warps=nw,
-                                         default=(nb, sp, nw) == (*default[:2], 4),
+                                         default=(nb, sp, nw) == (*default[:2], 2),
                                          kernel_us=graph_time(lambda: draw(heatmap)) * 1e6))
                     finally:
                         draw_gaussians.TUNING.clear()

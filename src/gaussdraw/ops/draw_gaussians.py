@@ -136,10 +136,10 @@ def _num_sms(device_index) -> int:
 def _launch_shape(num_boxes: int, height: int, width: int, device: torch.device):
     """(BOXES, split, BLOCK_H, BLOCK_W), from sizes alone (no values are read).
 
-    Several boxes per program once there are more than 64 per SM (measured on H100:
-    fewer programs, each paying the load latency once for neighbours), and the
-    windows' rows of tiles split over more programs when there are few programs, so
-    that one large box is not a long tail."""
+    Chosen from ``gaussdraw bench --variants`` on an H100 (benchmarks/NOTES.md): one
+    box per program; the windows' rows of tiles split over up to 8 programs only when
+    programs are few (< 16 per SM) and the map is tall (>= 16 rows of tiles), where
+    large windows would otherwise make a long tail."""
     return _launch_shape_cached(
         num_boxes, height, width, device.type, device.index, TUNING.get("boxes"), TUNING.get("split")
     )
@@ -150,16 +150,13 @@ def _launch_shape_cached(num_boxes, height, width, device_type, device_index, bo
     sms = _num_sms(device_index) if device_type == "cuda" else 132
     block_h = min(16, triton.next_power_of_2(max(height, 1)))
     block_w = min(32, triton.next_power_of_2(max(width, 1)))
-    boxes = boxes or max(1, min(16, _floor_pow2(num_boxes // (sms * 64))))
+    boxes = boxes or 1
     programs = -(-num_boxes // boxes)
     tile_rows = -(-height // block_h)
     if split is None:  # the interpreter runs programs one by one: keep them few there
-        split = max(1, min(8, tile_rows, (sms * 32) // programs)) if device_type == "cuda" else 1
+        few_programs_tall_map = device_type == "cuda" and programs < sms * 16 and tile_rows >= 16
+        split = min(8, tile_rows // 4) if few_programs_tall_map else 1
     return boxes, split, block_h, block_w
-
-
-def _floor_pow2(n: int) -> int:
-    return 1 << (n.bit_length() - 1) if n > 0 else 0
 
 
 _compiled: dict = {}  # (device, dtypes, constexprs) -> compiled kernel, for direct launches
@@ -215,8 +212,7 @@ def _launch_direct(grid, args, constexprs, device):
     key = (device.index, args[0].dtype, args[1].dtype, args[2].dtype, args[3].dtype, args[4].dtype, constexprs,
            _warps())
     compiled = _compiled.get(key) if fits else None
-    hooks = _launch_hooks()
-    if compiled is not None and hooks == (None, None) and torch._C._cuda_getDevice() == device.index:
+    if compiled is not None and not _launch_hooks_active() and torch._C._cuda_getDevice() == device.index:
         try:
             compiled.run(grid[0], grid[1], 1, torch._C._cuda_getCurrentRawStream(device.index), compiled.function,
                          compiled.packed_metadata, None, None, None, *args, *constexprs)
@@ -230,12 +226,16 @@ def _launch_direct(grid, args, constexprs, device):
 
 
 def _warps() -> int:
-    return TUNING.get("warps", 4)
+    return TUNING.get("warps", 2)
 
 
-def _launch_hooks():
+def _launch_hooks_active() -> bool:
+    """Whether Triton launch hooks (profilers) are set: then Triton's own launch path runs them."""
     runtime = getattr(getattr(triton, "knobs", None), "runtime", None)
-    return (getattr(runtime, "launch_enter_hook", None), getattr(runtime, "launch_exit_hook", None))
+    for hook in (getattr(runtime, "launch_enter_hook", None), getattr(runtime, "launch_exit_hook", None)):
+        if hook is not None and getattr(hook, "calls", True):  # an empty HookChain holds no calls
+            return True
+    return False
 
 
 def draw_gaussians_triton(heatmap, centers, radii, index, counts, planes_per_sample, sigma_factor, k_scale):
