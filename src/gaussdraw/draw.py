@@ -26,7 +26,7 @@ def _check_options(diameter_to_sigma_factor, k_scale, backend) -> None:
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}; got {backend!r}")
     for name, value in (("diameter_to_sigma_factor", diameter_to_sigma_factor), ("k_scale", k_scale)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        if type(value) not in (float, int) and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
             raise TypeError(f"{name} must be a Python number; got {type(value).__name__}")
     if not (math.isfinite(diameter_to_sigma_factor) and diameter_to_sigma_factor > 0):
         raise ValueError(f"diameter_to_sigma_factor must be finite and > 0; got {diameter_to_sigma_factor}")
@@ -39,10 +39,11 @@ def _check_heatmap(heatmap, min_dim: int, max_dim: int | None = None) -> None:
         raise TypeError(f"heatmap must be a torch.Tensor; got {type(heatmap).__name__}")
     if heatmap.dtype not in HEATMAP_DTYPES:
         raise TypeError(f"heatmap must be float16, bfloat16, float32 or float64; got {heatmap.dtype}")
-    if heatmap.dim() < min_dim or (max_dim is not None and heatmap.dim() > max_dim):
+    dim = heatmap.dim()
+    if dim < min_dim or (max_dim is not None and dim > max_dim):
         want = f"{min_dim}" if max_dim == min_dim else f"at least {min_dim}"
         raise ValueError(f"heatmap must have {want} dimensions; got shape {tuple(heatmap.shape)}")
-    if any(s == 0 and n > 1 for s, n in zip(heatmap.stride(), heatmap.shape)):
+    if 0 in heatmap.stride() and any(s == 0 and n > 1 for s, n in zip(heatmap.stride(), heatmap.shape)):
         raise ValueError(
             "heatmap has overlapping memory (a stride of 0, as from expand()); "
             "drawing in place needs one element per pixel: pass heatmap.contiguous()"
@@ -51,15 +52,16 @@ def _check_heatmap(heatmap, min_dim: int, max_dim: int | None = None) -> None:
 
 def _check_index_tensor(value, name: str, shape: tuple, device: torch.device) -> None:
     """Type, dtype, device and shape of an integer input; ``None`` in ``shape`` matches any size."""
-    if not isinstance(value, torch.Tensor):
+    if type(value) is not torch.Tensor and not isinstance(value, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor; got {type(value).__name__}")
     if value.dtype not in INDEX_DTYPES:
         raise TypeError(f"{name} must be int32 or int64; got {value.dtype}")
     if value.device != device:
         raise ValueError(f"{name} is on {value.device} but heatmap is on {device}; put all tensors on one device")
-    if value.dim() != len(shape) or any(w is not None and w != s for w, s in zip(shape, value.shape)):
+    actual = value.shape
+    if len(actual) != len(shape) or not all(w is None or w == s for w, s in zip(shape, actual)):
         want = "(" + ", ".join("*" if w is None else str(w) for w in shape) + ")"
-        raise ValueError(f"{name} must have shape {want}; got {tuple(value.shape)}")
+        raise ValueError(f"{name} must have shape {want}; got {tuple(actual)}")
 
 
 def _where(index: int, per_sample: int | None) -> str:

@@ -193,8 +193,9 @@ def launch(
     if device.type == "cuda" and direct and not torch.compiler.is_compiling():
         _launch_direct(grid, args, constexprs, device)
     else:
+        warps = _warps(height, width)
         with torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext():
-            _draw_gaussians_kernel[grid](*args, **dict(zip(_CONSTEXPR_NAMES, constexprs)), num_warps=_warps())
+            _draw_gaussians_kernel[grid](*args, **dict(zip(_CONSTEXPR_NAMES, constexprs)), num_warps=warps)
 
 
 _CONSTEXPR_NAMES = ("HAS_INDEX", "HAS_COUNTS", "BITS", "BOXES", "BLOCK_H", "BLOCK_W", "LIMIT", "W_CONTIGUOUS")
@@ -207,10 +208,10 @@ def _launch_direct(grid, args, constexprs, device):
     binding (most of its launch cost). The kernel does not specialize on integer
     values or alignments, so the compiled kernel depends only on what the key holds,
     plus whether every integer fits in 32 bits."""
-    ints = args[5:22]
+    ints = args[5:24]  # every integer argument, num_boxes .. stride_nb
     fits = -(2**31) <= min(ints) and max(ints) < 2**31
-    key = (device.index, args[0].dtype, args[1].dtype, args[2].dtype, args[3].dtype, args[4].dtype, constexprs,
-           _warps())
+    warps = _warps(args[7], args[8])
+    key = (device.index, args[0].dtype, args[1].dtype, args[2].dtype, args[3].dtype, args[4].dtype, constexprs, warps)
     compiled = _compiled.get(key) if fits else None
     if compiled is not None and not _launch_hooks_active() and torch._C._cuda_getDevice() == device.index:
         try:
@@ -220,19 +221,23 @@ def _launch_direct(grid, args, constexprs, device):
         except TypeError:  # a Triton whose launcher takes other arguments: use its own path
             _direct_launch[0] = False
     with torch.cuda.device(device):
-        compiled = _draw_gaussians_kernel[grid](*args, **dict(zip(_CONSTEXPR_NAMES, constexprs)), num_warps=_warps())
+        compiled = _draw_gaussians_kernel[grid](*args, **dict(zip(_CONSTEXPR_NAMES, constexprs)), num_warps=warps)
     if fits:
         _compiled[key] = compiled
 
 
-def _warps() -> int:
-    return TUNING.get("warps", 2)
+def _warps(height: int, width: int) -> int:
+    """2 warps; 1 where the map is small (<= 64 x 64), since windows are clipped to it
+    (from the H100 variant grid in benchmarks/NOTES.md)."""
+    return TUNING.get("warps") or (1 if height * width <= 4096 else 2)
+
+
+_RUNTIME_KNOBS = getattr(getattr(triton, "knobs", None), "runtime", None)
 
 
 def _launch_hooks_active() -> bool:
     """Whether Triton launch hooks (profilers) are set: then Triton's own launch path runs them."""
-    runtime = getattr(getattr(triton, "knobs", None), "runtime", None)
-    for hook in (getattr(runtime, "launch_enter_hook", None), getattr(runtime, "launch_exit_hook", None)):
+    for hook in (getattr(_RUNTIME_KNOBS, "launch_enter_hook", None), getattr(_RUNTIME_KNOBS, "launch_exit_hook", None)):
         if hook is not None and getattr(hook, "calls", True):  # an empty HookChain holds no calls
             return True
     return False
