@@ -1,0 +1,56 @@
+"""The command line: `gaussdraw bench --quick` and `gaussdraw demo` on CPU."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from gaussdraw import bench
+from gaussdraw.cli import main
+
+
+def test_bench_quick_runs_every_config(tmp_path):
+    out_json, out_png = tmp_path / "bench.json", tmp_path / "scaling.png"
+    text, report = bench.run(device="cpu", quick_mode=True, json_path=str(out_json), plot_path=str(out_png))
+    names = [r["config"] for r in report["results"]]
+    assert names == list(bench.CONFIGS)
+    for row in report["results"]:
+        assert row["max_abs_diff_vs_loop"] <= 1e-6, row  # what is timed draws what the loop draws
+        assert row["wall_us"] > 0 and row["loop_ms"] > 0 and row["render_wall_us"] > 0
+    assert json.loads(out_json.read_text())["environment"]["device"] == "cpu"
+    assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| seed-concat |" in text
+
+
+def test_bench_markdown_from_saved_report(tmp_path):
+    _, report = bench.run(names=["seed-concat"], device="cpu", quick_mode=True)
+    text = bench.render_markdown(report)
+    assert "| seed-concat |" in text and "torch" in text
+
+
+def test_cli_bench_quick(capsys):
+    assert main(["bench", "seed-batched", "--quick", "--device", "cpu"]) == 0
+    assert "| seed-batched |" in capsys.readouterr().out
+
+
+def test_cli_demo_writes_a_picture(tmp_path, capsys):
+    out = tmp_path / "demo.png"
+    assert main(["demo", "--out", str(out), "--device", "cpu"]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    line = capsys.readouterr().out
+    assert "gaussdraw" in line and "per-box loop" in line
+
+
+def test_quick_configs_are_small():
+    for config in bench.CONFIGS.values():
+        q = bench.quick(config)
+        assert q.max_boxes <= 6 and q.height <= max(4, config.height // 8)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_bench_quick_cuda():
+    _, report = bench.run(names=["seed-concat", "large-radius"], device="cuda", quick_mode=True, cpu=False)
+    for row in report["results"]:
+        assert row["kernel_us"] > 0 and row["max_abs_diff_vs_loop"] <= 1e-6
