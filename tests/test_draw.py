@@ -472,39 +472,3 @@ def test_plane_stride():
     assert _plane_stride(x[:, :1]) == 105
     assert _plane_stride(x.permute(1, 0, 2, 3)) is None
     assert _plane_stride(torch.zeros(5, 7)) == 0
-
-
-# ----------------------------------------------------------------------------
-# one-pass render: every element written, same values as zeros + draw
-# ----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("classwise", [False, True], ids=["per-sample", "classwise"])
-@pytest.mark.parametrize("seed", [0, 1])
-def test_one_pass_render_writes_every_element(device_backend, classwise, seed):
-    device, backend = device_backend
-    if backend != "triton":
-        pytest.skip("the one-pass render is a Triton kernel")
-    from gaussdraw.ops.render_gaussians import render_gaussians_triton
-
-    samples, classes, height, width = 3, 4, 37, 70  # several tiles, ragged edges
-    g = torch.Generator().manual_seed(seed)
-    tmax = 9
-    centers = torch.stack([torch.randint(-12, width + 12, (samples, tmax), generator=g),
-                           torch.randint(-12, height + 12, (samples, tmax), generator=g)], 2)
-    radii = torch.randint(-2, 30, (samples, tmax), generator=g)  # some negative: skipped
-    labels = torch.randint(-1, classes + 1, (samples, tmax), generator=g)  # some out of range: skipped
-    counts = torch.tensor([9, 4, -1])  # a negative count draws nothing
-    valid = (torch.arange(tmax) < counts[:, None]) & (radii >= 0)
-    if classwise:
-        valid &= (labels >= 0) & (labels < classes)
-    expected = draw_heatmap_batched_per_box(
-        torch.zeros(samples, classes if classwise else 1, height, width),
-        [centers[b][valid[b]] for b in range(samples)], [radii[b][valid[b]] for b in range(samples)],
-        labels_list=[labels[b][valid[b]] if classwise else torch.zeros(int(valid[b].sum()), dtype=torch.long)
-                     for b in range(samples)],
-    ).view(-1, height, width)
-    out = torch.full((samples * (classes if classwise else 1), height, width), float("nan"), device=device)
-    c, r, lab, n = to(device, centers, radii, labels, counts)
-    assert render_gaussians_triton(out, c, r, lab if classwise else None, n, classes if classwise else 1, 6.0, 1.0)
-    assert_close(out, expected, 1e-6)

@@ -8,9 +8,8 @@ from typing import Sequence
 
 import torch
 
-from .ops._triton import HAVE_TRITON, interpreting
+from .ops._triton import HAVE_TRITON
 from .ops.draw_gaussians import draw_gaussians_op, draw_gaussians_torch, draw_gaussians_triton, launch
-from .ops.render_gaussians import render_gaussians_triton
 from .ragged import RaggedLike, to_padded
 
 BACKENDS = ("auto", "triton", "torch")
@@ -283,16 +282,6 @@ def draw_heatmap_batched(
         (1.0, 1.0)
     """
     _check_options(diameter_to_sigma_factor, k_scale, backend)
-    padded, counts, boxes_per_sample, num_classes = _batched_inputs(heatmap, centers, radii, labels, counts, validate)
-    return _draw(
-        heatmap, heatmap.shape[0] * num_classes, padded["centers"], padded["radii"], padded.get("labels"), counts,
-        num_classes, boxes_per_sample, diameter_to_sigma_factor, k_scale, backend,
-    )
-
-
-def _batched_inputs(heatmap, centers, radii, labels, counts, validate):
-    """Check the batched format's arguments; return (padded tensors by name, counts,
-    boxes_per_sample, num_classes). Raises before anything is written."""
     classwise = labels is not None
     _check_heatmap(heatmap, 4 if classwise else 3, 4 if classwise else 3)
     device = heatmap.device
@@ -357,7 +346,10 @@ def _batched_inputs(heatmap, centers, radii, labels, counts, validate):
             per_sample=boxes_per_sample,
         )
 
-    return padded, counts, boxes_per_sample, num_classes
+    return _draw(
+        heatmap, num_samples * num_classes, padded["centers"], padded["radii"], padded.get("labels"), counts,
+        num_classes, boxes_per_sample, diameter_to_sigma_factor, k_scale, backend,
+    )
 
 
 def render_heatmaps(
@@ -405,10 +397,6 @@ def render_heatmaps_batched(
     plus the Gaussians of :func:`draw_heatmap_batched`. ``device`` defaults to the
     device of ``radii``.
 
-    On the GPU (float32/float64) the heatmap is written in one pass: each tile is
-    stored once, with no separate zero fill (on large heatmaps, where the writes
-    dominate, this is cheaper than zeros + draw). Elsewhere: zeros, then draw.
-
     Example:
         >>> hm = render_heatmaps_batched((2, 4, 4), [torch.tensor([[1, 1]])] * 2, [torch.tensor([1])] * 2)
         >>> hm.shape, hm[1, 1, 1].item()
@@ -416,22 +404,8 @@ def render_heatmaps_batched(
     """
     if device is None:
         device = to_padded(radii, "radii")[0].device
-    _check_options(diameter_to_sigma_factor, k_scale, backend)
-    heatmap = torch.empty(tuple(shape), dtype=dtype, device=device)
-    padded, counts, boxes_per_sample, num_classes = _batched_inputs(heatmap, centers, radii, labels, counts, validate)
-    one_pass = (
-        backend != "torch" and HAVE_TRITON and not torch.compiler.is_compiling()
-        and (heatmap.is_cuda or (backend == "triton" and interpreting()))
-    )
-    if one_pass:
-        planes = heatmap.view(-1, *heatmap.shape[-2:])
-        bps = boxes_per_sample
-        label_grid = padded["labels"][:, :bps] if "labels" in padded else None
-        if render_gaussians_triton(planes, padded["centers"][:, :bps], padded["radii"][:, :bps], label_grid, counts,
-                                   num_classes, float(diameter_to_sigma_factor), float(k_scale)):
-            return heatmap
-    heatmap.zero_()
-    return _draw(
-        heatmap, heatmap.shape[0] * num_classes, padded["centers"], padded["radii"], padded.get("labels"), counts,
-        num_classes, boxes_per_sample, diameter_to_sigma_factor, k_scale, backend,
+    heatmap = torch.zeros(tuple(shape), dtype=dtype, device=device)
+    return draw_heatmap_batched(
+        heatmap, centers, radii, diameter_to_sigma_factor, k_scale, labels,
+        counts=counts, backend=backend, validate=validate,
     )
