@@ -1,0 +1,23 @@
+"""The examples in the public docstrings run and print what they say.
+
+They run here, through the installed package, rather than through pytest's
+--doctest-modules: that imports each file under src/ by path, a second copy of the
+package whose op registration collides with the first.
+"""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES_WITH_EXAMPLES = ["gaussdraw", "gaussdraw.draw", "gaussdraw.ragged"]
+
+
+@pytest.mark.parametrize("name", MODULES_WITH_EXAMPLES)
+def test_docstring_examples(name):
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0, f"{name} has no examples"
+    assert result.failed == 0, f"{result.failed} of {result.attempted} examples in {name} failed (output above)"
