@@ -265,8 +265,11 @@ def draw_gaussians_triton(heatmap, centers, radii, index, counts, planes_per_sam
 # ----------------------------------------------------------------------------
 
 
+_FIELDS = ("plane", "radius", "cx", "cy", "x_lo", "x_hi", "y_lo", "y_hi")
+
+
 def _valid_boxes(heatmap, centers, radii, index, counts, planes_per_sample):
-    """Flat per-box tensors of the boxes that draw at least one pixel."""
+    """(n, 8) int64 rows (see ``_FIELDS``) of the boxes that draw at least one pixel."""
     num_planes, height, width = heatmap.shape
     num_samples, boxes_per_sample = radii.shape
     device = radii.device
@@ -292,60 +295,58 @@ def _valid_boxes(heatmap, centers, radii, index, counts, planes_per_sample):
     x_lo, x_hi = (cx - r_window).clamp(min=0), (cx + r_window).clamp(max=width - 1)
     y_lo, y_hi = (cy - r_window).clamp(min=0), (cy + r_window).clamp(max=height - 1)
     valid &= (x_hi >= x_lo) & (y_hi >= y_lo)
-
-    keep = valid.reshape(-1).nonzero().squeeze(1)
-    return {
-        name: value.reshape(-1)[keep]
-        for name, value in dict(
-            plane=plane, radius=radius, cx=cx, cy=cy, x_lo=x_lo, x_hi=x_hi, y_lo=y_lo, y_hi=y_hi
-        ).items()
-    }
+    rows = torch.stack([plane.expand_as(radius), radius, cx, cy, x_lo, x_hi, y_lo, y_hi], -1).reshape(-1, 8)
+    return rows[valid.reshape(-1)]
 
 
 def draw_gaussians_torch(heatmap, centers, radii, index, counts, planes_per_sample, sigma_factor, k_scale):
     """Vectorized torch implementation (no loop over boxes).
 
-    Boxes are grouped by the power of two d that covers their clipped window (a loop
-    over at most log2(max(H, W)) + 2 sizes, not over boxes). A group's boxes draw a
-    (min(d, H), min(d, W)) grid each, anchored at the clipped window's corner;
-    columns and rows past the window repeat its last one, which max-merges to the
-    same result. Memory and time follow the drawn pixels (at most 4x, for rounding). The Gaussian is
-    separable: one exp per row and column, one multiply per pixel.
+    Boxes are grouped by a size d that covers their clipped window: the power of two
+    up to 16, the multiple of 16 above (a loop over at most 5 + max(H, W) / 16 sizes,
+    not over boxes). A group's boxes draw a (min(d, H), min(d, W)) grid each,
+    anchored at the clipped window's corner; columns and rows past the window repeat
+    its last one, which max-merges to the same result. Memory and time follow the
+    drawn pixels (a window of w px draws at most 2w rounded up).
+    The Gaussian is separable: one exp per row and column, one multiply per pixel.
     """
     num_planes, height, width = heatmap.shape
     if radii.numel() == 0 or heatmap.numel() == 0:
         return
     boxes = _valid_boxes(heatmap, centers, radii, index, counts, planes_per_sample)
-    if boxes["plane"].numel() == 0:
+    if boxes.shape[0] == 0:
         return
+    plane, radius, cx, cy, x_lo, x_hi, y_lo, y_hi = boxes.unbind(1)
 
     compute_dtype = torch.float64 if heatmap.dtype == torch.float64 else torch.float32
     zero_below = torch.finfo(heatmap.dtype).eps
+    sigma = (2 * radius + 1).to(compute_dtype) / sigma_factor
+    neg_inv_two_sigma_sq = -1.0 / (2.0 * sigma * sigma)
+    # The smallest value a box draws is at its window's corner farthest from the center.
+    far_x = torch.maximum(cx - x_lo, x_hi - cx).to(compute_dtype)
+    far_y = torch.maximum(cy - y_lo, y_hi - cy).to(compute_dtype)
+    needs_threshold = bool((torch.exp((far_x.square() + far_y.square()) * neg_inv_two_sigma_sq) < zero_below).any())
+
     work = heatmap if heatmap.is_contiguous() else heatmap.contiguous()
     flat = work.view(-1)
-
-    # window sizes rounded up to powers of two: at most log2(max(H, W)) + 2 groups
-    span = torch.maximum(boxes["x_hi"] - boxes["x_lo"], boxes["y_hi"] - boxes["y_lo"]) + 1
-    size = torch.pow(2, torch.ceil(torch.log2(span.double()))).long()
+    # window sizes rounded up: to powers of two up to 16, to multiples of 16 above
+    span = torch.maximum(x_hi - x_lo, y_hi - y_lo) + 1
+    size = torch.where(span <= 16, torch.pow(2, torch.ceil(torch.log2(span.double()))).long(), (span + 15) // 16 * 16)
     for d in torch.unique(size).tolist():
-        in_group = (size == d).nonzero().squeeze(1)
-        g = {name: value[in_group] for name, value in boxes.items()}
+        in_group = size == d
+        g_plane, _, g_cx, g_cy, g_x_lo, g_x_hi, g_y_lo, g_y_hi = boxes[in_group].unbind(1)
+        c = neg_inv_two_sigma_sq[in_group].unsqueeze(1)
         d_h, d_w = min(d, height), min(d, width)
-        xs = torch.minimum(g["x_lo"].unsqueeze(1) + torch.arange(d_w, device=flat.device), g["x_hi"].unsqueeze(1))
-        ys = torch.minimum(g["y_lo"].unsqueeze(1) + torch.arange(d_h, device=flat.device), g["y_hi"].unsqueeze(1))
-        sigma = (2 * g["radius"] + 1).to(compute_dtype) / sigma_factor
-        neg_inv_two_sigma_sq = (-1.0 / (2.0 * sigma * sigma)).unsqueeze(1)
-        gx = torch.exp((xs - g["cx"].unsqueeze(1)).to(compute_dtype).square() * neg_inv_two_sigma_sq)
-        gy = torch.exp((ys - g["cy"].unsqueeze(1)).to(compute_dtype).square() * neg_inv_two_sigma_sq)
-        # The smallest value a box draws is at its window's far corner.
-        needs_threshold = bool(((gx.amin(1) * gy.amin(1)) < zero_below).any())
+        xs = torch.minimum(g_x_lo.unsqueeze(1) + torch.arange(d_w, device=flat.device), g_x_hi.unsqueeze(1))
+        ys = torch.minimum(g_y_lo.unsqueeze(1) + torch.arange(d_h, device=flat.device), g_y_hi.unsqueeze(1))
+        gx = torch.exp((xs - g_cx.unsqueeze(1)).to(compute_dtype).square() * c)
+        gy = torch.exp((ys - g_cy.unsqueeze(1)).to(compute_dtype).square() * c)
         if not needs_threshold:
             gy = gy * k_scale
         values = gy.unsqueeze(2) * gx.unsqueeze(1)
         if needs_threshold:
             values = values.masked_fill_(values < zero_below, 0.0).mul_(k_scale)
-        rows = g["plane"].unsqueeze(1) * (height * width) + ys * width
-        flat_index = rows.unsqueeze(2) + xs.unsqueeze(1)
+        flat_index = (g_plane.unsqueeze(1) * (height * width) + ys * width).unsqueeze(2) + xs.unsqueeze(1)
         flat.scatter_reduce_(0, flat_index.view(-1), values.view(-1).to(heatmap.dtype), "amax")
 
     if work is not heatmap:
