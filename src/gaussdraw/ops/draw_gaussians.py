@@ -193,7 +193,7 @@ def launch(
     if device.type == "cuda" and direct and not torch.compiler.is_compiling():
         _launch_direct(grid, args, constexprs, device)
     else:
-        warps = _warps(height, width)
+        warps = _warps(height, width, num_boxes, num_planes)
         with torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext():
             _draw_gaussians_kernel[grid](*args, **dict(zip(_CONSTEXPR_NAMES, constexprs)), num_warps=warps)
 
@@ -210,7 +210,7 @@ def _launch_direct(grid, args, constexprs, device):
     plus whether every integer fits in 32 bits."""
     ints = args[5:24]  # every integer argument, num_boxes .. stride_nb
     fits = -(2**31) <= min(ints) and max(ints) < 2**31
-    warps = _warps(args[7], args[8])
+    warps = _warps(args[7], args[8], args[5], args[6])
     key = (device.index, args[0].dtype, args[1].dtype, args[2].dtype, args[3].dtype, args[4].dtype, constexprs, warps)
     compiled = _compiled.get(key) if fits else None
     if compiled is not None and not _launch_hooks_active() and torch._C._cuda_getDevice() == device.index:
@@ -226,10 +226,12 @@ def _launch_direct(grid, args, constexprs, device):
         _compiled[key] = compiled
 
 
-def _warps(height: int, width: int) -> int:
-    """2 warps; 1 where the map is small (<= 64 x 64), since windows are clipped to it
-    (from the H100 variant grid in benchmarks/NOTES.md)."""
-    return TUNING.get("warps") or (1 if height * width <= 4096 else 2)
+def _warps(height: int, width: int, num_boxes: int, num_planes: int) -> int:
+    """2 warps; 1 where windows are small: on small maps (<= 64 x 64: windows are
+    clipped to the map) and where there are many boxes per pixel (>= 1 per 100: most
+    must be small). From the H100 variant grid in benchmarks/NOTES.md."""
+    small = height * width <= 4096 or num_boxes >= 0.01 * num_planes * height * width
+    return TUNING.get("warps") or (1 if small else 2)
 
 
 _RUNTIME_KNOBS = getattr(getattr(triton, "knobs", None), "runtime", None)
