@@ -43,3 +43,37 @@ def draw_with_oracle(heatmap, centers, radii, heatmap_idxes, k=1.0, which="mmdet
         else:
             draw(planes[index], [x, y], radius, k)
     return heatmap
+
+
+@cache
+def mmdet_gaussian_focal_loss():
+    """mmdet 3.x's ``gaussian_focal_loss`` (with its ``weighted_loss`` reduction) and
+    ``GaussianFocalLoss``, executed from their source file.
+
+    That file imports mmdet's registry (and through it mmengine), so it cannot be
+    imported here; its functions and class are compiled from the file's own text
+    with the names they use supplied: ``weighted_loss`` / ``weight_reduce_loss`` from
+    mmdet's ``losses/utils.py`` (which imports only torch) and a registry stub."""
+    import ast
+    import typing
+
+    import torch
+    from torch import Tensor, nn
+
+    utils = _load("mmdet", "models/losses/utils.py")
+    spec = importlib.util.find_spec("mmdet")
+    path = os.path.join(spec.submodule_search_locations[0], "models/losses/gaussian_focal_loss.py")
+    source = open(path).read()
+    tree = ast.parse(source)
+    keep = [node for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef))]
+
+    class _Registry:
+        @staticmethod
+        def register_module():
+            return lambda cls: cls
+
+    namespace = dict(torch=torch, Tensor=Tensor, nn=nn, Optional=typing.Optional, Union=typing.Union,
+                     weighted_loss=utils.weighted_loss, weight_reduce_loss=utils.weight_reduce_loss,
+                     MODELS=_Registry)
+    exec(compile(ast.Module(body=keep, type_ignores=[]), path, "exec"), namespace)
+    return namespace["gaussian_focal_loss"], namespace["GaussianFocalLoss"]

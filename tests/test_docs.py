@@ -12,7 +12,7 @@ import importlib
 
 import pytest
 
-MODULES_WITH_EXAMPLES = ["gaussdraw", "gaussdraw.draw", "gaussdraw.ragged"]
+MODULES_WITH_EXAMPLES = ["gaussdraw", "gaussdraw.draw", "gaussdraw.ragged", "gaussdraw.loss"]
 
 
 @pytest.mark.parametrize("name", MODULES_WITH_EXAMPLES)

@@ -8,12 +8,16 @@
 """
 
 from .draw import draw_heatmap, draw_heatmap_batched, render_heatmaps, render_heatmaps_batched
+from .loss import GaussianFocalLoss, gaussian_focal_loss, gaussian_focal_loss_with_logits
 from .ragged import Ragged
 
 __all__ = [
+    "GaussianFocalLoss",
     "Ragged",
     "draw_heatmap",
     "draw_heatmap_batched",
+    "gaussian_focal_loss",
+    "gaussian_focal_loss_with_logits",
     "render_heatmaps",
     "render_heatmaps_batched",
 ]

@@ -1,0 +1,218 @@
+"""The Gaussian focal loss (CornerNet / CenterNet; mmdet's ``GaussianFocalLoss``), fused.
+
+The forward pass computes the reduced loss in one pass over ``pred`` and ``target``
+(and ``weight``); the backward pass computes d(loss)/d(pred) in one more, from the
+inputs, so no intermediate tensor is kept for autograd.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import torch
+from torch import nn
+
+from .ops._triton import HAVE_TRITON
+from .ops.focal_loss import focal_loss_forward_op
+
+REDUCTIONS = ("none", "mean", "sum")
+_FLOAT32_EPS = torch.finfo(torch.float32).eps
+
+
+def _check(pred, target, weight, alpha, gamma, reduction, avg_factor, backend, validate, logits):
+    name = "logits" if logits else "pred"
+    for arg, value in ((name, pred), ("target", target)):
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"{arg} must be a torch.Tensor; got {type(value).__name__}")
+        if not value.is_floating_point():
+            raise TypeError(f"{arg} must be a floating tensor; got {value.dtype}")
+    if target.device != pred.device:
+        raise ValueError(f"target is on {target.device} but {name} is on {pred.device}")
+    if target.shape != pred.shape:
+        raise ValueError(f"target must have {name}'s shape {tuple(pred.shape)}; got {tuple(target.shape)}")
+    if weight is not None:
+        if not isinstance(weight, torch.Tensor) or not weight.is_floating_point():
+            raise TypeError(f"weight must be a floating tensor; got {type(weight).__name__}")
+        if weight.device != pred.device:
+            raise ValueError(f"weight is on {weight.device} but {name} is on {pred.device}")
+        try:
+            torch.broadcast_shapes(weight.shape, pred.shape)
+        except RuntimeError:
+            raise ValueError(
+                f"weight of shape {tuple(weight.shape)} does not broadcast to {name}'s {tuple(pred.shape)}"
+            ) from None
+    for arg, value in (("alpha", alpha), ("gamma", gamma)):
+        if not isinstance(value, numbers.Real) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"{arg} must be a number >= 0; got {value!r}")
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}; got {reduction!r}")
+    if avg_factor is not None and reduction == "sum":
+        raise ValueError('avg_factor can not be used with reduction="sum"')
+    if backend not in ("auto", "triton", "torch"):
+        raise ValueError(f"backend must be 'auto', 'triton' or 'torch'; got {backend!r}")
+    if validate:
+        bad = (target < 0) | (target > 1) | target.isnan()
+        if bool(bad.any()):
+            first = int(bad.reshape(-1).nonzero()[0, 0])
+            raise ValueError(f"target must be in [0, 1]; got {target.reshape(-1)[first].item()} at flat index {first}")
+
+
+def _backend(backend: str, device: torch.device) -> str:
+    if backend == "auto":
+        return "triton" if device.type == "cuda" and HAVE_TRITON else "torch"
+    return backend
+
+
+def _focal_loss(pred, target, alpha, gamma, pos_weight, neg_weight, reduction, avg_factor, weight, backend,
+                validate, logits):
+    _check(pred, target, weight, alpha, gamma, reduction, avg_factor, backend, validate, logits)
+    backend = _backend(backend, pred.device)
+    if weight is not None and weight.shape != pred.shape:
+        weight = weight.expand_as(pred)
+    pred, target = pred.contiguous(), target.contiguous()
+    weight = weight.contiguous() if weight is not None else None
+    reduce = reduction != "none"
+    loss, positives = focal_loss_forward_op(
+        pred, target, weight, float(alpha), float(gamma), float(pos_weight), float(neg_weight), logits, reduce,
+        backend,
+    )
+    if avg_factor == "num_pos":
+        avg_factor = positives.clamp(min=1)
+    if reduction == "mean":
+        # over no elements the mean is NaN, as torch.mean and mmdet give
+        loss = loss / (avg_factor + _FLOAT32_EPS) if avg_factor is not None else loss / pred.numel()
+    if reduce:
+        loss = loss.to(pred.dtype)
+    return loss, positives
+
+
+def gaussian_focal_loss(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    alpha: float = 2.0,
+    gamma: float = 4.0,
+    pos_weight: float = 1.0,
+    neg_weight: float = 1.0,
+    reduction: str = "mean",
+    avg_factor: float | torch.Tensor | None = None,
+    weight: torch.Tensor | None = None,
+    *,
+    backend: str = "auto",
+    validate: bool = False,
+) -> torch.Tensor:
+    """Gaussian focal loss of probabilities ``pred`` against Gaussian heatmaps ``target``.
+
+    Same values as mmdet 3.x's ``gaussian_focal_loss`` with its ``weighted_loss``
+    reduction: positives where ``target == 1``, eps = 1e-12,
+
+        loss = pos_weight * [t == 1] * -log(p + eps) * (1 - p)^alpha
+             + neg_weight * (1 - t)^gamma * -log(1 - p + eps) * p^alpha
+
+    Args:
+        pred: (...) probabilities in [0, 1], float16/bfloat16/float32/float64
+            (computed in float32, float64 for float64).
+        target: Gaussian heatmap of ``pred``'s shape, values in [0, 1] (other values
+            are the caller's bug; checked with ``validate=True``).
+        alpha, gamma: powers of the prediction and of the negatives' (1 - target), >= 0.
+        pos_weight, neg_weight: weights of the positive and negative terms.
+        reduction: "mean", "sum" or "none" (elementwise, in ``pred``'s dtype).
+        avg_factor: with "mean", divide the sum by ``avg_factor + eps(float32)``
+            instead of the element count; an error with "sum", as in mmdet.
+        weight: elementwise weights, broadcastable to ``pred``.
+        backend: "auto" (Triton on CUDA, torch on CPU), "triton" (on CPU tensors
+            only under ``TRITON_INTERPRET=1``) or "torch".
+        validate: check that ``target`` lies in [0, 1] (reads values: syncs on GPU).
+
+    Returns:
+        The loss: a 0-d tensor, or ``pred``'s shape for ``reduction="none"``.
+
+    Example:
+        >>> pred = torch.tensor([[0.9, 0.2], [0.1, 0.05]])
+        >>> target = torch.tensor([[1.0, 0.5], [0.0, 0.1]])
+        >>> round(gaussian_focal_loss(pred, target).item(), 6)
+        0.000687
+    """
+    loss, _ = _focal_loss(pred, target, alpha, gamma, pos_weight, neg_weight, reduction, avg_factor, weight,
+                          backend, validate, logits=False)
+    return loss
+
+
+def gaussian_focal_loss_with_logits(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    alpha: float = 2.0,
+    gamma: float = 4.0,
+    pos_weight: float = 1.0,
+    neg_weight: float = 1.0,
+    reduction: str = "mean",
+    avg_factor: float | str | torch.Tensor | None = None,
+    weight: torch.Tensor | None = None,
+    *,
+    return_num_pos: bool = False,
+    backend: str = "auto",
+    validate: bool = False,
+):
+    """The Gaussian focal loss from logits: ``pred = sigmoid(logits)``, with
+    ``log(p) = logsigmoid(x)`` and ``log(1 - p) = logsigmoid(-x)`` (no eps, no clamp:
+    stable for any logit).
+
+    Args:
+        logits: (...) raw scores; other arguments as in :func:`gaussian_focal_loss`.
+        avg_factor: also ``"num_pos"``: divide the sum by max(1, number of positives),
+            counted in the same pass (CenterNet's usual normalization).
+        return_num_pos: also return the number of positives (``target == 1``), a 0-d
+            int64 tensor from the same pass.
+
+    Returns:
+        The loss, or ``(loss, num_pos)`` with ``return_num_pos=True``.
+
+    Example:
+        >>> logits = torch.tensor([[2.0, -1.0], [-3.0, -4.0]])
+        >>> target = torch.tensor([[1.0, 0.5], [0.0, 0.1]])
+        >>> loss, num_pos = gaussian_focal_loss_with_logits(logits, target, avg_factor="num_pos", return_num_pos=True)
+        >>> round(loss.item(), 6), num_pos.item()
+        (0.003333, 1)
+    """
+    loss, positives = _focal_loss(logits, target, alpha, gamma, pos_weight, neg_weight, reduction, avg_factor,
+                                  weight, backend, validate, logits=True)
+    return (loss, positives) if return_num_pos else loss
+
+
+class GaussianFocalLoss(nn.Module):
+    """mmdet 3.x's ``GaussianFocalLoss`` module, computed by :func:`gaussian_focal_loss`.
+
+    Args:
+        alpha, gamma, pos_weight, neg_weight: as in :func:`gaussian_focal_loss`.
+        reduction: "mean" (default), "sum" or "none".
+        loss_weight: multiplies the loss.
+        backend: as in :func:`gaussian_focal_loss`.
+
+    Example:
+        >>> criterion = GaussianFocalLoss(loss_weight=2.0)
+        >>> pred = torch.tensor([[0.9, 0.2], [0.1, 0.05]])
+        >>> target = torch.tensor([[1.0, 0.5], [0.0, 0.1]])
+        >>> round(criterion(pred, target, avg_factor=1).item(), 6)
+        0.005498
+    """
+
+    def __init__(self, alpha: float = 2.0, gamma: float = 4.0, reduction: str = "mean", loss_weight: float = 1.0,
+                 pos_weight: float = 1.0, neg_weight: float = 1.0, *, backend: str = "auto") -> None:
+        super().__init__()
+        if reduction not in REDUCTIONS:
+            raise ValueError(f"reduction must be one of {REDUCTIONS}; got {reduction!r}")
+        self.alpha, self.gamma, self.reduction, self.loss_weight = alpha, gamma, reduction, loss_weight
+        self.pos_weight, self.neg_weight, self.backend = pos_weight, neg_weight, backend
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None,
+                avg_factor: float | None = None, reduction_override: str | None = None) -> torch.Tensor:
+        if reduction_override not in (None, *REDUCTIONS):
+            raise ValueError(f"reduction_override must be None or one of {REDUCTIONS}; got {reduction_override!r}")
+        reduction = reduction_override or self.reduction
+        return self.loss_weight * gaussian_focal_loss(
+            pred, target, self.alpha, self.gamma, self.pos_weight, self.neg_weight, reduction, avg_factor, weight,
+            backend=self.backend,
+        )
+
+    def extra_repr(self) -> str:
+        return (f"alpha={self.alpha}, gamma={self.gamma}, reduction={self.reduction!r}, "
+                f"loss_weight={self.loss_weight}, pos_weight={self.pos_weight}, neg_weight={self.neg_weight}")

@@ -1,0 +1,251 @@
+"""Gaussian focal loss: every backend against mmdet's code, gradients, the logits variant, errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gaussdraw import GaussianFocalLoss, gaussian_focal_loss, gaussian_focal_loss_with_logits
+from gaussdraw.ops.focal_loss import focal_loss_backward_op, focal_loss_forward_op
+
+from .conftest import DEVICE_BACKENDS, DEVICE_BACKEND_IDS
+from .helpers import assert_close
+from .oracles import mmdet_gaussian_focal_loss
+
+SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def rel_close(actual, expected, rtol, what=""):
+    """|a - e| <= rtol * max(|e|, tiny) elementwise (NaN only where expected is NaN)."""
+    a, e = actual.detach().double().cpu(), expected.detach().double().cpu()
+    both_nan = a.isnan() & e.isnan()
+    a, e = torch.where(both_nan, 0.0, a), torch.where(both_nan, 0.0, e)
+    scale = e.abs().clamp(min=1e-6)
+    assert_close(a / scale, e / scale, rtol, what)
+
+
+def inputs(shape, seed, dtype=torch.float32, extremes=True):
+    """pred in [0, 1] with exact 0s and 1s; target a heatmap with exact 1s (positives) and 0s."""
+    g = torch.Generator().manual_seed(seed)
+    pred = torch.rand(shape, generator=g, dtype=torch.float64)
+    target = torch.rand(shape, generator=g, dtype=torch.float64) ** 3
+    u = torch.rand(shape, generator=g)
+    target = torch.where(u < 0.1, 1.0, torch.where(u > 0.7, 0.0, target))
+    if extremes:
+        v = torch.rand(shape, generator=g)
+        pred = torch.where(v < 0.05, 0.0, torch.where(v > 0.95, 1.0, pred))
+    return pred.to(dtype), target.to(dtype)
+
+
+OPTIONS = st.fixed_dictionaries(dict(
+    alpha=st.sampled_from([2.0, 1.0, 1.5, 3.0]),
+    gamma=st.sampled_from([4.0, 2.0, 0.5, 0.0]),
+    pos_weight=st.sampled_from([1.0, 0.25]),
+    neg_weight=st.sampled_from([1.0, 2.0]),
+))
+SHAPES = st.sampled_from([(3, 5), (2, 3, 7, 9), (1, 37), (2, 1, 33, 65), (0, 4)])
+
+
+@SETTINGS
+@given(shape=SHAPES, options=OPTIONS, reduction=st.sampled_from(["mean", "sum", "none"]),
+       use_weight=st.booleans(), use_avg=st.booleans(), seed=st.integers(0, 2**16))
+def test_matches_mmdet(device_backend, shape, options, reduction, use_weight, use_avg, seed):
+    device, backend = device_backend
+    mmdet_loss, _ = mmdet_gaussian_focal_loss()
+    pred, target = inputs(shape, seed)
+    weight = torch.rand(shape, generator=torch.Generator().manual_seed(seed + 1)) if use_weight else None
+    avg_factor = 7.0 if (use_avg and reduction != "sum") else None
+
+    p_ref = pred.clone().requires_grad_()
+    expected = mmdet_loss(p_ref, target, weight, reduction=reduction, avg_factor=avg_factor, **options)
+    p = pred.clone().to(device).requires_grad_()
+    actual = gaussian_focal_loss(p, target.to(device), reduction=reduction, avg_factor=avg_factor,
+                                 weight=weight.to(device) if weight is not None else None, backend=backend, **options)
+    assert actual.shape == expected.shape and actual.dtype == expected.dtype
+    rel_close(actual, expected, 1e-5 if reduction == "none" else 1e-6, "loss:")
+    if pred.numel():
+        expected.sum().backward()
+        actual.sum().backward()
+        assert torch.isfinite(p.grad).all()
+        # The positive and negative terms' gradients can nearly cancel (gamma = 0 gives
+        # positives a negative term too): compare within 1e-5 of the terms' size.
+        scale = sum(_mmdet_grad(mmdet_loss, pred, target, weight, reduction, avg_factor, options, **zero).abs()
+                    for zero in (dict(pos_weight=0.0), dict(neg_weight=0.0)))
+        assert_close(p.grad / scale.clamp(min=1e-30), p_ref.grad / scale.clamp(min=1e-30), 1e-5, "grad:")
+
+
+def _mmdet_grad(mmdet_loss, pred, target, weight, reduction, avg_factor, options, **override):
+    p = pred.detach().clone().requires_grad_()
+    mmdet_loss(p, target, weight, reduction=reduction, avg_factor=avg_factor, **{**options, **override}).sum().backward()
+    return p.grad
+
+
+@pytest.mark.parametrize("device_backend", DEVICE_BACKENDS, ids=DEVICE_BACKEND_IDS)
+def test_module_matches_mmdet(device_backend):
+    device, backend = device_backend
+    _, MMDetModule = mmdet_gaussian_focal_loss()
+    pred, target = inputs((2, 3, 16, 20), seed=5)
+    kwargs = dict(alpha=2.0, gamma=4.0, reduction="mean", loss_weight=1.5, pos_weight=0.5, neg_weight=2.0)
+    ours, theirs = GaussianFocalLoss(**kwargs, backend=backend), MMDetModule(**kwargs)
+    for call in [dict(), dict(avg_factor=12.0), dict(reduction_override="sum"), dict(reduction_override="none"),
+                 dict(weight=torch.rand(2, 3, 16, 20))]:
+        expected = theirs(pred, target, **call)
+        moved = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in call.items()}
+        rel_close(ours(pred.to(device), target.to(device), **moved), expected, 1e-5, f"{call}:")
+    assert "loss_weight=1.5" in repr(ours)
+
+
+@pytest.mark.parametrize("backend", ["torch"] + (["triton"] if ("cpu", "triton") in DEVICE_BACKENDS else []))
+@pytest.mark.parametrize("logits", [False, True], ids=["probabilities", "logits"])
+def test_gradcheck_float64(backend, logits):
+    g = torch.Generator().manual_seed(3)
+    x = (torch.randn(3, 7, generator=g, dtype=torch.float64) * 2) if logits else \
+        torch.rand(3, 7, generator=g, dtype=torch.float64) * 0.9 + 0.05
+    target = torch.rand(3, 7, generator=g, dtype=torch.float64) ** 2
+    target[0, :2] = 1.0
+    fn = gaussian_focal_loss_with_logits if logits else gaussian_focal_loss
+    for reduction in ("mean", "none"):
+        torch.autograd.gradcheck(
+            lambda v: fn(v, target, alpha=1.5, gamma=3.0, pos_weight=0.7, reduction=reduction, backend=backend),
+            (x.requires_grad_(),),
+        )
+
+
+def _logits_loss_float64(x, t, alpha, gamma):
+    """Independent float64 formula: p = sigmoid(x), log p and log(1 - p) by logsigmoid."""
+    x, t = x.double(), t.double()
+    log_p, log_q = torch.nn.functional.logsigmoid(x), torch.nn.functional.logsigmoid(-x)
+    pos = -log_p * torch.exp(alpha * log_q) * (t == 1)
+    neg = -log_q * torch.exp(alpha * log_p) * (1 - t) ** gamma
+    return pos + neg
+
+
+@pytest.mark.parametrize("device_backend", DEVICE_BACKENDS, ids=DEVICE_BACKEND_IDS)
+def test_logits_variant(device_backend):
+    device, backend = device_backend
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(4, 3, 11, 13, generator=g) * 4
+    x.view(-1)[:6] = torch.tensor([-1e4, -100.0, -30.0, 30.0, 100.0, 1e4])  # no clamp needed
+    _, target = inputs(x.shape, seed=4)
+    expected = _logits_loss_float64(x, target, 2.0, 4.0)
+    xd = x.clone().to(device).requires_grad_()
+    loss, num_pos = gaussian_focal_loss_with_logits(xd, target.to(device), reduction="none", return_num_pos=True,
+                                                    backend=backend)
+    assert num_pos.item() == int((target == 1).sum())
+    rel_close(loss, expected.float(), 1e-5, "logits loss:")
+    loss.sum().backward()
+    assert torch.isfinite(xd.grad).all()
+    x64 = x.detach().double().requires_grad_()
+    _logits_loss_float64(x64, target, 2.0, 4.0).sum().backward()
+    assert_close(xd.grad, x64.grad, 1e-5, "logits grad:")
+
+    # moderate logits: the same as the probability form of sigmoid(x)
+    x = torch.randn(3, 50, generator=g)
+    ours = gaussian_focal_loss_with_logits(x.to(device), target[0, 0, :3, :].reshape(3, -1)[:, :13].repeat(1, 4)[:, :50]
+                                           .to(device), backend=backend)
+    t = target[0, 0, :3, :].reshape(3, -1)[:, :13].repeat(1, 4)[:, :50]
+    rel_close(ours, gaussian_focal_loss(torch.sigmoid(x), t, backend="torch"), 1e-5, "vs sigmoid:")
+
+    # avg_factor="num_pos": the sum over max(1, positives) from the same pass
+    s = gaussian_focal_loss_with_logits(x.to(device), t.to(device), reduction="sum", backend=backend)
+    n = gaussian_focal_loss_with_logits(x.to(device), t.to(device), avg_factor="num_pos", backend=backend)
+    rel_close(n, s / (max(1, int((t == 1).sum())) + torch.finfo(torch.float32).eps), 1e-6, "num_pos:")
+
+
+@pytest.mark.parametrize("device_backend", DEVICE_BACKENDS, ids=DEVICE_BACKEND_IDS)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+def test_half_precision_pred(device_backend, dtype):
+    device, backend = device_backend
+    if backend == "triton" and device == "cpu" and dtype == torch.bfloat16:
+        pytest.skip("bf16 is broken in Triton's interpreter")
+    pred, target = inputs((2, 4, 17, 19), seed=6)
+    p = pred.to(dtype).to(device).requires_grad_()
+    loss = gaussian_focal_loss(p, target.to(device), backend=backend)
+    assert loss.dtype == dtype and torch.isfinite(loss)
+    p32 = p.detach().float().requires_grad_()
+    ref = gaussian_focal_loss(p32, target.to(device), backend="torch")
+    rel_close(loss.float(), ref, 1e-2, f"{dtype} loss:")
+    loss.backward()
+    ref.backward()
+    assert p.grad.dtype == dtype and torch.isfinite(p.grad).all()
+    limit = torch.finfo(dtype).max
+    rel_close(p.grad.float(), p32.grad.clamp(-limit, limit).to(dtype).float(), 1e-2, f"{dtype} grad:")
+
+
+@pytest.mark.parametrize("device_backend", DEVICE_BACKENDS, ids=DEVICE_BACKEND_IDS)
+def test_backends_agree_and_sum_is_deterministic(device_backend):
+    device, backend = device_backend
+    pred, target = inputs((3, 5, 40, 41), seed=8)
+    a = gaussian_focal_loss(pred.to(device), target.to(device), reduction="sum", backend=backend)
+    b = gaussian_focal_loss(pred.to(device), target.to(device), reduction="sum", backend=backend)
+    assert torch.equal(a, b)
+    rel_close(a, gaussian_focal_loss(pred.double(), target.double(), reduction="sum", backend="torch").float(),
+              1e-5, "vs float64:")
+
+
+T = torch.tensor
+BAD = {
+    "shape": (dict(pred=torch.rand(2, 3), target=torch.rand(3, 2)), ValueError, r"target must have pred's shape"),
+    "int-pred": (dict(pred=T([[1, 0]]), target=torch.rand(1, 2)), TypeError, r"pred must be a floating tensor"),
+    "int-target": (dict(pred=torch.rand(1, 2), target=T([[1, 0]])), TypeError, r"target must be a floating"),
+    "sum-avg": (dict(pred=torch.rand(2, 3), target=torch.rand(2, 3), reduction="sum", avg_factor=3.0), ValueError,
+                r'avg_factor can not be used with reduction="sum"'),
+    "reduction": (dict(pred=torch.rand(2, 3), target=torch.rand(2, 3), reduction="avg"), ValueError,
+                  r"reduction must be one of"),
+    "alpha": (dict(pred=torch.rand(2, 3), target=torch.rand(2, 3), alpha=-1.0), ValueError, r"alpha must be"),
+    "weight-shape": (dict(pred=torch.rand(2, 3), target=torch.rand(2, 3), weight=torch.rand(4)), ValueError,
+                     r"weight of shape \(4,\) does not broadcast"),
+    "target-range": (dict(pred=torch.rand(2, 3), target=torch.full((2, 3), 1.5), validate=True), ValueError,
+                     r"target must be in \[0, 1\]; got 1.5 at flat index 0"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD), ids=list(BAD))
+def test_bad_input(case):
+    kwargs, error, match = BAD[case]
+    with pytest.raises(error, match=match):
+        gaussian_focal_loss(**kwargs)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_devices_must_match():
+    with pytest.raises(ValueError, match=r"target is on cpu but pred is on cuda"):
+        gaussian_focal_loss(torch.rand(2, 3, device="cuda"), torch.rand(2, 3))
+
+
+OP_DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", OP_DEVICES)
+@pytest.mark.parametrize("reduce", [True, False], ids=["reduce", "elementwise"])
+def test_opcheck(device, reduce):
+    backend = "triton" if device == "cuda" else "torch"
+    pred, target = inputs((3, 17), seed=9, extremes=False)
+    pred, target = pred.to(device).requires_grad_(), target.to(device)
+    torch.library.opcheck(focal_loss_forward_op, (pred, target, None, 2.0, 4.0, 1.0, 1.0, False, reduce, backend))
+    grad = torch.ones((), device=device) if reduce else torch.rand(3, 17, device=device)
+    torch.library.opcheck(focal_loss_backward_op,
+                          (grad, pred.detach(), target, None, 2.0, 4.0, 1.0, 1.0, True, backend))
+
+
+@pytest.mark.parametrize("device", OP_DEVICES)
+def test_compile_fullgraph_training_step(device):
+    torch._dynamo.reset()
+    criterion = GaussianFocalLoss()
+
+    def forward(logits, target):
+        loss = criterion(torch.sigmoid(logits).clamp(1e-4, 1 - 1e-4), target, avg_factor=3.0)
+        return loss + gaussian_focal_loss_with_logits(logits, target, avg_factor="num_pos")
+
+    pred, target = inputs((2, 3, 9, 11), seed=10, extremes=False)
+    x = torch.logit(pred.clamp(0.01, 0.99)).to(device)
+    eager_x = x.clone().requires_grad_()
+    expected = forward(eager_x, target.to(device))
+    expected.backward()
+    compiled_x = x.clone().requires_grad_()
+    actual = torch.compile(forward, fullgraph=True)(compiled_x, target.to(device))
+    actual.backward()  # the backward graph, compiled by AOTAutograd, calls the backward op
+    rel_close(actual, expected, 1e-5, "compiled loss:")
+    assert_close(compiled_x.grad, eager_x.grad, 1e-6, "compiled grad:")
