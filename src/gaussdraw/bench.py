@@ -330,6 +330,85 @@ def profile_draw(device, calls: int = 3000) -> str:
     return text.getvalue()
 
 
+LOSS_SHAPES = {"centernet-coco": (32, 80, 128, 128), "centerpoint-nus": (4, 10, 180, 180)}
+
+
+def loss_inputs(shape, device, seed=0):
+    """Sigmoid predictions and a Gaussian-heatmap-like target with exact positives."""
+    g = torch.Generator().manual_seed(seed)
+    pred = torch.sigmoid(torch.randn(shape, generator=g) * 2).clamp(1e-4, 1 - 1e-4)
+    target = torch.rand(shape, generator=g) ** 8
+    target[torch.rand(shape, generator=g) < 1e-3] = 1.0
+    return pred.to(device), target.to(device)
+
+
+def copy_bandwidth(device) -> float:
+    """Bytes per second of a large device-to-device copy (read + write counted)."""
+    import triton.testing
+
+    src = torch.empty(2**28, dtype=torch.float32, device=device)
+    dst = torch.empty_like(src)
+    ms = triton.testing.do_bench(lambda: dst.copy_(src), warmup=25, rep=200, return_mode="median")
+    return 2 * src.numel() * 4 / (ms * 1e-3)
+
+
+def loss_bench(device) -> list[dict]:
+    """Forward and forward+backward time and peak extra memory of the focal loss: gaussdraw
+    against mmdet's composition, eager and under torch.compile; and the bytes floor."""
+    import triton.testing
+
+    from .loss import gaussian_focal_loss
+    from .reference import gaussian_focal_loss_composed
+
+    bandwidth = copy_bandwidth(device)
+    compiled = torch.compile(gaussian_focal_loss_composed)
+    variants = {"gaussdraw": gaussian_focal_loss, "mmdet eager": gaussian_focal_loss_composed,
+                "mmdet compiled": compiled}
+    rows = []
+    for name, shape in LOSS_SHAPES.items():
+        pred, target = loss_inputs(shape, device)
+        n = pred.numel()
+        # the floor: read pred and target, write the gradient, at the copy bandwidth
+        floor_us = 12 * n / bandwidth * 1e6
+        for variant, fn in variants.items():
+            x = pred.clone().requires_grad_()
+
+            def fwd():
+                with torch.no_grad():
+                    return fn(x, target)
+
+            def fwd_bwd():
+                fn(x, target).backward()
+
+            fwd_bwd()  # compile / warm up
+            x.grad = None
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats(device)
+            base = torch.cuda.memory_allocated(device)
+            fwd_bwd()
+            torch.cuda.synchronize()
+            peak_extra = torch.cuda.max_memory_allocated(device) - base
+            x.grad = None
+            rows.append(dict(
+                shape=list(shape), config=name, variant=variant,
+                fwd_us=triton.testing.do_bench(fwd, warmup=25, rep=200, return_mode="median") * 1e3,
+                fwd_bwd_us=triton.testing.do_bench(fwd_bwd, warmup=25, rep=200, grad_to_none=[x],
+                                                   return_mode="median") * 1e3,
+                peak_extra_mb=peak_extra / 2**20, pred_mb=n * 4 / 2**20, floor_us=floor_us,
+                copy_tb_s=bandwidth / 1e12,
+            ))
+    return rows
+
+
+def loss_table(rows: list[dict]) -> str:
+    lines = ["| shape | variant | fwd (µs) | fwd+bwd (µs) | peak extra (MB) | pred (MB) | bytes floor (µs) |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {'×'.join(map(str, r['shape']))} | {r['variant']} | {r['fwd_us']:.1f} | {r['fwd_bwd_us']:.1f} "
+                     f"| {r['peak_extra_mb']:.0f} | {r['pred_mb']:.0f} | {r['floor_us']:.1f} |")
+    return "\n".join(lines)
+
+
 def plot(rows: list[dict], path: str, device_name: str) -> None:
     import matplotlib
 
@@ -455,9 +534,21 @@ def main(argv=None) -> int:
     p.add_argument("--no-cpu", action="store_true", help="on a GPU machine, skip the CPU rows")
     p.add_argument("--cpu-threads", type=int, default=2, help="torch threads for the CPU rows (default 2)")
     p.add_argument("--profile", action="store_true", help="cProfile of the host side of a draw call, then exit")
+    p.add_argument("--loss", action="store_true",
+                   help="GPU: time the Gaussian focal loss against mmdet's composition (eager, compiled), then exit")
     p.add_argument("--variants", default=None, metavar="JSON",
                    help="GPU: time forced launch shapes (boxes per program x window splits) into JSON, then exit")
     a = p.parse_args(argv)
+    if a.loss:
+        device = torch.device(a.device or "cuda")
+        rows = loss_bench(device)
+        report = dict(environment=environment(device), loss=rows)
+        if a.json_path:
+            with open(a.json_path, "w") as f:
+                json.dump(report, f, indent=1)
+        print(f"gaussdraw bench --loss — {report['environment']}, copy {rows[0]['copy_tb_s']:.2f} TB/s")
+        print(loss_table(rows))
+        return 0
     if a.profile:
         print(profile_draw(torch.device(a.device or ("cuda" if torch.cuda.is_available() else "cpu"))))
         return 0

@@ -53,3 +53,14 @@ def draw_heatmap_batched_per_box(
             plane = heatmap[b] if labels_list is None else heatmap[b, int(labels_list[b][t])]
             draw_one_box(plane, x, y, radius, diameter_to_sigma_factor, k_scale)
     return heatmap
+
+
+def gaussian_focal_loss_composed(pred, target, alpha=2.0, gamma=4.0, pos_weight=1.0, neg_weight=1.0):
+    """The Gaussian focal loss as mmdet composes it: a dozen elementwise torch ops
+    (each a pass over the tensor, each kept for autograd), then the mean."""
+    eps = 1e-12
+    pos_weights = target.eq(1)
+    neg_weights = (1 - target).pow(gamma)
+    pos_loss = -(pred + eps).log() * (1 - pred).pow(alpha) * pos_weights
+    neg_loss = -(1 - pred + eps).log() * pred.pow(alpha) * neg_weights
+    return (pos_weight * pos_loss + neg_weight * neg_loss).mean()
