@@ -73,7 +73,7 @@ def test_matches_mmdet(device_backend, shape, options, reduction, use_weight, us
         # positives a negative term too): compare within 1e-5 of the terms' size.
         scale = sum(_mmdet_grad(mmdet_loss, pred, target, weight, reduction, avg_factor, options, **zero).abs()
                     for zero in (dict(pos_weight=0.0), dict(neg_weight=0.0)))
-        assert_close(p.grad / scale.clamp(min=1e-30), p_ref.grad / scale.clamp(min=1e-30), 1e-5, "grad:")
+        assert_close(p.grad.cpu() / scale.clamp(min=1e-30), p_ref.grad / scale.clamp(min=1e-30), 1e-5, "grad:")
 
 
 def _mmdet_grad(mmdet_loss, pred, target, weight, reduction, avg_factor, options, **override):
