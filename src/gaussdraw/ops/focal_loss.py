@@ -68,6 +68,16 @@ def _terms(x, t, alpha, gamma, A_INT: tl.constexpr, G_INT: tl.constexpr, LOGITS:
 
 
 @jit
+def _load_terms(pred_ptr, target_ptr, o, m, alpha, gamma, A_INT: tl.constexpr, G_INT: tl.constexpr,
+                LOGITS: tl.constexpr):
+    """Load a block of pred and target (float32, float64 for float64 pred) and compute its terms."""
+    c_dtype = tl.float64 if pred_ptr.dtype.element_ty == tl.float64 else tl.float32
+    x = tl.load(pred_ptr + o, mask=m, other=0.5).to(c_dtype)
+    t = tl.load(target_ptr + o, mask=m, other=0.0).to(c_dtype)
+    return _terms(x, t, alpha, gamma, A_INT, G_INT, LOGITS)
+
+
+@jit
 def _focal_loss_forward_kernel(
     pred_ptr, target_ptr, weight_ptr, loss_ptr, partial_ptr, positives_ptr, n,
     alpha, gamma, pos_weight, neg_weight,
@@ -79,10 +89,9 @@ def _focal_loss_forward_kernel(
     pid = tl.program_id(0)
     o = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     m = o < n
-    c_dtype = tl.float64 if pred_ptr.dtype.element_ty == tl.float64 else tl.float32
-    x = tl.load(pred_ptr + o, mask=m, other=0.5).to(c_dtype)
-    t = tl.load(target_ptr + o, mask=m, other=0.0).to(c_dtype)
-    log_p, log_q, p, q, q_a, p_a, neg_w, pos = _terms(x, t, alpha, gamma, A_INT, G_INT, LOGITS)
+    log_p, log_q, p, q, q_a, p_a, neg_w, pos = _load_terms(pred_ptr, target_ptr, o, m, alpha, gamma, A_INT, G_INT,
+                                                           LOGITS)
+    c_dtype = log_p.dtype
     b_loss = pos_weight * tl.where(pos, -log_p * q_a, 0.0) + neg_weight * (-log_q * p_a * neg_w)
     if HAS_WEIGHT:
         b_loss = b_loss * tl.load(weight_ptr + o, mask=m, other=0.0).to(c_dtype)
@@ -105,10 +114,9 @@ def _focal_loss_backward_kernel(
     pid = tl.program_id(0)
     o = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     m = o < n
-    c_dtype = tl.float64 if pred_ptr.dtype.element_ty == tl.float64 else tl.float32
-    x = tl.load(pred_ptr + o, mask=m, other=0.5).to(c_dtype)
-    t = tl.load(target_ptr + o, mask=m, other=0.0).to(c_dtype)
-    log_p, log_q, p, q, q_a, p_a, neg_w, pos = _terms(x, t, alpha, gamma, A_INT, G_INT, LOGITS)
+    log_p, log_q, p, q, q_a, p_a, neg_w, pos = _load_terms(pred_ptr, target_ptr, o, m, alpha, gamma, A_INT, G_INT,
+                                                           LOGITS)
+    c_dtype = log_p.dtype
     if LOGITS:
         d_pos = q_a * (alpha * p * log_p - q)
         d_neg = p_a * (p - alpha * q * log_q) * neg_w
