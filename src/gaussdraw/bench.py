@@ -296,7 +296,6 @@ def overhead(device) -> dict:
                launch=wall_time(lambda: ops.launch(*args), device, 2000) * 1e6,
                direct_launch_enabled=ops._direct_launch[0], compiled_kernels=len(ops._compiled))
     if ops._compiled:
-        compiled = next(iter(ops._compiled.values()))
         small = torch.zeros(16, device=device)
         kernel = _empty_kernel[(1,)](small)
         stream = torch._C._cuda_getCurrentRawStream(device.index or 0)
@@ -305,7 +304,6 @@ def overhead(device) -> dict:
             device, 2000) * 1e6
         out["empty_kernel_normal"] = wall_time(lambda: _empty_kernel[(1,)](small), device, 2000) * 1e6
         out["launch_shape"] = wall_time(lambda: ops._launch_shape(2400, h, w, device), device, 2000) * 1e6
-        del compiled
     return out
 
 

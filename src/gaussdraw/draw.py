@@ -9,7 +9,7 @@ from typing import Sequence
 import torch
 
 from .ops._triton import HAVE_TRITON
-from .ops.draw_gaussians import draw_gaussians_op, draw_gaussians_torch, draw_gaussians_triton, launch
+from .ops.draw_gaussians import NATIVE_DTYPES, draw_gaussians_op, draw_gaussians_torch, draw_gaussians_triton, launch
 from .ragged import RaggedLike, to_padded
 
 BACKENDS = ("auto", "triton", "torch")
@@ -111,24 +111,22 @@ def _draw(heatmap, num_planes, centers, radii, index, counts, planes_per_sample,
     (T,) boxes); else (B, >= boxes_per_sample) padded inputs."""
     concat = counts is None
     if (
-        backend != "torch" and heatmap.is_cuda and HAVE_TRITON and heatmap.dtype in _DIRECT_DTYPES
+        backend != "torch" and heatmap.is_cuda and HAVE_TRITON and heatmap.dtype in NATIVE_DTYPES
         and not torch.compiler.is_compiling()
     ):
         plane_stride = _plane_stride(heatmap)
         if plane_stride is not None:  # the eager fast path: no views, no dispatcher
-            if concat:
-                launch(
-                    heatmap, plane_stride, num_planes,
-                    centers, (0, *centers.stride()), radii, (0, radii.stride(0)), index, (0, index.stride(0)),
-                    None, 0, 1, radii.shape[0], planes_per_sample, float(factor), float(k_scale),
-                )
+            if concat:  # one sample of T boxes
+                strides = ((0, *centers.stride()), (0, radii.stride(0)), (0, index.stride(0)), 0)
+                num_samples, boxes_per_sample = 1, radii.shape[0]
             else:
-                launch(
-                    heatmap, plane_stride, num_planes,
-                    centers, centers.stride(), radii, radii.stride(),
-                    index, index.stride() if index is not None else (0, 0), counts, counts.stride(0),
-                    radii.shape[0], boxes_per_sample, planes_per_sample, float(factor), float(k_scale),
-                )
+                strides = (centers.stride(), radii.stride(), index.stride() if index is not None else (0, 0),
+                           counts.stride(0))
+                num_samples = radii.shape[0]
+            launch(
+                heatmap, plane_stride, num_planes, centers, strides[0], radii, strides[1], index, strides[2],
+                counts, strides[3], num_samples, boxes_per_sample, planes_per_sample, float(factor), float(k_scale),
+            )
             return heatmap
 
     # the general path: (N, H, W) planes and (B, T) boxes as views, through the op
@@ -156,9 +154,6 @@ def _draw(heatmap, num_planes, centers, radii, index, counts, planes_per_sample,
     if copied:
         heatmap.copy_(planes.view(heatmap.shape))
     return heatmap
-
-
-_DIRECT_DTYPES = (torch.float32, torch.float64)
 
 
 # ----------------------------------------------------------------------------

@@ -122,7 +122,9 @@ def _draw_gaussians_kernel(
                 )
 
 
-_BITS_OF = {torch.float32: "int32", torch.float64: "int64"}
+# Heatmap dtypes the Triton kernel merges in place (by 32/64-bit integer atomics);
+# 16-bit heatmaps go through an fp32 copy.
+NATIVE_DTYPES = (torch.float32, torch.float64)
 
 # Launch-shape overrides, for benchmarking variants: {"boxes": int, "split": int, "warps": int}.
 TUNING: dict = {}
@@ -250,7 +252,7 @@ def draw_gaussians_triton(heatmap, centers, radii, index, counts, planes_per_sam
     copy: rounding is monotonic, so max-merging in fp32 and rounding once gives the
     same result as rounding each value and merging in 16 bits."""
     check_device(heatmap.device)
-    work = heatmap if heatmap.dtype in _BITS_OF else heatmap.float()
+    work = heatmap if heatmap.dtype in NATIVE_DTYPES else heatmap.float()
     launch(
         work, work.stride(0), work.shape[0],
         centers, centers.stride(), radii, radii.stride(),
