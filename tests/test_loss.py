@@ -50,18 +50,19 @@ SHAPES = st.sampled_from([(3, 5), (2, 3, 7, 9), (1, 37), (2, 1, 33, 65), (0, 4)]
 
 @SETTINGS
 @given(shape=SHAPES, options=OPTIONS, reduction=st.sampled_from(["mean", "sum", "none"]),
-       use_weight=st.booleans(), use_avg=st.booleans(), seed=st.integers(0, 2**16))
-def test_matches_mmdet(device_backend, shape, options, reduction, use_weight, use_avg, seed):
+       use_weight=st.booleans(), avg=st.sampled_from([None, "float", "tensor"]), seed=st.integers(0, 2**16))
+def test_matches_mmdet(device_backend, shape, options, reduction, use_weight, avg, seed):
     device, backend = device_backend
     mmdet_loss, _ = mmdet_gaussian_focal_loss()
     pred, target = inputs(shape, seed)
     weight = torch.rand(shape, generator=torch.Generator().manual_seed(seed + 1)) if use_weight else None
-    avg_factor = 7.0 if (use_avg and reduction != "sum") else None
+    avg_factor = None if avg is None or reduction == "sum" else 7.0 if avg == "float" else torch.tensor(7.0)
 
     p_ref = pred.clone().requires_grad_()
     expected = mmdet_loss(p_ref, target, weight, reduction=reduction, avg_factor=avg_factor, **options)
     p = pred.clone().to(device).requires_grad_()
-    actual = gaussian_focal_loss(p, target.to(device), reduction=reduction, avg_factor=avg_factor,
+    actual = gaussian_focal_loss(p, target.to(device), reduction=reduction,
+                                 avg_factor=avg_factor.to(device) if isinstance(avg_factor, torch.Tensor) else avg_factor,
                                  weight=weight.to(device) if weight is not None else None, backend=backend, **options)
     assert actual.shape == expected.shape and actual.dtype == expected.dtype
     rel_close(actual, expected, 1e-5 if reduction == "none" else 1e-6, "loss:")
@@ -154,6 +155,75 @@ def test_logits_variant(device_backend):
     rel_close(n, s / (max(1, int((t == 1).sum())) + torch.finfo(torch.float32).eps), 1e-6, "num_pos:")
 
 
+GRADIENT_CASES = {
+    "mean": dict(),
+    "mean-upstream-3": dict(upstream=3.0),
+    "sum-upstream-0.5": dict(reduction="sum", upstream=0.5),
+    "avg-float-upstream-2": dict(avg_factor=5.0, upstream=2.0),
+    "avg-tensor": dict(avg_factor="tensor"),
+    "avg-tensor-upstream-2": dict(avg_factor="tensor", upstream=2.0),
+    "num-pos-logits": dict(avg_factor="num_pos", logits=True),
+    "num-pos-logits-upstream-3": dict(avg_factor="num_pos", logits=True, upstream=3.0),
+    "loss-weight-module": dict(loss_weight=2.5),
+    "weight-twice": dict(weight=True, twice=True),
+    "elementwise-twice": dict(reduction="none", twice=True),
+    "float16": dict(dtype=torch.float16, upstream=1024.0),
+}
+
+
+@pytest.mark.parametrize("device_backend", DEVICE_BACKENDS, ids=DEVICE_BACKEND_IDS)
+@pytest.mark.parametrize("case", list(GRADIENT_CASES), ids=list(GRADIENT_CASES))
+def test_gradient_for_any_upstream_and_divisor(device_backend, case):
+    """The gradient (stored by the forward pass or recomputed) against the torch backend's autograd,
+    for upstream gradients other than 1, every divisor, a second backward, and float16."""
+    device, backend = device_backend
+    c = dict(reduction="mean", upstream=1.0, avg_factor=None, logits=False, loss_weight=1.0, weight=False,
+             twice=False, dtype=torch.float32) | GRADIENT_CASES[case]
+    pred, target = inputs((3, 4, 13, 11), seed=12, extremes=not c["logits"] and c["dtype"] != torch.float16)
+    x = torch.logit(pred.clamp(0.02, 0.98)) if c["logits"] else pred.clamp(0.0, 1.0)
+    weight = torch.rand(x.shape, generator=torch.Generator().manual_seed(1)) if c["weight"] else None
+
+    def run(x, target, weight, backend):
+        avg = torch.tensor(6.0, device=x.device) if c["avg_factor"] == "tensor" else c["avg_factor"]
+        kwargs = dict(reduction=c["reduction"], avg_factor=avg, weight=weight, backend=backend)
+        if c["logits"]:
+            loss = gaussian_focal_loss_with_logits(x, target, **kwargs)
+        elif c["loss_weight"] != 1.0:
+            loss = GaussianFocalLoss(loss_weight=c["loss_weight"], reduction=c["reduction"], backend=backend)(
+                x, target, weight=weight, avg_factor=avg)
+        else:
+            loss = gaussian_focal_loss(x, target, **kwargs)
+        upstream = torch.full_like(loss, c["upstream"])
+        loss.backward(upstream, retain_graph=c["twice"])
+        if c["twice"]:
+            loss.backward(upstream)
+        return loss
+
+    ours_x = x.to(c["dtype"]).to(device).requires_grad_()
+    ours = run(ours_x, target.to(device), weight.to(device) if weight is not None else None, backend)
+    ref_x = x.to(c["dtype"]).float().requires_grad_()
+    ref = run(ref_x, target, weight, "torch")
+    tol = 1e-2 if c["dtype"] == torch.float16 else 1e-5
+    rel_close(ours.float(), ref, tol, "loss:")
+    assert ours_x.grad.dtype == c["dtype"]
+    # gradients of opposite terms can nearly cancel: compare within tol of the largest
+    scale = ref_x.grad.abs().max()
+    assert_close(ours_x.grad.float().cpu() / scale, ref_x.grad / scale, tol, "grad:")
+
+
+def test_forward_without_grad_matches():
+    """Under no_grad (and for a pred that needs no gradient) the forward pass stores nothing, same value."""
+    device, backend = DEVICE_BACKENDS[-1]
+    pred, target = inputs((2, 3, 9, 10), seed=13)
+    pred, target = pred.to(device), target.to(device)
+    with torch.no_grad():
+        a = gaussian_focal_loss(pred.clone().requires_grad_(), target, backend=backend)
+    b = gaussian_focal_loss(pred, target, backend=backend)
+    c = gaussian_focal_loss(pred.clone().requires_grad_(), target, backend=backend)
+    assert not a.requires_grad and not b.requires_grad and c.requires_grad
+    assert torch.equal(a, b) and torch.equal(b, c.detach())
+
+
 @pytest.mark.parametrize("device_backend", DEVICE_BACKENDS, ids=DEVICE_BACKEND_IDS)
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
 def test_half_precision_pred(device_backend, dtype):
@@ -216,12 +286,13 @@ def test_devices_must_match():
 
 
 OP_DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+OP_BACKENDS = [("cpu", "torch")] + [(d, "triton") for d, b in DEVICE_BACKENDS if b == "triton"]
 
 
-@pytest.mark.parametrize("device", OP_DEVICES)
+@pytest.mark.parametrize("device_backend", OP_BACKENDS, ids=[f"{d}-{b}" for d, b in OP_BACKENDS])
 @pytest.mark.parametrize("reduce", [True, False], ids=["reduce", "elementwise"])
-def test_opcheck(device, reduce):
-    backend = "triton" if device == "cuda" else "torch"
+def test_opcheck(device_backend, reduce):
+    device, backend = device_backend
     pred, target = inputs((3, 17), seed=9, extremes=False)
     pred, target = pred.to(device).requires_grad_(), target.to(device)
     torch.library.opcheck(focal_loss_forward_op, (pred, target, None, 2.0, 4.0, 1.0, 1.0, False, reduce, backend))

@@ -11,9 +11,10 @@ import numbers
 
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from .ops._triton import HAVE_TRITON
-from .ops.focal_loss import backward_triton, focal_loss_forward_op, forward_triton
+from .ops.focal_loss import backward_triton, focal_loss_forward_op, focal_loss_triton, scale_gradient_triton
 
 REDUCTIONS = ("none", "mean", "sum")
 _FLOAT32_EPS = torch.finfo(torch.float32).eps
@@ -63,8 +64,19 @@ def _backend(backend: str, device: torch.device) -> str:
     return backend
 
 
+def _fused_avg_factor(avg_factor, device):
+    """avg_factor as the fused path takes it: None, a float, "num_pos", or a 0-d tensor on ``device``;
+    or ``False`` where only the composed path applies (a tensor that needs grad or holds several values)."""
+    if not isinstance(avg_factor, torch.Tensor):
+        return avg_factor
+    if avg_factor.requires_grad or avg_factor.numel() != 1:
+        return False
+    return avg_factor.reshape(()).to(device)
+
+
 def _focal_loss(pred, target, alpha, gamma, pos_weight, neg_weight, reduction, avg_factor, weight, backend,
-                validate, logits):
+                validate, logits, loss_weight=1.0):
+    """(loss_weight * loss, number of positives)."""
     _check(pred, target, weight, alpha, gamma, reduction, avg_factor, backend, validate, logits)
     backend = _backend(backend, pred.device)
     if weight is not None and weight.shape != pred.shape:
@@ -73,10 +85,22 @@ def _focal_loss(pred, target, alpha, gamma, pos_weight, neg_weight, reduction, a
     weight = weight.contiguous() if weight is not None else None
     reduce = reduction != "none"
     options = (float(alpha), float(gamma), float(pos_weight), float(neg_weight), logits)
-    if backend == "triton" and pred.is_cuda and not torch.compiler.is_compiling():
-        loss, positives = _EagerFocalLoss.apply(pred, target, weight, options, reduce)
-    else:
-        loss, positives = focal_loss_forward_op(pred, target, weight, *options, reduce, backend)
+    fused_avg = _fused_avg_factor(avg_factor, pred.device) if backend == "triton" else False
+    if fused_avg is not False and not torch.compiler.is_compiling():
+        # one pass computes the scaled loss (and the gradient, when pred needs one)
+        scale, divide_by_positives = float(loss_weight), False
+        if reduction != "mean":  # avg_factor is ignored by "none", an error with "sum"
+            fused_avg = None
+        elif fused_avg is None:
+            scale = scale / pred.numel() if pred.numel() else float("nan")  # the mean of nothing is NaN
+        elif isinstance(fused_avg, str):
+            fused_avg, divide_by_positives = None, True
+        elif not isinstance(fused_avg, torch.Tensor):
+            scale, fused_avg = scale / (fused_avg + _FLOAT32_EPS), None
+        loss, positives = _FocalLossFunction.apply(pred, target, weight, fused_avg, options, reduce, scale,
+                                                   divide_by_positives)
+        return (loss * loss_weight if not reduce and loss_weight != 1 else loss), positives
+    loss, positives = focal_loss_forward_op(pred, target, weight, *options, reduce, backend)
     if avg_factor == "num_pos":
         avg_factor = positives.clamp(min=1)
     if reduction == "mean":
@@ -84,26 +108,47 @@ def _focal_loss(pred, target, alpha, gamma, pos_weight, neg_weight, reduction, a
         loss = loss / (avg_factor + _FLOAT32_EPS) if avg_factor is not None else loss / pred.numel()
     if reduce:
         loss = loss.to(pred.dtype)
-    return loss, positives
+    return (loss * loss_weight if loss_weight != 1 else loss), positives
 
 
-class _EagerFocalLoss(torch.autograd.Function):
-    """Eager CUDA calls: the same Triton launchers as the registered op, without the
-    custom-op dispatch, which costs about 1 ms per forward + backward on an H100 host
-    (benchmarks/NOTES.md). torch.compile and the other paths use the registered op."""
+class _FocalLossFunction(torch.autograd.Function):
+    """Eager calls of the Triton backend: the launchers without the custom-op dispatch (which
+    costs about 1 ms per forward + backward on an H100 host, benchmarks/NOTES.md).
+
+    A reduced loss whose ``pred`` needs a gradient gets it from the forward pass, already
+    scaled as the loss is; backward multiplies it in place by the upstream gradient, and
+    when that factor is exactly 1 (``loss.backward()`` on a sum of losses) reads and writes
+    nothing. float16 ``pred`` (whose stored gradient would underflow before an AMP scale),
+    the elementwise loss and a second backward recompute the gradient from the inputs.
+    torch.compile uses the registered ops."""
 
     @staticmethod
-    def forward(ctx, pred, target, weight, options, reduce):
-        loss, positives = forward_triton(pred, target, weight, *options, reduce)
+    def forward(ctx, pred, target, weight, avg_factor, options, reduce, scale, divide_by_positives):
+        save_gradient = reduce and ctx.needs_input_grad[0] and pred.dtype != torch.float16
+        loss, positives, grad_pred, divisor = focal_loss_triton(
+            pred, target, weight, *options, reduce, scale=scale, avg_factor=avg_factor,
+            divide_by_positives=divide_by_positives, loss_dtype=pred.dtype, write_grad=save_gradient,
+        )
         ctx.save_for_backward(pred, target, weight)
-        ctx.options = options
+        ctx.grad_pred, ctx.divisor = grad_pred, divisor
+        ctx.options, ctx.reduce, ctx.scale = options, reduce, scale
         ctx.mark_non_differentiable(positives)
         return loss, positives
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_loss, grad_positives):
-        pred, target, weight = ctx.saved_tensors
-        return backward_triton(grad_loss.contiguous(), pred, target, weight, *ctx.options), None, None, None, None
+        grad_pred, ctx.grad_pred = ctx.grad_pred, None  # handed over: a second backward recomputes
+        if grad_pred is not None:
+            scale_gradient_triton(grad_pred, grad_loss.contiguous(), ctx.divisor)
+        else:
+            pred, target, weight = ctx.saved_tensors
+            factor = grad_loss.contiguous()
+            if ctx.reduce:
+                factor = factor.to(torch.float64 if pred.dtype == torch.float64 else torch.float32) * ctx.scale
+                factor = factor / ctx.divisor if ctx.divisor is not None else factor
+            grad_pred = backward_triton(factor, pred, target, weight, *ctx.options)
+        return grad_pred, None, None, None, None, None, None, None
 
 
 def gaussian_focal_loss(
@@ -228,10 +273,10 @@ class GaussianFocalLoss(nn.Module):
         if reduction_override not in (None, *REDUCTIONS):
             raise ValueError(f"reduction_override must be None or one of {REDUCTIONS}; got {reduction_override!r}")
         reduction = reduction_override or self.reduction
-        return self.loss_weight * gaussian_focal_loss(
-            pred, target, self.alpha, self.gamma, self.pos_weight, self.neg_weight, reduction, avg_factor, weight,
-            backend=self.backend,
-        )
+        loss, _ = _focal_loss(pred, target, self.alpha, self.gamma, self.pos_weight, self.neg_weight, reduction,
+                              avg_factor, weight, self.backend, validate=False, logits=False,
+                              loss_weight=self.loss_weight)
+        return loss
 
     def extra_repr(self) -> str:
         return (f"alpha={self.alpha}, gamma={self.gamma}, reduction={self.reduction!r}, "

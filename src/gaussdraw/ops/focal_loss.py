@@ -23,7 +23,12 @@ import torch
 from ._triton import check_device, jit, tl
 
 EPS = 1e-12
-BLOCK = 1024
+FLOAT32_EPS = 1.1920928955078125e-07  # torch.finfo(torch.float32).eps, mmdet's avg_factor eps
+BLOCK = 1024  # elements per program step
+MAX_PROGRAMS = 1024  # programs per launch: each steps over every MAX_PROGRAMS-th block
+NUM_WARPS = 4
+# Overrides of the launch shape ("block", "programs", "warps"), for `gaussdraw bench --loss-variants`.
+TUNING: dict = {}
 
 
 # ----------------------------------------------------------------------------
@@ -68,55 +73,14 @@ def _terms(x, t, alpha, gamma, A_INT: tl.constexpr, G_INT: tl.constexpr, LOGITS:
 
 
 @jit
-def _load_terms(pred_ptr, target_ptr, o, m, alpha, gamma, A_INT: tl.constexpr, G_INT: tl.constexpr,
-                LOGITS: tl.constexpr):
-    """Load a block of pred and target (float32, float64 for float64 pred) and compute its terms."""
-    c_dtype = tl.float64 if pred_ptr.dtype.element_ty == tl.float64 else tl.float32
-    x = tl.load(pred_ptr + o, mask=m, other=0.5).to(c_dtype)
-    t = tl.load(target_ptr + o, mask=m, other=0.0).to(c_dtype)
-    return _terms(x, t, alpha, gamma, A_INT, G_INT, LOGITS)
+def _loss(log_p, log_q, q_a, p_a, neg_w, pos, pos_weight, neg_weight):
+    return pos_weight * tl.where(pos, -log_p * q_a, 0.0) + neg_weight * (-log_q * p_a * neg_w)
 
 
 @jit
-def _focal_loss_forward_kernel(
-    pred_ptr, target_ptr, weight_ptr, loss_ptr, partial_ptr, positives_ptr, n,
-    alpha, gamma, pos_weight, neg_weight,
-    A_INT: tl.constexpr, G_INT: tl.constexpr, LOGITS: tl.constexpr, HAS_WEIGHT: tl.constexpr,
-    REDUCE: tl.constexpr, BLOCK: tl.constexpr,
-):
-    # One program = BLOCK consecutive elements: their loss (stored, or summed into
-    # one partial) and their count of positives.
-    pid = tl.program_id(0)
-    o = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    m = o < n
-    log_p, log_q, p, q, q_a, p_a, neg_w, pos = _load_terms(pred_ptr, target_ptr, o, m, alpha, gamma, A_INT, G_INT,
-                                                           LOGITS)
-    c_dtype = log_p.dtype
-    b_loss = pos_weight * tl.where(pos, -log_p * q_a, 0.0) + neg_weight * (-log_q * p_a * neg_w)
-    if HAS_WEIGHT:
-        b_loss = b_loss * tl.load(weight_ptr + o, mask=m, other=0.0).to(c_dtype)
-    b_loss = tl.where(m, b_loss, 0.0)
-    if REDUCE:
-        tl.store(partial_ptr + pid, tl.sum(b_loss, axis=0))
-    else:
-        tl.store(loss_ptr + o, b_loss.to(loss_ptr.dtype.element_ty), mask=m)
-    tl.store(positives_ptr + pid, tl.sum((pos & m).to(tl.int32), axis=0))
-
-
-@jit
-def _focal_loss_backward_kernel(
-    grad_ptr, pred_ptr, target_ptr, weight_ptr, grad_pred_ptr, n,
-    alpha, gamma, pos_weight, neg_weight,
-    A_INT: tl.constexpr, G_INT: tl.constexpr, LOGITS: tl.constexpr, HAS_WEIGHT: tl.constexpr,
-    GRAD_IS_SCALAR: tl.constexpr, BLOCK: tl.constexpr,
-):
-    # One program = BLOCK consecutive elements of d(loss)/d(pred), recomputed from the inputs.
-    pid = tl.program_id(0)
-    o = pid.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    m = o < n
-    log_p, log_q, p, q, q_a, p_a, neg_w, pos = _load_terms(pred_ptr, target_ptr, o, m, alpha, gamma, A_INT, G_INT,
-                                                           LOGITS)
-    c_dtype = log_p.dtype
+def _gradient(log_p, log_q, p, q, q_a, p_a, neg_w, pos, alpha, pos_weight, neg_weight, A_INT: tl.constexpr,
+              LOGITS: tl.constexpr):
+    """d(loss)/d(pred) of one element: pred is a logit (LOGITS) or a probability."""
     if LOGITS:
         d_pos = q_a * (alpha * p * log_p - q)
         d_neg = p_a * (p - alpha * q * log_q) * neg_w
@@ -126,16 +90,127 @@ def _focal_loss_backward_kernel(
         p_a1 = _pow(p, alpha - 1.0, A_INT - 1 if A_INT >= 1 else -1)
         d_pos = -q_a / (p + 1e-12) + alpha * log_p * q_a1
         d_neg = (p_a / (q + 1e-12) - alpha * log_q * p_a1) * neg_w
-    b_grad = pos_weight * tl.where(pos, d_pos, 0.0) + neg_weight * d_neg
-    if HAS_WEIGHT:
-        b_grad = b_grad * tl.load(weight_ptr + o, mask=m, other=0.0).to(c_dtype)
-    if GRAD_IS_SCALAR:
-        b_grad = b_grad * tl.load(grad_ptr).to(c_dtype)
-    else:
-        b_grad = b_grad * tl.load(grad_ptr + o, mask=m, other=0.0).to(c_dtype)
+    return pos_weight * tl.where(pos, d_pos, 0.0) + neg_weight * d_neg
+
+
+@jit
+def _store_gradient(grad_pred_ptr, o, m, b_grad):
     if grad_pred_ptr.dtype.element_ty == tl.float16:  # saturate: eps-limited gradients at p = 0 or 1 reach 1e12
         b_grad = tl.minimum(tl.maximum(b_grad, -65504.0), 65504.0)
     tl.store(grad_pred_ptr + o, b_grad.to(grad_pred_ptr.dtype.element_ty), mask=m)
+
+
+@jit
+def _focal_loss_forward_kernel(
+    pred_ptr, target_ptr, weight_ptr, loss_ptr, grad_pred_ptr, partial_ptr, positives_ptr, n, grad_scale,
+    alpha, gamma, pos_weight, neg_weight,
+    A_INT: tl.constexpr, G_INT: tl.constexpr, LOGITS: tl.constexpr, HAS_WEIGHT: tl.constexpr,
+    REDUCE: tl.constexpr, WRITE_GRAD: tl.constexpr, BLOCK: tl.constexpr,
+):
+    # One program = blocks pid, pid + programs, ... of BLOCK elements: their loss (stored,
+    # or summed into the program's partial), their count of positives, and with WRITE_GRAD
+    # d(loss)/d(pred) * grad_scale. The partials' order depends on the shape only.
+    pid = tl.program_id(0)
+    programs = tl.num_programs(0)
+    c_dtype = tl.float64 if pred_ptr.dtype.element_ty == tl.float64 else tl.float32
+    b_sum = tl.zeros([BLOCK], dtype=c_dtype)
+    b_positives = tl.zeros([BLOCK], dtype=tl.int32)
+    for start in range(pid.to(tl.int64) * BLOCK, n, programs.to(tl.int64) * BLOCK):
+        o = start + tl.arange(0, BLOCK)
+        m = o < n
+        x = tl.load(pred_ptr + o, mask=m, other=0.5).to(c_dtype)
+        t = tl.load(target_ptr + o, mask=m, other=0.0).to(c_dtype)
+        log_p, log_q, p, q, q_a, p_a, neg_w, pos = _terms(x, t, alpha, gamma, A_INT, G_INT, LOGITS)
+        b_loss = _loss(log_p, log_q, q_a, p_a, neg_w, pos, pos_weight, neg_weight)
+        if HAS_WEIGHT:
+            b_weight = tl.load(weight_ptr + o, mask=m, other=0.0).to(c_dtype)
+            b_loss = b_loss * b_weight
+        if REDUCE:
+            b_sum += tl.where(m, b_loss, 0.0)
+        else:
+            tl.store(loss_ptr + o, b_loss.to(loss_ptr.dtype.element_ty), mask=m)
+        b_positives += (pos & m).to(tl.int32)
+        if WRITE_GRAD:
+            b_grad = _gradient(log_p, log_q, p, q, q_a, p_a, neg_w, pos, alpha, pos_weight, neg_weight, A_INT, LOGITS)
+            if HAS_WEIGHT:
+                b_grad = b_grad * b_weight
+            _store_gradient(grad_pred_ptr, o, m, b_grad * grad_scale)
+    if REDUCE:
+        tl.store(partial_ptr + pid, tl.sum(b_sum, axis=0))
+    tl.store(positives_ptr + pid, tl.sum(b_positives, axis=0))
+
+
+@jit
+def _focal_loss_finalize_kernel(
+    partial_ptr, positives_ptr, parts, avg_factor_ptr, loss_ptr, num_pos_ptr, divisor_ptr, scale,
+    REDUCE: tl.constexpr, DIVISOR: tl.constexpr, PARTS: tl.constexpr,
+):
+    # One program: the partials and counts summed in index order; loss = sum / divisor * scale
+    # with DIVISOR 0: none, 1: avg_factor + eps (a tensor), 2: max(1, positives) + eps.
+    o = tl.arange(0, PARTS)
+    m = o < parts
+    num_pos = tl.sum(tl.load(positives_ptr + o, mask=m, other=0).to(tl.int64), axis=0)
+    tl.store(num_pos_ptr, num_pos)
+    if REDUCE:
+        total = tl.sum(tl.load(partial_ptr + o, mask=m, other=0.0), axis=0)
+        if DIVISOR == 1:
+            divisor = tl.load(avg_factor_ptr).to(total.dtype) + 1.1920928955078125e-07
+        if DIVISOR == 2:
+            divisor = tl.maximum(num_pos, 1).to(total.dtype) + 1.1920928955078125e-07
+        if DIVISOR != 0:
+            total = total / divisor
+            tl.store(divisor_ptr, divisor)
+        tl.store(loss_ptr, (total * scale).to(loss_ptr.dtype.element_ty))
+
+
+@jit
+def _focal_loss_backward_kernel(
+    grad_ptr, pred_ptr, target_ptr, weight_ptr, grad_pred_ptr, n,
+    alpha, gamma, pos_weight, neg_weight,
+    A_INT: tl.constexpr, G_INT: tl.constexpr, LOGITS: tl.constexpr, HAS_WEIGHT: tl.constexpr,
+    GRAD_IS_SCALAR: tl.constexpr, BLOCK: tl.constexpr,
+):
+    # One program = blocks pid, pid + programs, ... of d(loss)/d(pred), recomputed from the inputs.
+    pid = tl.program_id(0)
+    programs = tl.num_programs(0)
+    c_dtype = tl.float64 if pred_ptr.dtype.element_ty == tl.float64 else tl.float32
+    for start in range(pid.to(tl.int64) * BLOCK, n, programs.to(tl.int64) * BLOCK):
+        o = start + tl.arange(0, BLOCK)
+        m = o < n
+        x = tl.load(pred_ptr + o, mask=m, other=0.5).to(c_dtype)
+        t = tl.load(target_ptr + o, mask=m, other=0.0).to(c_dtype)
+        log_p, log_q, p, q, q_a, p_a, neg_w, pos = _terms(x, t, alpha, gamma, A_INT, G_INT, LOGITS)
+        b_grad = _gradient(log_p, log_q, p, q, q_a, p_a, neg_w, pos, alpha, pos_weight, neg_weight, A_INT, LOGITS)
+        if HAS_WEIGHT:
+            b_grad = b_grad * tl.load(weight_ptr + o, mask=m, other=0.0).to(c_dtype)
+        if GRAD_IS_SCALAR:
+            b_grad = b_grad * tl.load(grad_ptr).to(c_dtype)
+        else:
+            b_grad = b_grad * tl.load(grad_ptr + o, mask=m, other=0.0).to(c_dtype)
+        _store_gradient(grad_pred_ptr, o, m, b_grad)
+
+
+@jit
+def _focal_loss_scale_gradient_kernel(grad_pred_ptr, grad_ptr, divisor_ptr, n, HAS_DIVISOR: tl.constexpr,
+                                      BLOCK: tl.constexpr):
+    # One program = blocks pid, pid + programs, ... of the gradient saved by the forward pass,
+    # scaled in place by grad / divisor; when that factor is exactly 1 nothing is read or written.
+    pid = tl.program_id(0)
+    programs = tl.num_programs(0)
+    c_dtype = tl.float64 if grad_pred_ptr.dtype.element_ty == tl.float64 else tl.float32
+    factor = tl.load(grad_ptr).to(c_dtype)
+    if HAS_DIVISOR:
+        factor = factor / tl.load(divisor_ptr).to(c_dtype)
+    if factor != 1.0:
+        for start in range(pid.to(tl.int64) * BLOCK, n, programs.to(tl.int64) * BLOCK):
+            o = start + tl.arange(0, BLOCK)
+            m = o < n
+            _store_gradient(grad_pred_ptr, o, m, tl.load(grad_pred_ptr + o, mask=m, other=0.0).to(c_dtype) * factor)
+
+
+# ----------------------------------------------------------------------------
+# launchers
+# ----------------------------------------------------------------------------
 
 
 def _small_int(a: float) -> int:
@@ -143,39 +218,84 @@ def _small_int(a: float) -> int:
     return int(a) if float(a).is_integer() and 0 <= a <= 8 else -1
 
 
-def forward_triton(pred, target, weight, alpha, gamma, pos_weight, neg_weight, logits, reduce):
+def _launch_shape(n: int) -> tuple[int, int, int]:
+    """(elements per step, programs, warps): the programs count depends on n only."""
+    block = TUNING.get("block", BLOCK)
+    programs = max(1, min(-(-n // block), TUNING.get("programs", MAX_PROGRAMS)))
+    return block, programs, TUNING.get("warps", NUM_WARPS)
+
+
+def _on_device(tensor):
+    return torch.cuda.device(tensor.device) if tensor.is_cuda else contextlib.nullcontext()
+
+
+def focal_loss_triton(pred, target, weight, alpha, gamma, pos_weight, neg_weight, logits, reduce, *,
+                      scale=1.0, avg_factor=None, divide_by_positives=False, loss_dtype=None, write_grad=False):
+    """One pass over the inputs and one small reduction; returns (loss, positives, grad_pred, divisor).
+
+    loss: with ``reduce``, a 0-d ``loss_dtype`` tensor ``sum / divisor * scale``, where the
+    divisor is ``avg_factor + eps`` (a 1-element tensor), ``max(1, positives) + eps``
+    (``divide_by_positives``) or 1; else the elementwise loss in pred's dtype (unscaled).
+    positives: 0-d int64. grad_pred (``write_grad``): d(sum)/d(pred) * scale in pred's
+    dtype, or None. divisor: the 0-d divisor used, or None.
+    """
     check_device(pred.device)
     n = pred.numel()
-    programs = max(1, -(-n // BLOCK))
+    block, programs, warps = _launch_shape(n)
     acc_dtype = torch.float64 if pred.dtype == torch.float64 else torch.float32
-    partial = torch.empty(programs if reduce else 1, dtype=acc_dtype, device=pred.device)
-    positives = torch.zeros(programs, dtype=torch.int32, device=pred.device)
-    loss = partial if reduce else torch.empty_like(pred)
-    if n:
-        with torch.cuda.device(pred.device) if pred.is_cuda else contextlib.nullcontext():
-            _focal_loss_forward_kernel[(programs,)](
-                pred, target, weight if weight is not None else pred, loss, partial, positives, n,
-                float(alpha), float(gamma), float(pos_weight), float(neg_weight),
-                A_INT=_small_int(alpha), G_INT=_small_int(gamma), LOGITS=logits, HAS_WEIGHT=weight is not None,
-                REDUCE=reduce, BLOCK=BLOCK, num_warps=4,
-            )
-    else:
-        partial.zero_()
-    return (partial.sum() if reduce else loss), positives.sum()
+    partial = torch.empty(programs, dtype=acc_dtype, device=pred.device)
+    positives = torch.empty(programs, dtype=torch.int32, device=pred.device)
+    num_pos = torch.empty((), dtype=torch.int64, device=pred.device)
+    loss = torch.empty((), dtype=loss_dtype or acc_dtype, device=pred.device) if reduce else torch.empty_like(pred)
+    grad_pred = torch.empty_like(pred) if write_grad else None
+    divisor_mode = 1 if avg_factor is not None else 2 if divide_by_positives else 0
+    divisor = torch.empty((), dtype=acc_dtype, device=pred.device) if divisor_mode else None
+    a_int, g_int = _small_int(alpha), _small_int(gamma)
+    with _on_device(pred):
+        _focal_loss_forward_kernel[(programs,)](
+            pred, target, pred if weight is None else weight, loss, pred if grad_pred is None else grad_pred,
+            partial, positives, n, float(scale), float(alpha), float(gamma), float(pos_weight), float(neg_weight),
+            A_INT=a_int, G_INT=g_int, LOGITS=logits, HAS_WEIGHT=weight is not None, REDUCE=reduce,
+            WRITE_GRAD=write_grad, BLOCK=block, num_warps=warps,
+        )
+        _focal_loss_finalize_kernel[(1,)](
+            partial, positives, programs, partial if avg_factor is None else avg_factor, loss, num_pos,
+            partial if divisor is None else divisor, float(scale), REDUCE=reduce, DIVISOR=divisor_mode,
+            PARTS=max(16, 1 << (programs - 1).bit_length()), num_warps=4,
+        )
+    return loss, num_pos, grad_pred, divisor
+
+
+def scale_gradient_triton(grad_pred, grad, divisor=None):
+    """``grad_pred *= grad / divisor`` in place (0-d ``grad``, ``divisor``); no memory traffic when that is 1."""
+    n = grad_pred.numel()
+    block, programs, warps = _launch_shape(n)
+    with _on_device(grad_pred):
+        _focal_loss_scale_gradient_kernel[(programs,)](
+            grad_pred, grad, grad if divisor is None else divisor, n, HAS_DIVISOR=divisor is not None, BLOCK=block,
+            num_warps=warps,
+        )
+    return grad_pred
+
+
+def forward_triton(pred, target, weight, alpha, gamma, pos_weight, neg_weight, logits, reduce):
+    loss, positives, _, _ = focal_loss_triton(pred, target, weight, alpha, gamma, pos_weight, neg_weight, logits,
+                                              reduce)
+    return loss, positives
 
 
 def backward_triton(grad, pred, target, weight, alpha, gamma, pos_weight, neg_weight, logits):
     check_device(pred.device)
     n = pred.numel()
+    block, programs, warps = _launch_shape(n)
     grad_pred = torch.empty_like(pred)
-    if n:
-        with torch.cuda.device(pred.device) if pred.is_cuda else contextlib.nullcontext():
-            _focal_loss_backward_kernel[(-(-n // BLOCK),)](
-                grad, pred, target, weight if weight is not None else pred, grad_pred, n,
-                float(alpha), float(gamma), float(pos_weight), float(neg_weight),
-                A_INT=_small_int(alpha), G_INT=_small_int(gamma), LOGITS=logits, HAS_WEIGHT=weight is not None,
-                GRAD_IS_SCALAR=grad.dim() == 0, BLOCK=BLOCK, num_warps=4,
-            )
+    with _on_device(pred):
+        _focal_loss_backward_kernel[(programs,)](
+            grad, pred, target, pred if weight is None else weight, grad_pred, n,
+            float(alpha), float(gamma), float(pos_weight), float(neg_weight),
+            A_INT=_small_int(alpha), G_INT=_small_int(gamma), LOGITS=logits, HAS_WEIGHT=weight is not None,
+            GRAD_IS_SCALAR=grad.dim() == 0, BLOCK=block, num_warps=warps,
+        )
     return grad_pred
 
 
