@@ -199,9 +199,9 @@ def test_gradient_for_any_upstream_and_divisor(device_backend, case):
             loss.backward(upstream)
         return loss
 
-    ours_x = x.to(c["dtype"]).to(device).requires_grad_()
+    ours_x = x.to(c["dtype"]).to(device).clone().requires_grad_()
     ours = run(ours_x, target.to(device), weight.to(device) if weight is not None else None, backend)
-    ref_x = x.to(c["dtype"]).float().requires_grad_()
+    ref_x = x.to(c["dtype"]).float().clone().requires_grad_()
     ref = run(ref_x, target, weight, "torch")
     tol = 1e-2 if c["dtype"] == torch.float16 else 1e-5
     rel_close(ours.float(), ref, tol, "loss:")
