@@ -12,6 +12,8 @@ if ls .whl/*.whl >/dev/null 2>&1; then
 fi
 timeout ${TEST_TIMEOUT:-300} python3 -m pytest -q -p no:cacheprovider -rfs tests 2>&1 | grep -v "^DEBUG" | tail -n 60 | tee "$OUT/gpu_tests.txt"
 [ -n "${VARIANTS:-}" ] && timeout 200 python3 -m gaussdraw bench --variants "$OUT/variants.json" 2>&1 | tee "$OUT/variants.txt"
+[ -n "${LOSS_VARIANTS:-}" ] && timeout 200 python3 -m gaussdraw bench --loss-variants "$OUT/loss-variants.json" 2>&1 | tee "$OUT/loss-variants.txt"
+[ -n "${LOSS_PROFILE:-}" ] && timeout 200 python3 benchmarks/loss_profile.py 2>&1 | head -60 | tee "$OUT/loss-profile.txt"
 [ -n "${LOSS:-}" ] && timeout 300 python3 -m gaussdraw bench --loss --json "$OUT/loss.json" 2>&1 | grep -v "^DEBUG" | tail -12 | tee "$OUT/loss.txt"
 [ -n "${PROFILE:-}" ] && python3 -m gaussdraw bench --profile 2>&1 | head -45 | tee "$OUT/profile.txt"
-timeout ${BENCH_TIMEOUT:-400} python3 -m gaussdraw bench ${BENCH_ARGS:-} --json "$OUT/bench.json" --plot "$OUT/scaling.png" 2>/dev/null | tee "$OUT/bench.txt"
+[ -z "${NO_BENCH:-}" ] && timeout ${BENCH_TIMEOUT:-400} python3 -m gaussdraw bench ${BENCH_ARGS:-} --json "$OUT/bench.json" --plot "$OUT/scaling.png" 2>/dev/null | tee "$OUT/bench.txt"

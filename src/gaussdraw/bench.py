@@ -376,6 +376,7 @@ def loss_bench(device) -> list[dict]:
                     return fn(x, target)
 
             def fwd_bwd():
+                x.grad = None
                 fn(x, target).backward()
 
             fwd_bwd()  # compile / warm up
@@ -392,17 +393,58 @@ def loss_bench(device) -> list[dict]:
                 fwd_us=triton.testing.do_bench(fwd, warmup=25, rep=200, return_mode="median") * 1e3,
                 fwd_bwd_us=triton.testing.do_bench(fwd_bwd, warmup=25, rep=200, grad_to_none=[x],
                                                    return_mode="median") * 1e3,
+                fwd_graph_us=_graph_time_or_none(fwd), fwd_bwd_graph_us=_graph_time_or_none(fwd_bwd),
                 peak_extra_mb=peak_extra / 2**20, pred_mb=n * 4 / 2**20, floor_us=floor_us,
                 copy_tb_s=bandwidth / 1e12,
             ))
+            x.grad = None
+    return rows
+
+
+def _graph_time_or_none(fn, calls: int = 5):
+    """GPU time per call in µs with the host out of the way (CUDA-graph replay), or None if capture fails."""
+    try:
+        return graph_time(fn, calls) * 1e6
+    except Exception as error:  # a variant that cannot be captured is reported, not fatal
+        print(f"CUDA-graph capture failed: {type(error).__name__}: {error}", file=sys.stderr)
+        return None
+
+
+def loss_variants(device, blocks=(1024, 2048, 4096), programs=(528, 1024, 2048, 4096), warps=(4, 8)) -> list[dict]:
+    """Forward (with the stored gradient) and recomputing-backward kernel times on the large loss shape,
+    for forced launch shapes (``focal_loss.TUNING``)."""
+    import triton.testing
+
+    from .ops import focal_loss
+
+    pred, target = loss_inputs(LOSS_SHAPES["centernet-coco"], device)
+    one = torch.ones((), device=device)
+    rows = []
+    for block in blocks:
+        for count in programs:
+            for warp in warps:
+                focal_loss.TUNING.update(block=block, programs=count, warps=warp)
+                try:
+                    fwd = triton.testing.do_bench(lambda: focal_loss.focal_loss_triton(
+                        pred, target, None, 2.0, 4.0, 1.0, 1.0, False, True, write_grad=True), return_mode="median")
+                    bwd = triton.testing.do_bench(lambda: focal_loss.backward_triton(
+                        one, pred, target, None, 2.0, 4.0, 1.0, 1.0, False), return_mode="median")
+                finally:
+                    focal_loss.TUNING.clear()
+                rows.append(dict(block=block, programs=count, warps=warp, fwd_with_grad_us=fwd * 1e3,
+                                 bwd_recompute_us=bwd * 1e3,
+                                 default=(block, count, warp) == (focal_loss.BLOCK, focal_loss.MAX_PROGRAMS,
+                                                                  focal_loss.NUM_WARPS)))
     return rows
 
 
 def loss_table(rows: list[dict]) -> str:
-    lines = ["| shape | variant | fwd (µs) | fwd+bwd (µs) | peak extra (MB) | pred (MB) | bytes floor (µs) |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| shape | variant | fwd (µs) | fwd+bwd (µs) | fwd GPU (µs) | fwd+bwd GPU (µs) | peak extra (MB) "
+             "| pred (MB) | bytes floor (µs) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {'×'.join(map(str, r['shape']))} | {r['variant']} | {r['fwd_us']:.1f} | {r['fwd_bwd_us']:.1f} "
+                     f"| {_fmt(r.get('fwd_graph_us'))} | {_fmt(r.get('fwd_bwd_graph_us'))} "
                      f"| {r['peak_extra_mb']:.0f} | {r['pred_mb']:.0f} | {r['floor_us']:.1f} |")
     return "\n".join(lines)
 
@@ -534,6 +576,8 @@ def main(argv=None) -> int:
     p.add_argument("--profile", action="store_true", help="cProfile of the host side of a draw call, then exit")
     p.add_argument("--loss", action="store_true",
                    help="GPU: time the Gaussian focal loss against mmdet's composition (eager, compiled), then exit")
+    p.add_argument("--loss-variants", default=None, metavar="JSON",
+                   help="GPU: time forced launch shapes of the loss kernels into JSON, then exit")
     p.add_argument("--variants", default=None, metavar="JSON",
                    help="GPU: time forced launch shapes (boxes per program x window splits) into JSON, then exit")
     a = p.parse_args(argv)
@@ -546,6 +590,15 @@ def main(argv=None) -> int:
                 json.dump(report, f, indent=1)
         print(f"gaussdraw bench --loss — {report['environment']}, copy {rows[0]['copy_tb_s']:.2f} TB/s")
         print(loss_table(rows))
+        return 0
+    if a.loss_variants:
+        rows = loss_variants(torch.device(a.device or "cuda"))
+        with open(a.loss_variants, "w") as f:
+            json.dump(rows, f, indent=1)
+        for key in ("fwd_with_grad_us", "bwd_recompute_us"):
+            best, default = min(rows, key=lambda r: r[key]), next(r for r in rows if r["default"])
+            print(f"{key}: best block={best['block']} programs={best['programs']} warps={best['warps']} "
+                  f"{best[key]:.1f} us; default {default[key]:.1f} us")
         return 0
     if a.profile:
         print(profile_draw(torch.device(a.device or ("cuda" if torch.cuda.is_available() else "cpu"))))
