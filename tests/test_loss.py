@@ -211,6 +211,63 @@ def test_gradient_for_any_upstream_and_divisor(device_backend, case):
     assert_close(ours_x.grad.float().cpu() / scale, ref_x.grad / scale, tol, "grad:")
 
 
+LAUNCH_SHAPES = {
+    "one-block-each": dict(block=16, programs=0, warps=1, prefetch=False, chunk=16),
+    "three-programs": dict(block=16, programs=3, warps=1, prefetch=False, chunk=16),
+    "three-programs-prefetch": dict(block=32, programs=3, warps=1, prefetch=True, chunk=16),
+}
+
+
+@pytest.mark.skipif(not any(b == "triton" for _, b in DEVICE_BACKENDS), reason="needs the Triton backend")
+@pytest.mark.parametrize("launch_shape", list(LAUNCH_SHAPES), ids=list(LAUNCH_SHAPES))
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_launch_shapes_agree(launch_shape, weighted, monkeypatch):
+    """Every launch shape (blocks per program, prefetching, the finalize's chunks) gives the same
+    loss, positives and gradients (stored and recomputed) as the torch backend."""
+    from gaussdraw.ops import focal_loss
+
+    device = next(d for d, b in DEVICE_BACKENDS if b == "triton")
+    monkeypatch.setattr(focal_loss, "TUNING", LAUNCH_SHAPES[launch_shape])
+    pred, target = inputs((3, 7, 23), seed=14)  # 483 elements: 31 blocks of 16, a partial last block
+    weight = torch.rand(pred.shape, generator=torch.Generator().manual_seed(2)) if weighted else None
+    results = {}
+    for backend, dev in (("triton", device), ("torch", "cpu")):
+        x = pred.clone().to(dev).requires_grad_()
+        w = weight.to(dev) if weighted else None
+        loss, num_pos = gaussian_focal_loss_with_logits(torch.logit(x.clamp(0.01, 0.99)), target.to(dev), weight=w,
+                                                        avg_factor="num_pos", return_num_pos=True, backend=backend)
+        loss.backward(retain_graph=True)
+        stored = x.grad.clone()
+        loss.backward()  # a second backward recomputes
+        results[backend] = (loss, num_pos, stored, x.grad - stored)
+    (loss, num_pos, stored, recomputed), (ref_loss, ref_num_pos, ref_stored, ref_recomputed) = results.values()
+    assert num_pos.item() == ref_num_pos.item() == int((target == 1).sum())
+    rel_close(loss, ref_loss, 1e-6, "loss:")
+    scale = ref_stored.abs().max()
+    assert_close(stored.cpu() / scale, ref_stored / scale, 1e-5, "stored grad:")
+    assert_close(recomputed.cpu() / scale, ref_recomputed / scale, 1e-5, "recomputed grad:")
+
+
+@pytest.mark.skipif(not any(b == "triton" for _, b in DEVICE_BACKENDS), reason="needs the Triton backend")
+def test_alignment_and_size_changes_between_calls():
+    """Calls that differ only in what Triton specializes on (16-byte alignment of the
+    tensors, sizes divisible by 16 or not, a single element) each get the right kernel."""
+    device = next(d for d, b in DEVICE_BACKENDS if b == "triton")
+    pred, target = inputs((1, 1, 2 * 1024 + 33), seed=15, extremes=False)
+    for size, offset in [(2048, 0), (2048, 1), (2047, 0), (2047, 3), (1, 0), (16, 0), (16, 1), (2048, 0)]:
+        p, t = pred[..., offset:offset + size], target[..., offset:offset + size]
+        x = p.to(device).clone() if offset == 0 else pred.to(device)[..., offset:offset + size]
+        x.requires_grad_()
+        loss = gaussian_focal_loss(x, t.to(device), backend="triton")
+        loss.backward()
+        x_ref = p.clone().requires_grad_()
+        ref = gaussian_focal_loss(x_ref, t, backend="torch")
+        ref.backward()
+        rel_close(loss, ref, 1e-6, f"size {size} offset {offset} loss:")
+        assert_close(x.grad.cpu() / x_ref.grad.abs().max(), x_ref.grad / x_ref.grad.abs().max(), 1e-5,
+                     f"size {size} offset {offset} grad:")
+
+
 def test_forward_without_grad_matches():
     """Under no_grad (and for a pred that needs no gradient) the forward pass stores nothing, same value."""
     device, backend = DEVICE_BACKENDS[-1]

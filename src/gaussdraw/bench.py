@@ -410,31 +410,30 @@ def _graph_time_or_none(fn, calls: int = 5):
         return None
 
 
-def loss_variants(device, blocks=(1024, 2048, 4096), programs=(528, 1024, 2048, 4096), warps=(4, 8)) -> list[dict]:
+def loss_variants(device, blocks=(512, 1024, 2048), warps=(2, 4, 8), programs=(0, 1024, 4096)) -> list[dict]:
     """Forward (with the stored gradient) and recomputing-backward kernel times on the large loss shape,
-    for forced launch shapes (``focal_loss.TUNING``)."""
+    for forced launch shapes (``focal_loss.TUNING``): elements per step, warps (2 to 16 elements per
+    thread), programs (0: one per block) and prefetching the next block (with several blocks per program)."""
     import triton.testing
 
     from .ops import focal_loss
 
     pred, target = loss_inputs(LOSS_SHAPES["centernet-coco"], device)
     one = torch.ones((), device=device)
+    default = focal_loss.DEFAULT_SHAPES["loss"]
     rows = []
-    for block in blocks:
-        for count in programs:
-            for warp in warps:
-                focal_loss.TUNING.update(block=block, programs=count, warps=warp)
-                try:
-                    fwd = triton.testing.do_bench(lambda: focal_loss.focal_loss_triton(
-                        pred, target, None, 2.0, 4.0, 1.0, 1.0, False, True, write_grad=True), return_mode="median")
-                    bwd = triton.testing.do_bench(lambda: focal_loss.backward_triton(
-                        one, pred, target, None, 2.0, 4.0, 1.0, 1.0, False), return_mode="median")
-                finally:
-                    focal_loss.TUNING.clear()
-                rows.append(dict(block=block, programs=count, warps=warp, fwd_with_grad_us=fwd * 1e3,
-                                 bwd_recompute_us=bwd * 1e3,
-                                 default=(block, count, warp) == (focal_loss.BLOCK, focal_loss.MAX_PROGRAMS,
-                                                                  focal_loss.NUM_WARPS)))
+    shapes = [dict(block=b, warps=w, programs=p, prefetch=f) for b in blocks for w in warps for p in programs
+              for f in (False, True) if 2 <= b // (32 * w) <= 16 and not (f and p == 0)]
+    for shape in shapes:
+        focal_loss.TUNING.update(shape)
+        try:
+            fwd = triton.testing.do_bench(lambda: focal_loss.focal_loss_triton(
+                pred, target, None, 2.0, 4.0, 1.0, 1.0, False, True, write_grad=True), return_mode="median")
+            bwd = triton.testing.do_bench(lambda: focal_loss.backward_triton(
+                one, pred, target, None, 2.0, 4.0, 1.0, 1.0, False), return_mode="median")
+        finally:
+            focal_loss.TUNING.clear()
+        rows.append(dict(shape, fwd_with_grad_us=fwd * 1e3, bwd_recompute_us=bwd * 1e3, default=shape == default))
     return rows
 
 
@@ -598,7 +597,7 @@ def main(argv=None) -> int:
         for key in ("fwd_with_grad_us", "bwd_recompute_us"):
             best, default = min(rows, key=lambda r: r[key]), next(r for r in rows if r["default"])
             print(f"{key}: best block={best['block']} programs={best['programs']} warps={best['warps']} "
-                  f"{best[key]:.1f} us; default {default[key]:.1f} us")
+                  f"prefetch={best['prefetch']} {best[key]:.1f} us; default {default[key]:.1f} us")
         return 0
     if a.profile:
         print(profile_draw(torch.device(a.device or ("cuda" if torch.cuda.is_available() else "cpu"))))

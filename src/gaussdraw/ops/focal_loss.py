@@ -16,18 +16,20 @@ Math is in float32 (float64 for float64 inputs); a float16 gradient saturates at
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 
-from ._triton import check_device, jit, tl
+from ._triton import Launcher, check_device, jit, tl
 
 EPS = 1e-12
 FLOAT32_EPS = 1.1920928955078125e-07  # torch.finfo(torch.float32).eps, mmdet's avg_factor eps
-BLOCK = 1024  # elements per program step
-MAX_PROGRAMS = 1024  # programs per launch: each steps over every MAX_PROGRAMS-th block
-NUM_WARPS = 4
-# Overrides of the launch shape ("block", "programs", "warps"), for `gaussdraw bench --loss-variants`.
+# Launch shapes: elements per program step, programs (0: one per block, else at most this
+# many, each stepping over every programs-th block), warps, and whether each step loads
+# the next block before computing its own.
+DEFAULT_SHAPES = {
+    "loss": dict(block=1024, programs=0, warps=4, prefetch=False, chunk=2048),  # chunk: the finalize's lanes
+    "scale": dict(block=1024, programs=1024, warps=4, prefetch=False),
+}
+# Overrides of the loss kernels' shape, for `gaussdraw bench --loss-variants`.
 TUNING: dict = {}
 
 
@@ -44,7 +46,7 @@ def _pow(x, a, A_INT: tl.constexpr):
         for _ in tl.static_range(A_INT):
             result = result * x
     else:
-        result = tl.where(x > 0, tl.exp2(a * tl.log2(tl.maximum(x, 1e-38))), tl.where(a == 0, 1.0, 0.0))
+        result = tl.where(x > 0, tl.exp2(a * tl.log2(tl.maximum(x, 1.1754943508222875e-38))), tl.where(a == 0, 1.0, 0.0))
     return result
 
 
@@ -101,30 +103,47 @@ def _store_gradient(grad_pred_ptr, o, m, b_grad):
 
 
 @jit
+def _load_block(pred_ptr, target_ptr, weight_ptr, o, n, HAS_WEIGHT: tl.constexpr):
+    m = o < n
+    x = tl.load(pred_ptr + o, mask=m, other=0.5)
+    t = tl.load(target_ptr + o, mask=m, other=0.0)
+    w = tl.load(weight_ptr + o, mask=m, other=0.0) if HAS_WEIGHT else x
+    return x, t, w
+
+
+@jit
 def _focal_loss_forward_kernel(
     pred_ptr, target_ptr, weight_ptr, loss_ptr, grad_pred_ptr, partial_ptr, positives_ptr, n, grad_scale,
     alpha, gamma, pos_weight, neg_weight,
     A_INT: tl.constexpr, G_INT: tl.constexpr, LOGITS: tl.constexpr, HAS_WEIGHT: tl.constexpr,
-    REDUCE: tl.constexpr, WRITE_GRAD: tl.constexpr, BLOCK: tl.constexpr,
+    REDUCE: tl.constexpr, WRITE_GRAD: tl.constexpr, BLOCK: tl.constexpr, PREFETCH: tl.constexpr,
 ):
     # One program = blocks pid, pid + programs, ... of BLOCK elements: their loss (stored,
     # or summed into the program's partial), their count of positives, and with WRITE_GRAD
-    # d(loss)/d(pred) * grad_scale. The partials' order depends on the shape only.
+    # d(loss)/d(pred) * grad_scale. PREFETCH loads the next block before computing this one.
+    # The partials' order depends on the shape only.
     pid = tl.program_id(0)
-    programs = tl.num_programs(0)
+    step = tl.num_programs(0).to(tl.int64) * BLOCK
     c_dtype = tl.float64 if pred_ptr.dtype.element_ty == tl.float64 else tl.float32
     b_sum = tl.zeros([BLOCK], dtype=c_dtype)
     b_positives = tl.zeros([BLOCK], dtype=tl.int32)
-    for start in range(pid.to(tl.int64) * BLOCK, n, programs.to(tl.int64) * BLOCK):
+    first = pid.to(tl.int64) * BLOCK
+    if PREFETCH:
+        x_next, t_next, w_next = _load_block(pred_ptr, target_ptr, weight_ptr, first + tl.arange(0, BLOCK), n,
+                                             HAS_WEIGHT)
+    for start in range(first, n, step):
         o = start + tl.arange(0, BLOCK)
         m = o < n
-        x = tl.load(pred_ptr + o, mask=m, other=0.5).to(c_dtype)
-        t = tl.load(target_ptr + o, mask=m, other=0.0).to(c_dtype)
+        if PREFETCH:
+            x, t, w = x_next, t_next, w_next
+            x_next, t_next, w_next = _load_block(pred_ptr, target_ptr, weight_ptr, o + step, n, HAS_WEIGHT)
+        else:
+            x, t, w = _load_block(pred_ptr, target_ptr, weight_ptr, o, n, HAS_WEIGHT)
+        x, t, w = x.to(c_dtype), t.to(c_dtype), w.to(c_dtype)
         log_p, log_q, p, q, q_a, p_a, neg_w, pos = _terms(x, t, alpha, gamma, A_INT, G_INT, LOGITS)
         b_loss = _loss(log_p, log_q, q_a, p_a, neg_w, pos, pos_weight, neg_weight)
         if HAS_WEIGHT:
-            b_weight = tl.load(weight_ptr + o, mask=m, other=0.0).to(c_dtype)
-            b_loss = b_loss * b_weight
+            b_loss = b_loss * w
         if REDUCE:
             b_sum += tl.where(m, b_loss, 0.0)
         else:
@@ -133,7 +152,7 @@ def _focal_loss_forward_kernel(
         if WRITE_GRAD:
             b_grad = _gradient(log_p, log_q, p, q, q_a, p_a, neg_w, pos, alpha, pos_weight, neg_weight, A_INT, LOGITS)
             if HAS_WEIGHT:
-                b_grad = b_grad * b_weight
+                b_grad = b_grad * w
             _store_gradient(grad_pred_ptr, o, m, b_grad * grad_scale)
     if REDUCE:
         tl.store(partial_ptr + pid, tl.sum(b_sum, axis=0))
@@ -143,16 +162,23 @@ def _focal_loss_forward_kernel(
 @jit
 def _focal_loss_finalize_kernel(
     partial_ptr, positives_ptr, parts, avg_factor_ptr, loss_ptr, num_pos_ptr, divisor_ptr, scale,
-    REDUCE: tl.constexpr, DIVISOR: tl.constexpr, PARTS: tl.constexpr,
+    REDUCE: tl.constexpr, DIVISOR: tl.constexpr, CHUNK: tl.constexpr,
 ):
-    # One program: the partials and counts summed in index order; loss = sum / divisor * scale
-    # with DIVISOR 0: none, 1: avg_factor + eps (a tensor), 2: max(1, positives) + eps.
-    o = tl.arange(0, PARTS)
-    m = o < parts
-    num_pos = tl.sum(tl.load(positives_ptr + o, mask=m, other=0).to(tl.int64), axis=0)
+    # One program: the partials and counts summed in a fixed order (CHUNK lanes, then a
+    # tree); loss = sum / divisor * scale with DIVISOR 0: none, 1: avg_factor + eps (a
+    # tensor), 2: max(1, positives) + eps.
+    b_total = tl.zeros([CHUNK], dtype=partial_ptr.dtype.element_ty)
+    b_positives = tl.zeros([CHUNK], dtype=tl.int64)
+    for start in range(0, parts, CHUNK):
+        o = start + tl.arange(0, CHUNK)
+        m = o < parts
+        b_positives += tl.load(positives_ptr + o, mask=m, other=0).to(tl.int64)
+        if REDUCE:
+            b_total += tl.load(partial_ptr + o, mask=m, other=0.0)
+    num_pos = tl.sum(b_positives, axis=0)
     tl.store(num_pos_ptr, num_pos)
     if REDUCE:
-        total = tl.sum(tl.load(partial_ptr + o, mask=m, other=0.0), axis=0)
+        total = tl.sum(b_total, axis=0)
         if DIVISOR == 1:
             divisor = tl.load(avg_factor_ptr).to(total.dtype) + 1.1920928955078125e-07
         if DIVISOR == 2:
@@ -168,21 +194,29 @@ def _focal_loss_backward_kernel(
     grad_ptr, pred_ptr, target_ptr, weight_ptr, grad_pred_ptr, n,
     alpha, gamma, pos_weight, neg_weight,
     A_INT: tl.constexpr, G_INT: tl.constexpr, LOGITS: tl.constexpr, HAS_WEIGHT: tl.constexpr,
-    GRAD_IS_SCALAR: tl.constexpr, BLOCK: tl.constexpr,
+    GRAD_IS_SCALAR: tl.constexpr, BLOCK: tl.constexpr, PREFETCH: tl.constexpr,
 ):
     # One program = blocks pid, pid + programs, ... of d(loss)/d(pred), recomputed from the inputs.
     pid = tl.program_id(0)
-    programs = tl.num_programs(0)
+    step = tl.num_programs(0).to(tl.int64) * BLOCK
     c_dtype = tl.float64 if pred_ptr.dtype.element_ty == tl.float64 else tl.float32
-    for start in range(pid.to(tl.int64) * BLOCK, n, programs.to(tl.int64) * BLOCK):
+    first = pid.to(tl.int64) * BLOCK
+    if PREFETCH:
+        x_next, t_next, w_next = _load_block(pred_ptr, target_ptr, weight_ptr, first + tl.arange(0, BLOCK), n,
+                                             HAS_WEIGHT)
+    for start in range(first, n, step):
         o = start + tl.arange(0, BLOCK)
         m = o < n
-        x = tl.load(pred_ptr + o, mask=m, other=0.5).to(c_dtype)
-        t = tl.load(target_ptr + o, mask=m, other=0.0).to(c_dtype)
+        if PREFETCH:
+            x, t, w = x_next, t_next, w_next
+            x_next, t_next, w_next = _load_block(pred_ptr, target_ptr, weight_ptr, o + step, n, HAS_WEIGHT)
+        else:
+            x, t, w = _load_block(pred_ptr, target_ptr, weight_ptr, o, n, HAS_WEIGHT)
+        x, t, w = x.to(c_dtype), t.to(c_dtype), w.to(c_dtype)
         log_p, log_q, p, q, q_a, p_a, neg_w, pos = _terms(x, t, alpha, gamma, A_INT, G_INT, LOGITS)
         b_grad = _gradient(log_p, log_q, p, q, q_a, p_a, neg_w, pos, alpha, pos_weight, neg_weight, A_INT, LOGITS)
         if HAS_WEIGHT:
-            b_grad = b_grad * tl.load(weight_ptr + o, mask=m, other=0.0).to(c_dtype)
+            b_grad = b_grad * w
         if GRAD_IS_SCALAR:
             b_grad = b_grad * tl.load(grad_ptr).to(c_dtype)
         else:
@@ -218,15 +252,23 @@ def _small_int(a: float) -> int:
     return int(a) if float(a).is_integer() and 0 <= a <= 8 else -1
 
 
-def _launch_shape(n: int) -> tuple[int, int, int]:
-    """(elements per step, programs, warps): the programs count depends on n only."""
-    block = TUNING.get("block", BLOCK)
-    programs = max(1, min(-(-n // block), TUNING.get("programs", MAX_PROGRAMS)))
-    return block, programs, TUNING.get("warps", NUM_WARPS)
+def _launch_shape(n: int, kernel: str = "loss") -> tuple[int, int, int, bool]:
+    """(elements per step, programs, warps, prefetch). The programs count depends on n only,
+    so the partial sums' order does too."""
+    tuning = {**DEFAULT_SHAPES[kernel], **TUNING}
+    blocks = max(1, -(-n // tuning["block"]))
+    programs = min(blocks, tuning["programs"]) if tuning["programs"] else blocks
+    return tuning["block"], programs, tuning["warps"], bool(tuning["prefetch"])
 
 
-def _on_device(tensor):
-    return torch.cuda.device(tensor.device) if tensor.is_cuda else contextlib.nullcontext()
+def _finalize_chunk(parts: int) -> int:
+    return min({**DEFAULT_SHAPES["loss"], **TUNING}["chunk"], max(16, 1 << (parts - 1).bit_length()))
+
+
+_launch_forward = Launcher(_focal_loss_forward_kernel)
+_launch_finalize = Launcher(_focal_loss_finalize_kernel)
+_launch_backward = Launcher(_focal_loss_backward_kernel)
+_launch_scale = Launcher(_focal_loss_scale_gradient_kernel)
 
 
 def focal_loss_triton(pred, target, weight, alpha, gamma, pos_weight, neg_weight, logits, reduce, *,
@@ -234,14 +276,14 @@ def focal_loss_triton(pred, target, weight, alpha, gamma, pos_weight, neg_weight
     """One pass over the inputs and one small reduction; returns (loss, positives, grad_pred, divisor).
 
     loss: with ``reduce``, a 0-d ``loss_dtype`` tensor ``sum / divisor * scale``, where the
-    divisor is ``avg_factor + eps`` (a 1-element tensor), ``max(1, positives) + eps``
+    divisor is ``avg_factor + eps`` (a 0-d tensor), ``max(1, positives) + eps``
     (``divide_by_positives``) or 1; else the elementwise loss in pred's dtype (unscaled).
     positives: 0-d int64. grad_pred (``write_grad``): d(sum)/d(pred) * scale in pred's
     dtype, or None. divisor: the 0-d divisor used, or None.
     """
     check_device(pred.device)
     n = pred.numel()
-    block, programs, warps = _launch_shape(n)
+    block, programs, warps, prefetch = _launch_shape(n)
     acc_dtype = torch.float64 if pred.dtype == torch.float64 else torch.float32
     partial = torch.empty(programs, dtype=acc_dtype, device=pred.device)
     positives = torch.empty(programs, dtype=torch.int32, device=pred.device)
@@ -250,31 +292,30 @@ def focal_loss_triton(pred, target, weight, alpha, gamma, pos_weight, neg_weight
     grad_pred = torch.empty_like(pred) if write_grad else None
     divisor_mode = 1 if avg_factor is not None else 2 if divide_by_positives else 0
     divisor = torch.empty((), dtype=acc_dtype, device=pred.device) if divisor_mode else None
-    a_int, g_int = _small_int(alpha), _small_int(gamma)
-    with _on_device(pred):
-        _focal_loss_forward_kernel[(programs,)](
-            pred, target, pred if weight is None else weight, loss, pred if grad_pred is None else grad_pred,
-            partial, positives, n, float(scale), float(alpha), float(gamma), float(pos_weight), float(neg_weight),
-            A_INT=a_int, G_INT=g_int, LOGITS=logits, HAS_WEIGHT=weight is not None, REDUCE=reduce,
-            WRITE_GRAD=write_grad, BLOCK=block, num_warps=warps,
-        )
-        _focal_loss_finalize_kernel[(1,)](
-            partial, positives, programs, partial if avg_factor is None else avg_factor, loss, num_pos,
-            partial if divisor is None else divisor, float(scale), REDUCE=reduce, DIVISOR=divisor_mode,
-            PARTS=max(16, 1 << (programs - 1).bit_length()), num_warps=4,
-        )
+    _launch_forward(
+        (programs,),
+        (pred, target, pred if weight is None else weight, loss, pred if grad_pred is None else grad_pred, partial,
+         positives, n, float(scale), float(alpha), float(gamma), float(pos_weight), float(neg_weight)),
+        dict(A_INT=_small_int(alpha), G_INT=_small_int(gamma), LOGITS=logits, HAS_WEIGHT=weight is not None,
+             REDUCE=reduce, WRITE_GRAD=write_grad, BLOCK=block, PREFETCH=prefetch),
+        warps,
+    )
+    _launch_finalize(
+        (1,),
+        (partial, positives, programs, partial if avg_factor is None else avg_factor, loss, num_pos,
+         partial if divisor is None else divisor, float(scale)),
+        dict(REDUCE=reduce, DIVISOR=divisor_mode, CHUNK=_finalize_chunk(programs)),
+        8,
+    )
     return loss, num_pos, grad_pred, divisor
 
 
 def scale_gradient_triton(grad_pred, grad, divisor=None):
     """``grad_pred *= grad / divisor`` in place (0-d ``grad``, ``divisor``); no memory traffic when that is 1."""
     n = grad_pred.numel()
-    block, programs, warps = _launch_shape(n)
-    with _on_device(grad_pred):
-        _focal_loss_scale_gradient_kernel[(programs,)](
-            grad_pred, grad, grad if divisor is None else divisor, n, HAS_DIVISOR=divisor is not None, BLOCK=block,
-            num_warps=warps,
-        )
+    block, programs, warps, _ = _launch_shape(n, "scale")
+    _launch_scale((programs,), (grad_pred, grad, grad if divisor is None else divisor, n),
+                  dict(HAS_DIVISOR=divisor is not None, BLOCK=block), warps)
     return grad_pred
 
 
@@ -287,15 +328,16 @@ def forward_triton(pred, target, weight, alpha, gamma, pos_weight, neg_weight, l
 def backward_triton(grad, pred, target, weight, alpha, gamma, pos_weight, neg_weight, logits):
     check_device(pred.device)
     n = pred.numel()
-    block, programs, warps = _launch_shape(n)
+    block, programs, warps, prefetch = _launch_shape(n)
     grad_pred = torch.empty_like(pred)
-    with _on_device(pred):
-        _focal_loss_backward_kernel[(programs,)](
-            grad, pred, target, pred if weight is None else weight, grad_pred, n,
-            float(alpha), float(gamma), float(pos_weight), float(neg_weight),
-            A_INT=_small_int(alpha), G_INT=_small_int(gamma), LOGITS=logits, HAS_WEIGHT=weight is not None,
-            GRAD_IS_SCALAR=grad.dim() == 0, BLOCK=block, num_warps=warps,
-        )
+    _launch_backward(
+        (programs,),
+        (grad, pred, target, pred if weight is None else weight, grad_pred, n,
+         float(alpha), float(gamma), float(pos_weight), float(neg_weight)),
+        dict(A_INT=_small_int(alpha), G_INT=_small_int(gamma), LOGITS=logits, HAS_WEIGHT=weight is not None,
+             GRAD_IS_SCALAR=grad.dim() == 0, BLOCK=block, PREFETCH=prefetch),
+        warps,
+    )
     return grad_pred
 
 
