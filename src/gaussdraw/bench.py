@@ -410,7 +410,7 @@ def _graph_time_or_none(fn, calls: int = 5):
         return None
 
 
-def loss_variants(device, blocks=(512, 1024, 2048), warps=(2, 4, 8), programs=(0, 1024, 4096)) -> list[dict]:
+def loss_variants(device, blocks=(512, 1024, 2048), warps=(4, 8), programs=(0, 2048, 4096, 8192)) -> list[dict]:
     """Forward (with the stored gradient) and recomputing-backward kernel times on the large loss shape,
     for forced launch shapes (``focal_loss.TUNING``): elements per step, warps (2 to 16 elements per
     thread), programs (0: one per block) and prefetching the next block (with several blocks per program)."""
@@ -420,7 +420,8 @@ def loss_variants(device, blocks=(512, 1024, 2048), warps=(2, 4, 8), programs=(0
 
     pred, target = loss_inputs(LOSS_SHAPES["centernet-coco"], device)
     one = torch.ones((), device=device)
-    default = focal_loss.DEFAULT_SHAPES["loss"]
+    defaults = {kernel: {k: v for k, v in focal_loss.DEFAULT_SHAPES[kernel].items() if k != "chunk"}
+                for kernel in ("forward", "backward")}
     rows = []
     shapes = [dict(block=b, warps=w, programs=p, prefetch=f) for b in blocks for w in warps for p in programs
               for f in (False, True) if 2 <= b // (32 * w) <= 16 and not (f and p == 0)]
@@ -433,7 +434,8 @@ def loss_variants(device, blocks=(512, 1024, 2048), warps=(2, 4, 8), programs=(0
                 one, pred, target, None, 2.0, 4.0, 1.0, 1.0, False), return_mode="median")
         finally:
             focal_loss.TUNING.clear()
-        rows.append(dict(shape, fwd_with_grad_us=fwd * 1e3, bwd_recompute_us=bwd * 1e3, default=shape == default))
+        rows.append(dict(shape, fwd_with_grad_us=fwd * 1e3, bwd_recompute_us=bwd * 1e3,
+                         forward_default=shape == defaults["forward"], backward_default=shape == defaults["backward"]))
     return rows
 
 
@@ -594,10 +596,11 @@ def main(argv=None) -> int:
         rows = loss_variants(torch.device(a.device or "cuda"))
         with open(a.loss_variants, "w") as f:
             json.dump(rows, f, indent=1)
-        for key in ("fwd_with_grad_us", "bwd_recompute_us"):
-            best, default = min(rows, key=lambda r: r[key]), next(r for r in rows if r["default"])
+        for key, kernel in (("fwd_with_grad_us", "forward"), ("bwd_recompute_us", "backward")):
+            best = min(rows, key=lambda r: r[key])
+            default = next((r[key] for r in rows if r[f"{kernel}_default"]), float("nan"))
             print(f"{key}: best block={best['block']} programs={best['programs']} warps={best['warps']} "
-                  f"prefetch={best['prefetch']} {best[key]:.1f} us; default {default[key]:.1f} us")
+                  f"prefetch={best['prefetch']} {best[key]:.1f} us; default {default:.1f} us")
         return 0
     if a.profile:
         print(profile_draw(torch.device(a.device or ("cuda" if torch.cuda.is_available() else "cpu"))))

@@ -69,14 +69,15 @@ def launch_hooks_active() -> bool:
     return False
 
 
-def _specialization(arg):
-    """What Triton specializes a kernel on for ``arg``: a tensor's dtype and 16-byte
-    alignment; an integer's size class, divisibility by 16 and being 1."""
-    if isinstance(arg, torch.Tensor):
-        return arg.dtype, arg.data_ptr() % 16 == 0
-    if isinstance(arg, bool) or not isinstance(arg, int):
-        return type(arg)
-    return arg == 1, arg % 16 == 0, arg < 0, arg < 2**31, arg < 2**32, arg < 2**63
+def _specialization(args) -> tuple:
+    """What Triton specializes a kernel on: each tensor's dtype and 16-byte alignment;
+    each integer's size class, divisibility by 16 and being 1."""
+    return tuple(
+        (a.dtype, a.data_ptr() % 16 == 0) if isinstance(a, torch.Tensor)
+        else (a == 1, a % 16 == 0, a < 0, a < 2**31, a < 2**32, a < 2**63) if type(a) is int
+        else type(a)
+        for a in args
+    )
 
 
 class Launcher:
@@ -101,7 +102,7 @@ class Launcher:
         if device.type != "cuda":
             self.kernel[grid](*args, **constexprs, num_warps=num_warps)
             return
-        key = (device.index, num_warps, tuple(constexprs.items()), tuple(map(_specialization, args)))
+        key = (device.index, num_warps, tuple(constexprs.items()), _specialization(args))
         compiled = self.compiled.get(key)
         if (compiled is not None and self.direct and not launch_hooks_active()
                 and torch._C._cuda_getDevice() == device.index):

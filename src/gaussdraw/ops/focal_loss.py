@@ -24,9 +24,12 @@ EPS = 1e-12
 FLOAT32_EPS = 1.1920928955078125e-07  # torch.finfo(torch.float32).eps, mmdet's avg_factor eps
 # Launch shapes: elements per program step, programs (0: one per block, else at most this
 # many, each stepping over every programs-th block), warps, and whether each step loads
-# the next block before computing its own.
+# the next block before computing its own; chunk: the finalize's lanes. From the H100
+# grid in benchmarks/NOTES.md: the forward's per-program sums favour few programs that
+# step and prefetch; the backward, without sums, one program per block.
 DEFAULT_SHAPES = {
-    "loss": dict(block=1024, programs=0, warps=4, prefetch=False, chunk=2048),  # chunk: the finalize's lanes
+    "forward": dict(block=1024, programs=4096, warps=8, prefetch=True, chunk=2048),
+    "backward": dict(block=1024, programs=0, warps=4, prefetch=False),
     "scale": dict(block=1024, programs=1024, warps=4, prefetch=False),
 }
 # Overrides of the loss kernels' shape, for `gaussdraw bench --loss-variants`.
@@ -252,17 +255,17 @@ def _small_int(a: float) -> int:
     return int(a) if float(a).is_integer() and 0 <= a <= 8 else -1
 
 
-def _launch_shape(n: int, kernel: str = "loss") -> tuple[int, int, int, bool]:
+def _launch_shape(n: int, kernel: str) -> tuple[int, int, int, bool]:
     """(elements per step, programs, warps, prefetch). The programs count depends on n only,
     so the partial sums' order does too."""
-    tuning = {**DEFAULT_SHAPES[kernel], **TUNING}
+    tuning = {**DEFAULT_SHAPES[kernel], **(TUNING if kernel != "scale" else {})}
     blocks = max(1, -(-n // tuning["block"]))
     programs = min(blocks, tuning["programs"]) if tuning["programs"] else blocks
     return tuning["block"], programs, tuning["warps"], bool(tuning["prefetch"])
 
 
 def _finalize_chunk(parts: int) -> int:
-    return min({**DEFAULT_SHAPES["loss"], **TUNING}["chunk"], max(16, 1 << (parts - 1).bit_length()))
+    return min({**DEFAULT_SHAPES["forward"], **TUNING}["chunk"], max(16, 1 << (parts - 1).bit_length()))
 
 
 _launch_forward = Launcher(_focal_loss_forward_kernel)
@@ -283,7 +286,7 @@ def focal_loss_triton(pred, target, weight, alpha, gamma, pos_weight, neg_weight
     """
     check_device(pred.device)
     n = pred.numel()
-    block, programs, warps, prefetch = _launch_shape(n)
+    block, programs, warps, prefetch = _launch_shape(n, "forward")
     acc_dtype = torch.float64 if pred.dtype == torch.float64 else torch.float32
     partial = torch.empty(programs, dtype=acc_dtype, device=pred.device)
     positives = torch.empty(programs, dtype=torch.int32, device=pred.device)
@@ -328,7 +331,7 @@ def forward_triton(pred, target, weight, alpha, gamma, pos_weight, neg_weight, l
 def backward_triton(grad, pred, target, weight, alpha, gamma, pos_weight, neg_weight, logits):
     check_device(pred.device)
     n = pred.numel()
-    block, programs, warps, prefetch = _launch_shape(n)
+    block, programs, warps, prefetch = _launch_shape(n, "backward")
     grad_pred = torch.empty_like(pred)
     _launch_backward(
         (programs,),
