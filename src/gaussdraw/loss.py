@@ -97,8 +97,13 @@ def _focal_loss(pred, target, alpha, gamma, pos_weight, neg_weight, reduction, a
             fused_avg, divide_by_positives = None, True
         elif not isinstance(fused_avg, torch.Tensor):
             scale, fused_avg = scale / (fused_avg + _FLOAT32_EPS), None
-        loss, positives = _FocalLossFunction.apply(pred, target, weight, fused_avg, options, reduce, scale,
-                                                   divide_by_positives)
+        config = (options, reduce, scale, divide_by_positives)
+        if torch.is_grad_enabled() and pred.requires_grad:
+            loss, positives = _FocalLossFunction.apply(pred, target, weight, fused_avg, config)
+        else:  # no graph to record: skip the autograd.Function's own cost
+            loss, positives, _, _ = focal_loss_triton(pred, target, weight, *options, reduce, scale=scale,
+                                                      avg_factor=fused_avg, divide_by_positives=divide_by_positives,
+                                                      loss_dtype=pred.dtype)
         return (loss * loss_weight if not reduce and loss_weight != 1 else loss), positives
     loss, positives = focal_loss_forward_op(pred, target, weight, *options, reduce, backend)
     if avg_factor == "num_pos":
@@ -123,7 +128,8 @@ class _FocalLossFunction(torch.autograd.Function):
     torch.compile uses the registered ops."""
 
     @staticmethod
-    def forward(ctx, pred, target, weight, avg_factor, options, reduce, scale, divide_by_positives):
+    def forward(ctx, pred, target, weight, avg_factor, config):
+        options, reduce, scale, divide_by_positives = config
         save_gradient = reduce and ctx.needs_input_grad[0] and pred.dtype != torch.float16
         loss, positives, grad_pred, divisor = focal_loss_triton(
             pred, target, weight, *options, reduce, scale=scale, avg_factor=avg_factor,
@@ -148,7 +154,7 @@ class _FocalLossFunction(torch.autograd.Function):
                 factor = factor.to(torch.float64 if pred.dtype == torch.float64 else torch.float32) * ctx.scale
                 factor = factor / ctx.divisor if ctx.divisor is not None else factor
             grad_pred = backward_triton(factor, pred, target, weight, *ctx.options)
-        return grad_pred, None, None, None, None, None, None, None
+        return grad_pred, None, None, None, None
 
 
 def gaussian_focal_loss(
