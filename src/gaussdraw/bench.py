@@ -365,6 +365,10 @@ def loss_bench(device, rounds: int = 5) -> list[dict]:
     from .reference import gaussian_focal_loss_composed
 
     bandwidth = copy_bandwidth(device)
+    # the host's floor for any forward + backward: backward() of a one-element graph
+    tiny = torch.ones(1, device=device, requires_grad=True)
+    backward_floor_us = triton.testing.do_bench(lambda: (tiny * 2).sum().backward(), grad_to_none=[tiny],
+                                                return_mode="median") * 1e3
     compiled = torch.compile(gaussian_focal_loss_composed)
     variants = {"gaussdraw": gaussian_focal_loss, "mmdet eager": gaussian_focal_loss_composed,
                 "mmdet compiled": compiled}
@@ -400,7 +404,7 @@ def loss_bench(device, rounds: int = 5) -> list[dict]:
                 shape=list(shape), config=name, variant=variant, fwd_us=[], fwd_bwd_us=[],
                 fwd_graph_us=_graph_time_or_none(fwd), fwd_bwd_graph_us=_graph_time_or_none(fwd_bwd),
                 peak_extra_mb=peak_extra / 2**20, pred_mb=n * 4 / 2**20, floor_us=floor_us,
-                copy_tb_s=bandwidth / 1e12,
+                copy_tb_s=bandwidth / 1e12, backward_floor_us=backward_floor_us,
             )
             x.grad = None
         for _ in range(rounds):
@@ -604,7 +608,8 @@ def main(argv=None) -> int:
         if a.json_path:
             with open(a.json_path, "w") as f:
                 json.dump(report, f, indent=1)
-        print(f"gaussdraw bench --loss — {report['environment']}, copy {rows[0]['copy_tb_s']:.2f} TB/s")
+        print(f"gaussdraw bench --loss — {report['environment']}, copy {rows[0]['copy_tb_s']:.2f} TB/s, "
+              f"backward() of a one-element graph {rows[0]['backward_floor_us']:.1f} µs wall")
         print(loss_table(rows))
         return 0
     if a.loss_variants:
