@@ -1,8 +1,9 @@
 """The Gaussian focal loss (CornerNet / CenterNet; mmdet's ``GaussianFocalLoss``), fused.
 
-The forward pass computes the reduced loss in one pass over ``pred`` and ``target``
-(and ``weight``); the backward pass computes d(loss)/d(pred) in one more, from the
-inputs, so no intermediate tensor is kept for autograd.
+On the Triton backend the forward pass computes the reduced, scaled loss in one pass
+over ``pred`` and ``target`` (and ``weight``) and, when ``pred`` needs a gradient,
+writes that gradient in the same pass; backward only rescales it, and not at all for
+an upstream gradient of 1. See ``_FocalLossFunction`` and benchmarks/NOTES.md.
 """
 
 from __future__ import annotations
@@ -188,7 +189,9 @@ def gaussian_focal_loss(
         pos_weight, neg_weight: weights of the positive and negative terms.
         reduction: "mean", "sum" or "none" (elementwise, in ``pred``'s dtype).
         avg_factor: with "mean", divide the sum by ``avg_factor + eps(float32)``
-            instead of the element count; an error with "sum", as in mmdet.
+            instead of the element count; an error with "sum", as in mmdet. A number
+            or a one-element tensor (read on the device, no sync); a tensor that
+            needs a gradient gets one, through the unfused path.
         weight: elementwise weights, broadcastable to ``pred``.
         backend: "auto" (Triton on CUDA, torch on CPU), "triton" (on CPU tensors
             only under ``TRITON_INTERPRET=1``) or "torch".

@@ -1,4 +1,4 @@
-"""The Gaussian focal loss ops: forward (reduced or elementwise) and backward, one pass each.
+"""The Gaussian focal loss ops: a fused forward (with the gradient, on request) and a backward.
 
 Per element, with probability p and Gaussian target t (mmdet's ``gaussian_focal_loss``):
 
@@ -6,12 +6,21 @@ Per element, with probability p and Gaussian target t (mmdet's ``gaussian_focal_
          + neg_weight * (1 - t)^gamma * -log(1 - p + eps) * p^alpha,      eps = 1e-12
 
 and from logits x (p = sigmoid(x)), with log-sigmoid in place of log(p + eps) and
-log(1 - p + eps), stable for every x. The forward op returns per-program partial sums
-(a fixed order for a given shape, so the total is deterministic) or the elementwise
-loss, plus the number of positives counted in the same pass. The backward op
-recomputes d(loss)/d(pred) from the inputs, so nothing but the inputs is saved.
+log(1 - p + eps), stable for every x.
+
+Kernels:
+- forward: one pass; per-program partial sums of the loss (their order depends on the
+  shape only, so the total is deterministic) or the elementwise loss; the number of
+  positives; optionally d(loss)/d(pred) times a scale (the "stored" gradient).
+- finalize: one program sums the partials and applies the scale and divisor.
+- scale_gradient: the stored gradient times the upstream gradient, in place; nothing
+  is read or written when that factor is exactly 1.
+- backward: recomputes d(loss)/d(pred) from the inputs (the registered op, float16,
+  the elementwise loss, a second backward).
+
 Math is in float32 (float64 for float64 inputs); a float16 gradient saturates at
 +-65504 rather than overflow (at p exactly 0 or 1 the eps-limited gradient is ~1e12).
+Scales are passed as float32 kernel arguments (relative 6e-8 for float64 inputs).
 """
 
 from __future__ import annotations
