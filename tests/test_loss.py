@@ -268,6 +268,18 @@ def test_alignment_and_size_changes_between_calls():
                      f"size {size} offset {offset} grad:")
 
 
+@pytest.mark.parametrize("device_backend", DEVICE_BACKENDS, ids=DEVICE_BACKEND_IDS)
+def test_avg_factor_that_needs_grad_gets_one(device_backend):
+    device, backend = device_backend
+    pred, target = inputs((2, 3, 5, 7), seed=16)
+    avg = torch.tensor(5.0, device=device, requires_grad=True)
+    loss = gaussian_focal_loss(pred.to(device), target.to(device), avg_factor=avg, backend=backend)
+    loss.backward()
+    total = gaussian_focal_loss(pred, target, reduction="sum", backend="torch").double()
+    expected = -total / (5.0 + torch.finfo(torch.float32).eps) ** 2
+    rel_close(avg.grad, expected.float(), 1e-5, "d loss / d avg_factor:")
+
+
 def test_forward_without_grad_matches():
     """Under no_grad (and for a pred that needs no gradient) the forward pass stores nothing, same value."""
     device, backend = DEVICE_BACKENDS[-1]
