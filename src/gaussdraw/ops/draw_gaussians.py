@@ -23,7 +23,7 @@ import functools
 
 import torch
 
-from ._triton import HAVE_TRITON, check_device, jit, tl, triton
+from ._triton import HAVE_TRITON, check_device, jit, launch_hooks_active, tl, triton
 
 # ----------------------------------------------------------------------------
 # Triton kernel
@@ -215,7 +215,7 @@ def _launch_direct(grid, args, constexprs, device):
     warps = _warps(args[7], args[8], args[5], args[6])
     key = (device.index, args[0].dtype, args[1].dtype, args[2].dtype, args[3].dtype, args[4].dtype, constexprs, warps)
     compiled = _compiled.get(key) if fits else None
-    if compiled is not None and not _launch_hooks_active() and torch._C._cuda_getDevice() == device.index:
+    if compiled is not None and not launch_hooks_active() and torch._C._cuda_getDevice() == device.index:
         try:
             compiled.run(grid[0], grid[1], 1, torch._C._cuda_getCurrentRawStream(device.index), compiled.function,
                          compiled.packed_metadata, None, None, None, *args, *constexprs)
@@ -234,17 +234,6 @@ def _warps(height: int, width: int, num_boxes: int, num_planes: int) -> int:
     must be small). From the H100 variant grid in benchmarks/NOTES.md."""
     small = height * width <= 4096 or num_boxes >= 0.01 * num_planes * height * width
     return TUNING.get("warps") or (1 if small else 2)
-
-
-_RUNTIME_KNOBS = getattr(getattr(triton, "knobs", None), "runtime", None)
-
-
-def _launch_hooks_active() -> bool:
-    """Whether Triton launch hooks (profilers) are set: then Triton's own launch path runs them."""
-    for hook in (getattr(_RUNTIME_KNOBS, "launch_enter_hook", None), getattr(_RUNTIME_KNOBS, "launch_exit_hook", None)):
-        if hook is not None and getattr(hook, "calls", True):  # an empty HookChain holds no calls
-            return True
-    return False
 
 
 def draw_gaussians_triton(heatmap, centers, radii, index, counts, planes_per_sample, sigma_factor, k_scale):

@@ -124,6 +124,32 @@ def _load_block(pred_ptr, target_ptr, weight_ptr, o, n, HAS_WEIGHT: tl.constexpr
 
 
 @jit
+def _first_block(pred_ptr, target_ptr, weight_ptr, first, n, HAS_WEIGHT: tl.constexpr, BLOCK: tl.constexpr,
+                 PREFETCH: tl.constexpr):
+    """What a stepping loop carries in: the first block's inputs when prefetching, else placeholders."""
+    if PREFETCH:
+        x, t, w = _load_block(pred_ptr, target_ptr, weight_ptr, first + tl.arange(0, BLOCK), n, HAS_WEIGHT)
+    else:
+        x = tl.zeros([BLOCK], dtype=pred_ptr.dtype.element_ty)
+        t, w = x, x
+    return x, t, w
+
+
+@jit
+def _block_inputs(pred_ptr, target_ptr, weight_ptr, o, step, n, x_next, t_next, w_next, HAS_WEIGHT: tl.constexpr,
+                  PREFETCH: tl.constexpr):
+    """This block's inputs in the math dtype, and what the loop carries on: when
+    prefetching, the next block's loads, issued before this block's math."""
+    if PREFETCH:
+        x, t, w = x_next, t_next, w_next
+        x_next, t_next, w_next = _load_block(pred_ptr, target_ptr, weight_ptr, o + step, n, HAS_WEIGHT)
+    else:
+        x, t, w = _load_block(pred_ptr, target_ptr, weight_ptr, o, n, HAS_WEIGHT)
+    c_dtype = tl.float64 if pred_ptr.dtype.element_ty == tl.float64 else tl.float32
+    return x.to(c_dtype), t.to(c_dtype), w.to(c_dtype), x_next, t_next, w_next
+
+
+@jit
 def _focal_loss_forward_kernel(
     pred_ptr, target_ptr, weight_ptr, loss_ptr, grad_pred_ptr, partial_ptr, positives_ptr, n, grad_scale,
     alpha, gamma, pos_weight, neg_weight,
@@ -140,18 +166,12 @@ def _focal_loss_forward_kernel(
     b_sum = tl.zeros([BLOCK], dtype=c_dtype)
     b_positives = tl.zeros([BLOCK], dtype=tl.int32)
     first = pid.to(tl.int64) * BLOCK
-    if PREFETCH:
-        x_next, t_next, w_next = _load_block(pred_ptr, target_ptr, weight_ptr, first + tl.arange(0, BLOCK), n,
-                                             HAS_WEIGHT)
+    x_next, t_next, w_next = _first_block(pred_ptr, target_ptr, weight_ptr, first, n, HAS_WEIGHT, BLOCK, PREFETCH)
     for start in range(first, n, step):
         o = start + tl.arange(0, BLOCK)
         m = o < n
-        if PREFETCH:
-            x, t, w = x_next, t_next, w_next
-            x_next, t_next, w_next = _load_block(pred_ptr, target_ptr, weight_ptr, o + step, n, HAS_WEIGHT)
-        else:
-            x, t, w = _load_block(pred_ptr, target_ptr, weight_ptr, o, n, HAS_WEIGHT)
-        x, t, w = x.to(c_dtype), t.to(c_dtype), w.to(c_dtype)
+        x, t, w, x_next, t_next, w_next = _block_inputs(pred_ptr, target_ptr, weight_ptr, o, step, n, x_next, t_next,
+                                                        w_next, HAS_WEIGHT, PREFETCH)
         log_p, log_q, p, q, q_a, p_a, neg_w, pos = _terms(x, t, alpha, gamma, A_INT, G_INT, LOGITS)
         b_loss = _loss(log_p, log_q, q_a, p_a, neg_w, pos, pos_weight, neg_weight)
         if HAS_WEIGHT:
@@ -213,18 +233,12 @@ def _focal_loss_backward_kernel(
     step = tl.num_programs(0).to(tl.int64) * BLOCK
     c_dtype = tl.float64 if pred_ptr.dtype.element_ty == tl.float64 else tl.float32
     first = pid.to(tl.int64) * BLOCK
-    if PREFETCH:
-        x_next, t_next, w_next = _load_block(pred_ptr, target_ptr, weight_ptr, first + tl.arange(0, BLOCK), n,
-                                             HAS_WEIGHT)
+    x_next, t_next, w_next = _first_block(pred_ptr, target_ptr, weight_ptr, first, n, HAS_WEIGHT, BLOCK, PREFETCH)
     for start in range(first, n, step):
         o = start + tl.arange(0, BLOCK)
         m = o < n
-        if PREFETCH:
-            x, t, w = x_next, t_next, w_next
-            x_next, t_next, w_next = _load_block(pred_ptr, target_ptr, weight_ptr, o + step, n, HAS_WEIGHT)
-        else:
-            x, t, w = _load_block(pred_ptr, target_ptr, weight_ptr, o, n, HAS_WEIGHT)
-        x, t, w = x.to(c_dtype), t.to(c_dtype), w.to(c_dtype)
+        x, t, w, x_next, t_next, w_next = _block_inputs(pred_ptr, target_ptr, weight_ptr, o, step, n, x_next, t_next,
+                                                        w_next, HAS_WEIGHT, PREFETCH)
         log_p, log_q, p, q, q_a, p_a, neg_w, pos = _terms(x, t, alpha, gamma, A_INT, G_INT, LOGITS)
         b_grad = _gradient(log_p, log_q, p, q, q_a, p_a, neg_w, pos, alpha, pos_weight, neg_weight, A_INT, LOGITS)
         if HAS_WEIGHT:
