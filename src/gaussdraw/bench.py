@@ -294,8 +294,8 @@ def overhead(device) -> dict:
             inputs.radii.shape[1], 1, 6.0, 1.0)
     out = dict(draw=wall_time(lambda: draw(heatmap), device, 2000) * 1e6,
                launch=wall_time(lambda: ops.launch(*args), device, 2000) * 1e6,
-               direct_launch_enabled=ops._direct_launch[0], compiled_kernels=len(ops._compiled))
-    if ops._compiled:
+               direct_launch_enabled=ops._launch_kernel.direct, compiled_kernels=len(ops._launch_kernel.compiled))
+    if ops._launch_kernel.compiled:
         small = torch.zeros(16, device=device)
         kernel = _empty_kernel[(1,)](small)
         stream = torch._C._cuda_getCurrentRawStream(device.index or 0)

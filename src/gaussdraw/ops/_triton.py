@@ -81,11 +81,17 @@ def _specialization(args) -> tuple:
 
 
 class Launcher:
-    """Launches a ``@triton.jit`` kernel whose parameters are its runtime arguments then
-    its constexprs. On CUDA tensors, each specialization's first launch goes through
-    Triton and later ones straight to its compiled launcher, skipping Triton's
-    per-call argument binding (most of a launch's host time). Elsewhere (the
-    interpreter, launch hooks, another Triton) it is Triton's own launch.
+    """Launches a ``@triton.jit`` kernel whose parameters are its runtime arguments (the
+    first a tensor) then its constexprs, given in the kernel's order. On CUDA tensors,
+    each specialization's first launch goes through Triton and later ones straight to
+    its compiled launcher, skipping Triton's per-call argument binding (most of a
+    launch's host time). Elsewhere (the interpreter, launch hooks, another Triton) it is
+    Triton's own launch.
+
+    ``specialization``: a key for what the compiled kernel depends on besides the
+    device, warps and constexprs, for kernels that opt out of Triton's value and
+    alignment specialization; by default the dtypes, alignments and integer classes
+    Triton specializes on.
 
     Example:
         >>> launch = Launcher(my_kernel)  # doctest: +SKIP
@@ -97,12 +103,13 @@ class Launcher:
         self.compiled = {}
         self.direct = True
 
-    def __call__(self, grid, args, constexprs: dict, num_warps: int):
-        device = next(a.device for a in args if isinstance(a, torch.Tensor))
+    def __call__(self, grid, args, constexprs: dict, num_warps: int, specialization=None):
+        device = args[0].device
         if device.type != "cuda":
             self.kernel[grid](*args, **constexprs, num_warps=num_warps)
             return
-        key = (device.index, num_warps, tuple(constexprs.items()), _specialization(args))
+        key = (device.index, num_warps, tuple(constexprs.values()),
+               _specialization(args) if specialization is None else specialization)
         compiled = self.compiled.get(key)
         if (compiled is not None and self.direct and not launch_hooks_active()
                 and torch._C._cuda_getDevice() == device.index):

@@ -23,7 +23,7 @@ import functools
 
 import torch
 
-from ._triton import HAVE_TRITON, check_device, jit, launch_hooks_active, tl, triton
+from ._triton import HAVE_TRITON, Launcher, check_device, jit, tl, triton
 
 # ----------------------------------------------------------------------------
 # Triton kernel
@@ -161,10 +161,6 @@ def _launch_shape_cached(num_boxes, height, width, device_type, device_index, bo
     return boxes, split, block_h, block_w
 
 
-_compiled: dict = {}  # (device, dtypes, constexprs) -> compiled kernel, for direct launches
-_direct_launch = [HAVE_TRITON]  # set to False if this Triton's launcher does not take our call
-
-
 def launch(
     heatmap, plane_stride, num_planes,
     centers, centers_strides, radii, radii_strides, index, index_strides, counts, counts_stride,
@@ -187,45 +183,31 @@ def launch(
         plane_stride, *heatmap.stride()[-2:], *centers_strides, *radii_strides, *index_strides, counts_stride,
         sigma_factor, k_scale, _EPS[heatmap.dtype],
     )
-    constexprs = (
-        index is not None, counts is not None, _BITS[heatmap.dtype], boxes, block_h, block_w, 2**62,
-        heatmap.stride(-1) == 1,
+    constexprs = dict(
+        HAS_INDEX=index is not None, HAS_COUNTS=counts is not None, BITS=_BITS[heatmap.dtype], BOXES=boxes,
+        BLOCK_H=block_h, BLOCK_W=block_w, LIMIT=2**62, W_CONTIGUOUS=heatmap.stride(-1) == 1,
     )
-    direct = _direct_launch[0] and type(heatmap) is torch.Tensor and type(centers) is torch.Tensor
-    if device.type == "cuda" and direct and not torch.compiler.is_compiling():
-        _launch_direct(grid, args, constexprs, device)
+    warps = _warps(height, width, num_boxes, num_planes)
+    if device.type == "cuda" and type(heatmap) is torch.Tensor and type(centers) is torch.Tensor:
+        _launch_kernel(grid, args, constexprs, warps, specialization=_specialization(args))
     else:
-        warps = _warps(height, width, num_boxes, num_planes)
         with torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext():
-            _draw_gaussians_kernel[grid](*args, **dict(zip(_CONSTEXPR_NAMES, constexprs)), num_warps=warps)
+            _draw_gaussians_kernel[grid](*args, **constexprs, num_warps=warps)
 
 
-_CONSTEXPR_NAMES = ("HAS_INDEX", "HAS_COUNTS", "BITS", "BOXES", "BLOCK_H", "BLOCK_W", "LIMIT", "W_CONTIGUOUS")
 _EPS = {dtype: torch.finfo(dtype).eps for dtype in (torch.float32, torch.float64)}
 _BITS = {torch.float32: tl.int32, torch.float64: tl.int64} if HAVE_TRITON else {}
+_launch_kernel = Launcher(_draw_gaussians_kernel)
 
 
-def _launch_direct(grid, args, constexprs, device):
-    """Launch through the cached compiled kernel, skipping Triton's per-call argument
-    binding (most of its launch cost). The kernel does not specialize on integer
-    values or alignments, so the compiled kernel depends only on what the key holds,
-    plus whether every integer fits in 32 bits."""
+def _specialization(args):
+    """The kernel does not specialize on integer values or alignments: its compiled form
+    depends on the dtypes, and on whether every integer fits in 32 bits. None (Triton's
+    full key) where one does not, as then each integer's own size class counts."""
     ints = args[5:24]  # every integer argument, num_boxes .. stride_nb
-    fits = -(2**31) <= min(ints) and max(ints) < 2**31
-    warps = _warps(args[7], args[8], args[5], args[6])
-    key = (device.index, args[0].dtype, args[1].dtype, args[2].dtype, args[3].dtype, args[4].dtype, constexprs, warps)
-    compiled = _compiled.get(key) if fits else None
-    if compiled is not None and not launch_hooks_active() and torch._C._cuda_getDevice() == device.index:
-        try:
-            compiled.run(grid[0], grid[1], 1, torch._C._cuda_getCurrentRawStream(device.index), compiled.function,
-                         compiled.packed_metadata, None, None, None, *args, *constexprs)
-            return
-        except TypeError:  # a Triton whose launcher takes other arguments: use its own path
-            _direct_launch[0] = False
-    with torch.cuda.device(device):
-        compiled = _draw_gaussians_kernel[grid](*args, **dict(zip(_CONSTEXPR_NAMES, constexprs)), num_warps=warps)
-    if fits:
-        _compiled[key] = compiled
+    if -(2**31) <= min(ints) and max(ints) < 2**31:
+        return args[0].dtype, args[1].dtype, args[2].dtype, args[3].dtype, args[4].dtype
+    return None
 
 
 def _warps(height: int, width: int, num_boxes: int, num_planes: int) -> int:

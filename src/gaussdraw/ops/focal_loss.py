@@ -281,14 +281,14 @@ def _small_int(a: float) -> int:
 def _launch_shape(n: int, kernel: str) -> tuple[int, int, int, bool]:
     """(elements per step, programs, warps, prefetch). The programs count depends on n only,
     so the partial sums' order does too."""
-    tuning = {**DEFAULT_SHAPES[kernel], **(TUNING if kernel != "scale" else {})}
+    tuning = {**DEFAULT_SHAPES[kernel], **TUNING} if TUNING and kernel != "scale" else DEFAULT_SHAPES[kernel]
     blocks = max(1, -(-n // tuning["block"]))
     programs = min(blocks, tuning["programs"]) if tuning["programs"] else blocks
     return tuning["block"], programs, tuning["warps"], bool(tuning["prefetch"])
 
 
 def _finalize_chunk(parts: int) -> int:
-    return min({**DEFAULT_SHAPES["forward"], **TUNING}["chunk"], max(16, 1 << (parts - 1).bit_length()))
+    return min(TUNING.get("chunk", DEFAULT_SHAPES["forward"]["chunk"]), max(16, 1 << (parts - 1).bit_length()))
 
 
 _launch_forward = Launcher(_focal_loss_forward_kernel)
