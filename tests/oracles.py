@@ -77,3 +77,101 @@ def mmdet_gaussian_focal_loss():
                      MODELS=_Registry)
     exec(compile(ast.Module(body=keep, type_ignores=[]), path, "exec"), namespace)
     return namespace["gaussian_focal_loss"], namespace["GaussianFocalLoss"]
+
+
+def _cut_method(package: str, relative_path: str, class_name: str, method: str, names: dict):
+    """A method's function, compiled from its class's source file with ``names`` as its globals.
+
+    For modules that cannot be imported here (they import mmcv/mmengine): the method is
+    cut out of the file's syntax tree and run with a stand-in for ``self``."""
+    import ast
+    import typing
+
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError(f"{package} is not installed (pip install --no-deps {package})")
+    path = os.path.join(spec.submodule_search_locations[0], relative_path)
+    tree = ast.parse(open(path).read())
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == class_name)
+    fn = next(n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == method)
+    namespace = dict(List=typing.List, Tuple=typing.Tuple, Optional=typing.Optional, **names)
+    exec(compile(ast.Module(body=[fn], type_ignores=[]), path, "exec"), namespace)
+    return namespace[method]
+
+
+@cache
+def mmdet_centernet_get_targets():
+    """mmdet 3.x ``CenterNetHead.get_targets(gt_bboxes, gt_labels, feat_shape, img_shape)``,
+    as ``fn(num_classes, gt_bboxes, gt_labels, feat_shape, img_shape)``."""
+    import types
+
+    import torch
+    from torch import Tensor
+
+    gaussian = _load("mmdet", "models/utils/gaussian_target.py")
+    method = _cut_method("mmdet", "models/dense_heads/centernet_head.py", "CenterNetHead", "get_targets",
+                         dict(torch=torch, Tensor=Tensor, gaussian_radius=gaussian.gaussian_radius,
+                              gen_gaussian_target=gaussian.gen_gaussian_target))
+
+    def get_targets(num_classes, gt_bboxes, gt_labels, feat_shape, img_shape):
+        return method(types.SimpleNamespace(num_classes=num_classes), gt_bboxes, gt_labels, feat_shape, img_shape)
+
+    return get_targets
+
+
+def mmdet_gaussian_radius():
+    """mmdet 3.x ``gaussian_radius(det_size, min_overlap)``."""
+    return _load("mmdet", "models/utils/gaussian_target.py").gaussian_radius
+
+
+def mmdet3d_gaussian_radius():
+    """mmdet3d 1.x ``gaussian_radius(det_size, min_overlap)``."""
+    return _load("mmdet3d", "models/utils/gaussian.py").gaussian_radius
+
+
+class _LiDARBoxes:
+    """What ``get_targets_single`` reads of ``LiDARInstance3DBoxes``: ``gravity_center`` and
+    ``tensor``. Built from (n, 7 or 9) boxes whose z is already the gravity center, so the
+    bottom center is z - dz / 2 as in mmdet3d."""
+
+    def __init__(self, boxes):
+        self.tensor = boxes.clone()
+        self.tensor[:, 2] = boxes[:, 2] - boxes[:, 5] * 0.5
+        self._gravity = boxes[:, :3]
+
+    @property
+    def gravity_center(self):
+        return self._gravity
+
+
+@cache
+def mmdet3d_centerpoint_get_targets():
+    """mmdet3d 1.x ``CenterHead.get_targets(batch_gt_instances_3d)`` with its
+    ``get_targets_single``, as ``fn(boxes_list, labels_list, class_names, train_cfg, norm_bbox)``.
+    Boxes: (n, 9) [x, y, z_gravity, dx, dy, dz, yaw, vx, vy]."""
+    import types
+
+    import numpy as np
+    import torch
+
+    gaussian = _load("mmdet3d", "models/utils/gaussian.py")
+
+    def multi_apply(func, *args):  # mmdet's multi_apply
+        return tuple(map(list, zip(*map(func, *args))))
+
+    names = dict(torch=torch, np=np, draw_heatmap_gaussian=gaussian.draw_heatmap_gaussian,
+                 gaussian_radius=gaussian.gaussian_radius, multi_apply=multi_apply, InstanceData=object,
+                 Tensor=torch.Tensor)
+    path = "models/dense_heads/centerpoint_head.py"
+    single = _cut_method("mmdet3d", path, "CenterHead", "get_targets_single", names)
+    batch = _cut_method("mmdet3d", path, "CenterHead", "get_targets", names)
+
+    def get_targets(boxes_list, labels_list, class_names, train_cfg, norm_bbox=True):
+        head = types.SimpleNamespace(class_names=class_names, task_heads=[None] * len(class_names),
+                                     train_cfg=train_cfg, norm_bbox=norm_bbox)
+        head.get_targets_single = lambda instances: single(head, instances)
+        instances = [types.SimpleNamespace(bboxes_3d=_LiDARBoxes(b), labels_3d=l)
+                     for b, l in zip(boxes_list, labels_list)]
+        return batch(head, instances)
+
+    return get_targets

@@ -12,7 +12,8 @@ import importlib
 
 import pytest
 
-MODULES_WITH_EXAMPLES = ["gaussdraw", "gaussdraw.draw", "gaussdraw.ragged", "gaussdraw.loss"]
+MODULES_WITH_EXAMPLES = ["gaussdraw", "gaussdraw.draw", "gaussdraw.ragged", "gaussdraw.loss", "gaussdraw.radius",
+                         "gaussdraw.targets.centernet", "gaussdraw.targets.centerpoint"]
 
 
 @pytest.mark.parametrize("name", MODULES_WITH_EXAMPLES)

@@ -78,3 +78,54 @@ def test_cuda_graph_capture_without_validation():
     torch.cuda.synchronize()
     assert_close(heatmap, expected, 0.0)
     assert (heatmap > 0).any()
+
+
+def _centernet_args(device):
+    g = torch.Generator().manual_seed(4)
+    xy = torch.rand(2, 6, 2, generator=g) * 60
+    boxes = torch.cat([xy, xy + torch.rand(2, 6, 2, generator=g) * 30], -1).to(device)
+    labels = torch.randint(0, 3, (2, 6), generator=g).to(device)
+    counts = torch.tensor([6, 3], device=device)
+    return boxes, labels, counts
+
+
+def _centerpoint_args(device):
+    g = torch.Generator().manual_seed(5)
+    boxes = torch.cat([torch.rand(2, 7, 2, generator=g) * 8 - 4, torch.rand(2, 7, 7, generator=g) + 0.5], -1)
+    labels = torch.randint(0, 3, (2, 7), generator=g)
+    return boxes.to(device), labels.to(device), torch.tensor([7, 4], device=device)
+
+
+_CENTERPOINT_OPTIONS = dict(point_cloud_range=[-4.0, -4.0, -3, 4, 4, 1], voxel_size=[0.1, 0.1, 4],
+                            grid_size=[80, 88, 1], out_size_factor=4, max_objs=5)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_opcheck_targets(device):
+    from gaussdraw.ops.centernet_targets import centernet_targets_op
+    from gaussdraw.ops.centerpoint_targets import centerpoint_targets_op
+
+    boxes, labels, counts = _centernet_args(device)
+    torch.library.opcheck(centernet_targets_op, (boxes, labels, counts, 3, 20, 24, 80.0, 96.0, 0.3))
+    boxes, labels, counts = _centerpoint_args(device)
+    torch.library.opcheck(centerpoint_targets_op, (boxes, labels, counts, [1, 2], 22, 20, [-4.0, -4.0], [0.1, 0.1],
+                                                   4, 0.1, 2, 5, True))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_compile_fullgraph_targets(device):
+    from gaussdraw import centernet_targets, centerpoint_targets
+
+    torch._dynamo.reset()
+
+    def both(boxes, labels, counts, boxes3d, labels3d, counts3d):
+        net = centernet_targets(boxes, labels, 3, (20, 24), (80, 96), counts=counts, validate=False)
+        point = centerpoint_targets(boxes3d, labels3d, [1, 2], counts=counts3d, validate=False, **_CENTERPOINT_OPTIONS)
+        return net.heatmap + 1, net.avg_factor * 2, point.heatmaps[1] * 2, point.inds[0] + 1
+
+    args = (*_centernet_args(device), *_centerpoint_args(device))
+    expected = both(*args)
+    actual = torch.compile(both, fullgraph=True)(*args)
+    for a, e in zip(actual, expected):
+        assert_close(a, e, 0.0)
+    assert expected[1].item() > 2

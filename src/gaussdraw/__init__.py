@@ -9,14 +9,21 @@
 
 from .draw import draw_heatmap, draw_heatmap_batched, render_heatmaps, render_heatmaps_batched
 from .loss import GaussianFocalLoss, gaussian_focal_loss, gaussian_focal_loss_with_logits
+from .radius import gaussian_radius
 from .ragged import Ragged
+from .targets import CenterNetTargets, CenterPointTargets, centernet_targets, centerpoint_targets
 
 __all__ = [
+    "CenterNetTargets",
+    "CenterPointTargets",
     "GaussianFocalLoss",
     "Ragged",
+    "centernet_targets",
+    "centerpoint_targets",
     "draw_heatmap",
     "draw_heatmap_batched",
     "gaussian_focal_loss",
+    "gaussian_radius",
     "gaussian_focal_loss_with_logits",
     "render_heatmaps",
     "render_heatmaps_batched",

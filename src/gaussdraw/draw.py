@@ -8,13 +8,13 @@ from typing import Sequence
 
 import torch
 
+from .checks import INDEX_DTYPES, check_index_tensor, raise_first
 from .ops._triton import HAVE_TRITON
 from .ops.draw_gaussians import NATIVE_DTYPES, draw_gaussians_op, draw_gaussians_torch, draw_gaussians_triton, launch
 from .ragged import RaggedLike, to_padded
 
 BACKENDS = ("auto", "triton", "torch")
 HEATMAP_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
-INDEX_DTYPES = (torch.int32, torch.int64)
 
 
 # ----------------------------------------------------------------------------
@@ -48,41 +48,6 @@ def _check_heatmap(heatmap, min_dim: int, max_dim: int | None = None) -> None:
             "heatmap has overlapping memory (a stride of 0, as from expand()); "
             "drawing in place needs one element per pixel: pass heatmap.contiguous()"
         )
-
-
-def _check_index_tensor(value, name: str, shape: tuple, device: torch.device) -> None:
-    """Type, dtype, device and shape of an integer input; ``None`` in ``shape`` matches any size."""
-    if type(value) is not torch.Tensor and not isinstance(value, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor; got {type(value).__name__}")
-    if value.dtype not in INDEX_DTYPES:
-        raise TypeError(f"{name} must be int32 or int64; got {value.dtype}")
-    if value.device != device:
-        raise ValueError(f"{name} is on {value.device} but heatmap is on {device}; put all tensors on one device")
-    actual = value.shape
-    if len(actual) != len(shape) or not all(w is None or w == s for w, s in zip(shape, actual)):
-        want = "(" + ", ".join("*" if w is None else str(w) for w in shape) + ")"
-        raise ValueError(f"{name} must have shape {want}; got {tuple(actual)}")
-
-
-def _where(index: int, per_sample: int | None) -> str:
-    if per_sample is None:
-        return f"position {index}"
-    return f"sample {index // per_sample}, position {index % per_sample}"
-
-
-def _raise_first(checks: list[tuple[torch.Tensor, torch.Tensor, str]], per_sample: int | None) -> None:
-    """Raise for the first failing check. Each check is (bad mask, values, message start).
-
-    All masks are reduced with one host sync; positions are looked up only on failure."""
-    if not checks:
-        return
-    flags = torch.stack([bad.any() for bad, _, _ in checks]).tolist()
-    for flag, (bad, values, message) in zip(flags, checks):
-        if flag:
-            first = int(bad.reshape(-1).nonzero()[0, 0])
-            value = values.reshape(-1)[first].item()
-            count = int(bad.sum())
-            raise ValueError(f"{message}; got {value} at {_where(first, per_sample)} ({count} such entries)")
 
 
 # ----------------------------------------------------------------------------
@@ -211,13 +176,13 @@ def draw_heatmap(
     _check_options(diameter_to_sigma_factor, k_scale, backend)
     _check_heatmap(heatmap, 2)
     device = heatmap.device
-    _check_index_tensor(centers, "centers", (None, 2), device)
+    check_index_tensor(centers, "centers", (None, 2), device)
     num_boxes = centers.shape[0]
-    _check_index_tensor(radii, "radii", (num_boxes,), device)
-    _check_index_tensor(heatmap_idxes, "heatmap_idxes", (num_boxes,), device)
+    check_index_tensor(radii, "radii", (num_boxes,), device)
+    check_index_tensor(heatmap_idxes, "heatmap_idxes", (num_boxes,), device)
     num_planes = math.prod(heatmap.shape[:-2])
     if validate and num_boxes:
-        _raise_first(
+        raise_first(
             [
                 (radii < 0, radii, "radii must be >= 0"),
                 (
@@ -287,11 +252,11 @@ def draw_heatmap_batched(
         inputs["labels"] = to_padded(labels, "labels")
     for name, (tensor, sizes) in inputs.items():
         trailing = (2,) if name == "centers" else ()
-        _check_index_tensor(tensor, name, (num_samples, None, *trailing), device)
+        check_index_tensor(tensor, name, (num_samples, None, *trailing), device)
         if sizes is not None:
-            _check_index_tensor(sizes, f"{name}.sample_sizes", (num_samples,), device)
+            check_index_tensor(sizes, f"{name}.sample_sizes", (num_samples,), device)
     if counts is not None:
-        _check_index_tensor(counts, "counts", (num_samples,), device)
+        check_index_tensor(counts, "counts", (num_samples,), device)
     given_sizes = [(f"{name}.sample_sizes", sizes) for name, (_, sizes) in inputs.items() if sizes is not None]
     if counts is None:
         if not given_sizes:
@@ -324,8 +289,8 @@ def draw_heatmap_batched(
             for name, sizes in given_sizes
             if sizes is not counts
         ]
-        _raise_first(checks, per_sample=1)
-        _raise_first(
+        raise_first(checks, per_sample=1)
+        raise_first(
             [(in_use & (radii_used < 0), radii_used, "radii must be >= 0")]
             + (
                 [

@@ -78,7 +78,16 @@ def pad_list(tensors: Sequence[torch.Tensor], name: str) -> tuple[torch.Tensor, 
     padded = first.new_zeros((len(tensors), max(sizes), *first.shape[1:]))
     for b, t in enumerate(tensors):  # one copy per sample, not per box
         padded[b, : t.shape[0]] = t
-    return padded, torch.tensor(sizes, dtype=torch.int64, device=first.device)
+    return padded, sizes_tensor(sizes, first.device)
+
+
+def sizes_tensor(sizes: Sequence[int], device: torch.device) -> torch.Tensor:
+    """(B,) int64 ``sizes`` on ``device``. On a GPU the copy is queued from pinned memory,
+    so that the host does not wait for the device."""
+    sizes = torch.tensor(sizes, dtype=torch.int64)
+    if device.type != "cuda":
+        return sizes.to(device)
+    return sizes.pin_memory().to(device, non_blocking=True)
 
 
 def to_padded(value, name: str) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -64,3 +64,77 @@ def gaussian_focal_loss_composed(pred, target, alpha=2.0, gamma=4.0, pos_weight=
     pos_loss = -(pred + eps).log() * (1 - pred).pow(alpha) * pos_weights
     neg_loss = -(1 - pred + eps).log() * pred.pow(alpha) * neg_weights
     return (pos_weight * pos_loss + neg_weight * neg_loss).mean()
+
+
+def centernet_targets_per_box(bboxes, labels, num_classes, feat_size, img_size, min_overlap=0.3):
+    """CenterNet targets one box at a time, as mmdet's ``CenterNetHead.get_targets`` computes
+    them: ``(dict(center_heatmap_target=..., wh_target=..., offset_target=...,
+    wh_offset_target_weight=...), avg_factor)`` for lists of (n_b, 4) boxes and (n_b,) labels."""
+    from .radius import gaussian_radius
+
+    (feat_h, feat_w), (img_h, img_w) = feat_size, img_size
+    width_ratio, height_ratio = float(feat_w / img_w), float(feat_h / img_h)
+    like = bboxes[-1]
+    samples = len(bboxes)
+    heatmap = like.new_zeros((samples, num_classes, feat_h, feat_w))
+    wh, offset, weight = (like.new_zeros((samples, 2, feat_h, feat_w)) for _ in range(3))
+    for b, (boxes, box_labels) in enumerate(zip(bboxes, labels)):
+        for box, label in zip(boxes, box_labels):  # one box at a time, on the boxes' device
+            x1, y1, x2, y2 = box
+            cx, cy = (x1 + x2) * width_ratio / 2, (y1 + y2) * height_ratio / 2
+            cx_int, cy_int = int(cx), int(cy)
+            w, h = (x2 - x1) * width_ratio, (y2 - y1) * height_ratio
+            radius = max(0, int(gaussian_radius(h, w, min_overlap, formula="mmdet")))
+            draw_one_box(heatmap[b, int(label)], cx_int, cy_int, radius)
+            wh[b, 0, cy_int, cx_int], wh[b, 1, cy_int, cx_int] = w, h
+            offset[b, 0, cy_int, cx_int], offset[b, 1, cy_int, cx_int] = cx - cx_int, cy - cy_int
+            weight[b, :, cy_int, cx_int] = 1
+    avg_factor = max(1, heatmap.eq(1).sum())
+    targets = dict(center_heatmap_target=heatmap, wh_target=wh, offset_target=offset, wh_offset_target_weight=weight)
+    return targets, avg_factor
+
+
+def centerpoint_targets_per_box(boxes, labels, task_sizes, *, point_cloud_range, voxel_size, grid_size,
+                                out_size_factor, gaussian_overlap=0.1, min_radius=2, max_objs=500, dense_reg=1,
+                                norm_bbox=True):
+    """CenterPoint targets one box at a time, as mmdet3d's ``CenterHead.get_targets`` computes
+    them: ``(heatmaps, anno_boxes, inds, masks)``, lists over tasks, for lists of (n_b, 9)
+    boxes (gravity-center z) and (n_b,) global labels; ``task_sizes``: classes per task."""
+    from .radius import gaussian_radius
+
+    feat_w, feat_h = grid_size[0] // out_size_factor, grid_size[1] // out_size_factor
+    slots = max_objs * dense_reg
+    per_sample = []
+    for sample_boxes, sample_labels in zip(boxes, labels):
+        device = sample_labels.device
+        outputs, first = [], 0
+        for classes in task_sizes:
+            # the task's boxes, class by class, each class's in input order
+            order = [i for c in range(classes) for i in (sample_labels == first + c).nonzero()[:, 0].tolist()]
+            heatmap = sample_boxes.new_zeros((classes, feat_h, feat_w))
+            anno = sample_boxes.new_zeros((slots, 10 if sample_boxes.shape[1] == 9 else 8))
+            ind = sample_labels.new_zeros(slots, dtype=torch.int64)
+            mask = sample_boxes.new_zeros(slots, dtype=torch.uint8)
+            for k, i in enumerate(order[:slots]):
+                box = sample_boxes[i]
+                length = box[3] / voxel_size[0] / out_size_factor
+                width = box[4] / voxel_size[1] / out_size_factor
+                if not (width > 0 and length > 0):
+                    continue
+                radius = max(min_radius, int(gaussian_radius(width, length, gaussian_overlap)))
+                coor_x = (box[0] - point_cloud_range[0]) / voxel_size[0] / out_size_factor
+                coor_y = (box[1] - point_cloud_range[1]) / voxel_size[1] / out_size_factor
+                x, y = int(coor_x), int(coor_y)
+                if not (0 <= x < feat_w and 0 <= y < feat_h):
+                    continue
+                draw_one_box(heatmap[int(sample_labels[i]) - first], x, y, radius)
+                dims = box[3:6].log() if norm_bbox else box[3:6]
+                anno[k] = torch.cat([torch.stack([coor_x - x, coor_y - y, box[2]]), dims,
+                                     torch.stack([box[6].sin(), box[6].cos()]), box[7:9]])
+                ind[k] = y * feat_w + x
+                mask[k] = 1
+            outputs.append((heatmap, anno, ind, mask))
+            first += classes
+        per_sample.append(outputs)
+    return tuple([torch.stack([sample[t][field] for sample in per_sample]) for t in range(len(task_sizes))]
+                 for field in range(4))

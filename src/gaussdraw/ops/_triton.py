@@ -88,8 +88,10 @@ class Launcher:
     launch's host time). Elsewhere (the interpreter, launch hooks, another Triton) it is
     Triton's own launch.
 
+    ``options``: compile options such as ``enable_fp_fusion``.
+
     ``specialization``: a key for what the compiled kernel depends on besides the
-    device, warps and constexprs, for kernels that opt out of Triton's value and
+    device, warps, constexprs and options, for kernels that opt out of Triton's value and
     alignment specialization; by default the dtypes, alignments and integer classes
     Triton specializes on.
 
@@ -103,12 +105,13 @@ class Launcher:
         self.compiled = {}
         self.direct = True
 
-    def __call__(self, grid, args, constexprs: dict, num_warps: int, specialization=None):
+    def __call__(self, grid, args, constexprs: dict, num_warps: int, specialization=None, options: dict | None = None):
         device = args[0].device
+        options = options or {}
         if device.type != "cuda":
-            self.kernel[grid](*args, **constexprs, num_warps=num_warps)
+            self.kernel[grid](*args, **constexprs, num_warps=num_warps, **options)
             return
-        key = (device.index, num_warps, tuple(constexprs.values()),
+        key = (device.index, num_warps, tuple(constexprs.values()), tuple(options.items()),
                _specialization(args) if specialization is None else specialization)
         compiled = self.compiled.get(key)
         if (compiled is not None and self.direct and not launch_hooks_active()
@@ -121,5 +124,5 @@ class Launcher:
             except TypeError:  # a Triton whose launcher takes other arguments: use its own path
                 self.direct = False
         with torch.cuda.device(device):
-            compiled = self.kernel[grid](*args, **constexprs, num_warps=num_warps)
+            compiled = self.kernel[grid](*args, **constexprs, num_warps=num_warps, **options)
         self.compiled[key] = compiled

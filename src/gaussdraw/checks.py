@@ -1,0 +1,65 @@
+"""Argument checks shared by the public functions.
+
+Type, dtype, device and shape checks read no values (no host sync). :func:`raise_first`
+reads values: one host sync on a GPU for any number of checks.
+"""
+
+from __future__ import annotations
+
+import torch
+
+INDEX_DTYPES = (torch.int32, torch.int64)
+
+
+def check_index_tensor(value, name: str, shape: tuple, device: torch.device, against: str = "heatmap") -> None:
+    """Type, dtype, device and shape of an integer input; ``None`` in ``shape`` matches any size.
+    ``against`` names the input whose device ``device`` is."""
+    if type(value) is not torch.Tensor and not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor; got {type(value).__name__}")
+    if value.dtype not in INDEX_DTYPES:
+        raise TypeError(f"{name} must be int32 or int64; got {value.dtype}")
+    check_device_and_shape(value, name, shape, device, against)
+
+
+def check_float_tensor(value, name: str, shape: tuple, device: torch.device, against: str) -> None:
+    """As :func:`check_index_tensor`, for a floating-point input."""
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor; got {type(value).__name__}")
+    if not value.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor (float16/bfloat16/float32/float64); got {value.dtype}")
+    check_device_and_shape(value, name, shape, device, against)
+
+
+def check_device_and_shape(value: torch.Tensor, name: str, shape: tuple, device: torch.device, against: str) -> None:
+    if value.device != device:
+        raise ValueError(f"{name} is on {value.device} but {against} is on {device}; put all tensors on one device")
+    actual = value.shape
+    if len(actual) != len(shape) or not all(w is None or w == s for w, s in zip(shape, actual)):
+        want = "(" + ", ".join("*" if w is None else str(w) for w in shape) + ")"
+        raise ValueError(f"{name} must have shape {want}; got {tuple(actual)}")
+
+
+def where(index: int, per_sample: int | None) -> str:
+    """Where flat ``index`` is, in words: a position, or a sample and a position."""
+    if per_sample is None:
+        return f"position {index}"
+    if per_sample == 1:
+        return f"sample {index}"
+    return f"sample {index // per_sample}, position {index % per_sample}"
+
+
+def raise_first(checks: list[tuple[torch.Tensor, torch.Tensor, str]], per_sample: int | None) -> None:
+    """Raise ``ValueError`` for the first failing check. Each check is (bad mask, values, message start);
+    ``values`` has the mask's shape, or that shape plus trailing dims (then the row is shown).
+
+    All masks are reduced with one host sync; positions are looked up only on failure."""
+    if not checks:
+        return
+    flags = torch.stack([bad.any() for bad, _, _ in checks]).tolist()
+    for flag, (bad, values, message) in zip(flags, checks):
+        if flag:
+            first = int(bad.reshape(-1).nonzero()[0, 0])
+            row = values.reshape(bad.numel(), -1)[first]
+            value = row.item() if row.numel() == 1 else row.tolist()
+            count = int(bad.sum())
+            raise ValueError(f"{message}; got {value} at {where(first, per_sample)} ({count} such entries)")

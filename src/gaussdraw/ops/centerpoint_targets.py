@@ -1,0 +1,350 @@
+"""The CenterPoint target op: mmdet3d 1.x ``CenterHead.get_targets`` for a batch, in one buffer.
+
+``gaussdraw::centerpoint_targets`` takes padded boxes (B, T, 7 or 9) [x, y, z, dx, dy, dz,
+yaw(, vx, vy)] with the gravity-center z, global labels (B, T) and optional counts (B,),
+and returns one uint8 buffer holding, for all tasks (see :func:`centerpoint_views`):
+``ind`` (tasks, B, M) int64, the heatmaps (task-major: task t's (B, C_t, H, W) after
+task t - 1's), ``anno_box`` (tasks, B, M, 10 or 8) float32 and ``mask`` (tasks, B, M) uint8,
+where M = max_objs * dense_reg.
+
+Slots follow mmdet3d: within a task and sample, the task's first class's boxes in input
+order, then the next class's...; box k of that order takes slot k, and only k < M are
+considered. A considered box is dropped (its slot stays zero, mask 0) if its dx or dy,
+scaled to the feature map, is not > 0 (mmdet3d's skip), if its truncated center lies
+outside the map (mmdet3d's drop), if a value is not finite, or if dz <= 0 with
+``norm_bbox`` (log). Else it draws a Gaussian of radius max(min_radius, int(CornerNet
+``gaussian_radius``(dy', dx', overlap))) into heatmap (task, b, class) at its truncated
+center, and writes ``ind`` = y * W + x, ``mask`` = 1 and ``anno_box`` = [center - int
+center, z, dims (log with ``norm_bbox``), sin(yaw), cos(yaw)(, vx, vy)]. A label outside
+every task has no slot.
+
+Triton implementation: one zero fill, then one kernel (each program ranks a block of
+boxes among its sample's by comparing labels, then writes their slots and draw
+parameters) and the draw op's kernel for all tasks at once. The torch implementation
+sorts instead.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+from ..radius import _divide, cornernet_radius as cornernet_radius_torch
+from ._box_math import MAX_RADIUS, cornernet_radius, integer_spec, is_finite, radius_constants, truncated_radius
+from ._triton import Launcher, check_device, jit, tl, triton
+from .draw_gaussians import draw_gaussians_torch, launch as launch_draw
+
+_TABLE_COLUMNS = 5  # task, class in task, task's first label, classes before the task, classes in the task
+
+
+def centerpoint_layout(task_sizes, num_samples, height, width, max_objs, columns) -> dict:
+    """Byte offsets of each output in the buffer, and its total size."""
+    tasks, classes = len(task_sizes), sum(task_sizes)
+    slots = tasks * num_samples * max_objs
+    heat = 8 * slots
+    anno = heat + 4 * num_samples * classes * height * width
+    mask = anno + 4 * slots * columns
+    return dict(ind=0, heatmaps=heat, anno_boxes=anno, masks=mask, total=mask + slots)
+
+
+def centerpoint_views(buffer, task_sizes, num_samples, height, width, max_objs, columns):
+    """(heatmaps, anno_boxes, inds, masks): one view per task of each output in the op's buffer,
+    and the whole heatmap block as (B * sum C_t, H, W) planes."""
+    at = centerpoint_layout(task_sizes, num_samples, height, width, max_objs, columns)
+    tasks = len(task_sizes)
+    inds = buffer[: at["heatmaps"]].view(torch.int64).view(tasks, num_samples, max_objs)
+    planes = buffer[at["heatmaps"]: at["anno_boxes"]].view(torch.float32).view(-1, height, width)
+    anno = buffer[at["anno_boxes"]: at["masks"]].view(torch.float32).view(tasks, num_samples, max_objs, columns)
+    masks = buffer[at["masks"]:].view(tasks, num_samples, max_objs)
+    heatmaps, start = [], 0
+    for classes in task_sizes:
+        heatmaps.append(planes[start: start + num_samples * classes].view(num_samples, classes, height, width))
+        start += num_samples * classes
+    return heatmaps, list(anno.unbind(0)), list(inds.unbind(0)), list(masks.unbind(0)), planes
+
+
+def task_table(task_sizes, device: torch.device) -> torch.Tensor:
+    """(labels, 5) int32: for each global label, its task, class in the task, the task's first
+    label, the classes before the task and the task's classes. Cached per device."""
+    return _task_table(tuple(task_sizes), device.type, device.index)
+
+
+@functools.lru_cache(maxsize=64)
+def _task_table(task_sizes, device_type, device_index):
+    rows, first = [], 0
+    for task, classes in enumerate(task_sizes):
+        rows += [[task, c, first, first, classes] for c in range(classes)]
+        first += classes
+    table = torch.tensor(rows, dtype=torch.int32).reshape(-1, _TABLE_COLUMNS)
+    if device_type == "cuda":  # queued from pinned memory: no host sync, once per device
+        return table.pin_memory().to(torch.device(device_type, device_index), non_blocking=True)
+    return table.to(torch.device(device_type, device_index))
+
+
+# ----------------------------------------------------------------------------
+# Triton kernel
+# ----------------------------------------------------------------------------
+
+_INT_ARGS = ["num_samples", "boxes_per_sample", "blocks_per_sample", "num_labels", "max_objs", "feat_h", "feat_w",
+             "min_radius", "stride_bb", "stride_bt", "stride_bc", "stride_lb", "stride_lt", "stride_nb"]
+
+
+@jit(do_not_specialize=_INT_ARGS,
+     do_not_specialize_on_alignment=["boxes_ptr", "labels_ptr", "counts_ptr", "table_ptr", "scratch_ptr", "anno_ptr",
+                                     "ind_ptr", "mask_ptr"])
+def _centerpoint_assign_kernel(
+    boxes_ptr, labels_ptr, counts_ptr, table_ptr, scratch_ptr, anno_ptr, ind_ptr, mask_ptr,
+    num_samples, boxes_per_sample, blocks_per_sample, num_labels, max_objs, feat_h, feat_w, min_radius,
+    stride_bb, stride_bt, stride_bc, stride_lb, stride_lt, stride_nb,
+    range_x, range_y, voxel_x, voxel_y, out_size_factor,
+    one_minus, one_plus, minus_two_o, o_minus_one, sixteen_o,
+    HAS_COUNTS: tl.constexpr, HAS_VELOCITY: tl.constexpr, NORM_BBOX: tl.constexpr, COLUMNS: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
+    # One program = BLOCK consecutive boxes of one sample: their slots, outputs and draw parameters.
+    pid = tl.program_id(0)
+    b = (pid // blocks_per_sample).to(tl.int64)
+    t = (pid % blocks_per_sample) * BLOCK + tl.arange(0, BLOCK)
+    in_grid = t < boxes_per_sample
+    count = boxes_per_sample
+    if HAS_COUNTS:
+        count = tl.minimum(tl.load(counts_ptr + b * stride_nb).to(tl.int32), boxes_per_sample)
+    used = t < count
+    label = tl.load(labels_ptr + b * stride_lb + t * stride_lt, mask=used, other=-1).to(tl.int32)
+    known = used & (label >= 0) & (label < num_labels)
+    label = tl.where(known, label, -1)
+    p_table = table_ptr + tl.where(known, label, 0) * 5
+    task = tl.load(p_table, mask=known, other=0)
+    klass = tl.load(p_table + 1, mask=known, other=0)
+    first_label = tl.load(p_table + 2, mask=known, other=0)
+    classes_before = tl.load(p_table + 3, mask=known, other=0)
+    task_classes = tl.load(p_table + 4, mask=known, other=1)
+
+    # slot = boxes of the sample before this one in its task's order: a smaller label of the
+    # same task, or the same label at an earlier position
+    slot = tl.zeros([BLOCK], dtype=tl.int32)
+    for start in range(0, count, BLOCK):
+        i = start + tl.arange(0, BLOCK)
+        other = tl.load(labels_ptr + b * stride_lb + i * stride_lt, mask=i < count, other=-1).to(tl.int32)
+        earlier = ((other[None, :] >= first_label[:, None]) & (other[None, :] < label[:, None])) | (
+            (other[None, :] == label[:, None]) & (i[None, :] < t[:, None]))
+        slot += tl.sum(earlier.to(tl.int32), 1)
+    considered = known & (slot < max_objs)
+
+    p_box = boxes_ptr + b * stride_bb + t * stride_bt
+    x = tl.load(p_box, mask=considered, other=0.0).to(tl.float32)
+    y = tl.load(p_box + stride_bc, mask=considered, other=0.0).to(tl.float32)
+    z = tl.load(p_box + 2 * stride_bc, mask=considered, other=0.0).to(tl.float32)
+    dx = tl.load(p_box + 3 * stride_bc, mask=considered, other=0.0).to(tl.float32)
+    dy = tl.load(p_box + 4 * stride_bc, mask=considered, other=0.0).to(tl.float32)
+    dz = tl.load(p_box + 5 * stride_bc, mask=considered, other=1.0).to(tl.float32)
+    yaw = tl.load(p_box + 6 * stride_bc, mask=considered, other=0.0).to(tl.float32)
+    length = tl.div_rn(tl.div_rn(dx, voxel_x), out_size_factor)
+    width = tl.div_rn(tl.div_rn(dy, voxel_y), out_size_factor)
+    coor_x = tl.div_rn(tl.div_rn(x - range_x, voxel_x), out_size_factor)
+    coor_y = tl.div_rn(tl.div_rn(y - range_y, voxel_y), out_size_factor)
+    radius = cornernet_radius(width, length, one_minus, one_plus, minus_two_o, o_minus_one, sixteen_o)
+    valid = considered & (length > 0.0) & (width > 0.0)
+    valid = valid & (coor_x > -1.0) & (coor_x < feat_w) & (coor_y > -1.0) & (coor_y < feat_h)
+    valid = valid & is_finite(z) & is_finite(dx) & is_finite(dy) & is_finite(dz) & is_finite(yaw)
+    valid = valid & is_finite(radius)
+    if NORM_BBOX:
+        valid = valid & (dz > 0.0)
+    if HAS_VELOCITY:
+        vx = tl.load(p_box + 7 * stride_bc, mask=considered, other=0.0).to(tl.float32)
+        vy = tl.load(p_box + 8 * stride_bc, mask=considered, other=0.0).to(tl.float32)
+        valid = valid & is_finite(vx) & is_finite(vy)
+    x_int = tl.where(valid, coor_x, 0.0).to(tl.int32)
+    y_int = tl.where(valid, coor_y, 0.0).to(tl.int32)
+
+    row = (task.to(tl.int64) * num_samples + b) * max_objs + slot
+    p_anno = anno_ptr + row * COLUMNS
+    tl.store(p_anno, coor_x - x_int.to(tl.float32), mask=valid)
+    tl.store(p_anno + 1, coor_y - y_int.to(tl.float32), mask=valid)
+    tl.store(p_anno + 2, z, mask=valid)
+    if NORM_BBOX:
+        tl.store(p_anno + 3, tl.log(dx), mask=valid)
+        tl.store(p_anno + 4, tl.log(dy), mask=valid)
+        tl.store(p_anno + 5, tl.log(dz), mask=valid)
+    else:
+        tl.store(p_anno + 3, dx, mask=valid)
+        tl.store(p_anno + 4, dy, mask=valid)
+        tl.store(p_anno + 5, dz, mask=valid)
+    tl.store(p_anno + 6, tl.sin(yaw), mask=valid)
+    tl.store(p_anno + 7, tl.cos(yaw), mask=valid)
+    if HAS_VELOCITY:
+        tl.store(p_anno + 8, vx, mask=valid)
+        tl.store(p_anno + 9, vy, mask=valid)
+    tl.store(ind_ptr + row, y_int.to(tl.int64) * feat_w + x_int, mask=valid)
+    tl.store(mask_ptr + row, tl.full([BLOCK], 1, tl.uint8), mask=valid)
+
+    # the draw op's boxes: (x, y, radius or -1 to skip, plane of (task, b, class))
+    p_scratch = scratch_ptr + (b * boxes_per_sample + t) * 4
+    plane = num_samples * classes_before + b * task_classes + klass
+    tl.store(p_scratch, x_int, mask=in_grid)
+    tl.store(p_scratch + 1, y_int, mask=in_grid)
+    tl.store(p_scratch + 2, truncated_radius(radius, valid, min_radius), mask=in_grid)
+    tl.store(p_scratch + 3, tl.where(valid, plane, 0).to(tl.int32), mask=in_grid)
+
+
+_launch_assign = Launcher(_centerpoint_assign_kernel)
+
+
+def centerpoint_targets_triton(boxes, labels, counts, task_sizes, feat_h, feat_w, point_cloud_range, voxel_size,
+                               out_size_factor, gaussian_overlap, min_radius, max_objs, norm_bbox):
+    """Triton implementation of the op (module docstring)."""
+    check_device(boxes.device)
+    num_samples, boxes_per_sample = labels.shape
+    columns = 10 if boxes.shape[-1] == 9 else 8
+    at = centerpoint_layout(task_sizes, num_samples, feat_h, feat_w, max_objs, columns)
+    buffer = torch.zeros(at["total"], dtype=torch.uint8, device=boxes.device)
+    _, _, _, _, planes = centerpoint_views(buffer, task_sizes, num_samples, feat_h, feat_w, max_objs, columns)
+    if num_samples * boxes_per_sample == 0 or planes.numel() == 0:
+        return buffer
+    ind = buffer[: at["heatmaps"]].view(torch.int64)
+    anno = buffer[at["anno_boxes"]: at["masks"]].view(torch.float32)
+    mask = buffer[at["masks"]:]
+    block = min(64, max(16, triton.next_power_of_2(boxes_per_sample)))
+    blocks_per_sample = -(-boxes_per_sample // block)
+    scratch = torch.empty((num_samples, boxes_per_sample, 4), dtype=torch.int32, device=boxes.device)
+    args = (
+        boxes, labels, counts if counts is not None else labels, task_table(task_sizes, boxes.device), scratch,
+        anno, ind, mask,
+        num_samples, boxes_per_sample, blocks_per_sample, sum(task_sizes), max_objs, feat_h, feat_w, min_radius,
+        *boxes.stride(), *labels.stride(), counts.stride(0) if counts is not None else 0,
+        point_cloud_range[0], point_cloud_range[1], voxel_size[0], voxel_size[1], float(out_size_factor),
+        *radius_constants(gaussian_overlap)[:5],
+    )
+    constexprs = dict(HAS_COUNTS=counts is not None, HAS_VELOCITY=columns == 10, NORM_BBOX=bool(norm_bbox),
+                      COLUMNS=columns, BLOCK=block)
+    _launch_assign((num_samples * blocks_per_sample,), args, constexprs, num_warps=4,
+                   specialization=integer_spec(*args), options={"enable_fp_fusion": False})
+    launch_draw(planes, feat_h * feat_w, planes.shape[0],
+                scratch[..., :2], scratch[..., :2].stride(), scratch[..., 2], scratch[..., 2].stride(),
+                scratch[..., 3], scratch[..., 3].stride(), None, 0,
+                num_samples, boxes_per_sample, 0, 6.0, 1.0)
+    return buffer
+
+
+# ----------------------------------------------------------------------------
+# torch implementation
+# ----------------------------------------------------------------------------
+
+
+def centerpoint_boxes_torch(boxes, labels, counts, task_sizes, feat_h, feat_w, point_cloud_range, voxel_size,
+                            out_size_factor, gaussian_overlap, min_radius, max_objs, norm_bbox):
+    """The boxes that draw, in no particular order, as a dict of 1-D tensors (task, sample,
+    slot, plane, x_int, y_int, radius, anno (n, columns)); and (B, T) masks of the boxes
+    that have a slot and whose size and center mmdet3d keeps (``placed``), and of those
+    that draw (``drawn``: also finite, dz > 0 with ``norm_bbox``, a finite radius). Also
+    used by the public checks."""
+    num_samples, boxes_per_sample = labels.shape
+    device = labels.device
+    table = task_table(task_sizes, device).long()
+    num_labels = table.shape[0]
+    position = torch.arange(boxes_per_sample, device=device)
+    sample = torch.arange(num_samples, device=device).unsqueeze(1).expand(num_samples, boxes_per_sample)
+    known = (labels >= 0) & (labels < num_labels)
+    if counts is not None:
+        known &= position < counts.unsqueeze(1)
+    label = labels.long().where(known, 0)
+
+    # slots: sort by (sample, label), stable; rank within (sample, task)
+    key = (sample * (num_labels + 1) + label + 1).where(known, 0).reshape(-1)
+    _, order = torch.sort(key, stable=True)
+    group = (sample * len(task_sizes) + table[label, 0]).where(known, -1).reshape(-1)[order]
+    rank = torch.arange(group.numel(), device=device) - torch.searchsorted(group, group)
+    slot = torch.empty_like(rank).scatter_(0, order, rank).view(num_samples, boxes_per_sample)
+    considered = known & (slot < max_objs)
+
+    box = boxes.float()
+    x, y, z, dx, dy, dz, yaw = box[..., :7].unbind(-1)
+    length = _divide(_divide(dx, voxel_size[0]), out_size_factor)
+    width = _divide(_divide(dy, voxel_size[1]), out_size_factor)
+    coor_x = _divide(_divide(x - point_cloud_range[0], voxel_size[0]), out_size_factor)
+    coor_y = _divide(_divide(y - point_cloud_range[1], voxel_size[1]), out_size_factor)
+    radius = cornernet_radius_torch(width, length, gaussian_overlap)
+    placed = considered & (length > 0) & (width > 0)
+    placed &= (coor_x > -1) & (coor_x < feat_w) & (coor_y > -1) & (coor_y < feat_h)
+    drawn = placed & box[..., 2:].isfinite().all(-1) & radius.isfinite()
+    if norm_bbox:
+        drawn &= dz > 0
+    dims = box[..., 3:6].log() if norm_bbox else box[..., 3:6]
+    x_int, y_int = coor_x.where(drawn, 0).long(), coor_y.where(drawn, 0).long()
+    anno = [(coor_x - x_int).unsqueeze(-1), (coor_y - y_int).unsqueeze(-1), z.unsqueeze(-1), dims,
+            yaw.sin().unsqueeze(-1), yaw.cos().unsqueeze(-1), box[..., 7:9]]
+    anno = torch.cat(anno, -1)[drawn]
+    task, klass, _, classes_before, task_classes = table[label[drawn]].unbind(1)
+    b = sample[drawn]
+    radius = radius[drawn].clamp(0, MAX_RADIUS).long().clamp(min=min_radius)
+    plane = num_samples * classes_before + b * task_classes + klass
+    rows = dict(task=task, sample=b, slot=slot[drawn], plane=plane, x_int=x_int[drawn], y_int=y_int[drawn],
+                radius=radius, anno=anno)
+    return rows, placed, drawn
+
+
+def centerpoint_targets_torch(boxes, labels, counts, task_sizes, feat_h, feat_w, point_cloud_range, voxel_size,
+                              out_size_factor, gaussian_overlap, min_radius, max_objs, norm_bbox):
+    """Vectorized torch implementation of the op (no loop over boxes)."""
+    num_samples = labels.shape[0]
+    columns = 10 if boxes.shape[-1] == 9 else 8
+    at = centerpoint_layout(task_sizes, num_samples, feat_h, feat_w, max_objs, columns)
+    buffer = torch.zeros(at["total"], dtype=torch.uint8, device=boxes.device)
+    tasks = len(task_sizes)
+    ind = buffer[: at["heatmaps"]].view(torch.int64).view(tasks, num_samples, max_objs)
+    anno = buffer[at["anno_boxes"]: at["masks"]].view(torch.float32).view(tasks, num_samples, max_objs, columns)
+    mask = buffer[at["masks"]:].view(tasks, num_samples, max_objs)
+    planes = centerpoint_views(buffer, task_sizes, num_samples, feat_h, feat_w, max_objs, columns)[4]
+    if labels.numel() == 0 or planes.numel() == 0:
+        return buffer
+    rows, _, _ = centerpoint_boxes_torch(boxes, labels, counts, task_sizes, feat_h, feat_w, point_cloud_range,
+                                         voxel_size, out_size_factor, gaussian_overlap, min_radius, max_objs,
+                                         norm_bbox)
+    where = (rows["task"], rows["sample"], rows["slot"])
+    anno[where] = rows["anno"]
+    ind[where] = rows["y_int"] * feat_w + rows["x_int"]
+    mask[where] = 1
+    draw_gaussians_torch(planes, torch.stack([rows["x_int"], rows["y_int"]], 1).unsqueeze(0),
+                         rows["radius"].unsqueeze(0), rows["plane"].unsqueeze(0), None, 0, 6.0, 1.0)
+    return buffer
+
+
+# ----------------------------------------------------------------------------
+# torch.library registration
+# ----------------------------------------------------------------------------
+
+
+@torch.library.custom_op("gaussdraw::centerpoint_targets", mutates_args=())
+def centerpoint_targets_op(
+    boxes: torch.Tensor,
+    labels: torch.Tensor,
+    counts: torch.Tensor | None,
+    task_sizes: list[int],
+    feat_h: int,
+    feat_w: int,
+    point_cloud_range: list[float],
+    voxel_size: list[float],
+    out_size_factor: int,
+    gaussian_overlap: float,
+    min_radius: int,
+    max_objs: int,
+    norm_bbox: bool,
+) -> torch.Tensor:
+    """The op as torch.compile and the dispatcher see it; the Triton kernel by default,
+    the torch kernel on CPU tensors."""
+    return centerpoint_targets_triton(boxes, labels, counts, task_sizes, feat_h, feat_w, point_cloud_range,
+                                      voxel_size, out_size_factor, gaussian_overlap, min_radius, max_objs, norm_bbox)
+
+
+@centerpoint_targets_op.register_kernel("cpu")
+def _centerpoint_targets_cpu(*args):
+    return centerpoint_targets_torch(*args)
+
+
+@centerpoint_targets_op.register_fake
+def _centerpoint_targets_fake(boxes, labels, counts, task_sizes, feat_h, feat_w, *rest):
+    max_objs = rest[-2]
+    columns = 10 if boxes.shape[-1] == 9 else 8
+    total = centerpoint_layout(task_sizes, labels.shape[0], feat_h, feat_w, max_objs, columns)["total"]
+    return boxes.new_empty(total, dtype=torch.uint8)

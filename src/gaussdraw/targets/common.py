@@ -1,0 +1,145 @@
+"""What the target functions share: options, the batched input forms, the backend choice."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+
+import torch
+
+from ..checks import check_float_tensor, check_index_tensor, raise_first
+from ..ops._triton import HAVE_TRITON
+from ..ragged import to_padded
+
+BACKENDS = ("auto", "triton", "torch")
+
+
+def check_backend(backend) -> None:
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}; got {backend!r}")
+
+
+def resolve_validate(validate, device: torch.device) -> bool:
+    """``None`` (the default): check values on the CPU, where it costs no sync, not on a GPU."""
+    if validate is None:
+        return device.type != "cuda"
+    if not isinstance(validate, bool):
+        raise TypeError(f"validate must be True, False or None; got {validate!r}")
+    return validate
+
+
+def uses_triton(backend: str, device: torch.device) -> bool:
+    """Whether ``backend`` runs the Triton kernels on tensors of ``device``."""
+    return backend == "triton" or (backend == "auto" and device.type == "cuda" and HAVE_TRITON)
+
+
+def positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int; got {type(value).__name__}")
+    if value <= 0:
+        raise ValueError(f"{name} must be > 0; got {value}")
+    return int(value)
+
+
+def positive_number(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number; got {type(value).__name__}")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be finite and > 0; got {value}")
+    return float(value)
+
+
+def overlap(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number; got {type(value).__name__}")
+    if not 0 < value < 1:
+        raise ValueError(f"{name} must be in (0, 1); got {value}")
+    return float(value)
+
+
+def pair(value, name: str, convert, what: str) -> tuple:
+    """Two values, each checked by ``convert(value, name)``; ``what`` names them for the message."""
+    if isinstance(value, torch.Tensor) or not hasattr(value, "__len__") or len(value) != 2:
+        raise ValueError(f"{name} must be a pair {what}; got {value!r}")
+    return tuple(convert(v, f"{name}[{i}]") for i, v in enumerate(value))
+
+
+@dataclass
+class Batch:
+    """Per-sample inputs as padded (B, T, ...) tensors, with the (B,) number of entries in use."""
+
+    tensors: dict
+    counts: torch.Tensor
+    counts_name: str
+    sizes: list  # (name, (B,) tensor) for each input that came with its own sample sizes
+    boxes_per_sample: int
+
+    @property
+    def num_samples(self) -> int:
+        return self.counts.shape[0]
+
+    def in_use(self) -> torch.Tensor:
+        """(B, T) bool: the entries below each sample's count."""
+        position = torch.arange(self.boxes_per_sample, device=self.counts.device)
+        return position < self.counts.unsqueeze(1)
+
+    def used(self, name: str) -> torch.Tensor:
+        return self.tensors[name][:, : self.boxes_per_sample]
+
+    def check_counts(self) -> None:
+        """Counts in [0, T] and sample sizes that agree (reads values: one sync on a GPU)."""
+        checks = [((self.counts < 0) | (self.counts > self.boxes_per_sample), self.counts,
+                   f"{self.counts_name} must be in [0, {self.boxes_per_sample}] (the padded length of the inputs)")]
+        checks += [(sizes != self.counts, sizes, f"{name} must equal {self.counts_name}")
+                   for name, sizes in self.sizes if sizes is not self.counts]
+        raise_first(checks, per_sample=1)
+
+
+def gather(inputs: dict, trailing: dict, floating: set, counts) -> Batch:
+    """The padded tensors behind ``inputs`` (name -> ragged batch, list or padded tensor), checked
+    for type, dtype, shape (B, T, *trailing[name]) and device (the first input's); ``floating``
+    names the float inputs, the others are int32/int64."""
+    padded, sizes, lengths = {}, [], {}
+    device = num_samples = first = None
+    for name, value in inputs.items():
+        if isinstance(value, (list, tuple)):  # lengths known on the host: compared without a sync
+            lengths[name] = [t.shape[0] if isinstance(t, torch.Tensor) and t.dim() else None for t in value]
+            _check_lengths(lengths)
+        tensor, sample_sizes = to_padded(value, name)
+        if first is None:
+            if not isinstance(tensor, torch.Tensor):
+                raise TypeError(f"{name} must hold tensors; got {type(tensor).__name__}")
+            first, device = name, tensor.device
+            num_samples = tensor.shape[0] if tensor.dim() else None
+        check = check_float_tensor if name in floating else check_index_tensor
+        check(tensor, name, (num_samples, None, *trailing[name]), device, first)
+        if sample_sizes is not None:
+            check_index_tensor(sample_sizes, f"{name}.sample_sizes", (num_samples,), device, first)
+            sizes.append((f"{name}.sample_sizes", sample_sizes))
+        padded[name] = tensor
+    if counts is not None:
+        check_index_tensor(counts, "counts", (num_samples,), device, first)
+        counts_name = "counts"
+    elif sizes:
+        counts_name, counts = sizes[0]
+    else:
+        raise ValueError(
+            f"counts is required when {', '.join(inputs)} are padded tensors: pass counts=(B,) valid entries "
+            "per sample (torch.full((B,), T) if all are valid)"
+        )
+    boxes_per_sample = min(t.shape[1] for t in padded.values())
+    return Batch(padded, counts, counts_name, sizes, boxes_per_sample)
+
+
+def _check_lengths(lengths: dict) -> None:
+    """Per-sample lists must agree in their number of samples and entries per sample."""
+    (first, reference), *others = lengths.items()
+    for name, sizes in others:
+        if len(sizes) != len(reference):
+            raise ValueError(f"{name} has {len(sizes)} samples but {first} has {len(reference)}: give one tensor "
+                             "per sample in each")
+        for b, (n, m) in enumerate(zip(sizes, reference)):
+            if n is not None and m is not None and n != m:
+                raise ValueError(f"{name}[{b}] has {n} entries but {first}[{b}] has {m}: each sample needs one "
+                                 f"entry of {name} per entry of {first}")

@@ -1,0 +1,109 @@
+"""gaussian_radius against mmdet's and mmdet3d's own functions."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gaussdraw import gaussian_radius
+
+from .oracles import mmdet3d_gaussian_radius, mmdet_gaussian_radius
+
+SIZES = st.one_of(
+    st.floats(0, 8, width=32), st.floats(0, 600, width=32), st.floats(0, 2e4, width=32), st.sampled_from([0.0, 1.0])
+)
+OVERLAPS = st.sampled_from([0.1, 0.3, 0.5, 0.7, 0.9]) | st.floats(0.01, 0.99)
+
+
+def _oracle(formula, heights, widths, min_overlap):
+    """The reference, one box at a time on 0-d float32 tensors (as the heads call it)."""
+    radius = mmdet_gaussian_radius() if formula == "mmdet" else mmdet3d_gaussian_radius()
+    return torch.stack([torch.as_tensor(radius([h, w], min_overlap)).float()
+                        for h, w in zip(heights.unbind(), widths.unbind())])
+
+
+def _assert_agrees(actual, expected):
+    """1e-6 relative, and int() equal except within 1e-4 of an integer."""
+    a, e = actual.double(), expected.double()
+    assert torch.all((a - e).abs() <= 1e-6 * e.abs().clamp(min=1)), (a - e).abs().max()
+    near_integer = (e - e.round()).abs() < 1e-4
+    assert torch.equal(a.long()[~near_integer], e.long()[~near_integer])
+
+
+@settings(max_examples=40, deadline=None)
+@given(sizes=st.lists(st.tuples(SIZES, SIZES), min_size=1, max_size=30), min_overlap=OVERLAPS,
+       formula=st.sampled_from(["cornernet", "mmdet"]))
+def test_matches_references_float32(sizes, min_overlap, formula):
+    heights = torch.tensor([h for h, _ in sizes], dtype=torch.float32)
+    widths = torch.tensor([w for _, w in sizes], dtype=torch.float32)
+    actual = gaussian_radius(heights, widths, min_overlap, formula=formula)
+    assert actual.dtype == torch.float32
+    expected = _oracle(formula, heights, widths, min_overlap)
+    _assert_agrees(actual, expected)
+    if formula == "mmdet":  # the same float32 operations in the same order, sqrt correctly rounded: equal
+        assert torch.equal(actual, expected)
+
+
+@settings(max_examples=30, deadline=None)
+@given(height=st.floats(0, 1e4), width=st.floats(0, 1e4), min_overlap=OVERLAPS)
+def test_mmdet_python_numbers_in_float64(height, width, min_overlap):
+    actual = gaussian_radius(height, width, min_overlap, formula="mmdet")
+    assert actual.dtype == torch.float64
+    expected = mmdet_gaussian_radius()([height, width], min_overlap)
+    assert actual.item() == pytest.approx(expected, rel=1e-12, abs=1e-12)
+
+
+def test_cornernet_numbers_are_float32_like_mmdet3d():
+    actual = gaussian_radius(40.0, 40.0, 0.7)
+    assert actual.dtype == torch.float32
+    expected = mmdet3d_gaussian_radius()((torch.tensor(40.0), torch.tensor(40.0)), 0.7)
+    assert torch.equal(actual, expected)
+
+
+def test_formulas_differ():
+    cornernet = gaussian_radius(torch.tensor(30.0), torch.tensor(60.0), 0.7, formula="cornernet")
+    mmdet = gaussian_radius(torch.tensor(30.0), torch.tensor(60.0), 0.7, formula="mmdet")
+    assert cornernet.item() > 2 * mmdet.item()
+
+
+def test_broadcasting_and_dtypes():
+    heights = torch.arange(1, 5, dtype=torch.float64).view(4, 1)
+    widths = torch.tensor([3.0, 7.0, 11.0], dtype=torch.float64)
+    radii = gaussian_radius(heights, widths, 0.5)
+    assert radii.shape == (4, 3) and radii.dtype == torch.float64
+    assert radii[2, 1].item() == pytest.approx(gaussian_radius(3.0, 7.0, 0.5).item(), rel=1e-6)
+    assert gaussian_radius(torch.tensor([4, 8]), torch.tensor([4, 8]), 0.5).dtype == torch.float32
+    assert gaussian_radius(torch.tensor(0.0), torch.tensor(0.0)).item() == 0.0
+
+
+def test_radius_grows_with_size_and_shrinks_with_overlap():
+    sizes = torch.linspace(1, 200, 50)
+    for formula in ("cornernet", "mmdet"):
+        r = gaussian_radius(sizes, sizes, 0.5, formula=formula)
+        assert torch.all(r[1:] > r[:-1])
+        assert torch.all(gaussian_radius(sizes, sizes, 0.8, formula=formula) < r)
+        assert math.isfinite(r.sum().item())
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(min_overlap=0.0), ValueError, r"min_overlap must be in \(0, 1\); got 0.0"),
+        (dict(min_overlap=1.5), ValueError, r"min_overlap must be in \(0, 1\); got 1.5"),
+        (dict(min_overlap="0.5"), TypeError, r"min_overlap must be a Python number"),
+        (dict(formula="centernet"), ValueError, r"formula must be one of \('cornernet', 'mmdet'\)"),
+        (dict(height="10"), TypeError, r"height must be a tensor or a real number; got str"),
+        (dict(width=torch.tensor([True])), TypeError, r"width must be a real tensor"),
+    ],
+    ids=["overlap-0", "overlap-1.5", "overlap-str", "formula", "height-str", "width-bool"],
+)
+def test_bad_arguments(kwargs, error, match):
+    args = dict(height=10.0, width=20.0, min_overlap=0.7, formula="cornernet")
+    args.update(kwargs)
+    formula = args.pop("formula")
+    with pytest.raises(error, match=match):
+        gaussian_radius(**args, formula=formula)
