@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -129,3 +134,13 @@ def test_compile_fullgraph_targets(device):
     for a, e in zip(actual, expected):
         assert_close(a, e, 0.0)
     assert expected[1].item() > 2
+
+
+@pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="needs triton")
+def test_target_kernels_compile_for_hopper():
+    """The interpreter runs code that Triton's compiler rejects: compile the kernels for sm_90 too."""
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    result = subprocess.run([sys.executable, "-m", "tests.compile_kernels"], capture_output=True, text=True, env=env,
+                            cwd=os.path.dirname(os.path.dirname(__file__)), timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    assert result.stdout.count("0 fused multiply-adds") == 3, result.stdout

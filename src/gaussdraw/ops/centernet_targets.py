@@ -45,7 +45,6 @@ from .draw_gaussians import draw_gaussians_torch, launch as launch_draw
 # A radius from which a Gaussian can round to 1 beside its center (exp(-1 / (2 sigma^2))
 # is below 1 - 1e-5 for smaller ones), so that the heatmap's ones are not only centers.
 ONES_BESIDE_CENTER_RADIUS = 512
-_ONE_BITS = 0x3F800000  # 1.0f
 _COUNTERS = 4  # distinct centers, radius flag, ones counted, finished programs
 
 
@@ -145,8 +144,8 @@ def _centernet_boxes_kernel(
     tl.atomic_max(p_owner, (t + 1).to(tl.int32), mask=valid, sem="relaxed")
     # the center pixel is 1 after the draw in any case: set it now, counting pixels set first
     p_center = heatmap_ptr.to(tl.pointer_type(tl.int32)) + (b * num_classes + label) * plane_size + pixel
-    old = tl.atomic_xchg(p_center, _ONE_BITS, mask=valid, sem="relaxed")
-    tl.atomic_add(counters_ptr, tl.sum((valid & (old != _ONE_BITS)).to(tl.int32), 0), sem="relaxed")
+    old = tl.atomic_xchg(p_center, 0x3F800000, mask=valid, sem="relaxed")  # the bits of 1.0f
+    tl.atomic_add(counters_ptr, tl.sum((valid & (old != 0x3F800000)).to(tl.int32), 0), sem="relaxed")
     tl.atomic_max(counters_ptr + 1, tl.max((valid & (radius_int >= 512)).to(tl.int32), 0), sem="relaxed")
 
 

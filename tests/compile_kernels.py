@@ -1,0 +1,54 @@
+"""Compile the target kernels for an H100 (sm_90) without a GPU, with Triton's own compiler.
+
+Run as a script, without TRITON_INTERPRET (the interpreter accepts code the compiler
+rejects, such as non-constexpr globals). Prints one line per kernel; exits non-zero on
+the first kernel that does not compile or that contains a fused multiply-add.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import triton
+from triton.backends.compiler import GPUTarget
+
+from gaussdraw.ops import centernet_targets, centerpoint_targets
+
+FLOATS = {"width_ratio", "height_ratio", "one_minus", "one_plus", "minus_two_o", "o_minus_one", "sixteen_o", "eight_o",
+          "range_x", "range_y", "voxel_x", "voxel_y", "out_size_factor"}
+POINTERS = {"labels_ptr": "*i64", "counts_ptr": "*i64", "scratch_ptr": "*i32", "counters_ptr": "*i32",
+            "table_ptr": "*i32", "ind_ptr": "*i64", "mask_ptr": "*u8"}
+KERNELS = [
+    (centernet_targets._centernet_boxes_kernel, dict(HAS_COUNTS=True, BLOCK=64)),
+    (centernet_targets._centernet_regress_kernel, dict(HAS_COUNTS=True, BLOCK=64, COUNT_BLOCK=1024)),
+    (centerpoint_targets._centerpoint_assign_kernel,
+     dict(HAS_COUNTS=True, HAS_VELOCITY=True, NORM_BBOX=True, COLUMNS=10, BLOCK=64)),
+]
+
+
+def signature(kernel, constexprs):
+    def kind(name):
+        if name in constexprs:
+            return "constexpr"
+        if name.endswith("_ptr"):
+            return POINTERS.get(name, "*fp32")
+        return "fp32" if name in FLOATS else "i32"
+
+    return {name: kind(name) for name in kernel.arg_names}
+
+
+def main() -> int:
+    for kernel, constexprs in KERNELS:
+        source = triton.compiler.ASTSource(fn=kernel, signature=signature(kernel, constexprs), constexprs=constexprs)
+        compiled = triton.compile(source, target=GPUTarget("cuda", 90, 32),
+                                  options={"enable_fp_fusion": False, "num_warps": 4})
+        ptx = compiled.asm["ptx"]
+        fused = [line.strip() for line in ptx.splitlines() if line.strip().startswith("fma.rn.f32")]
+        print(f"{kernel.fn.__name__}: {len(ptx.splitlines())} PTX lines, {len(fused)} fused multiply-adds")
+        if fused:
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
