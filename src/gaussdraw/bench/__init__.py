@@ -1,0 +1,80 @@
+"""``gaussdraw bench``: each suite against its baseline, with the floors measured in the same run.
+
+Suites: :mod:`.draw` (default: the drawing configs against the per-box loop), :mod:`.loss`
+(``--loss``: the focal loss), :mod:`.targets` (``--targets``: whole target assignment
+against the heads' per-box loops). Shared: :mod:`.timing` (wall and GPU time, floors),
+:mod:`.report` (environment, tables, plots).
+"""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from .draw import CONFIGS, Config, bench_config, make_inputs, profile_draw, quick, run, variants
+from .loss import loss_bench, loss_table, loss_variants
+from .report import environment, render_markdown
+
+__all__ = ["CONFIGS", "Config", "bench_config", "main", "make_inputs", "quick", "render_markdown", "run"]
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(prog="gaussdraw bench")
+    p.add_argument("configs", nargs="*", choices=[*CONFIGS, []], help="config names (default: all)")
+    p.add_argument("--device", default=None)
+    p.add_argument("--quick", action="store_true", help="CI-sized configs")
+    p.add_argument("--json", dest="json_path", default=None)
+    p.add_argument("--plot", dest="plot_path", default=None)
+    p.add_argument("--no-baseline", action="store_true", help="skip the per-box loop")
+    p.add_argument("--no-cpu", action="store_true", help="on a GPU machine, skip the CPU rows")
+    p.add_argument("--cpu-threads", type=int, default=2, help="torch threads for the CPU rows (default 2)")
+    p.add_argument("--profile", action="store_true", help="cProfile of the host side of a draw call, then exit")
+    p.add_argument("--loss", action="store_true",
+                   help="GPU: time the Gaussian focal loss against mmdet's composition (eager, compiled), then exit")
+    p.add_argument("--loss-variants", default=None, metavar="JSON",
+                   help="GPU: time forced launch shapes of the loss kernels into JSON, then exit")
+    p.add_argument("--variants", default=None, metavar="JSON",
+                   help="GPU: time forced launch shapes (boxes per program x window splits) into JSON, then exit")
+    a = p.parse_args(argv)
+    if a.loss:
+        device = torch.device(a.device or "cuda")
+        rows = loss_bench(device)
+        report = dict(environment=environment(device), loss=rows)
+        if a.json_path:
+            with open(a.json_path, "w") as f:
+                json.dump(report, f, indent=1)
+        print(f"gaussdraw bench --loss — {report['environment']}, copy {rows[0]['copy_tb_s']:.2f} TB/s, "
+              f"backward() of a one-element graph {rows[0]['backward_floor_us']:.1f} µs wall")
+        print(loss_table(rows))
+        return 0
+    if a.loss_variants:
+        rows = loss_variants(torch.device(a.device or "cuda"))
+        with open(a.loss_variants, "w") as f:
+            json.dump(rows, f, indent=1)
+        for key, kernel in (("fwd_with_grad_us", "forward"), ("bwd_recompute_us", "backward")):
+            best = min(rows, key=lambda r: r[key])
+            default = next((r[key] for r in rows if r[f"{kernel}_default"]), float("nan"))
+            print(f"{key}: best block={best['block']} programs={best['programs']} warps={best['warps']} "
+                  f"prefetch={best['prefetch']} {best[key]:.1f} us; default {default:.1f} us")
+        return 0
+    if a.profile:
+        print(profile_draw(torch.device(a.device or ("cuda" if torch.cuda.is_available() else "cpu"))))
+        return 0
+    if a.variants:
+        rows = variants(torch.device(a.device or "cuda"))
+        with open(a.variants, "w") as f:
+            json.dump(rows, f, indent=1)
+        for name in dict.fromkeys(r["config"] for r in rows):
+            mine = [r for r in rows if r["config"] == name]
+            best = min(mine, key=lambda r: r["kernel_us"])
+            default = next(r for r in mine if r["default"]) if any(r["default"] for r in mine) else None
+            print(f"{name}: best boxes={best['boxes']} split={best['split']} warps={best['warps']} "
+                  f"{best['kernel_us']:.2f} us; default {default and (default['boxes'], default['split'], round(default['kernel_us'], 2))}")
+        return 0
+    text, _ = run(a.configs or None, a.device, a.quick, a.json_path, a.plot_path, not a.no_baseline, not a.no_cpu,
+                  a.cpu_threads)
+    print(text)
+    return 0

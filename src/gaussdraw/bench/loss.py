@@ -1,0 +1,130 @@
+"""The loss suite: the Gaussian focal loss against mmdet's composition, eager and compiled."""
+
+from __future__ import annotations
+
+import torch
+
+from .report import _fmt
+from .timing import copy_bandwidth, graph_time_or_none
+
+
+LOSS_SHAPES = {"centernet-coco": (32, 80, 128, 128), "centerpoint-nus": (4, 10, 180, 180)}
+
+
+def loss_inputs(shape, device, seed=0):
+    """Sigmoid predictions and a Gaussian-heatmap-like target with exact positives."""
+    g = torch.Generator().manual_seed(seed)
+    pred = torch.sigmoid(torch.randn(shape, generator=g) * 2).clamp(1e-4, 1 - 1e-4)
+    target = torch.rand(shape, generator=g) ** 8
+    target[torch.rand(shape, generator=g) < 1e-3] = 1.0
+    return pred.to(device), target.to(device)
+
+
+def loss_bench(device, rounds: int = 5) -> list[dict]:
+    """Forward and forward+backward time and peak extra memory of the focal loss: gaussdraw
+    against mmdet's composition, eager and under torch.compile; and the bytes floor.
+
+    Wall times (``do_bench``) include the host, which on a shared host drifts: the variants
+    are timed in interleaved rounds and each keeps its median over ``rounds``. GPU times
+    (CUDA-graph replay) leave the host out."""
+    import statistics
+
+    import triton.testing
+
+    from .loss import gaussian_focal_loss
+    from .reference import gaussian_focal_loss_composed
+
+    bandwidth = copy_bandwidth(device)
+    # the host's floor for any forward + backward: backward() of a one-element graph
+    tiny = torch.ones(1, device=device, requires_grad=True)
+    backward_floor_us = triton.testing.do_bench(lambda: (tiny * 2).sum().backward(), grad_to_none=[tiny],
+                                                return_mode="median") * 1e3
+    compiled = torch.compile(gaussian_focal_loss_composed)
+    variants = {"gaussdraw": gaussian_focal_loss, "mmdet eager": gaussian_focal_loss_composed,
+                "mmdet compiled": compiled}
+    rows = []
+    for name, shape in LOSS_SHAPES.items():
+        pred, target = loss_inputs(shape, device)
+        n = pred.numel()
+        # the floor: read pred and target, write the gradient, at the copy bandwidth
+        floor_us = 12 * n / bandwidth * 1e6
+        calls, mine = {}, {}
+        for variant, fn in variants.items():
+            x = pred.clone().requires_grad_()
+
+            def fwd(fn=fn, x=x):
+                with torch.no_grad():
+                    return fn(x, target)
+
+            def fwd_bwd(fn=fn, x=x):
+                x.grad = None
+                fn(x, target).backward()
+
+            fwd_bwd()  # compile / warm up
+            x.grad = None
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats(device)
+            base = torch.cuda.memory_allocated(device)
+            fwd_bwd()
+            torch.cuda.synchronize()
+            peak_extra = torch.cuda.max_memory_allocated(device) - base
+            x.grad = None
+            calls[variant] = (fwd, fwd_bwd, x)
+            mine[variant] = dict(
+                shape=list(shape), config=name, variant=variant, fwd_us=[], fwd_bwd_us=[],
+                fwd_graph_us=graph_time_or_none(fwd), fwd_bwd_graph_us=graph_time_or_none(fwd_bwd),
+                peak_extra_mb=peak_extra / 2**20, pred_mb=n * 4 / 2**20, floor_us=floor_us,
+                copy_tb_s=bandwidth / 1e12, backward_floor_us=backward_floor_us,
+            )
+            x.grad = None
+        for _ in range(rounds):
+            for variant, (fwd, fwd_bwd, x) in calls.items():
+                mine[variant]["fwd_us"].append(
+                    triton.testing.do_bench(fwd, warmup=10, rep=60, return_mode="median") * 1e3)
+                mine[variant]["fwd_bwd_us"].append(
+                    triton.testing.do_bench(fwd_bwd, warmup=10, rep=60, grad_to_none=[x], return_mode="median") * 1e3)
+        for row in mine.values():
+            row["fwd_us_rounds"], row["fwd_bwd_us_rounds"] = row["fwd_us"], row["fwd_bwd_us"]
+            row["fwd_us"], row["fwd_bwd_us"] = statistics.median(row["fwd_us"]), statistics.median(row["fwd_bwd_us"])
+            rows.append(row)
+    return rows
+
+
+def loss_variants(device, blocks=(512, 1024, 2048), warps=(4, 8), programs=(0, 2048, 4096, 8192)) -> list[dict]:
+    """Forward (with the stored gradient) and recomputing-backward kernel times on the large loss shape,
+    for forced launch shapes (``focal_loss.TUNING``): elements per step, warps (2 to 16 elements per
+    thread), programs (0: one per block) and prefetching the next block (with several blocks per program)."""
+    import triton.testing
+
+    from .ops import focal_loss
+
+    pred, target = loss_inputs(LOSS_SHAPES["centernet-coco"], device)
+    one = torch.ones((), device=device)
+    defaults = {kernel: {k: v for k, v in focal_loss.DEFAULT_SHAPES[kernel].items() if k != "chunk"}
+                for kernel in ("forward", "backward")}
+    rows = []
+    shapes = [dict(block=b, warps=w, programs=p, prefetch=f) for b in blocks for w in warps for p in programs
+              for f in (False, True) if 2 <= b // (32 * w) <= 16 and not (f and p == 0)]
+    for shape in shapes:
+        focal_loss.TUNING.update(shape)
+        try:
+            fwd = triton.testing.do_bench(lambda: focal_loss.focal_loss_triton(
+                pred, target, None, 2.0, 4.0, 1.0, 1.0, False, True, write_grad=True), return_mode="median")
+            bwd = triton.testing.do_bench(lambda: focal_loss.backward_triton(
+                one, pred, target, None, 2.0, 4.0, 1.0, 1.0, False), return_mode="median")
+        finally:
+            focal_loss.TUNING.clear()
+        rows.append(dict(shape, fwd_with_grad_us=fwd * 1e3, bwd_recompute_us=bwd * 1e3,
+                         forward_default=shape == defaults["forward"], backward_default=shape == defaults["backward"]))
+    return rows
+
+
+def loss_table(rows: list[dict]) -> str:
+    lines = ["| shape | variant | fwd (µs) | fwd+bwd (µs) | fwd GPU (µs) | fwd+bwd GPU (µs) | peak extra (MB) "
+             "| pred (MB) | bytes floor (µs) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {'×'.join(map(str, r['shape']))} | {r['variant']} | {r['fwd_us']:.1f} | {r['fwd_bwd_us']:.1f} "
+                     f"| {_fmt(r.get('fwd_graph_us'))} | {_fmt(r.get('fwd_bwd_graph_us'))} "
+                     f"| {r['peak_extra_mb']:.0f} | {r['pred_mb']:.0f} | {r['floor_us']:.1f} |")
+    return "\n".join(lines)
