@@ -15,6 +15,7 @@ import torch
 from .draw import CONFIGS, Config, bench_config, make_inputs, profile_draw, quick, run, variants
 from .loss import loss_bench, loss_table, loss_variants
 from .report import environment, render_markdown
+from .targets import TARGET_CONFIGS, targets_bench, targets_table
 
 __all__ = ["CONFIGS", "Config", "bench_config", "main", "make_inputs", "quick", "render_markdown", "run"]
 
@@ -38,7 +39,20 @@ def main(argv=None) -> int:
                    help="GPU: time forced launch shapes of the loss kernels into JSON, then exit")
     p.add_argument("--variants", default=None, metavar="JSON",
                    help="GPU: time forced launch shapes (boxes per program x window splits) into JSON, then exit")
+    p.add_argument("--targets", nargs="*", default=None, choices=list(TARGET_CONFIGS), metavar="CONFIG",
+                   help="time whole target assignment against the heads' per-box loops (configs: "
+                        f"{', '.join(TARGET_CONFIGS)}; default all), then exit")
     a = p.parse_args(argv)
+    if a.targets is not None:
+        device = torch.device(a.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        rows = targets_bench(device, a.targets or None, quick=a.quick, cpu=not a.no_cpu, cpu_threads=a.cpu_threads)
+        report = dict(environment=environment(device), targets=rows)
+        if a.json_path:
+            with open(a.json_path, "w") as f:
+                json.dump(report, f, indent=1)
+        print(f"gaussdraw bench --targets — {report['environment']}")
+        print(targets_table(rows))
+        return 0
     if a.loss:
         device = torch.device(a.device or "cuda")
         rows = loss_bench(device)

@@ -235,7 +235,7 @@ def centerpoint_targets_triton(boxes, labels, counts, task_sizes, feat_h, feat_w
 def centerpoint_boxes_torch(boxes, labels, counts, task_sizes, feat_h, feat_w, point_cloud_range, voxel_size,
                             out_size_factor, gaussian_overlap, min_radius, max_objs, norm_bbox):
     """The boxes that draw, in no particular order, as a dict of 1-D tensors (task, sample,
-    slot, plane, x_int, y_int, radius, anno (n, columns)); and (B, T) masks of the boxes
+    label, slot, plane, x_int, y_int, radius, anno (n, columns)); and (B, T) masks of the boxes
     that have a slot and whose size and center mmdet3d keeps (``placed``), and of those
     that draw (``drawn``: also finite, dz > 0 with ``norm_bbox``, a finite radius). Also
     used by the public checks."""
@@ -279,8 +279,8 @@ def centerpoint_boxes_torch(boxes, labels, counts, task_sizes, feat_h, feat_w, p
     b = sample[drawn]
     radius = radius[drawn].clamp(0, MAX_RADIUS).long().clamp(min=min_radius)
     plane = num_samples * classes_before + b * task_classes + klass
-    rows = dict(task=task, sample=b, slot=slot[drawn], plane=plane, x_int=x_int[drawn], y_int=y_int[drawn],
-                radius=radius, anno=anno)
+    rows = dict(task=task, sample=b, label=label[drawn], slot=slot[drawn], plane=plane, x_int=x_int[drawn],
+                y_int=y_int[drawn], radius=radius, anno=anno)
     return rows, placed, drawn
 
 
