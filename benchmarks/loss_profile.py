@@ -7,7 +7,7 @@ import torch
 import triton.testing
 
 from gaussdraw import gaussian_focal_loss
-from gaussdraw.bench import LOSS_SHAPES, loss_inputs
+from gaussdraw.bench.loss import LOSS_SHAPES, loss_inputs
 from gaussdraw.ops.focal_loss import backward_triton, focal_loss_triton, scale_gradient_triton
 
 for name, shape in LOSS_SHAPES.items():
