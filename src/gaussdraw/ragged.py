@@ -12,6 +12,7 @@ number of valid entries per sample, ``counts`` (B,).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence, Union
 
@@ -75,7 +76,17 @@ def pad_list(tensors: Sequence[torch.Tensor], name: str) -> tuple[torch.Tensor, 
     if first.dim() == 0:
         raise ValueError(f"{name}[0] is a 0-d tensor; each sample needs a (T_b, ...) tensor")
     sizes = [t.shape[0] for t in tensors]
-    padded = first.new_zeros((len(tensors), max(sizes), *first.shape[1:]))
+    longest = max(sizes)
+    padded = first.new_zeros((len(tensors), longest, *first.shape[1:]))
+    if first.device.type == "cuda" and len(tensors) > 2:
+        # one copy for all samples: their rows, concatenated, go to rows b * longest + t; the
+        # sizes and the destination rows reach the device in one copy from pinned memory
+        rows = [b * longest + t for b, size in enumerate(sizes) for t in range(size)]
+        host = sizes_tensor(sizes + rows, first.device)
+        inner = math.prod(first.shape[1:])
+        padded.view(len(tensors) * longest, inner).index_copy_(0, host[len(sizes):],
+                                                               torch.cat(tensors).view(len(rows), inner))
+        return padded, host[: len(sizes)]
     for b, t in enumerate(tensors):  # one copy per sample, not per box
         padded[b, : t.shape[0]] = t
     return padded, sizes_tensor(sizes, first.device)

@@ -9,8 +9,6 @@ references round a Python number that multiplies a float32 tensor.
 
 from __future__ import annotations
 
-import torch
-
 from ._triton import jit, tl
 
 # Radii are clamped here before the cast to int32. A Gaussian of this radius is 1.0
@@ -23,14 +21,6 @@ def radius_constants(min_overlap: float) -> tuple[float, float, float, float, fl
     """(1 - o, 1 + o, -2 o, o - 1, 16 o, 8 o) for ``min_overlap`` o, as the formulas use them."""
     o = float(min_overlap)
     return 1 - o, 1 + o, -2 * o, o - 1, 16 * o, 8 * o
-
-
-def integer_spec(*args) -> tuple:
-    """A specialization key for kernels that specialize on no integer value and no
-    alignment: each tensor's dtype, and whether each integer fits in 32 bits (Triton
-    types integer arguments by that)."""
-    return tuple(a.dtype if isinstance(a, torch.Tensor) else -(2**31) <= a < 2**31 if type(a) is int else None
-                 for a in args)
 
 
 @jit

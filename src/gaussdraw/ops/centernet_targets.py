@@ -35,10 +35,12 @@ The torch implementation (CPU, or any device) computes the same with vectorized 
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from ..radius import mmdet_radius as mmdet_radius_torch
-from ._box_math import MAX_RADIUS, integer_spec, is_finite, mmdet_radius, radius_constants, truncated_radius
+from ._box_math import MAX_RADIUS, is_finite, mmdet_radius, radius_constants, truncated_radius
 from ._triton import Launcher, check_device, jit, tl, triton
 from .draw_gaussians import draw_gaussians_torch, launch as launch_draw
 
@@ -56,17 +58,15 @@ def centernet_layout(num_samples: int, num_classes: int, height: int, width: int
                 counters=heat + 3 * plane + 1, total=heat + 3 * plane + 1 + _COUNTERS)
 
 
+_cached_layout = functools.lru_cache(maxsize=256)(centernet_layout)  # for eager calls (plain ints)
+
+
 def centernet_views(buffer: torch.Tensor, num_samples: int, num_classes: int, height: int, width: int):
-    """(heatmap, wh, offset, weight, avg_factor, counters) views of the op's buffer."""
+    """(heatmap, wh, offset, weight, avg_factor) views of the op's buffer."""
     at = centernet_layout(num_samples, num_classes, height, width)
-    plane = (num_samples, 2, height, width)
     heatmap = buffer[: at["wh"]].view(num_samples, num_classes, height, width)
-    wh = buffer[at["wh"]: at["offset"]].view(plane)
-    offset = buffer[at["offset"]: at["weight"]].view(plane)
-    weight = buffer[at["weight"]: at["avg_factor"]].view(plane)
-    avg_factor = buffer[at["avg_factor"]].view(())
-    counters = buffer[at["counters"]:].view(torch.int32)
-    return heatmap, wh, offset, weight, avg_factor, counters
+    wh, offset, weight = buffer[at["wh"]: at["avg_factor"]].view(3, num_samples, 2, height, width).unbind(0)
+    return heatmap, wh, offset, weight, buffer[at["avg_factor"]]
 
 
 # ----------------------------------------------------------------------------
@@ -74,9 +74,9 @@ def centernet_views(buffer: torch.Tensor, num_samples: int, num_classes: int, he
 # ----------------------------------------------------------------------------
 
 _INT_ARGS = ["boxes_per_sample", "blocks_per_sample", "num_classes", "feat_h", "feat_w",
-             "stride_bb", "stride_bt", "stride_bc", "stride_lb", "stride_lt", "stride_nb"]
-_POINTER_ARGS = ["boxes_ptr", "labels_ptr", "counts_ptr", "scratch_ptr", "heatmap_ptr", "wh_ptr", "offset_ptr",
-                 "weight_ptr", "counters_ptr", "avg_factor_ptr"]
+             "stride_bb", "stride_bt", "stride_bc", "stride_lb", "stride_lt", "stride_nb",
+             "wh_at", "offset_at", "weight_at", "avg_factor_at", "counters_at", "heat_numel"]
+_POINTER_ARGS = ["boxes_ptr", "labels_ptr", "counts_ptr", "scratch_ptr", "out_ptr"]
 
 
 @jit
@@ -110,15 +110,15 @@ def _box_geometry(
     return b, t, in_grid, valid, label, cx, cy, w, h
 
 
-@jit(do_not_specialize=_INT_ARGS, do_not_specialize_on_alignment=_POINTER_ARGS[:7])
+@jit(do_not_specialize=_INT_ARGS, do_not_specialize_on_alignment=_POINTER_ARGS)
 def _centernet_boxes_kernel(
-    boxes_ptr, labels_ptr, counts_ptr, scratch_ptr, heatmap_ptr, weight_ptr, counters_ptr,
+    boxes_ptr, labels_ptr, counts_ptr, scratch_ptr, out_ptr,
     boxes_per_sample, blocks_per_sample, num_classes, feat_h, feat_w,
-    stride_bb, stride_bt, stride_bc, stride_lb, stride_lt, stride_nb,
+    stride_bb, stride_bt, stride_bc, stride_lb, stride_lt, stride_nb, weight_at, counters_at,
     width_ratio, height_ratio, one_minus, one_plus, minus_two_o, o_minus_one, sixteen_o, eight_o,
     HAS_COUNTS: tl.constexpr, BLOCK: tl.constexpr,
 ):
-    # One program = BLOCK consecutive boxes of one sample.
+    # One program = BLOCK consecutive boxes of one sample. out_ptr: the op's buffer (float32).
     b, t, in_grid, valid, label, cx, cy, w, h = _box_geometry(
         boxes_ptr, labels_ptr, counts_ptr, boxes_per_sample, blocks_per_sample, num_classes, feat_h, feat_w,
         stride_bb, stride_bt, stride_bc, stride_lb, stride_lt, stride_nb, width_ratio, height_ratio,
@@ -140,21 +140,23 @@ def _centernet_boxes_kernel(
     plane_size = feat_h.to(tl.int64) * feat_w
     pixel = cy_int.to(tl.int64) * feat_w + cx_int
     # the pixel's owner: its last box (the second weight channel holds t + 1 until the regress kernel)
-    p_owner = weight_ptr.to(tl.pointer_type(tl.int32)) + (b * 2 + 1) * plane_size + pixel
+    out_bits = out_ptr.to(tl.pointer_type(tl.int32))
+    p_owner = out_bits + weight_at + (b * 2 + 1) * plane_size + pixel
     tl.atomic_max(p_owner, (t + 1).to(tl.int32), mask=valid, sem="relaxed")
     # the center pixel is 1 after the draw in any case: set it now, counting pixels set first
-    p_center = heatmap_ptr.to(tl.pointer_type(tl.int32)) + (b * num_classes + label) * plane_size + pixel
+    p_center = out_bits + (b * num_classes + label) * plane_size + pixel
     old = tl.atomic_xchg(p_center, 0x3F800000, mask=valid, sem="relaxed")  # the bits of 1.0f
-    tl.atomic_add(counters_ptr, tl.sum((valid & (old != 0x3F800000)).to(tl.int32), 0), sem="relaxed")
-    tl.atomic_max(counters_ptr + 1, tl.max((valid & (radius_int >= 512)).to(tl.int32), 0), sem="relaxed")
+    counters = out_bits + counters_at
+    tl.atomic_add(counters, tl.sum((valid & (old != 0x3F800000)).to(tl.int32), 0), sem="relaxed")
+    tl.atomic_max(counters + 1, tl.max((valid & (radius_int >= 512)).to(tl.int32), 0), sem="relaxed")
 
 
-@jit(do_not_specialize=_INT_ARGS + ["heat_numel"], do_not_specialize_on_alignment=_POINTER_ARGS)
+@jit(do_not_specialize=_INT_ARGS, do_not_specialize_on_alignment=_POINTER_ARGS)
 def _centernet_regress_kernel(
-    boxes_ptr, labels_ptr, counts_ptr, heatmap_ptr, wh_ptr, offset_ptr, weight_ptr, counters_ptr, avg_factor_ptr,
+    boxes_ptr, labels_ptr, counts_ptr, out_ptr,
     boxes_per_sample, blocks_per_sample, num_classes, feat_h, feat_w,
     stride_bb, stride_bt, stride_bc, stride_lb, stride_lt, stride_nb,
-    width_ratio, height_ratio, heat_numel,
+    wh_at, offset_at, weight_at, avg_factor_at, counters_at, heat_numel, width_ratio, height_ratio,
     HAS_COUNTS: tl.constexpr, BLOCK: tl.constexpr, COUNT_BLOCK: tl.constexpr,
 ):
     # One program = the same BLOCK boxes as in the boxes kernel.
@@ -168,31 +170,33 @@ def _centernet_regress_kernel(
     pixel = (b * 2) * plane_size + cy_int.to(tl.int64) * feat_w + cx_int
     # owners hold t + 1 (a box skipped for its radius marked no owner); another program's
     # owner may already have written 1.0 there, which is no box index
-    owner = tl.load(weight_ptr.to(tl.pointer_type(tl.int32)) + plane_size + pixel, mask=valid, other=0)
+    out_bits = out_ptr.to(tl.pointer_type(tl.int32))
+    owner = tl.load(out_bits + weight_at + plane_size + pixel, mask=valid, other=0)
     wins = valid & (owner == t + 1)
-    tl.store(wh_ptr + pixel, w, mask=wins)
-    tl.store(wh_ptr + plane_size + pixel, h, mask=wins)
-    tl.store(offset_ptr + pixel, cx - cx_int.to(tl.float32), mask=wins)
-    tl.store(offset_ptr + plane_size + pixel, cy - cy_int.to(tl.float32), mask=wins)
-    tl.store(weight_ptr + pixel, 1.0, mask=wins)
-    tl.store(weight_ptr + plane_size + pixel, 1.0, mask=wins)
+    tl.store(out_ptr + wh_at + pixel, w, mask=wins)
+    tl.store(out_ptr + wh_at + plane_size + pixel, h, mask=wins)
+    tl.store(out_ptr + offset_at + pixel, cx - cx_int.to(tl.float32), mask=wins)
+    tl.store(out_ptr + offset_at + plane_size + pixel, cy - cy_int.to(tl.float32), mask=wins)
+    tl.store(out_ptr + weight_at + pixel, 1.0, mask=wins)
+    tl.store(out_ptr + weight_at + plane_size + pixel, 1.0, mask=wins)
 
     # avg_factor = max(1, heatmap pixels equal to 1): the distinct centers, or a count
     pid = tl.program_id(0)
     programs = tl.num_programs(0)
-    large_radius = tl.load(counters_ptr + 1)
+    counters = out_bits + counters_at
+    large_radius = tl.load(counters + 1)
     if large_radius != 0:
         ones = tl.zeros([COUNT_BLOCK], dtype=tl.int32)
         for start in range(pid.to(tl.int64) * COUNT_BLOCK, heat_numel, programs * COUNT_BLOCK):
             o = start + tl.arange(0, COUNT_BLOCK)
-            ones += (tl.load(heatmap_ptr + o, mask=o < heat_numel, other=0.0) == 1.0).to(tl.int32)
-        tl.atomic_add(counters_ptr + 2, tl.sum(ones, 0), sem="relaxed")
-    finished = tl.atomic_add(counters_ptr + 3, 1, sem="acq_rel")
+            ones += (tl.load(out_ptr + o, mask=o < heat_numel, other=0.0) == 1.0).to(tl.int32)
+        tl.atomic_add(counters + 2, tl.sum(ones, 0), sem="relaxed")
+    finished = tl.atomic_add(counters + 3, 1, sem="acq_rel")
     if finished == programs - 1:  # the last program: every count is in
-        distinct = tl.atomic_add(counters_ptr, 0, sem="acquire")
-        counted = tl.atomic_add(counters_ptr + 2, 0, sem="acquire")
+        distinct = tl.atomic_add(counters, 0, sem="acquire")
+        counted = tl.atomic_add(counters + 2, 0, sem="acquire")
         ones_total = tl.where(large_radius != 0, counted, distinct)
-        tl.store(avg_factor_ptr, tl.maximum(ones_total, 1).to(tl.float32))
+        tl.store(out_ptr + avg_factor_at, tl.maximum(ones_total, 1).to(tl.float32))
 
 
 _launch_boxes = Launcher(_centernet_boxes_kernel)
@@ -204,35 +208,33 @@ def centernet_targets_triton(bboxes, labels, counts, num_classes, feat_h, feat_w
     """Triton implementation of the op (module docstring)."""
     check_device(bboxes.device)
     num_samples, boxes_per_sample = labels.shape
-    at = centernet_layout(num_samples, num_classes, feat_h, feat_w)
+    at = _cached_layout(num_samples, num_classes, feat_h, feat_w)
     buffer = torch.zeros(at["total"], dtype=torch.float32, device=bboxes.device)
-    heatmap, wh, offset, weight, avg_factor, counters = centernet_views(
-        buffer, num_samples, num_classes, feat_h, feat_w)
-    if num_samples * boxes_per_sample == 0 or feat_h * feat_w * num_classes == 0:
-        avg_factor.fill_(1.0)
+    if num_samples * boxes_per_sample == 0 or at["wh"] == 0:
+        buffer[at["avg_factor"]] = 1.0
         return buffer
     block = min(128, max(16, triton.next_power_of_2(boxes_per_sample)))
     blocks_per_sample = -(-boxes_per_sample // block)
     grid = (num_samples * blocks_per_sample,)
     scratch = torch.empty((num_samples, boxes_per_sample, 4), dtype=torch.int32, device=bboxes.device)
+    _, _, radii, scratch_labels = scratch.unbind(-1)
     counts_arg = counts if counts is not None else labels
-    geometry = (boxes_per_sample, blocks_per_sample, num_classes, feat_h, feat_w, *bboxes.stride(),
-                *labels.stride(), counts.stride(0) if counts is not None else 0)
+    strides = (*bboxes.stride(), *labels.stride(), counts.stride(0) if counts is not None else 0)
+    geometry = (boxes_per_sample, blocks_per_sample, num_classes, feat_h, feat_w, *strides)
     ratios = (feat_w / img_w, feat_h / img_h)
-    has_counts = counts is not None
+    # the kernels specialize on dtypes, and on whether every integer argument fits in 32 bits
+    key = (bboxes.dtype, labels.dtype, counts_arg.dtype, at["total"] < 2**31 and max(strides) < 2**31)
+    constexprs = dict(HAS_COUNTS=counts is not None, BLOCK=block)
 
-    args = (bboxes, labels, counts_arg, scratch, heatmap, weight, counters, *geometry, *ratios,
-            *radius_constants(min_overlap))
-    _launch_boxes(grid, args, dict(HAS_COUNTS=has_counts, BLOCK=block), num_warps=4,
-                  specialization=integer_spec(*args), options=_NO_FUSION)
-    launch_draw(heatmap, feat_h * feat_w, num_samples * num_classes,
-                scratch[..., :2], scratch[..., :2].stride(), scratch[..., 2], scratch[..., 2].stride(),
-                scratch[..., 3], scratch[..., 3].stride(), None, 0,
-                num_samples, boxes_per_sample, num_classes, 6.0, 1.0)
-    args = (bboxes, labels, counts_arg, heatmap, wh, offset, weight, counters, avg_factor, *geometry, *ratios,
-            heatmap.numel())
-    _launch_regress(grid, args, dict(HAS_COUNTS=has_counts, BLOCK=block, COUNT_BLOCK=1024), num_warps=4,
-                    specialization=integer_spec(*args), options=_NO_FUSION)
+    _launch_boxes(grid, (bboxes, labels, counts_arg, scratch, buffer, *geometry, at["weight"], at["counters"],
+                         *ratios, *radius_constants(min_overlap)),
+                  constexprs, num_warps=4, specialization=key, options=_NO_FUSION)
+    launch_draw(buffer, feat_h * feat_w, num_samples * num_classes,
+                scratch, scratch.stride(), radii, radii.stride(), scratch_labels, scratch_labels.stride(), None, 0,
+                num_samples, boxes_per_sample, num_classes, 6.0, 1.0, plane_shape=(feat_h, feat_w))
+    _launch_regress(grid, (bboxes, labels, counts_arg, buffer, *geometry, at["wh"], at["offset"], at["weight"],
+                           at["avg_factor"], at["counters"], at["wh"], *ratios),
+                    dict(constexprs, COUNT_BLOCK=1024), num_warps=4, specialization=key, options=_NO_FUSION)
     return buffer
 
 
@@ -272,7 +274,7 @@ def centernet_targets_torch(bboxes, labels, counts, num_classes, feat_h, feat_w,
     num_samples = labels.shape[0]
     at = centernet_layout(num_samples, num_classes, feat_h, feat_w)
     buffer = torch.zeros(at["total"], dtype=torch.float32, device=bboxes.device)
-    heatmap, wh, offset, weight, avg_factor, _ = centernet_views(buffer, num_samples, num_classes, feat_h, feat_w)
+    heatmap, wh, offset, weight, avg_factor = centernet_views(buffer, num_samples, num_classes, feat_h, feat_w)
     (sample, label, cx, cy, cx_int, cy_int, w, h, radius), _ = centernet_boxes_torch(
         bboxes, labels, counts, num_classes, feat_h, feat_w, img_h, img_w, min_overlap)
     if sample.numel() == 0:

@@ -2,10 +2,10 @@
 
 ``gaussdraw::centerpoint_targets`` takes padded boxes (B, T, 7 or 9) [x, y, z, dx, dy, dz,
 yaw(, vx, vy)] with the gravity-center z, global labels (B, T) and optional counts (B,),
-and returns one uint8 buffer holding, for all tasks (see :func:`centerpoint_views`):
-``ind`` (tasks, B, M) int64, the heatmaps (task-major: task t's (B, C_t, H, W) after
-task t - 1's), ``anno_box`` (tasks, B, M, 10 or 8) float32 and ``mask`` (tasks, B, M) uint8,
-where M = max_objs * dense_reg.
+and returns one uint8 buffer holding, for all tasks (see :func:`centerpoint_views`): the
+float32 heatmaps (task-major: task t's (B, C_t, H, W) after task t - 1's), ``anno_box``
+(tasks, B, M, 10 or 8) float32, ``ind`` (tasks, B, M) int64 and ``mask`` (tasks, B, M)
+uint8, where M = max_objs * dense_reg.
 
 Slots follow mmdet3d: within a task and sample, the task's first class's boxes in input
 order, then the next class's...; box k of that order takes slot k, and only k < M are
@@ -31,7 +31,7 @@ import functools
 import torch
 
 from ..radius import _divide, cornernet_radius as cornernet_radius_torch
-from ._box_math import MAX_RADIUS, cornernet_radius, integer_spec, is_finite, radius_constants, truncated_radius
+from ._box_math import MAX_RADIUS, cornernet_radius, is_finite, radius_constants, truncated_radius
 from ._triton import Launcher, check_device, jit, tl, triton
 from .draw_gaussians import draw_gaussians_torch, launch as launch_draw
 
@@ -39,29 +39,32 @@ _TABLE_COLUMNS = 5  # task, class in task, task's first label, classes before th
 
 
 def centerpoint_layout(task_sizes, num_samples, height, width, max_objs, columns) -> dict:
-    """Byte offsets of each output in the buffer, and its total size."""
+    """Byte offsets of each output in the buffer (heatmaps first, so that the buffer read as
+    float32 starts with the heatmap planes), and its total size (a multiple of 8)."""
     tasks, classes = len(task_sizes), sum(task_sizes)
     slots = tasks * num_samples * max_objs
-    heat = 8 * slots
-    anno = heat + 4 * num_samples * classes * height * width
-    mask = anno + 4 * slots * columns
-    return dict(ind=0, heatmaps=heat, anno_boxes=anno, masks=mask, total=mask + slots)
+    anno = 4 * num_samples * classes * height * width
+    ind = anno + 4 * slots * columns
+    ind += ind % 8  # int64 alignment
+    mask = ind + 8 * slots
+    return dict(heatmaps=0, anno_boxes=anno, inds=ind, masks=mask, total=mask + slots + (-(mask + slots)) % 8)
+
+
+_cached_layout = functools.lru_cache(maxsize=256)(centerpoint_layout)  # for eager calls (plain ints)
 
 
 def centerpoint_views(buffer, task_sizes, num_samples, height, width, max_objs, columns):
-    """(heatmaps, anno_boxes, inds, masks): one view per task of each output in the op's buffer,
-    and the whole heatmap block as (B * sum C_t, H, W) planes."""
+    """(heatmaps, anno_boxes, inds, masks) views of the op's buffer, one per task in each."""
     at = centerpoint_layout(task_sizes, num_samples, height, width, max_objs, columns)
     tasks = len(task_sizes)
-    inds = buffer[: at["heatmaps"]].view(torch.int64).view(tasks, num_samples, max_objs)
-    planes = buffer[at["heatmaps"]: at["anno_boxes"]].view(torch.float32).view(-1, height, width)
-    anno = buffer[at["anno_boxes"]: at["masks"]].view(torch.float32).view(tasks, num_samples, max_objs, columns)
-    masks = buffer[at["masks"]:].view(tasks, num_samples, max_objs)
-    heatmaps, start = [], 0
-    for classes in task_sizes:
-        heatmaps.append(planes[start: start + num_samples * classes].view(num_samples, classes, height, width))
-        start += num_samples * classes
-    return heatmaps, list(anno.unbind(0)), list(inds.unbind(0)), list(masks.unbind(0)), planes
+    floats = buffer.view(torch.float32)
+    planes = floats[: at["anno_boxes"] // 4].split([num_samples * c * height * width for c in task_sizes])
+    heatmaps = [p.view(num_samples, c, height, width) for p, c in zip(planes, task_sizes)]
+    anno = floats[at["anno_boxes"] // 4: at["anno_boxes"] // 4 + tasks * num_samples * max_objs * columns]
+    inds = buffer[at["inds"]: at["masks"]].view(torch.int64).view(tasks, num_samples, max_objs)
+    masks = buffer[at["masks"]: at["masks"] + tasks * num_samples * max_objs].view(tasks, num_samples, max_objs)
+    return (heatmaps, list(anno.view(tasks, num_samples, max_objs, columns).unbind(0)), list(inds.unbind(0)),
+            list(masks.unbind(0)))
 
 
 def task_table(task_sizes, device: torch.device) -> torch.Tensor:
@@ -87,22 +90,23 @@ def _task_table(task_sizes, device_type, device_index):
 # ----------------------------------------------------------------------------
 
 _INT_ARGS = ["num_samples", "boxes_per_sample", "blocks_per_sample", "num_labels", "max_objs", "feat_h", "feat_w",
-             "min_radius", "stride_bb", "stride_bt", "stride_bc", "stride_lb", "stride_lt", "stride_nb"]
+             "min_radius", "stride_bb", "stride_bt", "stride_bc", "stride_lb", "stride_lt", "stride_nb",
+             "anno_at", "ind_at", "mask_at"]
 
 
 @jit(do_not_specialize=_INT_ARGS,
-     do_not_specialize_on_alignment=["boxes_ptr", "labels_ptr", "counts_ptr", "table_ptr", "scratch_ptr", "anno_ptr",
-                                     "ind_ptr", "mask_ptr"])
+     do_not_specialize_on_alignment=["boxes_ptr", "labels_ptr", "counts_ptr", "table_ptr", "scratch_ptr", "out_ptr"])
 def _centerpoint_assign_kernel(
-    boxes_ptr, labels_ptr, counts_ptr, table_ptr, scratch_ptr, anno_ptr, ind_ptr, mask_ptr,
+    boxes_ptr, labels_ptr, counts_ptr, table_ptr, scratch_ptr, out_ptr,
     num_samples, boxes_per_sample, blocks_per_sample, num_labels, max_objs, feat_h, feat_w, min_radius,
-    stride_bb, stride_bt, stride_bc, stride_lb, stride_lt, stride_nb,
+    stride_bb, stride_bt, stride_bc, stride_lb, stride_lt, stride_nb, anno_at, ind_at, mask_at,
     range_x, range_y, voxel_x, voxel_y, out_size_factor,
     one_minus, one_plus, minus_two_o, o_minus_one, sixteen_o,
     HAS_COUNTS: tl.constexpr, HAS_VELOCITY: tl.constexpr, NORM_BBOX: tl.constexpr, COLUMNS: tl.constexpr,
     BLOCK: tl.constexpr,
 ):
     # One program = BLOCK consecutive boxes of one sample: their slots, outputs and draw parameters.
+    # out_ptr: the op's buffer (bytes); *_at: byte offsets of the outputs in it.
     pid = tl.program_id(0)
     b = (pid // blocks_per_sample).to(tl.int64)
     t = (pid % blocks_per_sample) * BLOCK + tl.arange(0, BLOCK)
@@ -159,7 +163,7 @@ def _centerpoint_assign_kernel(
     y_int = tl.where(valid, coor_y, 0.0).to(tl.int32)
 
     row = (task.to(tl.int64) * num_samples + b) * max_objs + slot
-    p_anno = anno_ptr + row * COLUMNS
+    p_anno = (out_ptr + anno_at).to(tl.pointer_type(tl.float32)) + row * COLUMNS
     tl.store(p_anno, coor_x - x_int.to(tl.float32), mask=valid)
     tl.store(p_anno + 1, coor_y - y_int.to(tl.float32), mask=valid)
     tl.store(p_anno + 2, z, mask=valid)
@@ -176,8 +180,8 @@ def _centerpoint_assign_kernel(
     if HAS_VELOCITY:
         tl.store(p_anno + 8, vx, mask=valid)
         tl.store(p_anno + 9, vy, mask=valid)
-    tl.store(ind_ptr + row, y_int.to(tl.int64) * feat_w + x_int, mask=valid)
-    tl.store(mask_ptr + row, tl.full([BLOCK], 1, tl.uint8), mask=valid)
+    tl.store((out_ptr + ind_at).to(tl.pointer_type(tl.int64)) + row, y_int.to(tl.int64) * feat_w + x_int, mask=valid)
+    tl.store(out_ptr + mask_at + row, tl.full([BLOCK], 1, tl.uint8), mask=valid)
 
     # the draw op's boxes: (x, y, radius or -1 to skip, plane of (task, b, class))
     p_scratch = scratch_ptr + (b * boxes_per_sample + t) * 4
@@ -197,33 +201,32 @@ def centerpoint_targets_triton(boxes, labels, counts, task_sizes, feat_h, feat_w
     check_device(boxes.device)
     num_samples, boxes_per_sample = labels.shape
     columns = 10 if boxes.shape[-1] == 9 else 8
-    at = centerpoint_layout(task_sizes, num_samples, feat_h, feat_w, max_objs, columns)
+    at = _cached_layout(tuple(task_sizes), num_samples, feat_h, feat_w, max_objs, columns)
     buffer = torch.zeros(at["total"], dtype=torch.uint8, device=boxes.device)
-    _, _, _, _, planes = centerpoint_views(buffer, task_sizes, num_samples, feat_h, feat_w, max_objs, columns)
-    if num_samples * boxes_per_sample == 0 or planes.numel() == 0:
+    if num_samples * boxes_per_sample == 0 or at["anno_boxes"] == 0:
         return buffer
-    ind = buffer[: at["heatmaps"]].view(torch.int64)
-    anno = buffer[at["anno_boxes"]: at["masks"]].view(torch.float32)
-    mask = buffer[at["masks"]:]
     block = min(64, max(16, triton.next_power_of_2(boxes_per_sample)))
     blocks_per_sample = -(-boxes_per_sample // block)
     scratch = torch.empty((num_samples, boxes_per_sample, 4), dtype=torch.int32, device=boxes.device)
+    _, _, radii, planes = scratch.unbind(-1)
+    counts_arg = counts if counts is not None else labels
+    strides = (*boxes.stride(), *labels.stride(), counts.stride(0) if counts is not None else 0)
     args = (
-        boxes, labels, counts if counts is not None else labels, task_table(task_sizes, boxes.device), scratch,
-        anno, ind, mask,
+        boxes, labels, counts_arg, task_table(task_sizes, boxes.device), scratch, buffer,
         num_samples, boxes_per_sample, blocks_per_sample, sum(task_sizes), max_objs, feat_h, feat_w, min_radius,
-        *boxes.stride(), *labels.stride(), counts.stride(0) if counts is not None else 0,
+        *strides, at["anno_boxes"], at["inds"], at["masks"],
         point_cloud_range[0], point_cloud_range[1], voxel_size[0], voxel_size[1], float(out_size_factor),
         *radius_constants(gaussian_overlap)[:5],
     )
     constexprs = dict(HAS_COUNTS=counts is not None, HAS_VELOCITY=columns == 10, NORM_BBOX=bool(norm_bbox),
                       COLUMNS=columns, BLOCK=block)
-    _launch_assign((num_samples * blocks_per_sample,), args, constexprs, num_warps=4,
-                   specialization=integer_spec(*args), options={"enable_fp_fusion": False})
-    launch_draw(planes, feat_h * feat_w, planes.shape[0],
-                scratch[..., :2], scratch[..., :2].stride(), scratch[..., 2], scratch[..., 2].stride(),
-                scratch[..., 3], scratch[..., 3].stride(), None, 0,
-                num_samples, boxes_per_sample, 0, 6.0, 1.0)
+    # the kernel specializes on dtypes, and on whether every integer argument fits in 32 bits
+    key = (boxes.dtype, labels.dtype, counts_arg.dtype, at["total"] < 2**31 and max(strides) < 2**31)
+    _launch_assign((num_samples * blocks_per_sample,), args, constexprs, num_warps=4, specialization=key,
+                   options={"enable_fp_fusion": False})
+    launch_draw(buffer.view(torch.float32), feat_h * feat_w, num_samples * sum(task_sizes),
+                scratch, scratch.stride(), radii, radii.stride(), planes, planes.stride(), None, 0,
+                num_samples, boxes_per_sample, 0, 6.0, 1.0, plane_shape=(feat_h, feat_w))
     return buffer
 
 
@@ -292,10 +295,11 @@ def centerpoint_targets_torch(boxes, labels, counts, task_sizes, feat_h, feat_w,
     at = centerpoint_layout(task_sizes, num_samples, feat_h, feat_w, max_objs, columns)
     buffer = torch.zeros(at["total"], dtype=torch.uint8, device=boxes.device)
     tasks = len(task_sizes)
-    ind = buffer[: at["heatmaps"]].view(torch.int64).view(tasks, num_samples, max_objs)
-    anno = buffer[at["anno_boxes"]: at["masks"]].view(torch.float32).view(tasks, num_samples, max_objs, columns)
-    mask = buffer[at["masks"]:].view(tasks, num_samples, max_objs)
-    planes = centerpoint_views(buffer, task_sizes, num_samples, feat_h, feat_w, max_objs, columns)[4]
+    planes = buffer.view(torch.float32)[: at["anno_boxes"] // 4].view(-1, feat_h, feat_w)
+    floats = buffer.view(torch.float32)[at["anno_boxes"] // 4:]
+    anno = floats[: tasks * num_samples * max_objs * columns].view(tasks, num_samples, max_objs, columns)
+    ind = buffer[at["inds"]: at["masks"]].view(torch.int64).view(tasks, num_samples, max_objs)
+    mask = buffer[at["masks"]: at["masks"] + tasks * num_samples * max_objs].view(tasks, num_samples, max_objs)
     if labels.numel() == 0 or planes.numel() == 0:
         return buffer
     rows, _, _ = centerpoint_boxes_torch(boxes, labels, counts, task_sizes, feat_h, feat_w, point_cloud_range,

@@ -164,12 +164,17 @@ def _launch_shape_cached(num_boxes, height, width, device_type, device_index, bo
 def launch(
     heatmap, plane_stride, num_planes,
     centers, centers_strides, radii, radii_strides, index, index_strides, counts, counts_stride,
-    num_samples, boxes_per_sample, planes_per_sample, sigma_factor, k_scale,
+    num_samples, boxes_per_sample, planes_per_sample, sigma_factor, k_scale, plane_shape=None,
 ):
     """Launch the Triton kernel on an fp32/fp64 ``heatmap`` whose (N, H, W) planes are
     ``plane_stride`` apart; boxes (b, t) of the (num_samples, boxes_per_sample) grid
-    are read through the given strides (the op's docstring says what each is)."""
-    height, width = heatmap.shape[-2:]
+    are read through the given strides (the op's docstring says what each is).
+    ``plane_shape`` (H, W): ``heatmap`` is a flat buffer that starts with contiguous planes."""
+    if plane_shape is None:
+        height, width = heatmap.shape[-2:]
+        row_stride, column_stride = heatmap.stride()[-2:]
+    else:
+        (height, width), row_stride, column_stride = plane_shape, plane_shape[1], 1
     num_boxes = num_samples * boxes_per_sample
     if num_boxes == 0 or num_planes * height * width == 0:
         return
@@ -180,12 +185,12 @@ def launch(
         heatmap, centers, radii, index if index is not None else radii, counts if counts is not None else radii,
         num_boxes, num_planes, height, width, boxes_per_sample, planes_per_sample,
         num_planes if planes_per_sample == 0 else planes_per_sample, split,
-        plane_stride, *heatmap.stride()[-2:], *centers_strides, *radii_strides, *index_strides, counts_stride,
+        plane_stride, row_stride, column_stride, *centers_strides, *radii_strides, *index_strides, counts_stride,
         sigma_factor, k_scale, _EPS[heatmap.dtype],
     )
     constexprs = dict(
         HAS_INDEX=index is not None, HAS_COUNTS=counts is not None, BITS=_BITS[heatmap.dtype], BOXES=boxes,
-        BLOCK_H=block_h, BLOCK_W=block_w, LIMIT=2**62, W_CONTIGUOUS=heatmap.stride(-1) == 1,
+        BLOCK_H=block_h, BLOCK_W=block_w, LIMIT=2**62, W_CONTIGUOUS=column_stride == 1,
     )
     warps = _warps(height, width, num_boxes, num_planes)
     if device.type == "cuda" and type(heatmap) is torch.Tensor and type(centers) is torch.Tensor:

@@ -16,6 +16,7 @@ from ..ops.centernet_targets import (
 )
 from ..ragged import RaggedLike
 from .common import (
+    cached,
     check_backend,
     gather,
     overlap,
@@ -110,10 +111,8 @@ def centernet_targets(
         ([10.0, 15.0], [0.5, 0.5])
     """
     check_backend(backend)
-    num_classes = positive_int(num_classes, "num_classes")
-    feat_h, feat_w = pair(feat_size, "feat_size", positive_int, "(H, W) of ints > 0")
-    img_h, img_w = pair(img_size, "img_size", positive_number, "(img_h, img_w) of numbers > 0")
-    min_overlap = overlap(min_overlap, "min_overlap")
+    num_classes, feat_h, feat_w, img_h, img_w, min_overlap = _checked_options(num_classes, feat_size, img_size,
+                                                                              min_overlap)
     batch = gather({"bboxes": bboxes, "labels": labels}, {"bboxes": (4,), "labels": ()}, {"bboxes"}, counts)
     boxes, labels, counts = batch.used("bboxes"), batch.used("labels"), batch.counts
     device = boxes.device
@@ -129,7 +128,16 @@ def centernet_targets(
     else:
         buffer = centernet_targets_torch(*args)
     num_samples = labels.shape[0]
-    return CenterNetTargets(*centernet_views(buffer, num_samples, num_classes, feat_h, feat_w)[:5])
+    return CenterNetTargets(*centernet_views(buffer, num_samples, num_classes, feat_h, feat_w))
+
+
+@cached
+def _checked_options(num_classes, feat_size, img_size, min_overlap):
+    """(C, H, W, img_h, img_w, min_overlap), checked."""
+    num_classes = positive_int(num_classes, "num_classes")
+    feat_h, feat_w = pair(feat_size, "feat_size", positive_int, "(H, W) of ints > 0")
+    img_h, img_w = pair(img_size, "img_size", positive_number, "(img_h, img_w) of numbers > 0")
+    return num_classes, feat_h, feat_w, img_h, img_w, overlap(min_overlap, "min_overlap")
 
 
 def _check_boxes(boxes, labels, counts, num_classes, feat_h, feat_w, img_h, img_w, min_overlap):

@@ -17,7 +17,7 @@ from ..ops.centerpoint_targets import (
     centerpoint_views,
 )
 from ..ragged import RaggedLike
-from .common import check_backend, gather, overlap, positive_int, resolve_validate, uses_triton
+from .common import cached, check_backend, gather, overlap, positive_int, resolve_validate, uses_triton
 
 
 class CenterPointTargets(NamedTuple):
@@ -138,32 +138,16 @@ def centerpoint_targets(
         ([torch.Size([1, 1, 32, 32]), torch.Size([1, 2, 32, 32])], [[529, 0, 0, 0]], [[1, 0, 0, 0]])
     """
     check_backend(backend)
-    task_sizes = _task_sizes(tasks)
-    point_cloud_range = _numbers(point_cloud_range, "point_cloud_range", 2, positive=False)
-    voxel_size = _numbers(voxel_size, "voxel_size", 2, positive=True)
-    if isinstance(grid_size, torch.Tensor):
-        grid_size = grid_size.tolist()
-    if isinstance(grid_size, str) or not isinstance(grid_size, Sequence) or len(grid_size) < 2:
-        raise ValueError(f"grid_size must be a list of at least 2 ints; got {grid_size!r}")
-    grid_x, grid_y = (positive_int(g, f"grid_size[{i}]") for i, g in enumerate(grid_size[:2]))
-    out_size_factor = positive_int(out_size_factor, "out_size_factor")
-    feat_w, feat_h = grid_x // out_size_factor, grid_y // out_size_factor
-    if feat_w == 0 or feat_h == 0:
-        raise ValueError(f"grid_size[:2] // out_size_factor must be >= 1; got {grid_size[:2]} // {out_size_factor}")
-    gaussian_overlap = overlap(gaussian_overlap, "gaussian_overlap")
-    if isinstance(min_radius, bool) or not isinstance(min_radius, numbers.Integral) or min_radius < 0:
-        raise ValueError(f"min_radius must be an int >= 0; got {min_radius!r}")
-    max_objs = positive_int(max_objs, "max_objs") * positive_int(dense_reg, "dense_reg")
-    if not isinstance(norm_bbox, bool):
-        raise TypeError(f"norm_bbox must be a bool; got {norm_bbox!r}")
+    task_sizes, feat_h, feat_w, *options = _checked_options(
+        tasks, point_cloud_range, voxel_size, grid_size, out_size_factor, gaussian_overlap, min_radius, max_objs,
+        dense_reg, norm_bbox)
 
     batch = gather({"boxes": boxes, "labels": labels}, {"boxes": (None,), "labels": ()}, {"boxes"}, counts)
     boxes, labels, counts = batch.used("boxes"), batch.used("labels"), batch.counts
     if boxes.shape[-1] not in (7, 9):
         raise ValueError(f"boxes must have 9 columns [x, y, z, dx, dy, dz, yaw, vx, vy] or 7 (no velocity); "
                          f"got shape {tuple(boxes.shape)}")
-    args = (boxes, labels, counts, task_sizes, feat_h, feat_w, point_cloud_range[:2], voxel_size[:2],
-            out_size_factor, gaussian_overlap, int(min_radius), max_objs, norm_bbox)
+    args = (boxes, labels, counts, list(task_sizes), feat_h, feat_w, *options)
     if resolve_validate(validate, boxes.device):
         batch.check_counts()
         _check_boxes(*args)
@@ -175,8 +159,36 @@ def centerpoint_targets(
     else:
         buffer = centerpoint_targets_torch(*args)
     columns = 10 if boxes.shape[-1] == 9 else 8
-    views = centerpoint_views(buffer, task_sizes, labels.shape[0], feat_h, feat_w, max_objs, columns)
-    return CenterPointTargets(*views[:4])
+    slots = options[-2]
+    return CenterPointTargets(*centerpoint_views(buffer, task_sizes, labels.shape[0], feat_h, feat_w, slots, columns))
+
+
+@cached
+def _checked_options(tasks, point_cloud_range, voxel_size, grid_size, out_size_factor, gaussian_overlap, min_radius,
+                     max_objs, dense_reg, norm_bbox):
+    """The op's options from the head's configuration, checked: (task sizes, H, W, range[:2],
+    voxel[:2], out_size_factor, gaussian_overlap, min_radius, slots, norm_bbox)."""
+    task_sizes = _task_sizes(tasks)
+    point_cloud_range = _numbers(point_cloud_range, "point_cloud_range", 2, positive=False)
+    voxel_size = _numbers(voxel_size, "voxel_size", 2, positive=True)
+    if isinstance(grid_size, torch.Tensor):
+        grid_size = grid_size.tolist()
+    if isinstance(grid_size, str) or not isinstance(grid_size, Sequence) or len(grid_size) < 2:
+        raise ValueError(f"grid_size must be a list of at least 2 ints; got {grid_size!r}")
+    grid_x, grid_y = (positive_int(g, f"grid_size[{i}]") for i, g in enumerate(grid_size[:2]))
+    out_size_factor = positive_int(out_size_factor, "out_size_factor")
+    feat_w, feat_h = grid_x // out_size_factor, grid_y // out_size_factor
+    if feat_w == 0 or feat_h == 0:
+        raise ValueError(f"grid_size[:2] // out_size_factor must be >= 1; got {list(grid_size[:2])} // "
+                         f"{out_size_factor}")
+    gaussian_overlap = overlap(gaussian_overlap, "gaussian_overlap")
+    if isinstance(min_radius, bool) or not isinstance(min_radius, numbers.Integral) or min_radius < 0:
+        raise ValueError(f"min_radius must be an int >= 0; got {min_radius!r}")
+    slots = positive_int(max_objs, "max_objs") * positive_int(dense_reg, "dense_reg")
+    if not isinstance(norm_bbox, bool):
+        raise TypeError(f"norm_bbox must be a bool; got {norm_bbox!r}")
+    return (tuple(task_sizes), feat_h, feat_w, point_cloud_range, voxel_size, out_size_factor, gaussian_overlap,
+            int(min_radius), slots, norm_bbox)
 
 
 def _check_boxes(boxes, labels, counts, task_sizes, *options):

@@ -15,6 +15,41 @@ from ..ragged import to_padded
 BACKENDS = ("auto", "triton", "torch")
 
 
+def freeze(value):
+    """A hashable key for a configuration value, with each number's type (8.0 is not 8);
+    ``TypeError`` for values not to cache by (tensors, unhashable objects)."""
+    kind = type(value)
+    if kind is str or value is None:
+        return value
+    if kind is int or kind is float or kind is bool:
+        return kind, value
+    if kind is list or kind is tuple:
+        return kind, tuple([freeze(v) for v in value])
+    if isinstance(value, torch.Tensor):
+        raise TypeError("tensors are not cached")
+    hash(value)
+    return kind, value
+
+
+def cached(check):
+    """``check(*options)`` memoized on the options' frozen keys: a head calls with the same
+    configuration every step. Options that cannot be frozen are checked each call."""
+    memo = {}
+
+    def checked(*options):
+        try:
+            key = tuple(freeze(o) for o in options)
+        except TypeError:
+            return check(*options)
+        if key not in memo:
+            if len(memo) >= 64:
+                memo.clear()
+            memo[key] = check(*options)
+        return memo[key]
+
+    return checked
+
+
 def check_backend(backend) -> None:
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}; got {backend!r}")
@@ -85,7 +120,8 @@ class Batch:
         return position < self.counts.unsqueeze(1)
 
     def used(self, name: str) -> torch.Tensor:
-        return self.tensors[name][:, : self.boxes_per_sample]
+        tensor = self.tensors[name]
+        return tensor if tensor.shape[1] == self.boxes_per_sample else tensor[:, : self.boxes_per_sample]
 
     def check_counts(self) -> None:
         """Counts in [0, T] and sample sizes that agree (reads values: one sync on a GPU)."""
