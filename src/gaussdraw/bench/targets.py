@@ -3,9 +3,9 @@
 For each config: the per-box loop of the head (:mod:`gaussdraw.reference`, mmdet's
 ``CenterNetHead.get_targets`` and mmdet3d's ``CenterHead.get_targets`` logic) on the same
 device; gaussdraw's wall time per call (padded + counts inputs, and lists as the heads
-hold them), its GPU time (CUDA-graph replay), and in the same run the floors: a zero
-fill of the outputs' bytes and one ``draw_heatmap_batched`` call drawing the same boxes
-on the same map.
+hold them), its GPU time (CUDA-graph replay), and in the same run the floors: a float32
+zero fill of the outputs' bytes and one ``draw_heatmap_batched`` call drawing the same
+boxes on the same map.
 """
 
 from __future__ import annotations
@@ -213,7 +213,7 @@ def bench_targets(config: TargetConfig, device, loop_runs: int = 2) -> dict:
     row["wall_validate_us"] = wall_time(checked_list, device, max(calls // 10, 2)) * 1e6
     output_bytes = _output_bytes(ours)
     row["output_mb"] = output_bytes / 2**20
-    zeros = lambda: torch.zeros(output_bytes, dtype=torch.uint8, device=device)  # noqa: E731
+    zeros = lambda: torch.zeros(-(-output_bytes // 4), dtype=torch.float32, device=device)  # noqa: E731
     draw = _draw_floor(config, boxes, labels, device)
     row["zeros_wall_us"] = wall_time(zeros, device, calls) * 1e6
     row["draw_wall_us"] = wall_time(draw, device, calls) * 1e6
