@@ -54,3 +54,15 @@ def test_bench_quick_cuda():
     _, report = bench.run(names=["seed-concat", "large-radius"], device="cuda", quick_mode=True, cpu=False)
     for row in report["results"]:
         assert row["kernel_us"] > 0 and row["max_abs_diff_vs_loop"] <= 1e-6
+
+
+def test_cli_bench_targets_quick(capsys, tmp_path):
+    out_json = tmp_path / "targets.json"
+    assert main(["bench", "--targets", "--quick", "--device", "cpu", "--json", str(out_json)]) == 0
+    text = capsys.readouterr().out
+    for name in ("centernet-coco", "centerpoint-nus", "centerpoint-nus-crowded"):
+        assert name in text
+    rows = json.loads(out_json.read_text())["targets"]
+    assert len(rows) == 3
+    for row in rows:  # what is timed gives the loop's targets
+        assert row["max_abs_diff_vs_loop"] <= 1e-5 and row["loop_ms"] > 0 and row["wall_us"] > 0

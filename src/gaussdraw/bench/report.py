@@ -61,17 +61,24 @@ def _fmt(value, digits=1):
     return str(value)
 
 
-def table(rows: list[dict]) -> str:
-    cols = [("config", "config", 0), ("boxes", "boxes", 0), ("loop (ms)", "loop_ms", 2),
-            ("wall (µs)", "wall_us", 1), ("kernel (µs)", "kernel_us", 2), ("render (µs)", "render_wall_us", 1),
-            ("render kernel (µs)", "render_kernel_us", 2), ("zeros kernel (µs)", "zeros_kernel_us", 2),
-            ("× loop (wall)", "speedup_wall", 0), ("× loop (kernel)", "speedup_kernel", 0),
-            ("wall, validate (µs)", "wall_validate_us", 1)]
+def markdown_table(rows: list[dict], cols: list[tuple]) -> str:
+    """Rows as a markdown table; ``cols``: (header, key, digits), or digits "g" for 2 significant
+    digits. Columns that no row has are left out."""
     cols = [c for c in cols if any(c[1] in r for r in rows)]
     lines = ["| " + " | ".join(c[0] for c in cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
-        lines.append("| " + " | ".join(_fmt(r.get(key), d) for _, key, d in cols) + " |")
+        cells = [f"{r[key]:.2g}" if digits == "g" and key in r else _fmt(r.get(key), digits) for _, key, digits in cols]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def table(rows: list[dict]) -> str:
+    return markdown_table(rows, [
+        ("config", "config", 0), ("boxes", "boxes", 0), ("loop (ms)", "loop_ms", 2), ("wall (µs)", "wall_us", 1),
+        ("kernel (µs)", "kernel_us", 2), ("render (µs)", "render_wall_us", 1),
+        ("render kernel (µs)", "render_kernel_us", 2), ("zeros kernel (µs)", "zeros_kernel_us", 2),
+        ("× loop (wall)", "speedup_wall", 0), ("× loop (kernel)", "speedup_kernel", 0),
+        ("wall, validate (µs)", "wall_validate_us", 1)])
 
 
 def render_markdown(report: dict) -> str:

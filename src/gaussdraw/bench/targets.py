@@ -23,7 +23,7 @@ from ..ops.centerpoint_targets import centerpoint_boxes_torch
 from ..ragged import Ragged
 from ..reference import centernet_targets_per_box, centerpoint_targets_per_box
 from ..targets import centernet_targets, centerpoint_targets
-from .report import _fmt
+from .report import markdown_table
 from .timing import graph_time, sync, wall_time
 
 NUSCENES_TASKS = [["car"], ["truck", "construction_vehicle"], ["bus", "trailer"], ["barrier"],
@@ -250,16 +250,11 @@ def targets_bench(device, names=None, quick=False, cpu=True, cpu_threads=2) -> l
 
 
 def targets_table(rows: list[dict]) -> str:
-    cols = [("config", "config", 0), ("device", "device", 0), ("boxes", "boxes", 0), ("loop (ms)", "loop_ms", 2),
-            ("wall (µs)", "wall_us", 1), ("wall, lists (µs)", "wall_list_us", 1), ("GPU (µs)", "gpu_us", 1),
-            ("zero fill GPU (µs)", "zeros_gpu_us", 1), ("draw call GPU (µs)", "draw_gpu_us", 1),
-            ("draw call wall (µs)", "draw_wall_us", 1), ("× loop (GPU)", "speedup_gpu", 0),
-            ("× loop (wall)", "speedup_wall", 1), ("GPU / zero fill", "gpu_over_zeros", 2),
-            ("wall / draw call", "wall_over_draw", 2), ("wall, validate (µs)", "wall_validate_us", 1),
-            ("max diff vs loop", "max_abs_diff_vs_loop", 0)]
-    cols = [c for c in cols if any(c[1] in r for r in rows)]
-    lines = ["| " + " | ".join(c[0] for c in cols) + " |", "|" + "---|" * len(cols)]
-    for r in rows:
-        cells = [f"{r[key]:.2g}" if key == "max_abs_diff_vs_loop" else _fmt(r.get(key), d) for _, key, d in cols]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return markdown_table(rows, [
+        ("config", "config", 0), ("device", "device", 0), ("boxes", "boxes", 0), ("loop (ms)", "loop_ms", 2),
+        ("wall (µs)", "wall_us", 1), ("wall, lists (µs)", "wall_list_us", 1), ("GPU (µs)", "gpu_us", 1),
+        ("zero fill GPU (µs)", "zeros_gpu_us", 1), ("draw call GPU (µs)", "draw_gpu_us", 1),
+        ("draw call wall (µs)", "draw_wall_us", 1), ("× loop (GPU)", "speedup_gpu", 0),
+        ("× loop (wall)", "speedup_wall", 1), ("GPU / zero fill", "gpu_over_zeros", 2),
+        ("wall / draw call", "wall_over_draw", 2), ("wall, validate (µs)", "wall_validate_us", 1),
+        ("max diff vs loop", "max_abs_diff_vs_loop", "g")])
