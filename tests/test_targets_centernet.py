@@ -236,3 +236,19 @@ def test_bad_input_raises(case):
     args, error, match = BAD[case]
     with pytest.raises(error, match=match):
         centernet_targets(**args)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64], ids=str)
+def test_box_dtypes_compute_in_float32(device_backend, dtype):
+    """Any float boxes: the targets of the same boxes rounded to ``dtype`` and computed in float32."""
+    device, backend = device_backend
+    if dtype == torch.bfloat16 and backend == "triton" and device == "cpu":
+        pytest.skip("bf16 is unreliable in Triton's interpreter")
+    g = torch.Generator().manual_seed(7)
+    xy = torch.rand(2, 6, 2, generator=g) * 60
+    boxes = torch.cat([xy, xy + torch.rand(2, 6, 2, generator=g) * 30], -1).to(dtype)
+    labels = torch.randint(0, 4, (2, 6), generator=g)
+    expected = _oracle(4, (24, 24), (96, 96), list(boxes.float()), list(labels))
+    targets = centernet_targets(list(boxes.to(device)), list(labels.to(device)), 4, (24, 24), (96, 96),
+                                backend=backend)
+    _assert_matches(targets, expected, str(dtype))

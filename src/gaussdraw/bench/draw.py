@@ -195,7 +195,7 @@ def sweep(device, radii=(1, 2, 4, 8, 16, 32, 64, 128), boxes=256, size=512) -> l
 def variants(device, names=("seed-batched", "centernet-coco", "large-radius", "dense", "centerpoint-nus"),
              boxes=(1, 2, 4), splits=(1, 2, 4, 8), warps=(1, 2, 4)) -> list[dict]:
     """Kernel-only time of launch shapes forced through ``TUNING``, and the default's choice."""
-    from .ops import draw_gaussians
+    from ..ops import draw_gaussians
 
     rows = []
     for name in names:
@@ -218,7 +218,7 @@ def variants(device, names=("seed-batched", "centernet-coco", "large-radius", "d
 
 def overhead(device) -> dict:
     """Wall per call (µs) of each layer of a seed-batched draw, to see where host time goes."""
-    from .ops import draw_gaussians as ops
+    from ..ops import draw_gaussians as ops
 
     inputs = make_inputs(CONFIGS["seed-batched"], device)
     heatmap = torch.zeros(CONFIGS["seed-batched"].shape, device=device)

@@ -31,8 +31,8 @@ def loss_bench(device, rounds: int = 5) -> list[dict]:
 
     import triton.testing
 
-    from .loss import gaussian_focal_loss
-    from .reference import gaussian_focal_loss_composed
+    from ..loss import gaussian_focal_loss
+    from ..reference import gaussian_focal_loss_composed
 
     bandwidth = copy_bandwidth(device)
     # the host's floor for any forward + backward: backward() of a one-element graph
@@ -96,7 +96,7 @@ def loss_variants(device, blocks=(512, 1024, 2048), warps=(4, 8), programs=(0, 2
     thread), programs (0: one per block) and prefetching the next block (with several blocks per program)."""
     import triton.testing
 
-    from .ops import focal_loss
+    from ..ops import focal_loss
 
     pred, target = loss_inputs(LOSS_SHAPES["centernet-coco"], device)
     one = torch.ones((), device=device)
