@@ -249,3 +249,21 @@ def test_box_dtypes_compute_in_float32(device_backend, dtype):
     expected = mmdet3d_centerpoint_get_targets()(list(boxes.float()), list(labels), tasks, cfg)
     targets = centerpoint_targets(list(boxes.to(device)), list(labels.to(device)), tasks, **cfg, backend=backend)
     _assert_matches(targets, expected, str(dtype))
+
+
+def test_options_are_checked_again_after_an_in_place_change():
+    """The checked configuration is reused across calls, but not after the same list changes."""
+    args = _case()
+    tasks = [["car"], ["truck", "bus"]]
+    args["tasks"] = tasks
+    centerpoint_targets(**args)
+    centerpoint_targets(**args)
+    tasks.append([])
+    with pytest.raises(ValueError, match=r"tasks\[2\] must hold at least one class"):
+        centerpoint_targets(**args)
+    tasks.pop()
+    voxel = args["voxel_size"]
+    centerpoint_targets(**args)
+    voxel[1] = -0.1
+    with pytest.raises(ValueError, match=r"voxel_size\[1\] must be a finite number > 0"):
+        centerpoint_targets(**args)

@@ -57,14 +57,15 @@ def centerpoint_views(buffer, task_sizes, num_samples, height, width, max_objs, 
     """(heatmaps, anno_boxes, inds, masks) views of the op's buffer, one per task in each."""
     at = centerpoint_layout(task_sizes, num_samples, height, width, max_objs, columns)
     tasks = len(task_sizes)
-    floats = buffer.view(torch.float32)
-    planes = floats[: at["anno_boxes"] // 4].split([num_samples * c * height * width for c in task_sizes])
-    heatmaps = [p.view(num_samples, c, height, width) for p, c in zip(planes, task_sizes)]
-    anno = floats[at["anno_boxes"] // 4: at["anno_boxes"] // 4 + tasks * num_samples * max_objs * columns]
-    inds = buffer[at["inds"]: at["masks"]].view(torch.int64).view(tasks, num_samples, max_objs)
-    masks = buffer[at["masks"]: at["masks"] + tasks * num_samples * max_objs].view(tasks, num_samples, max_objs)
-    return (heatmaps, list(anno.view(tasks, num_samples, max_objs, columns).unbind(0)), list(inds.unbind(0)),
-            list(masks.unbind(0)))
+    slots = tasks * num_samples * max_objs
+    heat, anno, _, inds, masks, _ = buffer.split_with_sizes(
+        [at["anno_boxes"], 4 * slots * columns, at["inds"] - at["anno_boxes"] - 4 * slots * columns, 8 * slots,
+         slots, at["total"] - at["masks"] - slots])
+    planes = heat.view(torch.float32).split_with_sizes([num_samples * c * height * width for c in task_sizes])
+    return ([p.view(num_samples, c, height, width) for p, c in zip(planes, task_sizes)],
+            list(anno.view(torch.float32).view(tasks, num_samples, max_objs, columns).unbind(0)),
+            list(inds.view(torch.int64).view(tasks, num_samples, max_objs).unbind(0)),
+            list(masks.view(tasks, num_samples, max_objs).unbind(0)))
 
 
 def task_table(task_sizes, device: torch.device) -> torch.Tensor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import numbers
 from dataclasses import dataclass
@@ -33,10 +34,15 @@ def freeze(value):
 
 def cached(check):
     """``check(*options)`` memoized on the options' frozen keys: a head calls with the same
-    configuration every step. Options that cannot be frozen are checked each call."""
-    memo = {}
+    configuration every step. The same objects as the last call, still equal to a copy
+    taken then, hit without freezing; options that cannot be frozen are checked each call."""
+    memo, last = {}, [None]
 
     def checked(*options):
+        previous = last[0]
+        if (previous is not None and all(a is b for a, b in zip(options, previous[0]))
+                and list(options) == previous[1]):
+            return previous[2]
         try:
             key = tuple(freeze(o) for o in options)
         except TypeError:
@@ -45,6 +51,7 @@ def cached(check):
             if len(memo) >= 64:
                 memo.clear()
             memo[key] = check(*options)
+        last[0] = (options, copy.deepcopy(list(options)), memo[key])
         return memo[key]
 
     return checked
