@@ -7,6 +7,7 @@
 0.4868
 """
 
+from .checks import set_default_validate
 from .draw import draw_heatmap, draw_heatmap_batched, render_heatmaps, render_heatmaps_batched
 from .loss import GaussianFocalLoss, gaussian_focal_loss, gaussian_focal_loss_with_logits
 from .radius import gaussian_radius
@@ -27,5 +28,6 @@ __all__ = [
     "gaussian_focal_loss_with_logits",
     "render_heatmaps",
     "render_heatmaps_batched",
+    "set_default_validate",
 ]
 __version__ = "0.1.0"

@@ -2,9 +2,18 @@
 
 Type, dtype, device and shape checks read no values (no host sync). :func:`raise_first`
 reads values: one host sync on a GPU for any number of checks.
+
+Value checks follow one rule (:func:`resolve_validate`): a function's ``validate=None``
+(the default) checks values on the CPU, where it costs no sync, and not on a GPU, where
+it would stall the queue, nor while torch.compile traces the call; ``validate=True`` or ``False`` decides for the call. The
+environment variable ``GAUSSDRAW_VALIDATE`` (``1``: everywhere, ``0``: nowhere) or
+:func:`set_default_validate` changes what ``None`` means, to find invalid inputs in a
+GPU training run without editing its calls.
 """
 
 from __future__ import annotations
+
+import os
 
 import torch
 
@@ -63,3 +72,47 @@ def raise_first(checks: list[tuple[torch.Tensor, torch.Tensor, str]], per_sample
             value = row.item() if row.numel() == 1 else row.tolist()
             count = int(bad.sum())
             raise ValueError(f"{message}; got {value} at {where(first, per_sample)} ({count} such entries)")
+
+
+def _default_from_environment() -> bool | None:
+    value = os.environ.get("GAUSSDRAW_VALIDATE", "").strip().lower()
+    if value in ("", "auto"):
+        return None
+    if value in ("1", "true", "yes", "on", "always"):
+        return True
+    if value in ("0", "false", "no", "off", "never"):
+        return False
+    raise ValueError(f"GAUSSDRAW_VALIDATE must be 1 (check values everywhere), 0 (nowhere) or auto; got {value!r}")
+
+
+_DEFAULT_VALIDATE = _default_from_environment()
+
+
+def set_default_validate(validate: bool | None) -> bool | None:
+    """What ``validate=None`` means from now on, for every gaussdraw function: ``True`` checks
+    values everywhere (a host sync per call on a GPU), ``False`` nowhere, ``None`` (the
+    default) on the CPU only. Returns the previous setting. The environment variable
+    ``GAUSSDRAW_VALIDATE=1`` / ``0`` sets it at import.
+
+    Example:
+        >>> previous = set_default_validate(True)   # find bad boxes in a GPU run
+        >>> _ = set_default_validate(previous)
+    """
+    global _DEFAULT_VALIDATE
+    if validate is not None and not isinstance(validate, bool):
+        raise TypeError(f"validate must be True, False or None; got {validate!r}")
+    previous, _DEFAULT_VALIDATE = _DEFAULT_VALIDATE, validate
+    return previous
+
+
+def resolve_validate(validate, device: torch.device) -> bool:
+    """Whether a call checks values: ``validate`` if given, else the default (CPU: yes, GPU: no;
+    no check while torch.compile traces the call, where it would break the graph)."""
+    if validate is None:
+        validate = _DEFAULT_VALIDATE
+        if validate is None:
+            return device.type != "cuda" and not torch.compiler.is_compiling()
+        return validate
+    if validate is True or validate is False:
+        return validate
+    raise TypeError(f"validate must be True, False or None; got {validate!r}")

@@ -8,7 +8,7 @@ from typing import Sequence
 
 import torch
 
-from .checks import INDEX_DTYPES, check_index_tensor, raise_first
+from .checks import check_index_tensor, raise_first, resolve_validate
 from .ops._triton import HAVE_TRITON
 from .ops.draw_gaussians import NATIVE_DTYPES, draw_gaussians_op, draw_gaussians_torch, draw_gaussians_triton, launch
 from .ragged import RaggedLike, to_padded
@@ -135,7 +135,7 @@ def draw_heatmap(
     k_scale: float = 1.0,
     *,
     backend: str = "auto",
-    validate: bool = True,
+    validate: bool | None = None,
 ) -> torch.Tensor:
     """Draw Gaussians into heatmaps, in place, from one concatenated list of boxes.
 
@@ -159,9 +159,12 @@ def draw_heatmap(
         backend: ``"auto"`` (Triton for CUDA tensors, torch for CPU), ``"triton"``
             (on CPU tensors it runs in Triton's interpreter), or ``"torch"``.
         validate: check radii and indices before drawing and raise ``ValueError``
-            naming the first bad entry. This reads values, so on GPU it syncs with the
-            host (a few small reductions). With ``validate=False`` nothing syncs
-            (CUDA-graph capture works) and invalid boxes are skipped silently.
+            naming the first bad entry (the heatmap is left unchanged). The default,
+            ``None``, checks on the CPU and not on a GPU: a check reads values, so on a
+            GPU it waits for the device (one host sync). Unchecked, nothing syncs
+            (CUDA-graph capture works) and invalid boxes are skipped: never drawn.
+            ``GAUSSDRAW_VALIDATE=1`` or :func:`gaussdraw.set_default_validate` makes
+            ``None`` check everywhere, to find bad boxes in a GPU run.
 
     Returns:
         ``heatmap``.
@@ -181,7 +184,7 @@ def draw_heatmap(
     check_index_tensor(radii, "radii", (num_boxes,), device)
     check_index_tensor(heatmap_idxes, "heatmap_idxes", (num_boxes,), device)
     num_planes = math.prod(heatmap.shape[:-2])
-    if validate and num_boxes:
+    if num_boxes and resolve_validate(validate, device):
         raise_first(
             [
                 (radii < 0, radii, "radii must be >= 0"),
@@ -209,7 +212,7 @@ def draw_heatmap_batched(
     *,
     counts: torch.Tensor | None = None,
     backend: str = "auto",
-    validate: bool = True,
+    validate: bool | None = None,
 ) -> torch.Tensor:
     """Draw Gaussians into per-sample heatmaps, in place, from per-sample sets of boxes.
 
@@ -272,7 +275,7 @@ def draw_heatmap_batched(
     padded = {name: tensor for name, (tensor, _) in inputs.items()}
     num_classes = heatmap.shape[1] if classwise else 1
 
-    if validate and num_samples:
+    if num_samples and resolve_validate(validate, device):
         position = torch.arange(boxes_per_sample, device=device)
         in_use = position < counts.unsqueeze(1)
         radii_used = padded["radii"][:, :boxes_per_sample]
@@ -322,7 +325,7 @@ def render_heatmaps(
     *,
     dtype: torch.dtype = torch.float32,
     backend: str = "auto",
-    validate: bool = True,
+    validate: bool | None = None,
 ) -> torch.Tensor:
     """A new heatmap of ``shape`` (..., H, W) on ``centers.device``, zeros plus the
     Gaussians of :func:`draw_heatmap`.
@@ -351,7 +354,7 @@ def render_heatmaps_batched(
     dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
     backend: str = "auto",
-    validate: bool = True,
+    validate: bool | None = None,
 ) -> torch.Tensor:
     """A new heatmap of ``shape`` ((B, H, W), or (B, C, H, W) with ``labels``), zeros
     plus the Gaussians of :func:`draw_heatmap_batched`. ``device`` defaults to the

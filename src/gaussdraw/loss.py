@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from .checks import resolve_validate
 from .ops._triton import HAVE_TRITON
 from .ops.focal_loss import backward_triton, focal_loss_forward_op, focal_loss_triton, scale_gradient_triton
 
@@ -52,7 +53,7 @@ def _check(pred, target, weight, alpha, gamma, reduction, avg_factor, backend, v
         raise ValueError('avg_factor can not be used with reduction="sum"')
     if backend not in ("auto", "triton", "torch"):
         raise ValueError(f"backend must be 'auto', 'triton' or 'torch'; got {backend!r}")
-    if validate:
+    if resolve_validate(validate, pred.device):
         bad = (target < 0) | (target > 1) | target.isnan()
         if bool(bad.any()):
             first = int(bad.reshape(-1).nonzero()[0, 0])
@@ -170,7 +171,7 @@ def gaussian_focal_loss(
     weight: torch.Tensor | None = None,
     *,
     backend: str = "auto",
-    validate: bool = False,
+    validate: bool | None = None,
 ) -> torch.Tensor:
     """Gaussian focal loss of probabilities ``pred`` against Gaussian heatmaps ``target``.
 
@@ -184,7 +185,7 @@ def gaussian_focal_loss(
         pred: (...) probabilities in [0, 1], float16/bfloat16/float32/float64
             (computed in float32, float64 for float64).
         target: Gaussian heatmap of ``pred``'s shape, values in [0, 1] (other values
-            are the caller's bug; checked with ``validate=True``).
+            are the caller's bug, found by ``validate``).
         alpha, gamma: powers of the prediction and of the negatives' (1 - target), >= 0.
         pos_weight, neg_weight: weights of the positive and negative terms.
         reduction: "mean", "sum" or "none" (elementwise, in ``pred``'s dtype).
@@ -195,7 +196,10 @@ def gaussian_focal_loss(
         weight: elementwise weights, broadcastable to ``pred``.
         backend: "auto" (Triton on CUDA, torch on CPU), "triton" (on CPU tensors
             only under ``TRITON_INTERPRET=1``) or "torch".
-        validate: check that ``target`` lies in [0, 1] (reads values: syncs on GPU).
+        validate: check that ``target`` lies in [0, 1] and raise ``ValueError`` if not. The
+            default, ``None``, checks on the CPU and not on a GPU, where the check reads
+            values (a host sync); ``GAUSSDRAW_VALIDATE=1`` or
+            :func:`gaussdraw.set_default_validate` makes it check everywhere.
 
     Returns:
         The loss: a 0-d tensor, or ``pred``'s shape for ``reduction="none"``.
@@ -224,7 +228,7 @@ def gaussian_focal_loss_with_logits(
     *,
     return_num_pos: bool = False,
     backend: str = "auto",
-    validate: bool = False,
+    validate: bool | None = None,
 ):
     """The Gaussian focal loss from logits: ``pred = sigmoid(logits)``, with
     ``log(p) = logsigmoid(x)`` and ``log(1 - p) = logsigmoid(-x)`` (no eps, no clamp:
@@ -283,7 +287,7 @@ class GaussianFocalLoss(nn.Module):
             raise ValueError(f"reduction_override must be None or one of {REDUCTIONS}; got {reduction_override!r}")
         reduction = reduction_override or self.reduction
         loss, _ = _focal_loss(pred, target, self.alpha, self.gamma, self.pos_weight, self.neg_weight, reduction,
-                              avg_factor, weight, self.backend, validate=False, logits=False,
+                              avg_factor, weight, self.backend, validate=None, logits=False,
                               loss_weight=self.loss_weight)
         return loss
 

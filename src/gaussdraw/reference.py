@@ -106,7 +106,6 @@ def centerpoint_targets_per_box(boxes, labels, task_sizes, *, point_cloud_range,
     slots = max_objs * dense_reg
     per_sample = []
     for sample_boxes, sample_labels in zip(boxes, labels):
-        device = sample_labels.device
         outputs, first = [], 0
         for classes in task_sizes:
             # the task's boxes, class by class, each class's in input order

@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 import torch
 
-from ..checks import raise_first
+from ..checks import raise_first, resolve_validate
 from ..ops.centernet_targets import (
     centernet_boxes_torch,
     centernet_targets_op,
@@ -23,7 +23,6 @@ from .common import (
     pair,
     positive_int,
     positive_number,
-    resolve_validate,
     uses_triton,
 )
 

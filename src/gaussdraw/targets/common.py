@@ -62,15 +62,6 @@ def check_backend(backend) -> None:
         raise ValueError(f"backend must be one of {BACKENDS}; got {backend!r}")
 
 
-def resolve_validate(validate, device: torch.device) -> bool:
-    """``None`` (the default): check values on the CPU, where it costs no sync, not on a GPU."""
-    if validate is None:
-        return device.type != "cuda"
-    if not isinstance(validate, bool):
-        raise TypeError(f"validate must be True, False or None; got {validate!r}")
-    return validate
-
-
 def uses_triton(backend: str, device: torch.device) -> bool:
     """Whether ``backend`` runs the Triton kernels on tensors of ``device``."""
     return backend == "triton" or (backend == "auto" and device.type == "cuda" and HAVE_TRITON)
