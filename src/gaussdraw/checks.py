@@ -105,6 +105,11 @@ def set_default_validate(validate: bool | None) -> bool | None:
     return previous
 
 
+def default_validate() -> bool | None:
+    """The current meaning of ``validate=None`` (see :func:`set_default_validate`)."""
+    return _DEFAULT_VALIDATE
+
+
 def resolve_validate(validate, device: torch.device) -> bool:
     """Whether a call checks values: ``validate`` if given, else the default (CPU: yes, GPU: no;
     no check while torch.compile traces the call, where it would break the graph)."""

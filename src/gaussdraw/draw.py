@@ -8,6 +8,7 @@ from typing import Sequence
 
 import torch
 
+from . import checks
 from .checks import check_index_tensor, raise_first, resolve_validate
 from .ops._triton import HAVE_TRITON
 from .ops.draw_gaussians import NATIVE_DTYPES, draw_gaussians_op, draw_gaussians_torch, draw_gaussians_triton, launch
@@ -73,7 +74,8 @@ def _plane_stride(heatmap: torch.Tensor) -> int | None:
 def _draw(heatmap, num_planes, centers, radii, index, counts, planes_per_sample, boxes_per_sample, factor, k_scale,
           backend):
     """Run a backend. ``counts is None`` means the concatenated format (one sample of
-    (T,) boxes); else (B, >= boxes_per_sample) padded inputs."""
+    (T,) boxes); else (B, >= boxes_per_sample) padded inputs. Returns a relaunch of the
+    direct CUDA launch (see :data:`_PLANS`), or None."""
     concat = counts is None
     if (
         backend != "torch" and heatmap.is_cuda and HAVE_TRITON and heatmap.dtype in NATIVE_DTYPES
@@ -88,11 +90,11 @@ def _draw(heatmap, num_planes, centers, radii, index, counts, planes_per_sample,
                 strides = (centers.stride(), radii.stride(), index.stride() if index is not None else (0, 0),
                            counts.stride(0))
                 num_samples = radii.shape[0]
-            launch(
+            return launch(
                 heatmap, plane_stride, num_planes, centers, strides[0], radii, strides[1], index, strides[2],
                 counts, strides[3], num_samples, boxes_per_sample, planes_per_sample, float(factor), float(k_scale),
+                bind=True,
             )
-            return heatmap
 
     # the general path: (N, H, W) planes and (B, T) boxes as views, through the op
     if concat:
@@ -118,7 +120,46 @@ def _draw(heatmap, num_planes, centers, radii, index, counts, planes_per_sample,
         draw_gaussians_torch(*args)
     if copied:
         heatmap.copy_(planes.view(heatmap.shape))
-    return heatmap
+    return None
+
+
+# ----------------------------------------------------------------------------
+# repeated calls: the launch of an earlier call with the same layout
+# ----------------------------------------------------------------------------
+
+# A training loop draws the same layout every step. The first call of a layout checks its
+# arguments and launches; an unchecked CUDA call whose tensors have the dtypes, shapes,
+# strides and devices (and options) of an earlier one passed those checks already, so it
+# repeats that launch with its own tensors: (layout key) -> Relaunch.
+_PLANS: dict = {}
+
+
+def _layout(tensor) -> tuple:
+    """What the checks and the launch read of a tensor; TypeError for anything but a plain tensor."""
+    if type(tensor) is not torch.Tensor:
+        raise TypeError
+    return tensor.dtype, tensor.shape, tensor.stride(), tensor.device
+
+
+def _ragged_layout(value) -> tuple:
+    """(layout of the padded tensor, layout of the sample sizes or None) of a batched input."""
+    if type(value) is torch.Tensor:
+        return _layout(value), None
+    if isinstance(value, (list, tuple)):
+        raise TypeError  # padded anew on every call
+    return _layout(value.tensor), _layout(value.sample_sizes)
+
+
+def _unchecked(validate) -> bool:
+    """Whether a CUDA call with this ``validate`` skips the value checks."""
+    return validate is False or (validate is None and checks.default_validate() is not True)
+
+
+def _remember(key, relaunch) -> None:
+    if key is not None and relaunch is not None:
+        if len(_PLANS) >= 256:
+            _PLANS.clear()
+        _PLANS[key] = relaunch
 
 
 # ----------------------------------------------------------------------------
@@ -176,6 +217,17 @@ def draw_heatmap(
         >>> heatmap[0, 2, 3].item(), heatmap[1, 0, 0].item()
         (1.0, 1.0)
     """
+    key = None
+    if type(heatmap) is torch.Tensor and heatmap.is_cuda and _unchecked(validate):
+        try:
+            key = ("concat", _layout(heatmap), _layout(centers), _layout(radii), _layout(heatmap_idxes),
+                   type(diameter_to_sigma_factor), diameter_to_sigma_factor, type(k_scale), k_scale, backend)
+            relaunch = _PLANS.get(key)
+        except (TypeError, AttributeError):
+            key = relaunch = None
+        if relaunch is not None and not torch.compiler.is_compiling():
+            relaunch(heatmap, centers, radii, heatmap_idxes, radii)
+            return heatmap
     _check_options(diameter_to_sigma_factor, k_scale, backend)
     _check_heatmap(heatmap, 2)
     device = heatmap.device
@@ -196,10 +248,9 @@ def draw_heatmap(
             ],
             per_sample=None,
         )
-    return _draw(
-        heatmap, num_planes, centers, radii, heatmap_idxes, None, 0, num_boxes,
-        diameter_to_sigma_factor, k_scale, backend,
-    )
+    _remember(key, _draw(heatmap, num_planes, centers, radii, heatmap_idxes, None, 0, num_boxes,
+                         diameter_to_sigma_factor, k_scale, backend))
+    return heatmap
 
 
 def draw_heatmap_batched(
@@ -244,6 +295,21 @@ def draw_heatmap_batched(
         >>> heatmap[0, 2, 5, 6].item(), heatmap[1, 1, 4, 4].item()
         (1.0, 1.0)
     """
+    key = None
+    if type(heatmap) is torch.Tensor and heatmap.is_cuda and _unchecked(validate):
+        try:
+            key = ("batched", _layout(heatmap), _ragged_layout(centers), _ragged_layout(radii),
+                   None if labels is None else _ragged_layout(labels), None if counts is None else _layout(counts),
+                   type(diameter_to_sigma_factor), diameter_to_sigma_factor, type(k_scale), k_scale, backend)
+            relaunch = _PLANS.get(key)
+        except (TypeError, AttributeError):
+            key = relaunch = None
+        if relaunch is not None and not torch.compiler.is_compiling():
+            values = [v if type(v) is torch.Tensor else v.tensor for v in (centers, radii, labels) if v is not None]
+            if counts is None:  # the first input's sample sizes, as the checked call took them
+                counts = next(v.sample_sizes for v in (centers, radii, labels) if type(v) is not torch.Tensor)
+            relaunch(heatmap, values[0], values[1], values[2] if labels is not None else values[1], counts)
+            return heatmap
     _check_options(diameter_to_sigma_factor, k_scale, backend)
     classwise = labels is not None
     _check_heatmap(heatmap, 4 if classwise else 3, 4 if classwise else 3)
@@ -309,10 +375,9 @@ def draw_heatmap_batched(
             per_sample=boxes_per_sample,
         )
 
-    return _draw(
-        heatmap, num_samples * num_classes, padded["centers"], padded["radii"], padded.get("labels"), counts,
-        num_classes, boxes_per_sample, diameter_to_sigma_factor, k_scale, backend,
-    )
+    _remember(key, _draw(heatmap, num_samples * num_classes, padded["centers"], padded["radii"], padded.get("labels"),
+                         counts, num_classes, boxes_per_sample, diameter_to_sigma_factor, k_scale, backend))
+    return heatmap
 
 
 def render_heatmaps(

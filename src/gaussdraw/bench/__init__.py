@@ -9,11 +9,13 @@ against the heads' per-box loops). Shared: :mod:`.timing` (wall and GPU time, fl
 from __future__ import annotations
 
 import json
+import os
 
 import torch
 
 from .draw import CONFIGS, Config, bench_config, make_inputs, profile_draw, quick, run, variants
 from .loss import loss_bench, loss_table, loss_variants
+from .reference import load as load_reference
 from .report import environment, render_markdown
 from .targets import TARGET_CONFIGS, targets_bench, targets_table
 
@@ -42,6 +44,9 @@ def main(argv=None) -> int:
     p.add_argument("--targets", nargs="*", default=None, choices=list(TARGET_CONFIGS), metavar="CONFIG",
                    help="time whole target assignment against the heads' per-box loops (configs: "
                         f"{', '.join(TARGET_CONFIGS)}; default all), then exit")
+    p.add_argument("--reference", default=os.environ.get("GAUSSDRAW_REFERENCE"), metavar="DIR",
+                   help="GPU: also time ACCV-Lab's draw_heatmap, built from DIR/load_reference.py, on the same "
+                        "inputs (default: $GAUSSDRAW_REFERENCE)")
     a = p.parse_args(argv)
     if a.targets is not None:
         device = torch.device(a.device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -88,7 +93,9 @@ def main(argv=None) -> int:
             print(f"{name}: best boxes={best['boxes']} split={best['split']} warps={best['warps']} "
                   f"{best['kernel_us']:.2f} us; default {default and (default['boxes'], default['split'], round(default['kernel_us'], 2))}")
         return 0
-    text, _ = run(a.configs or None, a.device, a.quick, a.json_path, a.plot_path, not a.no_baseline, not a.no_cpu,
-                  a.cpu_threads)
+    device = torch.device(a.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    reference = load_reference(a.reference) if device.type == "cuda" else None
+    text, _ = run(a.configs or None, device, a.quick, a.json_path, a.plot_path, not a.no_baseline, not a.no_cpu,
+                  a.cpu_threads, reference=reference)
     print(text)
     return 0

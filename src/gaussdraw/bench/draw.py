@@ -17,7 +17,9 @@ import time
 import torch
 
 from ..draw import draw_heatmap, draw_heatmap_batched, render_heatmaps, render_heatmaps_batched
+from ..ragged import Ragged
 from ..reference import draw_heatmap_per_box
+from .reference import calls as reference_calls
 from .report import environment, plot, table
 from .timing import empty_kernel, sync, floors, graph_time, wall_time
 
@@ -140,11 +142,28 @@ def _calls(inputs: Inputs, validate: bool):
     return draw, render
 
 
-def bench_config(config: Config, device, baseline: bool = True) -> dict:
+def _forms(inputs: Inputs):
+    """The batched inputs as ragged objects and as lists, for ``draw(heatmap)`` calls with default arguments."""
+    i = inputs
+    as_ragged = [Ragged(t, i.counts) if t is not None else None for t in (i.centers, i.radii, i.labels)]
+    sizes = i.counts.tolist()
+    as_lists = [[t[b, :n] for b, n in enumerate(sizes)] if t is not None else None for t in (i.centers, i.radii, i.labels)]
+
+    def ragged(heatmap):
+        draw_heatmap_batched(heatmap, as_ragged[0], as_ragged[1], labels=as_ragged[2])
+
+    def lists(heatmap):
+        draw_heatmap_batched(heatmap, as_lists[0], as_lists[1], labels=as_lists[2])
+
+    return ragged, lists
+
+
+def bench_config(config: Config, device, baseline: bool = True, reference=None) -> dict:
     inputs = make_inputs(config, device)
     heatmap = torch.zeros(config.shape, device=device)
     draw, render = _calls(inputs, validate=False)
     draw_checked, _ = _calls(inputs, validate=True)
+    draw_default, _ = _calls(inputs, validate=None)
     cuda = device.type == "cuda"
     row = dict(config=config.name, device=device.type, shape=list(config.shape), boxes=inputs.boxes,
                drawn_pixels=inputs.drawn_pixels(), heatmap_mb=heatmap.numel() * 4 / 2**20)
@@ -163,6 +182,19 @@ def bench_config(config: Config, device, baseline: bool = True) -> dict:
     calls = 200 if cuda else 3
     row["wall_us"] = wall_time(lambda: draw(heatmap), device, calls) * 1e6
     row["wall_validate_us"] = wall_time(lambda: draw_checked(heatmap), device, max(calls // 4, 1)) * 1e6
+    row["wall_default_us"] = wall_time(lambda: draw_default(heatmap), device, calls) * 1e6
+    if config.form == "batched":
+        ragged, lists = _forms(inputs)
+        row["wall_ragged_us"] = wall_time(lambda: ragged(heatmap), device, calls) * 1e6
+        row["wall_lists_us"] = wall_time(lambda: lists(heatmap), device, calls) * 1e6
+    if reference is not None and cuda:
+        draw_reference = reference_calls(reference, inputs)
+        check = torch.zeros(config.shape, device=device)
+        draw_reference(check)
+        row["reference_max_abs_diff"] = float((check - expected).abs().max())
+        row["reference_wall_us"] = wall_time(lambda: draw_reference(heatmap), device, calls) * 1e6
+        row["reference_kernel_us"] = graph_time(lambda: draw_reference(heatmap)) * 1e6
+        row["default_over_reference_wall"] = row["wall_default_us"] / row["reference_wall_us"]
     row["render_wall_us"] = wall_time(render, device, calls) * 1e6
     if cuda:
         row["kernel_us"] = graph_time(lambda: draw(heatmap)) * 1e6
@@ -264,7 +296,8 @@ def profile_draw(device, calls: int = 3000) -> str:
 
 
 def run(names=None, device=None, quick_mode=False, json_path=None, plot_path=None, baseline=True, cpu=True,
-        cpu_threads=2):
+        cpu_threads=2, reference=None):
+    """``reference``: the loaded reference (:func:`gaussdraw.bench.reference.load`), timed beside gaussdraw."""
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     configs = [CONFIGS[n] for n in (names or CONFIGS)]
     if quick_mode:
@@ -276,7 +309,7 @@ def run(names=None, device=None, quick_mode=False, json_path=None, plot_path=Non
     for k, (config, dev) in enumerate(jobs):
         torch.set_num_threads(cpu_threads if dev.type == "cpu" else threads)
         print(f"\r[{k + 1}/{len(jobs)}] {config.name} on {dev.type} ...".ljust(60), end="", file=sys.stderr, flush=True)
-        results.append(bench_config(config, dev, baseline=baseline))
+        results.append(bench_config(config, dev, baseline=baseline, reference=reference))
     torch.set_num_threads(threads)
     print("\r" + " " * 60 + "\r", end="", file=sys.stderr)
     report = dict(environment=environment(device), floors=floors(device, (1,)), results=results)

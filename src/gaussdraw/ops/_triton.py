@@ -105,12 +105,15 @@ class Launcher:
         self.compiled = {}
         self.direct = True
 
-    def __call__(self, grid, args, constexprs: dict, num_warps: int, specialization=None, options: dict | None = None):
+    def __call__(self, grid, args, constexprs: dict, num_warps: int, specialization=None, options: dict | None = None,
+                 bind: int = 0):
+        """Launch; with ``bind`` = k > 0, also return a :class:`Relaunch` of this launch for new
+        values of the first k arguments (tensors of the same dtypes and layout), or None."""
         device = args[0].device
         options = options or {}
         if device.type != "cuda":
             self.kernel[grid](*args, **constexprs, num_warps=num_warps, **options)
-            return
+            return None
         key = (device.index, num_warps, tuple(constexprs.values()), tuple(options.items()),
                _specialization(args) if specialization is None else specialization)
         compiled = self.compiled.get(key)
@@ -120,9 +123,39 @@ class Launcher:
                 compiled.run(grid[0], grid[1] if len(grid) > 1 else 1, 1,
                              torch._C._cuda_getCurrentRawStream(device.index), compiled.function,
                              compiled.packed_metadata, None, None, None, *args, *constexprs.values())
-                return
             except TypeError:  # a Triton whose launcher takes other arguments: use its own path
                 self.direct = False
+            else:
+                return Relaunch(self, compiled, grid, args, constexprs, num_warps, specialization, options,
+                                bind) if bind else None
         with torch.cuda.device(device):
             compiled = self.kernel[grid](*args, **constexprs, num_warps=num_warps, **options)
         self.compiled[key] = compiled
+        return None  # the next call binds, once the direct path has run
+
+
+class Relaunch:
+    """One launch of a :class:`Launcher`, kept to be repeated with new leading tensors and every
+    other argument as it was: the direct launch and nothing else. Where the direct path does
+    not apply at call time (launch hooks, another current device), the launcher's own path runs."""
+
+    __slots__ = ("launcher", "compiled", "grid", "args", "fixed", "constexprs", "num_warps", "specialization",
+                 "options", "device_index")
+
+    def __init__(self, launcher, compiled, grid, args, constexprs, num_warps, specialization, options, varying):
+        self.launcher, self.compiled, self.constexprs = launcher, compiled, constexprs
+        self.grid = (grid[0], grid[1] if len(grid) > 1 else 1)
+        self.args = args[varying:]
+        self.fixed = (*args[varying:], *constexprs.values())
+        self.num_warps, self.specialization, self.options = num_warps, specialization, options
+        self.device_index = args[0].device.index
+
+    def __call__(self, *tensors):
+        index = self.device_index
+        if launch_hooks_active() or not self.launcher.direct or torch._C._cuda_getDevice() != index:
+            self.launcher(self.grid, (*tensors, *self.args), self.constexprs, self.num_warps, self.specialization,
+                          self.options)
+            return
+        compiled = self.compiled
+        compiled.run(self.grid[0], self.grid[1], 1, torch._C._cuda_getCurrentRawStream(index), compiled.function,
+                     compiled.packed_metadata, None, None, None, *tensors, *self.fixed)

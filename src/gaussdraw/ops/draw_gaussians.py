@@ -164,12 +164,14 @@ def _launch_shape_cached(num_boxes, height, width, device_type, device_index, bo
 def launch(
     heatmap, plane_stride, num_planes,
     centers, centers_strides, radii, radii_strides, index, index_strides, counts, counts_stride,
-    num_samples, boxes_per_sample, planes_per_sample, sigma_factor, k_scale, plane_shape=None,
+    num_samples, boxes_per_sample, planes_per_sample, sigma_factor, k_scale, plane_shape=None, bind=False,
 ):
     """Launch the Triton kernel on an fp32/fp64 ``heatmap`` whose (N, H, W) planes are
     ``plane_stride`` apart; boxes (b, t) of the (num_samples, boxes_per_sample) grid
     are read through the given strides (the op's docstring says what each is).
-    ``plane_shape`` (H, W): ``heatmap`` is a flat buffer that starts with contiguous planes."""
+    ``plane_shape`` (H, W): ``heatmap`` is a flat buffer that starts with contiguous planes.
+    ``bind``: return a :class:`~gaussdraw.ops._triton.Relaunch` of this launch for new
+    (heatmap, centers, radii, index or radii, counts or radii) of the same layout, or None."""
     if plane_shape is None:
         height, width = heatmap.shape[-2:]
         row_stride, column_stride = heatmap.stride()[-2:]
@@ -177,7 +179,7 @@ def launch(
         (height, width), row_stride, column_stride = plane_shape, plane_shape[1], 1
     num_boxes = num_samples * boxes_per_sample
     if num_boxes == 0 or num_planes * height * width == 0:
-        return
+        return None
     device = heatmap.device
     boxes, split, block_h, block_w = _launch_shape(num_boxes, height, width, device)
     grid = (-(-num_boxes // boxes), split)
@@ -194,10 +196,11 @@ def launch(
     )
     warps = _warps(height, width, num_boxes, num_planes)
     if device.type == "cuda" and type(heatmap) is torch.Tensor and type(centers) is torch.Tensor:
-        _launch_kernel(grid, args, constexprs, warps, specialization=_specialization(args))
-    else:
-        with torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext():
-            _draw_gaussians_kernel[grid](*args, **constexprs, num_warps=warps)
+        return _launch_kernel(grid, args, constexprs, warps, specialization=_specialization(args),
+                              bind=5 if bind and not TUNING else 0)
+    with torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext():
+        _draw_gaussians_kernel[grid](*args, **constexprs, num_warps=warps)
+    return None
 
 
 _EPS = {dtype: torch.finfo(dtype).eps for dtype in (torch.float32, torch.float64)}

@@ -1,0 +1,123 @@
+"""Repeated unchecked CUDA calls with one layout repeat the first call's launch with their own tensors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gaussdraw import Ragged, draw_heatmap, draw_heatmap_batched, set_default_validate
+from gaussdraw import draw as draw_module
+
+from .helpers import assert_close
+from .test_draw import background
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+def _batch(seed, samples=3, tmax=7, classes=4, height=20, width=30):
+    g = torch.Generator().manual_seed(seed)
+    centers = torch.stack([torch.randint(-3, width + 3, (samples, tmax), generator=g),
+                           torch.randint(-3, height + 3, (samples, tmax), generator=g)], -1)
+    radii = torch.randint(0, 6, (samples, tmax), generator=g)
+    labels = torch.randint(0, classes, (samples, tmax), generator=g)
+    counts = torch.randint(0, tmax + 1, (samples,), generator=g)
+    return centers, radii, labels, counts
+
+
+def _expected(start, centers, radii, labels, counts):
+    heatmap = start.clone()
+    draw_heatmap_batched(heatmap, centers, radii, labels=labels, counts=counts, backend="torch")
+    return heatmap
+
+
+@pytest.mark.parametrize("form", ["padded", "ragged"])
+def test_same_layout_new_values(form):
+    draw_module._PLANS.clear()
+    for seed in range(4):  # the first call plans, the others repeat its launch with their tensors
+        centers, radii, labels, counts = _batch(seed)
+        start = background((3, 4, 20, 30), seed=seed)
+        expected = _expected(start, centers, radii, labels, counts)
+        heatmap = start.cuda()
+        c, r, lab, n = (t.cuda() for t in (centers, radii, labels, counts))
+        if form == "padded":
+            draw_heatmap_batched(heatmap, c, r, labels=lab, counts=n)
+        else:
+            draw_heatmap_batched(heatmap, Ragged(c, n), Ragged(r, n), labels=Ragged(lab, n))
+        assert_close(heatmap, expected, 1e-6, f"call {seed}:")
+    assert len(draw_module._PLANS) == 1
+
+
+def test_other_layouts_plan_anew_and_stay_right():
+    draw_module._PLANS.clear()
+    centers, radii, labels, counts = _batch(5)
+    for tmax in (7, 5, 7):
+        start = background((3, 4, 20, 30), seed=tmax)
+        c, r, lab = centers[:, :tmax].contiguous(), radii[:, :tmax].contiguous(), labels[:, :tmax].contiguous()
+        n = counts.clamp(max=tmax)
+        expected = _expected(start, c, r, lab, n)
+        heatmap = start.cuda()
+        draw_heatmap_batched(heatmap, c.cuda(), r.cuda(), labels=lab.cuda(), counts=n.cuda())
+        assert_close(heatmap, expected, 1e-6, f"tmax {tmax}:")
+        # a strided heatmap view: another layout
+        wide = torch.zeros(3, 4, 20, 40, device="cuda")
+        view = wide[..., 5:35]
+        view.copy_(start.cuda())
+        draw_heatmap_batched(view, c.cuda(), r.cuda(), labels=lab.cuda(), counts=n.cuda())
+        assert_close(view, expected, 1e-6, f"strided, tmax {tmax}:")
+        assert not wide[..., :5].any() and not wide[..., 35:].any()
+    assert len(draw_module._PLANS) == 4
+
+
+def test_concat_repeats_and_skips_invalid_entries():
+    draw_module._PLANS.clear()
+    g = torch.Generator().manual_seed(9)
+    for call in range(3):
+        centers = torch.randint(-2, 25, (12, 2), generator=g)
+        radii = torch.randint(0, 5, (12,), generator=g)
+        idxes = torch.randint(0, 6, (12,), generator=g)
+        if call:
+            radii[3], idxes[4] = -1, 99  # unchecked on CUDA: skipped, never written
+        valid = (radii >= 0) & (idxes < 6)
+        start = background((6, 18, 25), seed=call)
+        expected = start.clone()
+        draw_heatmap(expected, centers[valid], radii[valid], idxes[valid])
+        heatmap = start.cuda()
+        draw_heatmap(heatmap, centers.cuda(), radii.cuda(), idxes.cuda())
+        assert_close(heatmap, expected, 1e-6, f"call {call}:")
+
+
+def test_checked_calls_do_not_take_the_repeat():
+    draw_module._PLANS.clear()
+    centers, radii, labels, counts = (t.cuda() for t in _batch(1))
+    heatmap = torch.zeros(3, 4, 20, 30, device="cuda")
+    draw_heatmap_batched(heatmap, centers, radii, labels=labels, counts=counts)
+    bad = labels.clone()
+    bad[0, 0] = 9
+    counts = counts.clone()
+    counts[0] = 7
+    with pytest.raises(ValueError, match="labels must be in"):
+        draw_heatmap_batched(heatmap, centers, radii, labels=bad, counts=counts, validate=True)
+    previous = set_default_validate(True)
+    try:
+        with pytest.raises(ValueError, match="labels must be in"):
+            draw_heatmap_batched(heatmap, centers, radii, labels=bad, counts=counts)
+    finally:
+        set_default_validate(previous)
+
+
+def test_repeat_follows_the_stream_and_the_current_device():
+    draw_module._PLANS.clear()
+    centers, radii, labels, counts = _batch(2)
+    start = background((3, 4, 20, 30), seed=2)
+    expected = _expected(start, centers, radii, labels, counts)
+    for index in range(torch.cuda.device_count()):
+        args = [t.to(f"cuda:{index}") for t in (centers, radii, labels, counts)]
+        for _ in range(2):
+            heatmap = start.to(f"cuda:{index}")
+            with torch.cuda.device((index + 1) % torch.cuda.device_count()):
+                stream = torch.cuda.Stream(device=index)
+                stream.wait_stream(torch.cuda.current_stream(index))
+                with torch.cuda.stream(stream):
+                    draw_heatmap_batched(heatmap, args[0], args[1], labels=args[2], counts=args[3])
+                torch.cuda.current_stream(index).wait_stream(stream)
+            assert_close(heatmap, expected, 1e-6, f"cuda:{index}:")
