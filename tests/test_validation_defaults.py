@@ -32,28 +32,35 @@ _CENTERPOINT = dict(tasks=[1, 2], point_cloud_range=[-4.0, -4.0, -3, 4, 4, 1], v
 
 
 def _bad_calls(device):
-    """(name, call) pairs, each with one invalid entry, in every public function and input form."""
-    t = lambda x, **kw: torch.tensor(x, device=device, **kw)  # noqa: E731
-    heatmap = lambda *shape: torch.zeros(*shape, device=device)  # noqa: E731
+    """(name, call) pairs, each with one invalid entry, in every public function and input form.
+    The tensors are made here, so that a call does nothing but the function's own work."""
+    def t(x, **kw):
+        return torch.tensor(x, device=device, **kw)
+
+    maps = {shape: torch.zeros(*shape, device=device) for shape in ((2, 8, 8), (1, 8, 8), (1, 2, 8, 8))}
     centers, radii, labels, counts = t([[[1, 2], [3, 4]]]), t([[1, -2]]), t([[0, 1]]), t([2])
+    concat = (t([[1, 2], [3, 4]]), t([1, 2]), t([0, 5]))
+    render = (t([[1, 2]]), t([-1]), t([0]))
+    ragged = (Ragged(centers, counts), Ragged(radii, counts))
+    lists = ([centers[0]], [radii[0]])
+    classwise = (t([[1, 2]]), t([[0, 2]]))
+    boxes2d = ([t([[1.0, 1.0, 5.0, float("nan")]])], [t([0])])
+    boxes3d = ([t([[0.5, 0.3, 0, 1, 2, 1, 0.3, 0, 0]])], [t([7])])
+    half, bad_target = torch.full((4,), 0.5, device=device), t([0.0, 1.0, 1.5, 0.0])
+    logits, bad_logit_target = torch.zeros(4, device=device), t([0.0, 1.0, -0.5, 0.0])
     return [
-        ("draw_heatmap", lambda: draw_heatmap(heatmap(2, 8, 8), t([[1, 2], [3, 4]]), t([1, 2]), t([0, 5]))),
-        ("render_heatmaps", lambda: render_heatmaps((2, 8, 8), t([[1, 2]]), t([-1]), t([0]))),
-        ("batched-padded", lambda: draw_heatmap_batched(heatmap(1, 8, 8), centers, radii, counts=counts)),
-        ("batched-ragged", lambda: draw_heatmap_batched(heatmap(1, 8, 8), Ragged(centers, counts),
-                                                        Ragged(radii, counts))),
-        ("batched-list", lambda: draw_heatmap_batched(heatmap(1, 8, 8), [centers[0]], [radii[0]])),
-        ("classwise", lambda: draw_heatmap_batched(heatmap(1, 2, 8, 8), centers, t([[1, 2]]), labels=t([[0, 2]]),
+        ("draw_heatmap", lambda: draw_heatmap(maps[(2, 8, 8)], *concat)),
+        ("render_heatmaps", lambda: render_heatmaps((2, 8, 8), *render)),
+        ("batched-padded", lambda: draw_heatmap_batched(maps[(1, 8, 8)], centers, radii, counts=counts)),
+        ("batched-ragged", lambda: draw_heatmap_batched(maps[(1, 8, 8)], *ragged)),
+        ("batched-list", lambda: draw_heatmap_batched(maps[(1, 8, 8)], *lists)),
+        ("classwise", lambda: draw_heatmap_batched(maps[(1, 2, 8, 8)], centers, classwise[0], labels=classwise[1],
                                                    counts=counts)),
-        ("render_heatmaps_batched", lambda: render_heatmaps_batched((1, 8, 8), [centers[0]], [radii[0]])),
-        ("centernet_targets", lambda: centernet_targets([t([[1.0, 1.0, 5.0, float("nan")]])], [t([0])], 2, (8, 8),
-                                                        (16, 16))),
-        ("centerpoint_targets", lambda: centerpoint_targets([t([[0.5, 0.3, 0, 1, 2, 1, 0.3, 0, 0]])], [t([7])],
-                                                            **_CENTERPOINT)),
-        ("gaussian_focal_loss", lambda: gaussian_focal_loss(torch.full((4,), 0.5, device=device),
-                                                            t([0.0, 1.0, 1.5, 0.0]))),
-        ("gaussian_focal_loss_with_logits", lambda: gaussian_focal_loss_with_logits(
-            torch.zeros(4, device=device), t([0.0, 1.0, -0.5, 0.0]))),
+        ("render_heatmaps_batched", lambda: render_heatmaps_batched((1, 8, 8), *lists)),
+        ("centernet_targets", lambda: centernet_targets(*boxes2d, 2, (8, 8), (16, 16))),
+        ("centerpoint_targets", lambda: centerpoint_targets(*boxes3d, **_CENTERPOINT)),
+        ("gaussian_focal_loss", lambda: gaussian_focal_loss(half, bad_target)),
+        ("gaussian_focal_loss_with_logits", lambda: gaussian_focal_loss_with_logits(logits, bad_logit_target)),
     ]
 
 

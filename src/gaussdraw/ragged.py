@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import Sequence, Union
 
+import numpy as np
 import torch
 
 
@@ -56,9 +57,46 @@ def is_ragged(value) -> bool:
 
 
 def pad_list(tensors: Sequence[torch.Tensor], name: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, Tmax, ...) padded tensor and (B,) int64 sizes from a list of (T_b, ...) tensors."""
+    """(B, Tmax, ...) padded tensor and (B,) int64 sizes from a list of (T_b, ...) tensors.
+
+    On a GPU, the samples are concatenated (one kernel) and copied to their padded rows
+    (one more), with the sizes and the destination rows sent in one copy from pinned
+    memory; the checks are left to ``torch.cat`` and, when it refuses, repeated one
+    tensor at a time for the message. Elsewhere, one copy per sample."""
     if len(tensors) == 0:
         raise ValueError(f"{name} is an empty list: give one tensor per sample")
+    first = tensors[0]
+    if type(first) is torch.Tensor and first.is_cuda and len(tensors) > 2:
+        try:
+            flat = torch.cat(tensors)
+        except (RuntimeError, TypeError):
+            _check_list(tensors, name)  # raises the message
+            raise
+        if flat.dtype == first.dtype and first.dim() > 0:
+            return _pad_concatenated(flat, [t.shape[0] for t in tensors])
+    _check_list(tensors, name)
+    sizes = [t.shape[0] for t in tensors]
+    padded = first.new_zeros((len(tensors), max(sizes), *first.shape[1:]))
+    for b, t in enumerate(tensors):  # one copy per sample, not per box
+        padded[b, : t.shape[0]] = t
+    return padded, sizes_tensor(sizes, first.device)
+
+
+def _pad_concatenated(flat: torch.Tensor, sizes: list) -> tuple[torch.Tensor, torch.Tensor]:
+    """``flat`` (sum T_b, ...) as (B, Tmax, ...): row t of sample b goes to b * Tmax + t."""
+    count, longest = len(sizes), max(sizes)
+    lengths = np.asarray(sizes, dtype=np.int64)
+    starts = np.cumsum(lengths) - lengths
+    rows = np.arange(flat.shape[0], dtype=np.int64) + np.repeat(np.arange(count) * longest - starts, lengths)
+    host = sizes_tensor(np.concatenate([lengths, rows]), flat.device)
+    inner = math.prod(flat.shape[1:])
+    padded = flat.new_zeros((count, longest, *flat.shape[1:]))
+    padded.view(count * longest, inner).index_copy_(0, host[count:], flat.view(flat.shape[0], inner))
+    return padded, host[:count]
+
+
+def _check_list(tensors: Sequence[torch.Tensor], name: str) -> None:
+    """Raise for the first tensor of ``tensors`` that is not one of one shape past dim 0, dtype and device."""
     for b, t in enumerate(tensors):
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"{name}[{b}] must be a torch.Tensor; got {type(t).__name__}")
@@ -75,27 +113,12 @@ def pad_list(tensors: Sequence[torch.Tensor], name: str) -> tuple[torch.Tensor, 
             )
     if first.dim() == 0:
         raise ValueError(f"{name}[0] is a 0-d tensor; each sample needs a (T_b, ...) tensor")
-    sizes = [t.shape[0] for t in tensors]
-    longest = max(sizes)
-    padded = first.new_zeros((len(tensors), longest, *first.shape[1:]))
-    if first.device.type == "cuda" and len(tensors) > 2:
-        # one copy for all samples: their rows, concatenated, go to rows b * longest + t; the
-        # sizes and the destination rows reach the device in one copy from pinned memory
-        rows = [b * longest + t for b, size in enumerate(sizes) for t in range(size)]
-        host = sizes_tensor(sizes + rows, first.device)
-        inner = math.prod(first.shape[1:])
-        padded.view(len(tensors) * longest, inner).index_copy_(0, host[len(sizes):],
-                                                               torch.cat(tensors).view(len(rows), inner))
-        return padded, host[: len(sizes)]
-    for b, t in enumerate(tensors):  # one copy per sample, not per box
-        padded[b, : t.shape[0]] = t
-    return padded, sizes_tensor(sizes, first.device)
 
 
-def sizes_tensor(sizes: Sequence[int], device: torch.device) -> torch.Tensor:
-    """(B,) int64 ``sizes`` on ``device``. On a GPU the copy is queued from pinned memory,
-    so that the host does not wait for the device."""
-    sizes = torch.tensor(sizes, dtype=torch.int64)
+def sizes_tensor(sizes, device: torch.device) -> torch.Tensor:
+    """(B,) int64 ``sizes`` (a list or a NumPy array) on ``device``. On a GPU the copy is queued
+    from pinned memory, so that the host does not wait for the device."""
+    sizes = torch.as_tensor(sizes, dtype=torch.int64)
     if device.type != "cuda":
         return sizes.to(device)
     return sizes.pin_memory().to(device, non_blocking=True)
