@@ -195,6 +195,11 @@ def bench_config(config: Config, device, baseline: bool = True, reference=None) 
         row["reference_wall_us"] = wall_time(lambda: draw_reference(heatmap), device, calls) * 1e6
         row["reference_kernel_us"] = graph_time(lambda: draw_reference(heatmap)) * 1e6
         row["default_over_reference_wall"] = row["wall_default_us"] / row["reference_wall_us"]
+        if config.form == "batched":  # gaussdraw called with the reference's own RaggedBatch objects
+            batches = [None if t is None else reference[1](t, sample_sizes=inputs.counts)
+                       for t in (inputs.centers, inputs.radii, inputs.labels)]
+            row["wall_raggedbatch_us"] = wall_time(
+                lambda: draw_heatmap_batched(heatmap, batches[0], batches[1], labels=batches[2]), device, calls) * 1e6
     row["render_wall_us"] = wall_time(render, device, calls) * 1e6
     if cuda:
         row["kernel_us"] = graph_time(lambda: draw(heatmap)) * 1e6

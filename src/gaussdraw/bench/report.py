@@ -76,7 +76,8 @@ def table(rows: list[dict]) -> str:
     return markdown_table(rows, [
         ("config", "config", 0), ("boxes", "boxes", 0), ("loop (ms)", "loop_ms", 2), ("wall (µs)", "wall_us", 1),
         ("wall, defaults (µs)", "wall_default_us", 1), ("wall, Ragged (µs)", "wall_ragged_us", 1),
-        ("wall, lists (µs)", "wall_lists_us", 1), ("reference wall (µs)", "reference_wall_us", 1),
+        ("wall, lists (µs)", "wall_lists_us", 1), ("wall, RaggedBatch (µs)", "wall_raggedbatch_us", 1),
+        ("reference wall (µs)", "reference_wall_us", 1),
         ("defaults / reference (wall)", "default_over_reference_wall", 2), ("kernel (µs)", "kernel_us", 2),
         ("reference kernel (µs)", "reference_kernel_us", 2), ("render (µs)", "render_wall_us", 1),
         ("render kernel (µs)", "render_kernel_us", 2), ("zeros kernel (µs)", "zeros_kernel_us", 2),
