@@ -1,25 +1,16 @@
 """Where a list input's host time goes on the GPU: each step of packing 48 per-sample tensors, per call."""
 
-import time
-
 import numpy as np
 import torch
 
 from gaussdraw.bench.draw import CONFIGS, make_inputs
+from gaussdraw.bench.timing import wall_time
 from gaussdraw.ragged import pad_list
 
 
 def per_call(fn, calls=300):
-    fn()
-    torch.cuda.synchronize()
-    best = float("inf")
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        torch.cuda.synchronize()
-        best = min(best, (time.perf_counter() - start) / calls)
-    return best * 1e6
+    """Wall µs per call: back-to-back calls, one sync, median of 5 rounds."""
+    return wall_time(fn, torch.device("cuda"), calls) * 1e6
 
 
 inputs = make_inputs(CONFIGS["seed-batched"], "cuda")

@@ -3,27 +3,19 @@
 
 import cProfile
 import pstats
-import time
-
 import torch
 
 from gaussdraw.bench.targets import TARGET_CONFIGS, _calls, _options, centernet_inputs, centerpoint_inputs
+from gaussdraw.bench.timing import wall_time
 from gaussdraw.ops import centernet_targets as centernet_op
 from gaussdraw.ops import centerpoint_targets as centerpoint_op
 from gaussdraw.ops import draw_gaussians
 
 
+
 def per_call(fn, calls=300):
-    fn()
-    torch.cuda.synchronize()
-    best = float("inf")
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        torch.cuda.synchronize()
-        best = min(best, (time.perf_counter() - start) / calls)
-    return best * 1e6
+    """Wall µs per call: back-to-back calls, one sync, median of 5 rounds."""
+    return wall_time(fn, torch.device("cuda"), calls) * 1e6
 
 
 for name in ("centernet-coco", "centerpoint-nus"):
