@@ -3,6 +3,7 @@
 
 import cProfile
 import pstats
+
 import torch
 
 from gaussdraw.bench.targets import TARGET_CONFIGS, _calls, _options, centernet_inputs, centerpoint_inputs
@@ -10,7 +11,6 @@ from gaussdraw.bench.timing import wall_time
 from gaussdraw.ops import centernet_targets as centernet_op
 from gaussdraw.ops import centerpoint_targets as centerpoint_op
 from gaussdraw.ops import draw_gaussians
-
 
 
 def per_call(fn, calls=300):
