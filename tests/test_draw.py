@@ -484,3 +484,34 @@ def test_lists_packed_in_one_copy():
         padded, counts = _pad_concatenated(torch.cat(tensors), sizes)
         expected, expected_counts = pad_list(tensors, "centers")  # one copy per sample on the CPU
         assert torch.equal(padded, expected) and torch.equal(counts, expected_counts)
+
+
+@pytest.mark.parametrize("validate", [True, False, None])
+def test_list_lengths_that_disagree_raise_without_reading_values(validate):
+    """List lengths are known on the host: a short list is named on every path, checked or not."""
+    heatmap = torch.zeros(2, 3, 8, 8)
+    centers = [T([[1, 2], [3, 4]]), T([[5, 5]])]
+    with pytest.raises(ValueError, match=r"radii\[0\] has 1 entries but centers\[0\] has 2"):
+        draw_heatmap_batched(heatmap, centers, [T([1]), T([2])], labels=[T([0, 1]), T([2])], validate=validate)
+    with pytest.raises(ValueError, match=r"labels\[1\] has 2 entries but centers\[1\] has 1"):
+        draw_heatmap_batched(heatmap, centers, [T([1, 1]), T([2])], labels=[T([0, 1]), T([2, 0])], validate=validate)
+    with pytest.raises(ValueError, match=r"radii has 1 samples but centers has 2"):
+        draw_heatmap_batched(heatmap, centers, [T([1, 1])], labels=[T([0, 1]), T([2])], validate=validate)
+    assert not heatmap.any()
+
+
+def test_lists_share_one_packing():
+    """Lists of equal lengths packed together give each list's own padding."""
+    from gaussdraw.ragged import to_padded_all
+
+    g = torch.Generator().manual_seed(6)
+    sizes = [3, 0, 5, 2]
+    centers = [torch.randint(0, 9, (n, 2), generator=g) for n in sizes]
+    radii = [torch.randint(0, 9, (n,), generator=g) for n in sizes]
+    packed = to_padded_all({"centers": centers, "radii": radii, "labels": None})
+    assert set(packed) == {"centers", "radii"}
+    for name, values in (("centers", centers), ("radii", radii)):
+        tensor, counts = packed[name]
+        assert counts.tolist() == sizes
+        for b, v in enumerate(values):
+            assert torch.equal(tensor[b, : sizes[b]], v) and not tensor[b, sizes[b]:].any()

@@ -12,7 +12,7 @@ from . import checks
 from .checks import check_index_tensor, raise_first, resolve_validate
 from .ops._triton import HAVE_TRITON
 from .ops.draw_gaussians import NATIVE_DTYPES, draw_gaussians_op, draw_gaussians_torch, draw_gaussians_triton, launch
-from .ragged import RaggedLike, to_padded
+from .ragged import RaggedLike, to_padded, to_padded_all
 
 BACKENDS = ("auto", "triton", "torch")
 HEATMAP_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -316,9 +316,7 @@ def draw_heatmap_batched(
     device = heatmap.device
     num_samples = heatmap.shape[0]
 
-    inputs = {"centers": to_padded(centers, "centers"), "radii": to_padded(radii, "radii")}
-    if classwise:
-        inputs["labels"] = to_padded(labels, "labels")
+    inputs = to_padded_all({"centers": centers, "radii": radii, "labels": labels})
     for name, (tensor, sizes) in inputs.items():
         trailing = (2,) if name == "centers" else ()
         check_index_tensor(tensor, name, (num_samples, None, *trailing), device)

@@ -82,17 +82,65 @@ def pad_list(tensors: Sequence[torch.Tensor], name: str) -> tuple[torch.Tensor, 
     return padded, sizes_tensor(sizes, first.device)
 
 
-def _pad_concatenated(flat: torch.Tensor, sizes: list) -> tuple[torch.Tensor, torch.Tensor]:
-    """``flat`` (sum T_b, ...) as (B, Tmax, ...): row t of sample b goes to b * Tmax + t."""
+def _pad_concatenated(flat: torch.Tensor, sizes: list, rows: torch.Tensor | None = None):
+    """``flat`` (sum T_b, ...) as (B, Tmax, ...): row t of sample b goes to b * Tmax + t. ``rows``: the
+    (B + sum T_b,) sizes and destination rows on the device, from :func:`_destination_rows`."""
+    if rows is None:
+        rows = _destination_rows(sizes, flat.device)
     count, longest = len(sizes), max(sizes)
-    lengths = np.asarray(sizes, dtype=np.int64)
-    starts = np.cumsum(lengths) - lengths
-    rows = np.arange(flat.shape[0], dtype=np.int64) + np.repeat(np.arange(count) * longest - starts, lengths)
-    host = sizes_tensor(np.concatenate([lengths, rows]), flat.device)
     inner = math.prod(flat.shape[1:])
     padded = flat.new_zeros((count, longest, *flat.shape[1:]))
-    padded.view(count * longest, inner).index_copy_(0, host[count:], flat.view(flat.shape[0], inner))
-    return padded, host[:count]
+    padded.view(count * longest, inner).index_copy_(0, rows[count:], flat.view(flat.shape[0], inner))
+    return padded, rows[:count]
+
+
+def _destination_rows(sizes: list, device: torch.device) -> torch.Tensor:
+    """The sizes, then b * Tmax + t for each row t of each sample b, in one (pinned, on a GPU) copy."""
+    lengths = np.asarray(sizes, dtype=np.int64)
+    starts = np.cumsum(lengths) - lengths
+    rows = np.arange(int(lengths.sum()), dtype=np.int64) + np.repeat(np.arange(len(sizes)) * max(sizes) - starts,
+                                                                        lengths)
+    return sizes_tensor(np.concatenate([lengths, rows]), device)
+
+
+def check_lengths(lengths: dict) -> None:
+    """Per-sample lists (name -> entries per sample, None where unknown) must agree in their number
+    of samples and of entries per sample: raise ``ValueError`` naming the one that does not."""
+    if not lengths:
+        return
+    (first, reference), *others = lengths.items()
+    for name, sizes in others:
+        if len(sizes) != len(reference):
+            raise ValueError(f"{name} has {len(sizes)} samples but {first} has {len(reference)}: give one tensor "
+                             "per sample in each")
+        for b, (n, m) in enumerate(zip(sizes, reference)):
+            if n is not None and m is not None and n != m:
+                raise ValueError(f"{name}[{b}] has {n} entries but {first}[{b}] has {m}: each sample needs one "
+                                 f"entry of {name} per entry of {first}")
+
+
+def to_padded_all(values: dict) -> dict:
+    """:func:`to_padded` of each named input (``None`` values are left out). List inputs must agree in
+    their per-sample lengths (checked on the host, no sync); on a GPU, lists of more than 2 samples
+    share one copy of their sizes and destination rows."""
+    lists = {name: v for name, v in values.items() if isinstance(v, (list, tuple))}
+    check_lengths({name: [t.shape[0] if isinstance(t, torch.Tensor) and t.dim() else None for t in v]
+                   for name, v in lists.items()})
+    shared = {}
+    if len(lists) >= 2:
+        first = next(iter(lists.values()))
+        if len(first) > 2 and type(first[0]) is torch.Tensor and first[0].is_cuda and first[0].dim():
+            try:
+                flats = {name: torch.cat(v) for name, v in lists.items()}
+            except (RuntimeError, TypeError):
+                flats = {}  # each list again on its own, for the message
+            if flats and all(f.dtype == lists[name][0].dtype and f.device == first[0].device
+                             for name, f in flats.items()):
+                sizes = [t.shape[0] for t in first]
+                rows = _destination_rows(sizes, first[0].device)
+                shared = {name: _pad_concatenated(f, sizes, rows) for name, f in flats.items()}
+    return {name: shared[name] if name in shared else to_padded(value, name)
+            for name, value in values.items() if value is not None}
 
 
 def _check_list(tensors: Sequence[torch.Tensor], name: str) -> None:

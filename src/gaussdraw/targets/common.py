@@ -11,7 +11,7 @@ import torch
 
 from ..checks import check_float_tensor, check_index_tensor, raise_first
 from ..ops._triton import HAVE_TRITON
-from ..ragged import to_padded
+from ..ragged import to_padded_all
 
 BACKENDS = ("auto", "triton", "torch")
 
@@ -136,13 +136,9 @@ def gather(inputs: dict, trailing: dict, floating: set, counts) -> Batch:
     """The padded tensors behind ``inputs`` (name -> ragged batch, list or padded tensor), checked
     for type, dtype, shape (B, T, *trailing[name]) and device (the first input's); ``floating``
     names the float inputs, the others are int32/int64."""
-    padded, sizes, lengths = {}, [], {}
+    padded, sizes = {}, []
     device = num_samples = first = None
-    for name, value in inputs.items():
-        if isinstance(value, (list, tuple)):  # lengths known on the host: compared without a sync
-            lengths[name] = [t.shape[0] if isinstance(t, torch.Tensor) and t.dim() else None for t in value]
-            _check_lengths(lengths)
-        tensor, sample_sizes = to_padded(value, name)
+    for name, (tensor, sample_sizes) in to_padded_all(inputs).items():
         if first is None:
             if not isinstance(tensor, torch.Tensor):
                 raise TypeError(f"{name} must hold tensors; got {type(tensor).__name__}")
@@ -167,15 +163,3 @@ def gather(inputs: dict, trailing: dict, floating: set, counts) -> Batch:
     boxes_per_sample = min(t.shape[1] for t in padded.values())
     return Batch(padded, counts, counts_name, sizes, boxes_per_sample)
 
-
-def _check_lengths(lengths: dict) -> None:
-    """Per-sample lists must agree in their number of samples and entries per sample."""
-    (first, reference), *others = lengths.items()
-    for name, sizes in others:
-        if len(sizes) != len(reference):
-            raise ValueError(f"{name} has {len(sizes)} samples but {first} has {len(reference)}: give one tensor "
-                             "per sample in each")
-        for b, (n, m) in enumerate(zip(sizes, reference)):
-            if n is not None and m is not None and n != m:
-                raise ValueError(f"{name}[{b}] has {n} entries but {first}[{b}] has {m}: each sample needs one "
-                                 f"entry of {name} per entry of {first}")
