@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
@@ -356,7 +357,6 @@ CONCAT_BAD = {
     "negative-radius": (_concat_case(radii=T([1, -2])), ValueError, r"radii must be >= 0; got -2 at position 1"),
     "idx-too-large": (_concat_case(heatmap_idxes=T([0, 6])), ValueError, r"heatmap_idxes must be in \[0, 6\).*got 6"),
     "idx-negative": (_concat_case(heatmap_idxes=T([-1, 0])), ValueError, r"got -1 at position 0"),
-    "float-centers": (_concat_case(centers=T([[1.0, 2.0], [3.0, 4.0]])), TypeError, r"centers must be int32 or int64"),
     "float-radii": (_concat_case(radii=T([1.0, 2.0])), TypeError, r"radii must be int32 or int64"),
     "centers-shape": (_concat_case(centers=T([[1, 2, 3], [3, 4, 5]])), ValueError, r"centers must have shape \(\*, 2\)"),
     "radii-length": (_concat_case(radii=T([1, 2, 3])), ValueError, r"radii must have shape \(2\); got \(3,\)"),
@@ -366,7 +366,22 @@ CONCAT_BAD = {
     "zero-factor": (dict(_concat_case(), diameter_to_sigma_factor=0.0), ValueError, r"diameter_to_sigma_factor"),
     "bad-backend": (dict(_concat_case(), backend="cuda"), ValueError, r"backend must be one of"),
     "expanded-heatmap": (
-        _concat_case(heatmap=torch.zeros(1, 10, 12).expand(6, 10, 12)), ValueError, r"overlapping memory"),
+        _concat_case(heatmap=torch.zeros(1, 10, 12).expand(6, 10, 12)), ValueError, r"elements overlap in memory"),
+    "aliased-planes": (
+        _concat_case(heatmap=torch.zeros(400).as_strided((6, 10, 12), (40, 12, 1))), ValueError,
+        r"elements overlap in memory \(shape \(6, 10, 12\), strides \(40, 12, 1\)"),
+    "heatmap-requires-grad": (
+        _concat_case(heatmap=torch.zeros(6, 10, 12, requires_grad=True)), ValueError,
+        r"heatmap requires grad: drawing writes it in place.*heatmap.detach\(\)"),
+    "float-centers": (_concat_case(centers=torch.tensor([[1.5, 2.0], [3.0, 4.0]])), TypeError,
+                      r"centers must be int32 or int64; got torch.float32: round or truncate to integer pixels, "
+                      r"e.g. centers.long\(\)"),
+    "numpy-radii": (_concat_case(radii=np.array([1, 2])), TypeError,
+                    r"radii must be a torch.Tensor; got ndarray \(torch.as_tensor\(x\) converts a NumPy array\)"),
+    "sigma-factor-huge": (_concat_case(diameter_to_sigma_factor=1e20), ValueError,
+                          r"diameter_to_sigma_factor must be in \(0, 1e\+09\]"),
+    "k-scale-above-dtype": (_concat_case(heatmap=torch.zeros(6, 10, 12, dtype=torch.float16), k_scale=1e5),
+                            ValueError, r"k_scale must be at most the largest torch.float16 \(65504\)"),
 }
 
 
@@ -515,3 +530,21 @@ def test_lists_share_one_packing():
         assert counts.tolist() == sizes
         for b, v in enumerate(values):
             assert torch.equal(tensor[b, : sizes[b]], v) and not tensor[b, sizes[b]:].any()
+
+
+
+@pytest.mark.parametrize("radius", [2**40, 2**62, 2**63 - 1], ids=["2^40", "2^62", "2^63-1"])
+def test_radii_near_the_int64_limit(device_backend, radius):
+    """2r + 1 would wrap in int64: sigma is computed in floats, so every backend draws the wide Gaussian."""
+    device, backend = device_backend
+    far = -(2**39)
+    centers, idxes = torch.tensor([[3, 2], [far, 2]], device=device), torch.tensor([0, 1], device=device)
+    heatmap = torch.zeros(2, 5, 7, device=device)
+    draw_heatmap(heatmap, centers, torch.tensor([radius, radius], device=device), idxes, backend=backend)
+    assert bool((heatmap[0] == 1).all())  # sigma ~ r / 3: 1.0 everywhere near the center
+    sigma = (2.0 * radius + 1) / 6
+    x = torch.arange(7, dtype=torch.float64) - far
+    y = torch.arange(5, dtype=torch.float64) - 2
+    expected = torch.exp(-(x[None, :] ** 2 + y[:, None] ** 2) / (2 * sigma**2))
+    assert_close(heatmap[1], expected, 1e-6, "far center:")
+    assert heatmap[1].min() > 0.3

@@ -24,16 +24,24 @@ def check_index_tensor(value, name: str, shape: tuple, device: torch.device, aga
     """Type, dtype, device and shape of an integer input; ``None`` in ``shape`` matches any size.
     ``against`` names the input whose device ``device`` is."""
     if type(value) is not torch.Tensor and not isinstance(value, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor; got {type(value).__name__}")
+        raise TypeError(f"{name} must be a torch.Tensor; got {type(value).__name__}{_conversion_hint(value)}")
     if value.dtype not in INDEX_DTYPES:
-        raise TypeError(f"{name} must be int32 or int64; got {value.dtype}")
+        hint = (f": round or truncate to integer pixels, e.g. {name}.long()" if value.is_floating_point() else
+                f": convert with {name}.long()")
+        raise TypeError(f"{name} must be int32 or int64; got {value.dtype}{hint}")
     check_device_and_shape(value, name, shape, device, against)
+
+
+def _conversion_hint(value) -> str:
+    if type(value).__module__ == "numpy":
+        return " (torch.as_tensor(x) converts a NumPy array)"
+    return ""
 
 
 def check_float_tensor(value, name: str, shape: tuple, device: torch.device, against: str) -> None:
     """As :func:`check_index_tensor`, for a floating-point input."""
     if not isinstance(value, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor; got {type(value).__name__}")
+        raise TypeError(f"{name} must be a torch.Tensor; got {type(value).__name__}{_conversion_hint(value)}")
     if not value.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor (float16/bfloat16/float32/float64); got {value.dtype}")
     check_device_and_shape(value, name, shape, device, against)
@@ -71,7 +79,8 @@ def raise_first(checks: list[tuple[torch.Tensor, torch.Tensor, str]], per_sample
             row = values.reshape(bad.numel(), -1)[first]
             value = row.item() if row.numel() == 1 else row.tolist()
             count = int(bad.sum())
-            raise ValueError(f"{message}; got {value} at {where(first, per_sample)} ({count} such entries)")
+            entries = "1 such entry" if count == 1 else f"{count} such entries"
+            raise ValueError(f"{message}; got {value} at {where(first, per_sample)} ({entries})")
 
 
 def _default_from_environment() -> bool | None:

@@ -12,9 +12,11 @@ from . import checks
 from .checks import check_index_tensor, raise_first, resolve_validate
 from .ops._triton import HAVE_TRITON
 from .ops.draw_gaussians import NATIVE_DTYPES, draw_gaussians_op, draw_gaussians_torch, draw_gaussians_triton, launch
-from .ragged import RaggedLike, to_padded, to_padded_all
+from .ragged import RaggedLike, is_ragged, to_padded, to_padded_all
 
 BACKENDS = ("auto", "triton", "torch")
+# Above this, 1 / (2 sigma^2) overflows float32 for small radii (NaN at the center); far above any use.
+MAX_SIGMA_FACTOR = 1e9
 HEATMAP_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
@@ -28,14 +30,19 @@ def _check_options(diameter_to_sigma_factor, k_scale, backend) -> None:
         raise ValueError(f"backend must be one of {BACKENDS}; got {backend!r}")
     for name, value in (("diameter_to_sigma_factor", diameter_to_sigma_factor), ("k_scale", k_scale)):
         if type(value) not in (float, int) and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
-            raise TypeError(f"{name} must be a Python number; got {type(value).__name__}")
-    if not (math.isfinite(diameter_to_sigma_factor) and diameter_to_sigma_factor > 0):
-        raise ValueError(f"diameter_to_sigma_factor must be finite and > 0; got {diameter_to_sigma_factor}")
+            hint = ""
+            if isinstance(value, (torch.Tensor, list, tuple)) or is_ragged(value):
+                hint = ("; per-box inputs after radii go by keyword: draw_heatmap_batched(heatmap, centers, radii, "
+                        "labels=labels)")
+            raise TypeError(f"{name} must be a Python number; got {type(value).__name__}{hint}")
+    if not (math.isfinite(diameter_to_sigma_factor) and 0 < diameter_to_sigma_factor <= MAX_SIGMA_FACTOR):
+        raise ValueError(f"diameter_to_sigma_factor must be in (0, {MAX_SIGMA_FACTOR:g}] (sigma = diameter / it; "
+                         f"mmdet uses 6); got {diameter_to_sigma_factor}")
     if not (math.isfinite(k_scale) and k_scale >= 0):
         raise ValueError(f"k_scale must be finite and >= 0 (values are max-merged); got {k_scale}")
 
 
-def _check_heatmap(heatmap, min_dim: int, max_dim: int | None = None) -> None:
+def _check_heatmap(heatmap, min_dim: int, max_dim: int | None = None, k_scale: float = 1.0) -> None:
     if not isinstance(heatmap, torch.Tensor):
         raise TypeError(f"heatmap must be a torch.Tensor; got {type(heatmap).__name__}")
     if heatmap.dtype not in HEATMAP_DTYPES:
@@ -44,11 +51,31 @@ def _check_heatmap(heatmap, min_dim: int, max_dim: int | None = None) -> None:
     if dim < min_dim or (max_dim is not None and dim > max_dim):
         want = f"{min_dim}" if max_dim == min_dim else f"at least {min_dim}"
         raise ValueError(f"heatmap must have {want} dimensions; got shape {tuple(heatmap.shape)}")
-    if 0 in heatmap.stride() and any(s == 0 and n > 1 for s, n in zip(heatmap.stride(), heatmap.shape)):
+    if _overlaps(heatmap):
         raise ValueError(
-            "heatmap has overlapping memory (a stride of 0, as from expand()); "
-            "drawing in place needs one element per pixel: pass heatmap.contiguous()"
+            f"heatmap's elements overlap in memory (shape {tuple(heatmap.shape)}, strides {heatmap.stride()}, "
+            "as from expand() or as_strided()); drawing in place needs one element per pixel: pass "
+            "heatmap.contiguous() and copy the result back"
         )
+    if k_scale > torch.finfo(heatmap.dtype).max:
+        raise ValueError(f"k_scale must be at most the largest {heatmap.dtype} ({torch.finfo(heatmap.dtype).max:g}), "
+                         f"the peak value drawn; got {k_scale}")
+    if heatmap.requires_grad:
+        raise ValueError(
+            "heatmap requires grad: drawing writes it in place, which autograd cannot differentiate; "
+            "draw into a tensor that does not require grad (targets are constants), e.g. heatmap.detach()"
+        )
+
+
+def _overlaps(tensor: torch.Tensor) -> bool:
+    """Whether two indices of ``tensor`` may reach one element: with the dims of size > 1 ordered
+    by stride, each stride must pass the extent of the smaller ones (sufficient for no overlap)."""
+    extent = 0
+    for stride, size in sorted((s, n) for s, n in zip(tensor.stride(), tensor.shape) if n > 1):
+        if stride <= extent:
+            return True
+        extent += (size - 1) * stride
+    return False
 
 
 # ----------------------------------------------------------------------------
@@ -155,6 +182,13 @@ def _unchecked(validate) -> bool:
     return validate is False or (validate is None and checks.default_validate() is not True)
 
 
+def _written(heatmap: torch.Tensor) -> None:
+    """Tell autograd that ``heatmap`` changed (kernels write it behind autograd's back), so that a
+    backward through a graph that saved it raises, as after any in-place op."""
+    if not torch.compiler.is_compiling() and not heatmap.is_inference():  # compiled: the op's mutation says it
+        torch.autograd.graph.increment_version(heatmap)
+
+
 def _remember(key, relaunch) -> None:
     if key is not None and relaunch is not None:
         if len(_PLANS) >= 256:
@@ -185,7 +219,9 @@ def draw_heatmap(
     around its integer center, clipped to the map, into heatmap plane
     ``heatmap_idxes[t]``; each pixel keeps the max of its old and new values
     (mmdet's ``gen_gaussian_target`` / mmdet3d's ``draw_heatmap_gaussian``). Values
-    below the heatmap dtype's epsilon (times ``k_scale``) are drawn as 0, as in mmdet.
+    below float32's epsilon (float64's for float64 heatmaps; times ``k_scale``) are drawn
+    as 0, as mmdet does in float32; 16-bit heatmaps hold that float32 drawing rounded once.
+    A heatmap that requires grad, or whose elements overlap in memory, is refused.
 
     Args:
         heatmap: (..., H, W) float16/bfloat16/float32/float64, modified in place.
@@ -227,9 +263,10 @@ def draw_heatmap(
             key = relaunch = None
         if relaunch is not None and not torch.compiler.is_compiling():
             relaunch(heatmap, centers, radii, heatmap_idxes, radii)
+            _written(heatmap)
             return heatmap
     _check_options(diameter_to_sigma_factor, k_scale, backend)
-    _check_heatmap(heatmap, 2)
+    _check_heatmap(heatmap, 2, k_scale=k_scale)
     device = heatmap.device
     check_index_tensor(centers, "centers", (None, 2), device)
     num_boxes = centers.shape[0]
@@ -250,6 +287,7 @@ def draw_heatmap(
         )
     _remember(key, _draw(heatmap, num_planes, centers, radii, heatmap_idxes, None, 0, num_boxes,
                          diameter_to_sigma_factor, k_scale, backend))
+    _written(heatmap)
     return heatmap
 
 
@@ -309,10 +347,11 @@ def draw_heatmap_batched(
             if counts is None:  # the first input's sample sizes, as the checked call took them
                 counts = next(v.sample_sizes for v in (centers, radii, labels) if type(v) is not torch.Tensor)
             relaunch(heatmap, values[0], values[1], values[2] if labels is not None else values[1], counts)
+            _written(heatmap)
             return heatmap
     _check_options(diameter_to_sigma_factor, k_scale, backend)
     classwise = labels is not None
-    _check_heatmap(heatmap, 4 if classwise else 3, 4 if classwise else 3)
+    _check_heatmap(heatmap, 4 if classwise else 3, 4 if classwise else 3, k_scale=k_scale)
     device = heatmap.device
     num_samples = heatmap.shape[0]
 
@@ -375,6 +414,7 @@ def draw_heatmap_batched(
 
     _remember(key, _draw(heatmap, num_samples * num_classes, padded["centers"], padded["radii"], padded.get("labels"),
                          counts, num_classes, boxes_per_sample, diameter_to_sigma_factor, k_scale, backend))
+    _written(heatmap)
     return heatmap
 
 

@@ -95,7 +95,7 @@ def _draw_gaussians_kernel(
         tiles_y = tl.where(valid, tl.cdiv(y_hi - y_lo + 1, BLOCK_H), 0)
 
         # value = k * exp(-(dx^2 + dy^2) / (2 sigma^2)), sigma = (2r + 1) / sigma_factor
-        sigma = (2 * radius + 1).to(o_dtype) / sigma_factor
+        sigma = (2.0 * radius.to(o_dtype) + 1.0) / sigma_factor  # in floats: 2r + 1 can overflow int64
         neg_inv_two_sigma_sq = -1.0 / (2.0 * sigma * sigma)
         p_plane = heatmap_ptr + plane * stride_hn
         for tile_y in range(part, tiles_y, split):
@@ -301,9 +301,10 @@ def draw_gaussians_torch(heatmap, centers, radii, index, counts, planes_per_samp
         return
     plane, radius, cx, cy, x_lo, x_hi, y_lo, y_hi = boxes.unbind(1)
 
+    # 16-bit heatmaps get the values drawn in float32 (float32's threshold too), rounded once
     compute_dtype = torch.float64 if heatmap.dtype == torch.float64 else torch.float32
-    zero_below = torch.finfo(heatmap.dtype).eps
-    sigma = (2 * radius + 1).to(compute_dtype) / sigma_factor
+    zero_below = torch.finfo(compute_dtype).eps
+    sigma = (2.0 * radius.to(compute_dtype) + 1.0) / sigma_factor  # in floats: 2r + 1 can overflow int64
     neg_inv_two_sigma_sq = -1.0 / (2.0 * sigma * sigma)
     # The smallest value a box draws is at its window's corner farthest from the center.
     far_x = torch.maximum(cx - x_lo, x_hi - cx).to(compute_dtype)
