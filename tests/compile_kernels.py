@@ -24,7 +24,7 @@ POINTERS = {"centers_ptr": "*i64", "radii_ptr": "*i64", "index_ptr": "*i64", "la
 KERNELS = [  # (kernel, constexprs, compiled without fused multiply-adds)
     (draw_gaussians._draw_gaussians_kernel,
      dict(HAS_INDEX=True, HAS_COUNTS=True, BITS=tl.int32, BOXES=1, BLOCK_H=16, BLOCK_W=32, LIMIT=2**62,
-          W_CONTIGUOUS=True), False),
+          W_CONTIGUOUS=True, KEEP_NAN=True), False),
     (centernet_targets._centernet_boxes_kernel, dict(HAS_COUNTS=True, BLOCK=64), True),
     (centernet_targets._centernet_regress_kernel, dict(HAS_COUNTS=True, BLOCK=64, COUNT_BLOCK=1024), True),
     (centerpoint_targets._centerpoint_assign_kernel,

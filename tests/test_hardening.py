@@ -94,3 +94,25 @@ def test_extreme_sigma_factors_stay_finite_and_agree(device_backend, factor):
                  backend=backend)
     assert torch.isfinite(heatmap).all() and heatmap[0, 3, 4] == 1.0 and heatmap[1, 0, 0] == 1.0
     assert (heatmap.cpu() - expected).abs().max() <= 1e-6
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])
+def test_nan_already_in_the_heatmap_stays_nan(device_backend, dtype):
+    """mmdet's rule (torch.max keeps NaN): NaN of either sign stays, on every backend; other pixels are drawn."""
+    device, backend = device_backend
+    heatmap = torch.zeros(1, 6, 8, dtype=dtype)
+    heatmap[0, 2, 3] = float("nan")
+    heatmap[0, 2, 4] = -float("nan")  # sign bit set, as x86's 0 / 0
+    heatmap[0, 3, 3] = torch.tensor(0.0) / torch.tensor(0.0)
+    heatmap[0, 3, 4] = -0.5
+    expected = heatmap.clone()
+    draw_with_oracle(expected, torch.tensor([[3, 3], [4, 2]]), torch.tensor([2, 1]), torch.tensor([0, 0]))
+    heatmap = heatmap.to(device)
+    for _ in range(2):  # a second box on the same pixels
+        draw_heatmap(heatmap, torch.tensor([[3, 3], [4, 2]], device=device), torch.tensor([2, 1], device=device),
+                     torch.tensor([0, 0], device=device), backend=backend)
+    actual = heatmap.cpu()
+    assert torch.equal(actual.isnan(), expected.isnan()) and actual.isnan().sum() == 3
+    finite = ~expected.isnan()
+    assert (actual[finite].double() - expected[finite].double()).abs().max() <= 1e-3
+    assert actual[0, 3, 4] > 0  # a negative value is drawn over

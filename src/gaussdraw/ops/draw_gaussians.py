@@ -51,7 +51,7 @@ def _draw_gaussians_kernel(
     sigma_factor, k_scale, zero_below,
     HAS_INDEX: tl.constexpr, HAS_COUNTS: tl.constexpr, BITS: tl.constexpr,
     BOXES: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr, LIMIT: tl.constexpr,
-    W_CONTIGUOUS: tl.constexpr,
+    W_CONTIGUOUS: tl.constexpr, KEEP_NAN: tl.constexpr,
 ):
     # One program = BOXES consecutive boxes, drawn one after the other (neighbours
     # share cache lines, so all but the first box's loads hit L1), and every split-th
@@ -114,19 +114,23 @@ def _draw_gaussians_kernel(
                     p_tile = p_rows[:, None] + o_x[None, :]
                 else:
                     p_tile = p_rows[:, None] + (o_x * stride_hw)[None, :]
-                tl.atomic_max(
-                    p_tile.to(tl.pointer_type(BITS)),
-                    b_g.to(o_dtype).to(BITS, bitcast=True),
-                    mask=m_tile,
-                    sem="relaxed",
-                )
+                p_bits = p_tile.to(tl.pointer_type(BITS))
+                if KEEP_NAN:
+                    old = tl.atomic_max(p_bits, b_g.to(o_dtype).to(BITS, bitcast=True), mask=m_tile, sem="relaxed")
+                    # a NaN with its sign bit set (x86's 0/0) orders below every value as an integer:
+                    # put it back, so that NaN stays NaN (as torch.max keeps it); any later max sees it again
+                    old_value = old.to(o_dtype, bitcast=True)
+                    tl.atomic_xchg(p_bits, old, mask=m_tile & (old_value != old_value), sem="relaxed")
+                else:
+                    tl.atomic_max(p_bits, b_g.to(o_dtype).to(BITS, bitcast=True), mask=m_tile, sem="relaxed")
 
 
 # Heatmap dtypes the Triton kernel merges in place (by 32/64-bit integer atomics);
 # 16-bit heatmaps go through an fp32 copy.
 NATIVE_DTYPES = (torch.float32, torch.float64)
 
-# Launch-shape overrides, for benchmarking variants: {"boxes": int, "split": int, "warps": int}.
+# Launch-shape overrides, for benchmarking variants: {"boxes": int, "split": int, "warps": int,
+# "keep_nan": bool (False: a plain atomic max, which loses a NaN whose sign bit is set)}.
 TUNING: dict = {}
 
 
@@ -193,6 +197,7 @@ def launch(
     constexprs = dict(
         HAS_INDEX=index is not None, HAS_COUNTS=counts is not None, BITS=_BITS[heatmap.dtype], BOXES=boxes,
         BLOCK_H=block_h, BLOCK_W=block_w, LIMIT=2**62, W_CONTIGUOUS=column_stride == 1,
+        KEEP_NAN=TUNING.get("keep_nan", True),
     )
     warps = _warps(height, width, num_boxes, num_planes)
     if device.type == "cuda" and type(heatmap) is torch.Tensor and type(centers) is torch.Tensor:
