@@ -116,3 +116,18 @@ def test_nan_already_in_the_heatmap_stays_nan(device_backend, dtype):
     finite = ~expected.isnan()
     assert (actual[finite].double() - expected[finite].double()).abs().max() <= 1e-3
     assert actual[0, 3, 4] > 0  # a negative value is drawn over
+
+
+def test_allocating_forms_do_not_leave_the_zeroed_flag_set(device_backend):
+    """render_* draw into zeros they made (no NaN to keep); a failing render leaves later draws NaN-safe."""
+    from gaussdraw import render_heatmaps
+
+    device, backend = device_backend
+    args = (torch.tensor([[1, 1]], device=device), torch.tensor([1], device=device), torch.tensor([0], device=device))
+    rendered = render_heatmaps((1, 4, 4), *args, backend=backend)
+    with pytest.raises(ValueError):
+        render_heatmaps((1, 4, 4), args[0], torch.tensor([-1], device=device), args[2], backend=backend, validate=True)
+    heatmap = torch.zeros(1, 4, 4, device=device)
+    heatmap[0, 1, 2] = -float("nan")
+    draw_heatmap(heatmap, *args, backend=backend)
+    assert heatmap[0, 1, 2].isnan() and heatmap[0, 1, 1] == 1.0 and rendered[0, 1, 1] == 1.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import math
 import numbers
 from typing import Sequence
@@ -15,6 +16,9 @@ from .ops.draw_gaussians import NATIVE_DTYPES, draw_gaussians_op, draw_gaussians
 from .ragged import RaggedLike, is_ragged, to_padded, to_padded_all
 
 BACKENDS = ("auto", "triton", "torch")
+# Set by the allocating forms around their draw: the heatmap is zeros, so no NaN can be in it and the
+# kernel need not keep one (see ``keep_nan`` in :func:`gaussdraw.ops.draw_gaussians.launch`).
+_ZEROED = contextvars.ContextVar("gaussdraw_zeroed_heatmap", default=False)
 # Above this, 1 / (2 sigma^2) overflows float32 for small radii (NaN at the center); far above any use.
 MAX_SIGMA_FACTOR = 1e9
 HEATMAP_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -120,7 +124,7 @@ def _draw(heatmap, num_planes, centers, radii, index, counts, planes_per_sample,
             return launch(
                 heatmap, plane_stride, num_planes, centers, strides[0], radii, strides[1], index, strides[2],
                 counts, strides[3], num_samples, boxes_per_sample, planes_per_sample, float(factor), float(k_scale),
-                bind=True,
+                bind=True, keep_nan=not _ZEROED.get(),
             )
 
     # the general path: (N, H, W) planes and (B, T) boxes as views, through the op
@@ -254,14 +258,15 @@ def draw_heatmap(
         (1.0, 1.0)
     """
     key = None
-    if type(heatmap) is torch.Tensor and heatmap.is_cuda and _unchecked(validate):
+    if type(heatmap) is torch.Tensor and heatmap.is_cuda and _unchecked(validate) and not torch.compiler.is_compiling():
         try:
             key = ("concat", _layout(heatmap), _layout(centers), _layout(radii), _layout(heatmap_idxes),
-                   type(diameter_to_sigma_factor), diameter_to_sigma_factor, type(k_scale), k_scale, backend)
+                   type(diameter_to_sigma_factor), diameter_to_sigma_factor, type(k_scale), k_scale, backend,
+                   _ZEROED.get())
             relaunch = _PLANS.get(key)
         except (TypeError, AttributeError):
             key = relaunch = None
-        if relaunch is not None and not torch.compiler.is_compiling():
+        if relaunch is not None:
             relaunch(heatmap, centers, radii, heatmap_idxes, radii)
             _written(heatmap)
             return heatmap
@@ -334,15 +339,16 @@ def draw_heatmap_batched(
         (1.0, 1.0)
     """
     key = None
-    if type(heatmap) is torch.Tensor and heatmap.is_cuda and _unchecked(validate):
+    if type(heatmap) is torch.Tensor and heatmap.is_cuda and _unchecked(validate) and not torch.compiler.is_compiling():
         try:
             key = ("batched", _layout(heatmap), _ragged_layout(centers), _ragged_layout(radii),
                    None if labels is None else _ragged_layout(labels), None if counts is None else _layout(counts),
-                   type(diameter_to_sigma_factor), diameter_to_sigma_factor, type(k_scale), k_scale, backend)
+                   type(diameter_to_sigma_factor), diameter_to_sigma_factor, type(k_scale), k_scale, backend,
+                   _ZEROED.get())
             relaunch = _PLANS.get(key)
         except (TypeError, AttributeError):
             key = relaunch = None
-        if relaunch is not None and not torch.compiler.is_compiling():
+        if relaunch is not None:
             values = [v if type(v) is torch.Tensor else v.tensor for v in (centers, radii, labels) if v is not None]
             if counts is None:  # the first input's sample sizes, as the checked call took them
                 counts = next(v.sample_sizes for v in (centers, radii, labels) if type(v) is not torch.Tensor)
@@ -439,10 +445,12 @@ def render_heatmaps(
         [[0.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 0.0]]
     """
     heatmap = torch.zeros(tuple(shape), dtype=dtype, device=centers.device)
-    return draw_heatmap(
-        heatmap, centers, radii, heatmap_idxes, diameter_to_sigma_factor, k_scale,
-        backend=backend, validate=validate,
-    )
+    token = _ZEROED.set(True)
+    try:
+        return draw_heatmap(heatmap, centers, radii, heatmap_idxes, diameter_to_sigma_factor, k_scale,
+                            backend=backend, validate=validate)
+    finally:
+        _ZEROED.reset(token)
 
 
 def render_heatmaps_batched(
@@ -471,7 +479,9 @@ def render_heatmaps_batched(
     if device is None:
         device = to_padded(radii, "radii")[0].device
     heatmap = torch.zeros(tuple(shape), dtype=dtype, device=device)
-    return draw_heatmap_batched(
-        heatmap, centers, radii, diameter_to_sigma_factor, k_scale, labels,
-        counts=counts, backend=backend, validate=validate,
-    )
+    token = _ZEROED.set(True)
+    try:
+        return draw_heatmap_batched(heatmap, centers, radii, diameter_to_sigma_factor, k_scale, labels,
+                                    counts=counts, backend=backend, validate=validate)
+    finally:
+        _ZEROED.reset(token)

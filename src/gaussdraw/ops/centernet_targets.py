@@ -231,7 +231,7 @@ def centernet_targets_triton(bboxes, labels, counts, num_classes, feat_h, feat_w
                   constexprs, num_warps=4, specialization=key, options=_NO_FUSION)
     launch_draw(buffer, feat_h * feat_w, num_samples * num_classes,
                 scratch, scratch.stride(), radii, radii.stride(), scratch_labels, scratch_labels.stride(), None, 0,
-                num_samples, boxes_per_sample, num_classes, 6.0, 1.0, plane_shape=(feat_h, feat_w))
+                num_samples, boxes_per_sample, num_classes, 6.0, 1.0, plane_shape=(feat_h, feat_w), keep_nan=False)
     _launch_regress(grid, (bboxes, labels, counts_arg, buffer, *geometry, at["wh"], at["offset"], at["weight"],
                            at["avg_factor"], at["counters"], at["wh"], *ratios),
                     dict(constexprs, COUNT_BLOCK=1024), num_warps=4, specialization=key, options=_NO_FUSION)

@@ -227,7 +227,7 @@ def centerpoint_targets_triton(boxes, labels, counts, task_sizes, feat_h, feat_w
                    options={"enable_fp_fusion": False})
     launch_draw(buffer.view(torch.float32), feat_h * feat_w, num_samples * sum(task_sizes),
                 scratch, scratch.stride(), radii, radii.stride(), planes, planes.stride(), None, 0,
-                num_samples, boxes_per_sample, 0, 6.0, 1.0, plane_shape=(feat_h, feat_w))
+                num_samples, boxes_per_sample, 0, 6.0, 1.0, plane_shape=(feat_h, feat_w), keep_nan=False)
     return buffer
 
 
