@@ -131,3 +131,52 @@ def test_allocating_forms_do_not_leave_the_zeroed_flag_set(device_backend):
     heatmap[0, 1, 2] = -float("nan")
     draw_heatmap(heatmap, *args, backend=backend)
     assert heatmap[0, 1, 2].isnan() and heatmap[0, 1, 1] == 1.0 and rendered[0, 1, 1] == 1.0
+
+
+def _loss_case(device, **override):
+    g = torch.Generator().manual_seed(3)
+    args = dict(pred=torch.rand(3, 5, 7, generator=g).clamp(0.05, 0.95).to(device),
+                target=torch.rand(3, 5, 7, generator=g).to(device))
+    args.update(override)
+    return args
+
+
+@pytest.mark.parametrize(
+    "override, error, match",
+    [
+        (dict(alpha=float("nan")), ValueError, r"alpha must be a finite number >= 0; got nan"),
+        (dict(gamma=float("inf")), ValueError, r"gamma must be a finite number >= 0; got inf"),
+        (dict(avg_factor="positives"), ValueError, r"avg_factor must be a number, a tensor, None or \"num_pos\""),
+        (dict(weight=torch.ones(2, 1, 5, 7)), ValueError, r"weight of shape \(2, 1, 5, 7\) does not broadcast"),
+        (dict(weight=torch.ones(3, 5, 7, requires_grad=True)), ValueError, r"weight requires grad.*detach"),
+        (dict(target=torch.rand(3, 5, 7, requires_grad=True)), ValueError, r"target requires grad.*detach"),
+    ],
+    ids=["alpha-nan", "gamma-inf", "avg-factor-str", "weight-broadcast", "weight-grad", "target-grad"],
+)
+def test_focal_loss_bad_arguments(device_backend, override, error, match):
+    from gaussdraw import gaussian_focal_loss
+
+    device, backend = device_backend
+    override = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in override.items()}
+    if "target" in override:
+        override["target"] = override["target"].detach().to(device).requires_grad_()
+    if "weight" in override and override["weight"].shape == (3, 5, 7):
+        override["weight"] = override["weight"].detach().requires_grad_()
+    with pytest.raises(error, match=match):
+        gaussian_focal_loss(**_loss_case(device, **override), backend=backend)
+
+
+def test_focal_loss_keeps_the_shape_of_a_tensor_avg_factor(device_backend):
+    """sum / avg_factor has avg_factor's shape in mmdet: (1,) for tensor([4.]), () for a 0-d tensor."""
+    from gaussdraw import gaussian_focal_loss
+
+    from .oracles import mmdet_gaussian_focal_loss
+
+    device, backend = device_backend
+    mmdet_loss, _ = mmdet_gaussian_focal_loss()
+    case = _loss_case(device)
+    for avg_factor in (torch.tensor([4.0]), torch.tensor(4.0)):
+        expected = mmdet_loss(case["pred"].cpu(), case["target"].cpu(), avg_factor=avg_factor)
+        actual = gaussian_focal_loss(**case, avg_factor=avg_factor.to(device), backend=backend)
+        assert actual.shape == expected.shape
+        assert torch.allclose(actual.cpu(), expected, rtol=1e-5)

@@ -8,6 +8,7 @@ an upstream gradient of 1. See ``_FocalLossFunction`` and benchmarks/NOTES.md.
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import torch
@@ -33,20 +34,29 @@ def _check(pred, target, weight, alpha, gamma, reduction, avg_factor, backend, v
         raise ValueError(f"target is on {target.device} but {name} is on {pred.device}")
     if target.shape != pred.shape:
         raise ValueError(f"target must have {name}'s shape {tuple(pred.shape)}; got {tuple(target.shape)}")
+    if target.requires_grad:
+        raise ValueError("target requires grad; Gaussian heatmap targets are constants: pass target.detach()")
     if weight is not None:
         if not isinstance(weight, torch.Tensor) or not weight.is_floating_point():
             raise TypeError(f"weight must be a floating tensor; got {type(weight).__name__}")
         if weight.device != pred.device:
             raise ValueError(f"weight is on {weight.device} but {name} is on {pred.device}")
         try:
-            torch.broadcast_shapes(weight.shape, pred.shape)
+            broadcast = torch.broadcast_shapes(weight.shape, pred.shape)
         except RuntimeError:
+            broadcast = None
+        if broadcast != pred.shape:
             raise ValueError(
                 f"weight of shape {tuple(weight.shape)} does not broadcast to {name}'s {tuple(pred.shape)}"
-            ) from None
+            )
+        if weight.requires_grad:
+            raise ValueError("weight requires grad; the loss does not differentiate its weights: pass "
+                             "weight.detach()")
     for arg, value in (("alpha", alpha), ("gamma", gamma)):
-        if not isinstance(value, numbers.Real) or isinstance(value, bool) or value < 0:
-            raise ValueError(f"{arg} must be a number >= 0; got {value!r}")
+        if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
+            raise ValueError(f"{arg} must be a finite number >= 0; got {value!r}")
+    if isinstance(avg_factor, str) and avg_factor != "num_pos":
+        raise ValueError(f'avg_factor must be a number, a tensor, None or "num_pos"; got {avg_factor!r}')
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {REDUCTIONS}; got {reduction!r}")
     if avg_factor is not None and reduction == "sum":
@@ -106,6 +116,8 @@ def _focal_loss(pred, target, alpha, gamma, pos_weight, neg_weight, reduction, a
             loss, positives, _, _ = focal_loss_triton(pred, target, weight, *options, reduce, scale=scale,
                                                       avg_factor=fused_avg, divide_by_positives=divide_by_positives,
                                                       loss_dtype=pred.dtype)
+        if reduction == "mean" and isinstance(avg_factor, torch.Tensor) and avg_factor.dim():
+            loss = loss.reshape(avg_factor.shape)  # the shape of sum / avg_factor, as in mmdet
         return (loss * loss_weight if not reduce and loss_weight != 1 else loss), positives
     loss, positives = focal_loss_forward_op(pred, target, weight, *options, reduce, backend)
     if avg_factor == "num_pos":
