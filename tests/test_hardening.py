@@ -180,3 +180,39 @@ def test_focal_loss_keeps_the_shape_of_a_tensor_avg_factor(device_backend):
         actual = gaussian_focal_loss(**case, avg_factor=avg_factor.to(device), backend=backend)
         assert actual.shape == expected.shape
         assert torch.allclose(actual.cpu(), expected, rtol=1e-5)
+
+
+def test_focal_loss_alpha_zero_at_saturated_predictions_has_mmdets_gradient(device_backend):
+    """alpha = 0 with pred exactly 0 or 1: mmdet's autograd gives finite gradients (pow's derivative at
+    exponent 0 is 0); so does every backend."""
+    from gaussdraw import gaussian_focal_loss
+
+    from .oracles import mmdet_gaussian_focal_loss
+
+    device, backend = device_backend
+    mmdet_loss, _ = mmdet_gaussian_focal_loss()
+    pred = torch.tensor([0.0, 1.0, 0.5, 1.0, 0.0, 0.3])
+    target = torch.tensor([1.0, 0.0, 0.2, 1.0, 0.0, 0.9])
+    reference = pred.clone().requires_grad_()
+    mmdet_loss(reference, target, alpha=0.0, gamma=4.0).backward()
+    mine = pred.to(device).requires_grad_()
+    gaussian_focal_loss(mine, target.to(device), alpha=0.0, gamma=4.0, backend=backend).backward()
+    assert torch.isfinite(mine.grad).all()
+    assert torch.allclose(mine.grad.cpu(), reference.grad, rtol=1e-4, atol=1e-6), (mine.grad, reference.grad)
+
+
+def test_focal_loss_with_infinite_logits(device_backend):
+    """The logits variant is exact: an infinite logit that is right costs 0 (gradient 0), not NaN;
+    one that is wrong costs inf, its true loss."""
+    from gaussdraw import gaussian_focal_loss_with_logits
+
+    device, backend = device_backend
+    inf = float("inf")
+    logits = torch.tensor([inf, -inf, inf, -inf, 0.5])
+    target = torch.tensor([1.0, 0.0, 0.3, 1.0, 0.5])
+    x = logits.to(device).requires_grad_()
+    loss = gaussian_focal_loss_with_logits(x, target.to(device), reduction="none", backend=backend)
+    loss.sum().backward()
+    loss, grad = loss.detach().cpu(), x.grad.cpu()
+    assert loss[0] == 0 and loss[1] == 0 and grad[0] == 0 and grad[1] == 0
+    assert loss[2] == inf and loss[3] == inf and torch.isfinite(loss[4]) and not grad.isnan().any()

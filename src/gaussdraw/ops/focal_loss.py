@@ -88,16 +88,18 @@ def _terms(x, t, alpha, gamma, A_INT: tl.constexpr, G_INT: tl.constexpr, LOGITS:
 
 @jit
 def _loss(log_p, log_q, q_a, p_a, neg_w, pos, pos_weight, neg_weight):
-    return pos_weight * tl.where(pos, -log_p * q_a, 0.0) + neg_weight * (-log_q * p_a * neg_w)
+    # a zero weight is zero loss, also where log(1 - p) is -inf (an infinite logit): no 0 * inf
+    neg = p_a * neg_w
+    return pos_weight * tl.where(pos, -log_p * q_a, 0.0) + neg_weight * tl.where(neg == 0.0, 0.0, -log_q * neg)
 
 
 @jit
 def _gradient(log_p, log_q, p, q, q_a, p_a, neg_w, pos, alpha, pos_weight, neg_weight, A_INT: tl.constexpr,
               LOGITS: tl.constexpr):
     """d(loss)/d(pred) of one element: pred is a logit (LOGITS) or a probability."""
-    if LOGITS:
-        d_pos = q_a * (alpha * p * log_p - q)
-        d_neg = p_a * (p - alpha * q * log_q) * neg_w
+    if LOGITS:  # x log x -> 0 as x -> 0 (infinite logits)
+        d_pos = q_a * (alpha * tl.where(p == 0.0, 0.0, p * log_p) - q)
+        d_neg = p_a * (p - alpha * tl.where(q == 0.0, 0.0, q * log_q)) * neg_w
     else:
         # d/dp of x^alpha uses x^(alpha - 1): the integer shortcut one lower, if any
         q_a1 = _pow(q, alpha - 1.0, A_INT - 1 if A_INT >= 1 else -1)
@@ -386,7 +388,8 @@ def _terms_torch(pred, target, alpha, gamma, logits):
 
 def forward_torch(pred, target, weight, alpha, gamma, pos_weight, neg_weight, logits, reduce):
     log_p, log_q, p, q, q_a, p_a, neg_w, pos = _terms_torch(pred, target, alpha, gamma, logits)
-    loss = pos_weight * torch.where(pos, -log_p * q_a, 0.0) + neg_weight * (-log_q * p_a * neg_w)
+    neg = p_a * neg_w  # a zero weight is zero loss, also where log(1 - p) is -inf (an infinite logit)
+    loss = pos_weight * torch.where(pos, -log_p * q_a, 0.0) + neg_weight * torch.where(neg == 0, 0.0, -log_q * neg)
     if weight is not None:
         loss = loss * weight.to(loss.dtype)
     positives = pos.sum()
@@ -395,12 +398,13 @@ def forward_torch(pred, target, weight, alpha, gamma, pos_weight, neg_weight, lo
 
 def backward_torch(grad, pred, target, weight, alpha, gamma, pos_weight, neg_weight, logits):
     log_p, log_q, p, q, q_a, p_a, neg_w, pos = _terms_torch(pred, target, alpha, gamma, logits)
-    if logits:
-        d_pos = q_a * (alpha * p * log_p - q)
-        d_neg = p_a * (p - alpha * q * log_q) * neg_w
+    if logits:  # x log x -> 0 as x -> 0 (infinite logits)
+        d_pos = q_a * (alpha * torch.where(p == 0, 0.0, p * log_p) - q)
+        d_neg = p_a * (p - alpha * torch.where(q == 0, 0.0, q * log_q)) * neg_w
     else:
-        d_pos = -q_a / (p + EPS) + alpha * log_p * q.pow(alpha - 1)
-        d_neg = (p_a / (q + EPS) - alpha * log_q * p.pow(alpha - 1)) * neg_w
+        # d/dp of x^alpha is alpha * x^(alpha - 1): 0 for alpha = 0, also at x = 0 (as autograd's pow)
+        d_pos = -q_a / (p + EPS) + (alpha * log_p * q.pow(alpha - 1) if alpha else 0.0)
+        d_neg = (p_a / (q + EPS) - (alpha * log_q * p.pow(alpha - 1) if alpha else 0.0)) * neg_w
     out = pos_weight * torch.where(pos, d_pos, 0.0) + neg_weight * d_neg
     if weight is not None:
         out = out * weight.to(out.dtype)
