@@ -216,3 +216,25 @@ def test_focal_loss_with_infinite_logits(device_backend):
     loss, grad = loss.detach().cpu(), x.grad.cpu()
     assert loss[0] == 0 and loss[1] == 0 and grad[0] == 0 and grad[1] == 0
     assert loss[2] == inf and loss[3] == inf and torch.isfinite(loss[4]) and not grad.isnan().any()
+
+
+@SETTINGS
+@given(scene=scenes(in_map=True), seed=st.integers(0, 2**16), negative=st.booleans(),
+       factor=st.sampled_from([6.0, 0.5, 40.0, 1e6]))
+def test_random_nan_and_options(device_backend, scene, seed, negative, factor):
+    """NaN of either sign at random pixels stays NaN, other pixels are drawn as on the torch backend, for
+    ordinary and extreme diameter_to_sigma_factor."""
+    device, backend = device_backend
+    planes, height, width, centers, radii, idxes = scene
+    g = torch.Generator().manual_seed(seed)
+    start = torch.rand(planes, height, width, generator=g) * 0.5
+    start[torch.rand(planes, height, width, generator=g) < 0.2] = -float("nan") if negative else float("nan")
+    expected = start.clone()
+    draw_heatmap(expected, centers, radii, idxes, diameter_to_sigma_factor=factor, backend="torch")
+    heatmap = start.to(device)
+    draw_heatmap(heatmap, centers.to(device), radii.to(device), idxes.to(device), diameter_to_sigma_factor=factor,
+                 backend=backend)
+    actual = heatmap.cpu()
+    assert torch.equal(actual.isnan(), start.isnan())
+    finite = ~start.isnan()
+    assert (actual[finite] - expected[finite]).abs().max() <= 1e-6 if finite.any() else True
