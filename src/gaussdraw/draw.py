@@ -181,6 +181,20 @@ def _ragged_layout(value) -> tuple:
     return _layout(value.tensor), _layout(value.sample_sizes)
 
 
+def _planned(heatmap, validate, layout_key):
+    """(key, relaunch) of an unchecked CUDA call: the layout's key (with whether the heatmap is
+    zeros gaussdraw made) and the relaunch planned for it, if any; (None, None) where the call
+    must take the checked path (CPU, checks on, torch.compile, inputs that are not plain tensors)."""
+    if (type(heatmap) is not torch.Tensor or not heatmap.is_cuda or not _unchecked(validate)
+            or torch.compiler.is_compiling()):
+        return None, None
+    try:
+        key = (*layout_key(), _ZEROED.get())
+    except (TypeError, AttributeError):
+        return None, None
+    return key, _PLANS.get(key)
+
+
 def _unchecked(validate) -> bool:
     """Whether a CUDA call with this ``validate`` skips the value checks."""
     return validate is False or (validate is None and checks.default_validate() is not True)
@@ -257,19 +271,13 @@ def draw_heatmap(
         >>> heatmap[0, 2, 3].item(), heatmap[1, 0, 0].item()
         (1.0, 1.0)
     """
-    key = None
-    if type(heatmap) is torch.Tensor and heatmap.is_cuda and _unchecked(validate) and not torch.compiler.is_compiling():
-        try:
-            key = ("concat", _layout(heatmap), _layout(centers), _layout(radii), _layout(heatmap_idxes),
-                   type(diameter_to_sigma_factor), diameter_to_sigma_factor, type(k_scale), k_scale, backend,
-                   _ZEROED.get())
-            relaunch = _PLANS.get(key)
-        except (TypeError, AttributeError):
-            key = relaunch = None
-        if relaunch is not None:
-            relaunch(heatmap, centers, radii, heatmap_idxes, radii)
-            _written(heatmap)
-            return heatmap
+    key, relaunch = _planned(heatmap, validate, lambda: (
+        "concat", _layout(heatmap), _layout(centers), _layout(radii), _layout(heatmap_idxes),
+        type(diameter_to_sigma_factor), diameter_to_sigma_factor, type(k_scale), k_scale, backend))
+    if relaunch is not None:
+        relaunch(heatmap, centers, radii, heatmap_idxes, radii)
+        _written(heatmap)
+        return heatmap
     _check_options(diameter_to_sigma_factor, k_scale, backend)
     _check_heatmap(heatmap, 2, k_scale=k_scale)
     device = heatmap.device
@@ -338,23 +346,17 @@ def draw_heatmap_batched(
         >>> heatmap[0, 2, 5, 6].item(), heatmap[1, 1, 4, 4].item()
         (1.0, 1.0)
     """
-    key = None
-    if type(heatmap) is torch.Tensor and heatmap.is_cuda and _unchecked(validate) and not torch.compiler.is_compiling():
-        try:
-            key = ("batched", _layout(heatmap), _ragged_layout(centers), _ragged_layout(radii),
-                   None if labels is None else _ragged_layout(labels), None if counts is None else _layout(counts),
-                   type(diameter_to_sigma_factor), diameter_to_sigma_factor, type(k_scale), k_scale, backend,
-                   _ZEROED.get())
-            relaunch = _PLANS.get(key)
-        except (TypeError, AttributeError):
-            key = relaunch = None
-        if relaunch is not None:
-            values = [v if type(v) is torch.Tensor else v.tensor for v in (centers, radii, labels) if v is not None]
-            if counts is None:  # the first input's sample sizes, as the checked call took them
-                counts = next(v.sample_sizes for v in (centers, radii, labels) if type(v) is not torch.Tensor)
-            relaunch(heatmap, values[0], values[1], values[2] if labels is not None else values[1], counts)
-            _written(heatmap)
-            return heatmap
+    key, relaunch = _planned(heatmap, validate, lambda: (
+        "batched", _layout(heatmap), _ragged_layout(centers), _ragged_layout(radii),
+        None if labels is None else _ragged_layout(labels), None if counts is None else _layout(counts),
+        type(diameter_to_sigma_factor), diameter_to_sigma_factor, type(k_scale), k_scale, backend))
+    if relaunch is not None:
+        values = [v if type(v) is torch.Tensor else v.tensor for v in (centers, radii, labels) if v is not None]
+        if counts is None:  # the first input's sample sizes, as the checked call took them
+            counts = next(v.sample_sizes for v in (centers, radii, labels) if type(v) is not torch.Tensor)
+        relaunch(heatmap, values[0], values[1], values[2] if labels is not None else values[1], counts)
+        _written(heatmap)
+        return heatmap
     _check_options(diameter_to_sigma_factor, k_scale, backend)
     classwise = labels is not None
     _check_heatmap(heatmap, 4 if classwise else 3, 4 if classwise else 3, k_scale=k_scale)
