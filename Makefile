@@ -19,15 +19,15 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.torch: | $(BIN)/python
-	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q "$(TORCH_SPEC)"
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install --progress-bar on "$(TORCH_SPEC)"
 	touch $@
 
 $(VENV)/.demo: $(VENV)/.torch pyproject.toml
-	$(BIN)/pip install -q -e ".[demo]"
+	$(BIN)/pip install -e ".[demo]"
 	touch $@
 
 $(VENV)/.test: $(VENV)/.torch pyproject.toml
-	$(BIN)/pip install -q -e ".[test]"
+	$(BIN)/pip install -e ".[test]"
 	# the oracles: mmdet / mmdet3d drawing code, without their dependency trees
 	$(BIN)/pip install -q --no-deps mmdet==3.3.0 mmdet3d==1.4.0
 	touch $@

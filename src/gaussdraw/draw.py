@@ -141,9 +141,11 @@ def _draw(heatmap, num_planes, centers, radii, index, counts, planes_per_sample,
     args = (planes, centers, radii, index, counts, planes_per_sample, float(factor), float(k_scale))
     if backend == "auto":
         device = heatmap.device.type
-        if device == "cpu" or (device == "cuda" and HAVE_TRITON):
-            draw_gaussians_op(*args)
-        else:
+        if torch.compiler.is_compiling() and (device == "cpu" or (device == "cuda" and HAVE_TRITON)):
+            draw_gaussians_op(*args)  # the op as torch.compile sees it
+        elif device == "cuda" and HAVE_TRITON:
+            draw_gaussians_triton(*args)
+        else:  # eager CPU: the kernel itself (the op's first call would import the compiler stack, ~1 s)
             draw_gaussians_torch(*args)
     elif backend == "triton":
         draw_gaussians_triton(*args)
