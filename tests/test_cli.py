@@ -66,3 +66,29 @@ def test_cli_bench_targets_quick(capsys, tmp_path):
     assert len(rows) == 3
     for row in rows:  # what is timed gives the loop's targets
         assert row["max_abs_diff_vs_loop"] <= 1e-5 and row["loop_ms"] > 0 and row["wall_us"] > 0
+
+
+def test_help_version_and_errors(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0 and capsys.readouterr().out.startswith("gaussdraw ")
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    assert "``" not in text and "demo" in text and "bench" in text
+    with pytest.raises(SystemExit):
+        main(["bench", "--help"])
+    text = capsys.readouterr().out
+    assert "[]" not in text and "--json FILE" in text and "--device DEVICE" in text
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "no-such-config"])
+    assert exit_info.value.code == 2 and "unknown config 'no-such-config'" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a machine without a GPU")
+def test_unavailable_device_is_one_line():
+    for argv in (["demo", "--device", "cuda"], ["bench", "--quick", "--device", "cuda"], ["demo", "--device", "tpu"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        message = str(exit_info.value.code)
+        assert message.startswith("gaussdraw: --device") and "\n" not in message

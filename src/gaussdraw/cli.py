@@ -1,4 +1,4 @@
-"""``gaussdraw demo | bench`` (also ``python -m gaussdraw``)."""
+"""The command line: ``gaussdraw demo`` and ``gaussdraw bench`` (also ``python -m gaussdraw``)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,32 @@ import argparse
 import sys
 
 
+DESCRIPTION = ("Gaussian heatmap targets for center-based detectors. Commands: demo (an example scene, drawn "
+               "and timed) and bench (the benchmarks; gaussdraw bench --help).")
+
+
+def check_device(device: str | None) -> None:
+    """Exit with one line, not a traceback, for a device this machine does not have."""
+    if device is None:
+        return
+    import torch
+
+    try:
+        kind = torch.device(device).type
+    except RuntimeError:
+        raise SystemExit(f"gaussdraw: --device {device!r} is not a device: use cpu or cuda") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"gaussdraw: --device {device} needs a CUDA GPU, and torch sees none here: use --device cpu")
+    if kind not in ("cpu", "cuda"):
+        raise SystemExit(f"gaussdraw: --device {device}: gaussdraw runs on cpu and cuda")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="gaussdraw", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="gaussdraw", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"gaussdraw {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{demo,bench}")
 
     demo = commands.add_parser("demo", help="draw an example scene's heatmaps into a PNG and time them")
     demo.add_argument("--out", default="demo.png", help="PNG to write (default: demo.png)")
@@ -23,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         return bench_main(argv[1:])
     args = parser.parse_args(argv)
     if args.command == "demo":
+        check_device(args.device)
         from .demo import run
 
         print(run(args.out, args.device))

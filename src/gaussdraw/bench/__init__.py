@@ -25,12 +25,15 @@ __all__ = ["CONFIGS", "Config", "bench_config", "main", "make_inputs", "quick", 
 def main(argv=None) -> int:
     import argparse
 
-    p = argparse.ArgumentParser(prog="gaussdraw bench")
-    p.add_argument("configs", nargs="*", choices=[*CONFIGS, []], help="config names (default: all)")
-    p.add_argument("--device", default=None)
+    p = argparse.ArgumentParser(prog="gaussdraw bench", description="gaussdraw against its baselines, with the "
+                                "floors measured in the same run. Without a suite option: the drawing configs.")
+    p.add_argument("configs", nargs="*", metavar="CONFIG",
+                   help=f"drawing configs to run (default: all): {', '.join(CONFIGS)}")
+    p.add_argument("--device", default=None, help="cuda or cpu (default: cuda if available)")
     p.add_argument("--quick", action="store_true", help="CI-sized configs")
-    p.add_argument("--json", dest="json_path", default=None)
-    p.add_argument("--plot", dest="plot_path", default=None)
+    p.add_argument("--json", dest="json_path", default=None, metavar="FILE", help="write the results as JSON")
+    p.add_argument("--plot", dest="plot_path", default=None, metavar="PNG",
+                   help="draw kernel time against drawn pixels and radius into a PNG")
     p.add_argument("--no-baseline", action="store_true", help="skip the per-box loop")
     p.add_argument("--no-cpu", action="store_true", help="on a GPU machine, skip the CPU rows")
     p.add_argument("--cpu-threads", type=int, default=2, help="torch threads for the CPU rows (default 2)")
@@ -48,6 +51,12 @@ def main(argv=None) -> int:
                    help="GPU: also time ACCV-Lab's draw_heatmap, built from DIR/load_reference.py, on the same "
                         "inputs (default: $GAUSSDRAW_REFERENCE)")
     a = p.parse_args(argv)
+    unknown = [c for c in a.configs if c not in CONFIGS]
+    if unknown:
+        p.error(f"unknown config {unknown[0]!r}; choose from {', '.join(CONFIGS)}")
+    from ..cli import check_device
+
+    check_device(a.device)
     if a.targets is not None:
         device = torch.device(a.device or ("cuda" if torch.cuda.is_available() else "cpu"))
         rows = targets_bench(device, a.targets or None, quick=a.quick, cpu=not a.no_cpu, cpu_threads=a.cpu_threads)
