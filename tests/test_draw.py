@@ -491,12 +491,12 @@ def test_plane_stride():
 
 def test_lists_packed_in_one_copy():
     """The GPU's packing of lists (concatenate, then one indexed copy) on CPU tensors: rows land at b * Tmax + t."""
-    from gaussdraw.ragged import _pad_concatenated, pad_list
+    from gaussdraw.ragged import _destination_rows, _pad_concatenated, pad_list
 
     g = torch.Generator().manual_seed(4)
     for sizes in ([3, 0, 2, 4], [0, 0, 0], [5], [1, 7, 1, 0, 2]):
         tensors = [torch.randint(-9, 9, (n, 2), generator=g) for n in sizes]
-        padded, counts = _pad_concatenated(torch.cat(tensors), sizes)
+        padded, counts = _pad_concatenated(torch.cat(tensors), sizes, _destination_rows(sizes, torch.device("cpu")))
         expected, expected_counts = pad_list(tensors, "centers")  # one copy per sample on the CPU
         assert torch.equal(padded, expected) and torch.equal(counts, expected_counts)
 

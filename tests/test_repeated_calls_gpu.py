@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from gaussdraw import Ragged, draw_heatmap, draw_heatmap_batched, set_default_validate
-from gaussdraw import draw as draw_module
+from gaussdraw.draw_plans import PLANS
 
 from .helpers import assert_close
 from .test_draw import background
@@ -32,7 +32,7 @@ def _expected(start, centers, radii, labels, counts):
 
 @pytest.mark.parametrize("form", ["padded", "ragged"])
 def test_same_layout_new_values(form):
-    draw_module._PLANS.clear()
+    PLANS.clear()
     for seed in range(4):  # the first call plans, the others repeat its launch with their tensors
         centers, radii, labels, counts = _batch(seed)
         start = background((3, 4, 20, 30), seed=seed)
@@ -44,11 +44,11 @@ def test_same_layout_new_values(form):
         else:
             draw_heatmap_batched(heatmap, Ragged(c, n), Ragged(r, n), labels=Ragged(lab, n))
         assert_close(heatmap, expected, 1e-6, f"call {seed}:")
-    assert len(draw_module._PLANS) == 1
+    assert len(PLANS) == 1
 
 
 def test_other_layouts_plan_anew_and_stay_right():
-    draw_module._PLANS.clear()
+    PLANS.clear()
     centers, radii, labels, counts = _batch(5)
     for tmax in (7, 5, 7):
         start = background((3, 4, 20, 30), seed=tmax)
@@ -65,11 +65,11 @@ def test_other_layouts_plan_anew_and_stay_right():
         draw_heatmap_batched(view, c.cuda(), r.cuda(), labels=lab.cuda(), counts=n.cuda())
         assert_close(view, expected, 1e-6, f"strided, tmax {tmax}:")
         assert not wide[..., :5].any() and not wide[..., 35:].any()
-    assert len(draw_module._PLANS) == 4
+    assert len(PLANS) == 4
 
 
 def test_concat_repeats_and_skips_invalid_entries():
-    draw_module._PLANS.clear()
+    PLANS.clear()
     g = torch.Generator().manual_seed(9)
     for call in range(3):
         centers = torch.randint(-2, 25, (12, 2), generator=g)
@@ -87,7 +87,7 @@ def test_concat_repeats_and_skips_invalid_entries():
 
 
 def test_checked_calls_do_not_take_the_repeat():
-    draw_module._PLANS.clear()
+    PLANS.clear()
     centers, radii, labels, counts = (t.cuda() for t in _batch(1))
     heatmap = torch.zeros(3, 4, 20, 30, device="cuda")
     draw_heatmap_batched(heatmap, centers, radii, labels=labels, counts=counts)
@@ -106,7 +106,7 @@ def test_checked_calls_do_not_take_the_repeat():
 
 
 def test_repeat_follows_the_stream_and_the_current_device():
-    draw_module._PLANS.clear()
+    PLANS.clear()
     centers, radii, labels, counts = _batch(2)
     start = background((3, 4, 20, 30), seed=2)
     expected = _expected(start, centers, radii, labels, counts)

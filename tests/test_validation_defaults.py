@@ -38,7 +38,7 @@ def _bad_calls(device):
         return torch.tensor(x, device=device, **kw)
 
     maps = {shape: torch.zeros(*shape, device=device) for shape in ((2, 8, 8), (1, 8, 8), (1, 2, 8, 8))}
-    centers, radii, labels, counts = t([[[1, 2], [3, 4]]]), t([[1, -2]]), t([[0, 1]]), t([2])
+    centers, radii, counts = t([[[1, 2], [3, 4]]]), t([[1, -2]]), t([2])
     concat = (t([[1, 2], [3, 4]]), t([1, 2]), t([0, 5]))
     render = (t([[1, 2]]), t([-1]), t([0]))
     ragged = (Ragged(centers, counts), Ragged(radii, counts))

@@ -18,6 +18,12 @@ import os
 import torch
 
 INDEX_DTYPES = (torch.int32, torch.int64)
+BACKENDS = ("auto", "triton", "torch")
+
+
+def check_backend(backend) -> None:
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}; got {backend!r}")
 
 
 def check_index_tensor(value, name: str, shape: tuple, device: torch.device, against: str = "heatmap") -> None:
@@ -112,11 +118,6 @@ def set_default_validate(validate: bool | None) -> bool | None:
         raise TypeError(f"validate must be True, False or None; got {validate!r}")
     previous, _DEFAULT_VALIDATE = _DEFAULT_VALIDATE, validate
     return previous
-
-
-def default_validate() -> bool | None:
-    """The current meaning of ``validate=None`` (see :func:`set_default_validate`)."""
-    return _DEFAULT_VALIDATE
 
 
 def resolve_validate(validate, device: torch.device) -> bool:

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import contextvars
 import math
 import numbers
 from typing import Sequence
 
 import torch
 
-from . import checks
-from .checks import check_index_tensor, raise_first, resolve_validate
+from .checks import check_backend, check_index_tensor, raise_first, resolve_validate
+from .draw_plans import ZEROED, layout, planned, ragged_layout, remember, written
 from .ops._triton import HAVE_TRITON
 from .ops.draw_gaussians import NATIVE_DTYPES, draw_gaussians_op, draw_gaussians_torch, draw_gaussians_triton, launch
-from .ragged import RaggedLike, is_ragged, to_padded, to_padded_all
+from .ragged import RaggedLike, device_of, is_ragged, to_padded_all
 
-BACKENDS = ("auto", "triton", "torch")
-# Set by the allocating forms around their draw: the heatmap is zeros, so no NaN can be in it and the
-# kernel need not keep one (see ``keep_nan`` in :func:`gaussdraw.ops.draw_gaussians.launch`).
-_ZEROED = contextvars.ContextVar("gaussdraw_zeroed_heatmap", default=False)
 # Above this, 1 / (2 sigma^2) overflows float32 for small radii (NaN at the center); far above any use.
 MAX_SIGMA_FACTOR = 1e9
 HEATMAP_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -30,8 +25,7 @@ HEATMAP_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
 def _check_options(diameter_to_sigma_factor, k_scale, backend) -> None:
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}; got {backend!r}")
+    check_backend(backend)
     for name, value in (("diameter_to_sigma_factor", diameter_to_sigma_factor), ("k_scale", k_scale)):
         if type(value) not in (float, int) and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
             hint = ""
@@ -106,7 +100,7 @@ def _draw(heatmap, num_planes, centers, radii, index, counts, planes_per_sample,
           backend):
     """Run a backend. ``counts is None`` means the concatenated format (one sample of
     (T,) boxes); else (B, >= boxes_per_sample) padded inputs. Returns a relaunch of the
-    direct CUDA launch (see :data:`_PLANS`), or None."""
+    direct CUDA launch (see :mod:`gaussdraw.draw_plans`), or None."""
     concat = counts is None
     if (
         backend != "torch" and heatmap.is_cuda and HAVE_TRITON and heatmap.dtype in NATIVE_DTYPES
@@ -124,7 +118,7 @@ def _draw(heatmap, num_planes, centers, radii, index, counts, planes_per_sample,
             return launch(
                 heatmap, plane_stride, num_planes, centers, strides[0], radii, strides[1], index, strides[2],
                 counts, strides[3], num_samples, boxes_per_sample, planes_per_sample, float(factor), float(k_scale),
-                bind=True, keep_nan=not _ZEROED.get(),
+                bind=True, keep_nan=not ZEROED.get(),
             )
 
     # the general path: (N, H, W) planes and (B, T) boxes as views, through the op
@@ -154,66 +148,6 @@ def _draw(heatmap, num_planes, centers, radii, index, counts, planes_per_sample,
     if copied:
         heatmap.copy_(planes.view(heatmap.shape))
     return None
-
-
-# ----------------------------------------------------------------------------
-# repeated calls: the launch of an earlier call with the same layout
-# ----------------------------------------------------------------------------
-
-# A training loop draws the same layout every step. The first call of a layout checks its
-# arguments and launches; an unchecked CUDA call whose tensors have the dtypes, shapes,
-# strides and devices (and options) of an earlier one passed those checks already, so it
-# repeats that launch with its own tensors: (layout key) -> Relaunch.
-_PLANS: dict = {}
-
-
-def _layout(tensor) -> tuple:
-    """What the checks and the launch read of a tensor; TypeError for anything but a plain tensor."""
-    if type(tensor) is not torch.Tensor:
-        raise TypeError
-    return tensor.dtype, tensor.shape, tensor.stride(), tensor.device
-
-
-def _ragged_layout(value) -> tuple:
-    """(layout of the padded tensor, layout of the sample sizes or None) of a batched input."""
-    if type(value) is torch.Tensor:
-        return _layout(value), None
-    if isinstance(value, (list, tuple)):
-        raise TypeError  # padded anew on every call
-    return _layout(value.tensor), _layout(value.sample_sizes)
-
-
-def _planned(heatmap, validate, layout_key):
-    """(key, relaunch) of an unchecked CUDA call: the layout's key (with whether the heatmap is
-    zeros gaussdraw made) and the relaunch planned for it, if any; (None, None) where the call
-    must take the checked path (CPU, checks on, torch.compile, inputs that are not plain tensors)."""
-    if (type(heatmap) is not torch.Tensor or not heatmap.is_cuda or not _unchecked(validate)
-            or torch.compiler.is_compiling()):
-        return None, None
-    try:
-        key = (*layout_key(), _ZEROED.get())
-    except (TypeError, AttributeError):
-        return None, None
-    return key, _PLANS.get(key)
-
-
-def _unchecked(validate) -> bool:
-    """Whether a CUDA call with this ``validate`` skips the value checks."""
-    return validate is False or (validate is None and checks.default_validate() is not True)
-
-
-def _written(heatmap: torch.Tensor) -> None:
-    """Tell autograd that ``heatmap`` changed (kernels write it behind autograd's back), so that a
-    backward through a graph that saved it raises, as after any in-place op."""
-    if not torch.compiler.is_compiling() and not heatmap.is_inference():  # compiled: the op's mutation says it
-        torch.autograd.graph.increment_version(heatmap)
-
-
-def _remember(key, relaunch) -> None:
-    if key is not None and relaunch is not None:
-        if len(_PLANS) >= 256:
-            _PLANS.clear()
-        _PLANS[key] = relaunch
 
 
 # ----------------------------------------------------------------------------
@@ -273,12 +207,12 @@ def draw_heatmap(
         >>> heatmap[0, 2, 3].item(), heatmap[1, 0, 0].item()
         (1.0, 1.0)
     """
-    key, relaunch = _planned(heatmap, validate, lambda: (
-        "concat", _layout(heatmap), _layout(centers), _layout(radii), _layout(heatmap_idxes),
+    key, relaunch = planned(heatmap, validate, lambda: (
+        "concat", layout(heatmap), layout(centers), layout(radii), layout(heatmap_idxes),
         type(diameter_to_sigma_factor), diameter_to_sigma_factor, type(k_scale), k_scale, backend))
     if relaunch is not None:
         relaunch(heatmap, centers, radii, heatmap_idxes, radii)
-        _written(heatmap)
+        written(heatmap)
         return heatmap
     _check_options(diameter_to_sigma_factor, k_scale, backend)
     _check_heatmap(heatmap, 2, k_scale=k_scale)
@@ -300,9 +234,9 @@ def draw_heatmap(
             ],
             per_sample=None,
         )
-    _remember(key, _draw(heatmap, num_planes, centers, radii, heatmap_idxes, None, 0, num_boxes,
+    remember(key, _draw(heatmap, num_planes, centers, radii, heatmap_idxes, None, 0, num_boxes,
                          diameter_to_sigma_factor, k_scale, backend))
-    _written(heatmap)
+    written(heatmap)
     return heatmap
 
 
@@ -348,16 +282,16 @@ def draw_heatmap_batched(
         >>> heatmap[0, 2, 5, 6].item(), heatmap[1, 1, 4, 4].item()
         (1.0, 1.0)
     """
-    key, relaunch = _planned(heatmap, validate, lambda: (
-        "batched", _layout(heatmap), _ragged_layout(centers), _ragged_layout(radii),
-        None if labels is None else _ragged_layout(labels), None if counts is None else _layout(counts),
+    key, relaunch = planned(heatmap, validate, lambda: (
+        "batched", layout(heatmap), ragged_layout(centers), ragged_layout(radii),
+        None if labels is None else ragged_layout(labels), None if counts is None else layout(counts),
         type(diameter_to_sigma_factor), diameter_to_sigma_factor, type(k_scale), k_scale, backend))
     if relaunch is not None:
         values = [v if type(v) is torch.Tensor else v.tensor for v in (centers, radii, labels) if v is not None]
         if counts is None:  # the first input's sample sizes, as the checked call took them
             counts = next(v.sample_sizes for v in (centers, radii, labels) if type(v) is not torch.Tensor)
         relaunch(heatmap, values[0], values[1], values[2] if labels is not None else values[1], counts)
-        _written(heatmap)
+        written(heatmap)
         return heatmap
     _check_options(diameter_to_sigma_factor, k_scale, backend)
     classwise = labels is not None
@@ -422,9 +356,9 @@ def draw_heatmap_batched(
             per_sample=boxes_per_sample,
         )
 
-    _remember(key, _draw(heatmap, num_samples * num_classes, padded["centers"], padded["radii"], padded.get("labels"),
+    remember(key, _draw(heatmap, num_samples * num_classes, padded["centers"], padded["radii"], padded.get("labels"),
                          counts, num_classes, boxes_per_sample, diameter_to_sigma_factor, k_scale, backend))
-    _written(heatmap)
+    written(heatmap)
     return heatmap
 
 
@@ -449,12 +383,12 @@ def render_heatmaps(
         [[0.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 0.0]]
     """
     heatmap = torch.zeros(tuple(shape), dtype=dtype, device=centers.device)
-    token = _ZEROED.set(True)
+    token = ZEROED.set(True)
     try:
         return draw_heatmap(heatmap, centers, radii, heatmap_idxes, diameter_to_sigma_factor, k_scale,
                             backend=backend, validate=validate)
     finally:
-        _ZEROED.reset(token)
+        ZEROED.reset(token)
 
 
 def render_heatmaps_batched(
@@ -481,11 +415,11 @@ def render_heatmaps_batched(
         (torch.Size([2, 4, 4]), 1.0)
     """
     if device is None:
-        device = to_padded(radii, "radii")[0].device
+        device = device_of(radii, "radii")
     heatmap = torch.zeros(tuple(shape), dtype=dtype, device=device)
-    token = _ZEROED.set(True)
+    token = ZEROED.set(True)
     try:
         return draw_heatmap_batched(heatmap, centers, radii, diameter_to_sigma_factor, k_scale, labels,
                                     counts=counts, backend=backend, validate=validate)
     finally:
-        _ZEROED.reset(token)
+        ZEROED.reset(token)

@@ -57,23 +57,11 @@ def is_ragged(value) -> bool:
 
 
 def pad_list(tensors: Sequence[torch.Tensor], name: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, Tmax, ...) padded tensor and (B,) int64 sizes from a list of (T_b, ...) tensors.
-
-    On a GPU, the samples are concatenated (one kernel) and copied to their padded rows
-    (one more), with the sizes and the destination rows sent in one copy from pinned
-    memory; the checks are left to ``torch.cat`` and, when it refuses, repeated one
-    tensor at a time for the message. Elsewhere, one copy per sample."""
+    """(B, Tmax, ...) padded tensor and (B,) int64 sizes from a list of (T_b, ...) tensors, one copy
+    per sample (:func:`to_padded_all` packs GPU lists with one copy for all)."""
     if len(tensors) == 0:
         raise ValueError(f"{name} is an empty list: give one tensor per sample")
     first = tensors[0]
-    if type(first) is torch.Tensor and first.is_cuda and len(tensors) > 2:
-        try:
-            flat = torch.cat(tensors)
-        except (RuntimeError, TypeError):
-            _check_list(tensors, name)  # raises the message
-            raise
-        if flat.dtype == first.dtype and first.dim() > 0:
-            return _pad_concatenated(flat, [t.shape[0] for t in tensors])
     _check_list(tensors, name)
     sizes = [t.shape[0] for t in tensors]
     padded = first.new_zeros((len(tensors), max(sizes), *first.shape[1:]))
@@ -82,11 +70,9 @@ def pad_list(tensors: Sequence[torch.Tensor], name: str) -> tuple[torch.Tensor, 
     return padded, sizes_tensor(sizes, first.device)
 
 
-def _pad_concatenated(flat: torch.Tensor, sizes: list, rows: torch.Tensor | None = None):
+def _pad_concatenated(flat: torch.Tensor, sizes: list, rows: torch.Tensor):
     """``flat`` (sum T_b, ...) as (B, Tmax, ...): row t of sample b goes to b * Tmax + t. ``rows``: the
     (B + sum T_b,) sizes and destination rows on the device, from :func:`_destination_rows`."""
-    if rows is None:
-        rows = _destination_rows(sizes, flat.device)
     count, longest = len(sizes), max(sizes)
     inner = math.prod(flat.shape[1:])
     padded = flat.new_zeros((count, longest, *flat.shape[1:]))
@@ -121,13 +107,15 @@ def check_lengths(lengths: dict) -> None:
 
 def to_padded_all(values: dict) -> dict:
     """:func:`to_padded` of each named input (``None`` values are left out). List inputs must agree in
-    their per-sample lengths (checked on the host, no sync); on a GPU, lists of more than 2 samples
-    share one copy of their sizes and destination rows."""
+    their per-sample lengths (checked on the host, no sync). On a GPU, lists of more than 2 samples are
+    concatenated (one kernel each) and copied to their padded rows (one more), with the sizes and the
+    destination rows sent once, from pinned memory, for all of them; the checks are left to
+    ``torch.cat`` and, when it refuses, made one tensor at a time for the message."""
     lists = {name: v for name, v in values.items() if isinstance(v, (list, tuple))}
     check_lengths({name: [t.shape[0] if isinstance(t, torch.Tensor) and t.dim() else None for t in v]
                    for name, v in lists.items()})
     shared = {}
-    if len(lists) >= 2:
+    if lists:
         first = next(iter(lists.values()))
         if len(first) > 2 and type(first[0]) is torch.Tensor and first[0].is_cuda and first[0].dim():
             try:
@@ -187,3 +175,14 @@ def to_padded(value, name: str) -> tuple[torch.Tensor, torch.Tensor | None]:
         f"{name} must be a ragged batch (.tensor, .sample_sizes), a list of per-sample tensors, "
         f"or a padded tensor; got {type(value).__name__}"
     )
+
+
+def device_of(value, name: str) -> torch.device:
+    """The device of a batched input, read off it (a list is not padded for it)."""
+    if isinstance(value, torch.Tensor):
+        return value.device
+    if isinstance(value, (list, tuple)) and value and isinstance(value[0], torch.Tensor):
+        return value[0].device
+    if is_ragged(value) and isinstance(value.tensor, torch.Tensor):
+        return value.tensor.device
+    return to_padded(value, name)[0].device  # raises for what is not a batched input

@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 import torch
 
-from ..checks import raise_first, resolve_validate
+from ..checks import check_backend, raise_first, resolve_validate
 from ..ops.centernet_targets import (
     centernet_boxes_torch,
     centernet_targets_op,
@@ -17,7 +17,6 @@ from ..ops.centernet_targets import (
 from ..ragged import RaggedLike
 from .common import (
     cached,
-    check_backend,
     gather,
     overlap,
     pair,

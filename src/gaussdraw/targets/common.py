@@ -13,9 +13,6 @@ from ..checks import check_float_tensor, check_index_tensor, raise_first
 from ..ops._triton import HAVE_TRITON
 from ..ragged import to_padded_all
 
-BACKENDS = ("auto", "triton", "torch")
-
-
 def freeze(value):
     """A hashable key for a configuration value, with each number's type (8.0 is not 8);
     ``TypeError`` for values not to cache by (tensors, unhashable objects)."""
@@ -57,11 +54,6 @@ def cached(check):
         return memo[key]
 
     return checked
-
-
-def check_backend(backend) -> None:
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}; got {backend!r}")
 
 
 def uses_triton(backend: str, device: torch.device) -> bool:
@@ -109,15 +101,6 @@ class Batch:
     counts_name: str
     sizes: list  # (name, (B,) tensor) for each input that came with its own sample sizes
     boxes_per_sample: int
-
-    @property
-    def num_samples(self) -> int:
-        return self.counts.shape[0]
-
-    def in_use(self) -> torch.Tensor:
-        """(B, T) bool: the entries below each sample's count."""
-        position = torch.arange(self.boxes_per_sample, device=self.counts.device)
-        return position < self.counts.unsqueeze(1)
 
     def used(self, name: str) -> torch.Tensor:
         tensor = self.tensors[name]
