@@ -35,3 +35,24 @@ steps = {
 }
 for name, fn in steps.items():
     print(f"{name}: {per_call(fn):.1f} us")
+
+# the whole call, per form, and a cProfile of the list form's calls
+import cProfile, io, pstats  # noqa: E402
+
+from gaussdraw import draw_heatmap_batched  # noqa: E402
+
+inputs = make_inputs(CONFIGS["seed-classwise"], "cuda")
+sizes = inputs.counts.tolist()
+lists = {name: [getattr(inputs, name)[b, :n] for b, n in enumerate(sizes)] for name in ("centers", "radii", "labels")}
+heatmap = torch.zeros(CONFIGS["seed-classwise"].shape, device="cuda")
+call = lambda: draw_heatmap_batched(heatmap, lists["centers"], lists["radii"], labels=lists["labels"])  # noqa: E731
+print(f"seed-classwise lists, whole call: {per_call(call):.1f} us")
+profile = cProfile.Profile()
+profile.enable()
+for _ in range(300):
+    call()
+torch.cuda.synchronize()
+profile.disable()
+text = io.StringIO()
+pstats.Stats(profile, stream=text).sort_stats("tottime").print_stats(20)
+print(text.getvalue()[:5000])

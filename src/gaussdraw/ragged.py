@@ -75,7 +75,7 @@ def _pad_concatenated(flat: torch.Tensor, sizes: list, rows: torch.Tensor):
     (B + sum T_b,) sizes and destination rows on the device, from :func:`_destination_rows`."""
     count, longest = len(sizes), max(sizes)
     inner = math.prod(flat.shape[1:])
-    padded = flat.new_zeros((count, longest, *flat.shape[1:]))
+    padded = flat.new_empty((count, longest, *flat.shape[1:]))  # padding is never read: left as it is
     padded.view(count * longest, inner).index_copy_(0, rows[count:], flat.view(flat.shape[0], inner))
     return padded, rows[:count]
 
@@ -112,8 +112,15 @@ def to_padded_all(values: dict) -> dict:
     destination rows sent once, from pinned memory, for all of them; the checks are left to
     ``torch.cat`` and, when it refuses, made one tensor at a time for the message."""
     lists = {name: v for name, v in values.items() if isinstance(v, (list, tuple))}
-    check_lengths({name: [t.shape[0] if isinstance(t, torch.Tensor) and t.dim() else None for t in v]
-                   for name, v in lists.items()})
+    try:  # the common case, cheaply: plain tensors of equal lengths
+        agree = [type(t) for v in lists.values() for t in v].count(torch.Tensor) == sum(map(len, lists.values()))
+        lengths = [[t.shape[0] for t in v] for v in lists.values()] if agree else None
+        agree = agree and all(sizes == lengths[0] for sizes in lengths)
+    except IndexError:  # a 0-d tensor: the detailed check says which
+        agree = False
+    if not agree:
+        check_lengths({name: [t.shape[0] if isinstance(t, torch.Tensor) and t.dim() else None for t in v]
+                       for name, v in lists.items()})
     shared = {}
     if lists:
         first = next(iter(lists.values()))

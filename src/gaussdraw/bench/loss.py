@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .report import _fmt
-from .timing import copy_bandwidth, graph_time_or_none
+from .timing import copy_bandwidth, graph_time_or_none, wall_time
 
 
 LOSS_SHAPES = {"centernet-coco": (32, 80, 128, 128), "centerpoint-nus": (4, 10, 180, 180)}
@@ -24,9 +24,11 @@ def loss_bench(device, rounds: int = 5) -> list[dict]:
     """Forward and forward+backward time and peak extra memory of the focal loss: gaussdraw
     against mmdet's composition, eager and under torch.compile; and the bytes floor.
 
-    Wall times (``do_bench``) include the host, which on a shared host drifts: the variants
-    are timed in interleaved rounds and each keeps its median over ``rounds``. GPU times
-    (CUDA-graph replay) leave the host out."""
+    Wall times include the host, which on a shared host drifts: the variants are timed in
+    interleaved rounds and each keeps its median over ``rounds``. Two walls: ``do_bench``'s
+    (the L2 flushed before each step, each step timed alone) and back-to-back steps with one
+    sync (``b2b``, as a training loop issues them and as the draw suite times calls). GPU
+    times (CUDA-graph replay) leave the host out."""
     import statistics
 
     import triton.testing
@@ -71,7 +73,7 @@ def loss_bench(device, rounds: int = 5) -> list[dict]:
             x.grad = None
             calls[variant] = (fwd, fwd_bwd, x)
             mine[variant] = dict(
-                shape=list(shape), config=name, variant=variant, fwd_us=[], fwd_bwd_us=[],
+                shape=list(shape), config=name, variant=variant, fwd_us=[], fwd_bwd_us=[], fwd_bwd_b2b_us=[],
                 fwd_graph_us=graph_time_or_none(fwd), fwd_bwd_graph_us=graph_time_or_none(fwd_bwd),
                 peak_extra_mb=peak_extra / 2**20, pred_mb=n * 4 / 2**20, floor_us=floor_us,
                 copy_tb_s=bandwidth / 1e12, backward_floor_us=backward_floor_us,
@@ -83,9 +85,10 @@ def loss_bench(device, rounds: int = 5) -> list[dict]:
                     triton.testing.do_bench(fwd, warmup=10, rep=60, return_mode="median") * 1e3)
                 mine[variant]["fwd_bwd_us"].append(
                     triton.testing.do_bench(fwd_bwd, warmup=10, rep=60, grad_to_none=[x], return_mode="median") * 1e3)
+                mine[variant]["fwd_bwd_b2b_us"].append(wall_time(fwd_bwd, device, 40) * 1e6)
         for row in mine.values():
-            row["fwd_us_rounds"], row["fwd_bwd_us_rounds"] = row["fwd_us"], row["fwd_bwd_us"]
-            row["fwd_us"], row["fwd_bwd_us"] = statistics.median(row["fwd_us"]), statistics.median(row["fwd_bwd_us"])
+            for column in ("fwd_us", "fwd_bwd_us", "fwd_bwd_b2b_us"):
+                row[f"{column}_rounds"], row[column] = row[column], statistics.median(row[column])
             rows.append(row)
     return rows
 
@@ -120,11 +123,12 @@ def loss_variants(device, blocks=(512, 1024, 2048), warps=(4, 8), programs=(0, 2
 
 
 def loss_table(rows: list[dict]) -> str:
-    lines = ["| shape | variant | fwd (µs) | fwd+bwd (µs) | fwd GPU (µs) | fwd+bwd GPU (µs) | peak extra (MB) "
-             "| pred (MB) | bytes floor (µs) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| shape | variant | fwd (µs) | fwd+bwd (µs) | fwd+bwd back-to-back (µs) | fwd GPU (µs) "
+             "| fwd+bwd GPU (µs) | peak extra (MB) | pred (MB) | bytes floor (µs) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {'×'.join(map(str, r['shape']))} | {r['variant']} | {r['fwd_us']:.1f} | {r['fwd_bwd_us']:.1f} "
+                     f"| {_fmt(r.get('fwd_bwd_b2b_us'))} "
                      f"| {_fmt(r.get('fwd_graph_us'))} | {_fmt(r.get('fwd_bwd_graph_us'))} "
                      f"| {r['peak_extra_mb']:.0f} | {r['pred_mb']:.0f} | {r['floor_us']:.1f} |")
     return "\n".join(lines)
