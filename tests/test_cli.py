@@ -92,3 +92,17 @@ def test_unavailable_device_is_one_line():
             main(argv)
         message = str(exit_info.value.code)
         assert message.startswith("gaussdraw: --device") and "\n" not in message
+
+
+def test_cli_bench_cpu_table_quick(capsys, tmp_path):
+    out_json = tmp_path / "cpu.json"
+    assert main(["bench", "--cpu-table", "--quick", "seed-concat", "--json", str(out_json)]) == 0
+    text = capsys.readouterr().out
+    assert "| sample, 1 box | 2 |" in text and "| seed-concat | 1 |" in text
+    rows = json.loads(out_json.read_text())["cpu_table"]
+    assert [(r["case"], r["threads"]) for r in rows] == [
+        (case, threads) for threads in (2, 1) for case in ("sample, 1 box", "sample, 10 boxes", "seed-concat")]
+    for row in rows:
+        for variant in ("gaussdraw_us", "loop_us"):
+            spread = row[variant]
+            assert 0 < spread["min"] <= spread["median"] <= spread["max"]

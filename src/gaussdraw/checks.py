@@ -89,6 +89,19 @@ def raise_first(checks: list[tuple[torch.Tensor, torch.Tensor, str]], per_sample
             raise ValueError(f"{message}; got {value} at {where(first, per_sample)} ({entries})")
 
 
+def screened(*bounds: tuple[torch.Tensor, int, int | None]) -> bool:
+    """Whether each CPU tensor's values lie in [low, high) (``high`` None: no upper bound), for
+    (tensor, low, high) ``bounds``: a quick screen (a min and a max on NumPy views) before the
+    exact checks, which build masks and messages only when it fails. False off the CPU."""
+    for tensor, low, high in bounds:
+        if tensor.device.type != "cpu":
+            return False
+        values = tensor.numpy()
+        if values.size and (values.min() < low or (high is not None and values.max() >= high)):
+            return False
+    return True
+
+
 def _default_from_environment() -> bool | None:
     value = os.environ.get("GAUSSDRAW_VALIDATE", "").strip().lower()
     if value in ("", "auto"):

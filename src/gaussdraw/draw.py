@@ -8,7 +8,7 @@ from typing import Sequence
 
 import torch
 
-from .checks import check_backend, check_index_tensor, raise_first, resolve_validate
+from .checks import check_backend, check_index_tensor, raise_first, resolve_validate, screened
 from .draw_plans import ZEROED, layout, planned, ragged_layout, remember, written
 from .ops._triton import HAVE_TRITON
 from .ops.draw_gaussians import NATIVE_DTYPES, draw_gaussians_op, draw_gaussians_torch, draw_gaussians_triton, launch
@@ -222,7 +222,8 @@ def draw_heatmap(
     check_index_tensor(radii, "radii", (num_boxes,), device)
     check_index_tensor(heatmap_idxes, "heatmap_idxes", (num_boxes,), device)
     num_planes = math.prod(heatmap.shape[:-2])
-    if num_boxes and resolve_validate(validate, device):
+    if (num_boxes and resolve_validate(validate, device)
+            and not screened((radii, 0, None), (heatmap_idxes, 0, num_planes))):
         raise_first(
             [
                 (radii < 0, radii, "radii must be >= 0"),
@@ -322,7 +323,11 @@ def draw_heatmap_batched(
     padded = {name: tensor for name, (tensor, _) in inputs.items()}
     num_classes = heatmap.shape[1] if classwise else 1
 
-    if num_samples and resolve_validate(validate, device):
+    if num_samples and resolve_validate(validate, device) and not (
+        screened((counts, 0, boxes_per_sample + 1), (padded["radii"], 0, None),
+                 *([(padded["labels"], 0, num_classes)] if classwise else []))
+        and all(sizes is counts or torch.equal(sizes, counts) for _, sizes in given_sizes)
+    ):
         position = torch.arange(boxes_per_sample, device=device)
         in_use = position < counts.unsqueeze(1)
         radii_used = padded["radii"][:, :boxes_per_sample]

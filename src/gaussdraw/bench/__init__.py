@@ -14,6 +14,7 @@ import os
 import torch
 
 from .draw import CONFIGS, Config, bench_config, make_inputs, profile_draw, quick, run, variants
+from .cpu import cpu_markdown, cpu_table
 from .loss import loss_bench, loss_table, loss_variants
 from .reference import load as load_reference
 from .report import environment, render_markdown
@@ -37,6 +38,9 @@ def main(argv=None) -> int:
     p.add_argument("--no-baseline", action="store_true", help="skip the per-box loop")
     p.add_argument("--no-cpu", action="store_true", help="on a GPU machine, skip the CPU rows")
     p.add_argument("--cpu-threads", type=int, default=2, help="torch threads for the CPU rows (default 2)")
+    p.add_argument("--cpu-table", action="store_true",
+                   help="CPU: gaussdraw against the per-box loop for one sample of 1 and 10 boxes and every config "
+                        "(or the CONFIGs given), 2 threads and 1, min/median/max over rounds, then exit")
     p.add_argument("--profile", action="store_true", help="cProfile of the host side of a draw call, then exit")
     p.add_argument("--loss", action="store_true",
                    help="GPU: time the Gaussian focal loss against mmdet's composition (eager, compiled), then exit")
@@ -66,6 +70,16 @@ def main(argv=None) -> int:
                 json.dump(report, f, indent=1)
         print(f"gaussdraw bench --targets — {report['environment']}")
         print(targets_table(rows))
+        return 0
+    if a.cpu_table:
+        rows = cpu_table(a.configs or None, rounds=3 if a.quick else 7, budget_s=0.005 if a.quick else 0.05,
+                         quick_mode=a.quick)
+        report = dict(environment=environment(torch.device("cpu")), cpu_table=rows)
+        if a.json_path:
+            with open(a.json_path, "w") as f:
+                json.dump(report, f, indent=1)
+        print(f"gaussdraw bench --cpu-table — {report['environment']}")
+        print(cpu_markdown(rows))
         return 0
     if a.loss:
         device = torch.device(a.device or "cuda")

@@ -11,7 +11,8 @@ are skipped, so no input writes outside the heatmap.
 - the batched format is ``index`` = labels (or absent), ``planes_per_sample`` = C (or 1).
 
 Two kernels implement it: a Triton kernel (CUDA, or Triton's interpreter on CPU)
-and a vectorized torch kernel (registered for CPU, usable on any device). Eager
+and a vectorized torch kernel (:mod:`.draw_gaussians_torch`, registered for CPU, usable
+on any device). Eager
 CUDA calls from :mod:`gaussdraw.draw` launch the Triton kernel directly; the
 registered op serves torch.compile, opcheck and the other paths.
 """
@@ -24,6 +25,7 @@ import functools
 import torch
 
 from ._triton import HAVE_TRITON, Launcher, check_device, jit, tl, triton
+from .draw_gaussians_torch import draw_gaussians_torch
 
 # ----------------------------------------------------------------------------
 # Triton kernel
@@ -248,100 +250,6 @@ def draw_gaussians_triton(heatmap, centers, radii, index, counts, planes_per_sam
         counts, counts.stride(0) if counts is not None else 0,
         radii.shape[0], radii.shape[1], planes_per_sample, float(sigma_factor), float(k_scale),
     )
-    if work is not heatmap:
-        heatmap.copy_(work)
-
-
-# ----------------------------------------------------------------------------
-# torch kernel
-# ----------------------------------------------------------------------------
-
-
-_FIELDS = ("plane", "radius", "cx", "cy", "x_lo", "x_hi", "y_lo", "y_hi")
-
-
-def _valid_boxes(heatmap, centers, radii, index, counts, planes_per_sample):
-    """(n, 8) int64 rows (see ``_FIELDS``) of the boxes that draw at least one pixel."""
-    num_planes, height, width = heatmap.shape
-    num_samples, boxes_per_sample = radii.shape
-    device = radii.device
-    radius = radii.long()
-    sample = torch.arange(num_samples, device=device).unsqueeze(1).expand(num_samples, boxes_per_sample)
-    valid = radius >= 0
-    if index is None:
-        plane = sample
-    else:
-        label = index.long()
-        limit = num_planes if planes_per_sample == 0 else planes_per_sample
-        valid &= (label >= 0) & (label < limit)
-        plane = sample * planes_per_sample + label
-    if counts is not None:
-        position = torch.arange(boxes_per_sample, device=device).unsqueeze(0)
-        valid &= position < counts.long().unsqueeze(1)
-    valid &= plane < num_planes
-
-    limit = 2**62  # so that cx +- r cannot overflow int64, as in the Triton kernel
-    cx = centers[..., 0].long().clamp(-limit, limit)
-    cy = centers[..., 1].long().clamp(-limit, limit)
-    r_window = radius.clamp(0, limit)
-    x_lo, x_hi = (cx - r_window).clamp(min=0), (cx + r_window).clamp(max=width - 1)
-    y_lo, y_hi = (cy - r_window).clamp(min=0), (cy + r_window).clamp(max=height - 1)
-    valid &= (x_hi >= x_lo) & (y_hi >= y_lo)
-    rows = torch.stack([plane.expand_as(radius), radius, cx, cy, x_lo, x_hi, y_lo, y_hi], -1).reshape(-1, 8)
-    return rows[valid.reshape(-1)]
-
-
-def draw_gaussians_torch(heatmap, centers, radii, index, counts, planes_per_sample, sigma_factor, k_scale):
-    """Vectorized torch implementation (no loop over boxes).
-
-    Boxes are grouped by a size d that covers their clipped window: the power of two
-    up to 16, the multiple of 16 above (a loop over at most 5 + max(H, W) / 16 sizes,
-    not over boxes). A group's boxes draw a (min(d, H), min(d, W)) grid each,
-    anchored at the clipped window's corner; columns and rows past the window repeat
-    its last one, which max-merges to the same result. Memory and time follow the
-    drawn pixels (a window of w px draws at most 2w rounded up).
-    The Gaussian is separable: one exp per row and column, one multiply per pixel.
-    """
-    num_planes, height, width = heatmap.shape
-    if radii.numel() == 0 or heatmap.numel() == 0:
-        return
-    boxes = _valid_boxes(heatmap, centers, radii, index, counts, planes_per_sample)
-    if boxes.shape[0] == 0:
-        return
-    plane, radius, cx, cy, x_lo, x_hi, y_lo, y_hi = boxes.unbind(1)
-
-    # 16-bit heatmaps get the values drawn in float32 (float32's threshold too), rounded once
-    compute_dtype = torch.float64 if heatmap.dtype == torch.float64 else torch.float32
-    zero_below = torch.finfo(compute_dtype).eps
-    sigma = (2.0 * radius.to(compute_dtype) + 1.0) / sigma_factor  # in floats: 2r + 1 can overflow int64
-    neg_inv_two_sigma_sq = -1.0 / (2.0 * sigma * sigma)
-    # The smallest value a box draws is at its window's corner farthest from the center.
-    far_x = torch.maximum(cx - x_lo, x_hi - cx).to(compute_dtype)
-    far_y = torch.maximum(cy - y_lo, y_hi - cy).to(compute_dtype)
-    needs_threshold = bool((torch.exp((far_x.square() + far_y.square()) * neg_inv_two_sigma_sq) < zero_below).any())
-
-    work = heatmap if heatmap.is_contiguous() else heatmap.contiguous()
-    flat = work.view(-1)
-    # window sizes rounded up: to powers of two up to 16, to multiples of 16 above
-    span = torch.maximum(x_hi - x_lo, y_hi - y_lo) + 1
-    size = torch.where(span <= 16, torch.pow(2, torch.ceil(torch.log2(span.double()))).long(), (span + 15) // 16 * 16)
-    for d in torch.unique(size).tolist():
-        in_group = size == d
-        g_plane, _, g_cx, g_cy, g_x_lo, g_x_hi, g_y_lo, g_y_hi = boxes[in_group].unbind(1)
-        c = neg_inv_two_sigma_sq[in_group].unsqueeze(1)
-        d_h, d_w = min(d, height), min(d, width)
-        xs = torch.minimum(g_x_lo.unsqueeze(1) + torch.arange(d_w, device=flat.device), g_x_hi.unsqueeze(1))
-        ys = torch.minimum(g_y_lo.unsqueeze(1) + torch.arange(d_h, device=flat.device), g_y_hi.unsqueeze(1))
-        gx = torch.exp((xs - g_cx.unsqueeze(1)).to(compute_dtype).square() * c)
-        gy = torch.exp((ys - g_cy.unsqueeze(1)).to(compute_dtype).square() * c)
-        if not needs_threshold:
-            gy = gy * k_scale
-        values = gy.unsqueeze(2) * gx.unsqueeze(1)
-        if needs_threshold:
-            values = values.masked_fill_(values < zero_below, 0.0).mul_(k_scale)
-        flat_index = (g_plane.unsqueeze(1) * (height * width) + ys * width).unsqueeze(2) + xs.unsqueeze(1)
-        flat.scatter_reduce_(0, flat_index.view(-1), values.view(-1).to(heatmap.dtype), "amax")
-
     if work is not heatmap:
         heatmap.copy_(work)
 

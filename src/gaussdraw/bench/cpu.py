@@ -1,0 +1,92 @@
+"""The CPU suite (``gaussdraw bench --cpu-table``): gaussdraw's CPU path against the per-box loop,
+as a data loader calls it (one sample at a time: 1 and 10 boxes) and on every drawing config,
+with 2 threads and with 1 (a loader worker), min / median / max over interleaved rounds (a shared
+machine's timings swing between runs)."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+
+from ..draw import draw_heatmap
+from ..reference import draw_heatmap_per_box
+from .draw import CONFIGS, _calls, make_inputs, quick
+
+# one sample's heatmap (CenterPoint-like: 10 classes on 128 x 128), boxes of radius 2..8
+SAMPLE_SHAPE = (10, 128, 128)
+SAMPLE_BOXES = (1, 10)
+
+
+def _sample_call(boxes: int, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    planes, height, width = SAMPLE_SHAPE
+    centers = torch.stack([torch.randint(0, width, (boxes,), generator=g),
+                           torch.randint(0, height, (boxes,), generator=g)], 1)
+    radii = torch.randint(2, 9, (boxes,), generator=g)
+    labels = torch.randint(0, planes, (boxes,), generator=g)
+    heatmap = torch.zeros(SAMPLE_SHAPE)
+    return (lambda: draw_heatmap(heatmap, centers, radii, labels),
+            lambda: draw_heatmap_per_box(heatmap, centers, radii, labels))
+
+
+def _config_call(name: str, quick_mode: bool = False):
+    config = quick(CONFIGS[name]) if quick_mode else CONFIGS[name]
+    inputs = make_inputs(config, torch.device("cpu"))
+    heatmap = torch.zeros(config.shape)
+    draw, _ = _calls(inputs, validate=None)  # default arguments: values checked, as on any CPU call
+    return lambda: draw(heatmap), lambda: draw_heatmap_per_box(heatmap, *inputs.flat)
+
+
+def _per_call_us(fn, budget_s: float) -> float:
+    """µs per call over as many calls as fit ``budget_s`` (at least one)."""
+    start = time.perf_counter()
+    calls = 0
+    while True:
+        fn()
+        calls += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= budget_s:
+            return elapsed / calls * 1e6
+
+
+def cpu_table(names=None, threads=(2, 1), rounds: int = 7, budget_s: float = 0.05, quick_mode=False) -> list[dict]:
+    """Rows of min / median / max µs per call for gaussdraw (default arguments) and the loop
+    (``quick_mode``: the configs' CI-sized versions)."""
+    cases = [(f"sample, {n} box{'es' if n > 1 else ''}", lambda n=n: _sample_call(n)) for n in SAMPLE_BOXES]
+    cases += [(name, lambda name=name: _config_call(name, quick_mode)) for name in (names or CONFIGS)]
+    previous = torch.get_num_threads()
+    rows = []
+    try:
+        for count in threads:
+            torch.set_num_threads(count)
+            for label, make in cases:
+                ours, loop = make()
+                ours(), loop()  # warm up
+                times = {"gaussdraw": [], "loop": []}
+                for _ in range(rounds):  # interleaved, so that drift hits both
+                    times["gaussdraw"].append(_per_call_us(ours, budget_s))
+                    times["loop"].append(_per_call_us(loop, budget_s))
+                row = dict(case=label, threads=count, rounds=rounds)
+                for name, values in times.items():
+                    row[f"{name}_us"] = dict(min=min(values), median=statistics.median(values), max=max(values))
+                row["speedup_median"] = row["loop_us"]["median"] / row["gaussdraw_us"]["median"]
+                rows.append(row)
+                print(f"  {label}, {count} thread(s): gaussdraw {row['gaussdraw_us']['median']:,.1f} µs, "
+                      f"loop {row['loop_us']['median']:,.1f} µs", flush=True)
+    finally:
+        torch.set_num_threads(previous)
+    return rows
+
+
+def cpu_markdown(rows: list[dict]) -> str:
+    def span(d):
+        return f"{d['median']:,.1f} ({d['min']:,.1f}–{d['max']:,.1f})"
+
+    lines = ["| case | threads | gaussdraw µs/call, median (min–max) | per-box loop µs/call, median (min–max) "
+             "| × loop (medians) |", "|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['case']} | {r['threads']} | {span(r['gaussdraw_us'])} | {span(r['loop_us'])} "
+                     f"| {r['speedup_median']:.1f} |")
+    return "\n".join(lines)
