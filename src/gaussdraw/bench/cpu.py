@@ -1,4 +1,5 @@
-"""The CPU suite (``gaussdraw bench --cpu-table``): gaussdraw's CPU path against the per-box loop,
+"""The CPU suite (``gaussdraw bench --cpu-table``): gaussdraw's CPU path against the per-box loop
+(and, for one sample's boxes, mmdet3d's own ``draw_heatmap_gaussian`` loop when mmdet3d is installed),
 as a data loader calls it (one sample at a time: 1 and 10 boxes) and on every drawing config,
 with 2 threads and with 1 (a loader worker), min / median / max over interleaved rounds (a shared
 machine's timings swing between runs)."""
@@ -19,6 +20,22 @@ SAMPLE_SHAPE = (10, 128, 128)
 SAMPLE_BOXES = (1, 10)
 
 
+def mmdet3d_draw_heatmap_gaussian():
+    """mmdet3d's own per-box ``draw_heatmap_gaussian``, loaded from its file (which imports only
+    NumPy and torch) when mmdet3d is installed; else None."""
+    import importlib.util
+    import os
+
+    spec = importlib.util.find_spec("mmdet3d")
+    if spec is None or spec.origin is None:
+        return None
+    path = os.path.join(os.path.dirname(spec.origin), "models", "utils", "gaussian.py")
+    module_spec = importlib.util.spec_from_file_location("_bench_mmdet3d_gaussian", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module.draw_heatmap_gaussian
+
+
 def _sample_call(boxes: int, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     planes, height, width = SAMPLE_SHAPE
@@ -27,8 +44,18 @@ def _sample_call(boxes: int, seed: int = 0):
     radii = torch.randint(2, 9, (boxes,), generator=g)
     labels = torch.randint(0, planes, (boxes,), generator=g)
     heatmap = torch.zeros(SAMPLE_SHAPE)
-    return (lambda: draw_heatmap(heatmap, centers, radii, labels),
-            lambda: draw_heatmap_per_box(heatmap, centers, radii, labels))
+    calls = {"gaussdraw": lambda: draw_heatmap(heatmap, centers, radii, labels),
+             "loop": lambda: draw_heatmap_per_box(heatmap, centers, radii, labels)}
+    mmdet3d = mmdet3d_draw_heatmap_gaussian()
+    if mmdet3d is not None:  # as CenterHead.get_targets calls it: an int32 center row per box
+        rows = list(zip(centers.int(), radii.tolist(), labels.tolist()))
+
+        def mmdet3d_loop():
+            for center, radius, label in rows:
+                mmdet3d(heatmap[label], center, radius)
+
+        calls["mmdet3d_loop"] = mmdet3d_loop
+    return calls
 
 
 def _config_call(name: str, quick_mode: bool = False):
@@ -36,7 +63,7 @@ def _config_call(name: str, quick_mode: bool = False):
     inputs = make_inputs(config, torch.device("cpu"))
     heatmap = torch.zeros(config.shape)
     draw, _ = _calls(inputs, validate=None)  # default arguments: values checked, as on any CPU call
-    return lambda: draw(heatmap), lambda: draw_heatmap_per_box(heatmap, *inputs.flat)
+    return {"gaussdraw": lambda: draw(heatmap), "loop": lambda: draw_heatmap_per_box(heatmap, *inputs.flat)}
 
 
 def _per_call_us(fn, budget_s: float) -> float:
@@ -62,16 +89,19 @@ def cpu_table(names=None, threads=(2, 1), rounds: int = 7, budget_s: float = 0.0
         for count in threads:
             torch.set_num_threads(count)
             for label, make in cases:
-                ours, loop = make()
-                ours(), loop()  # warm up
-                times = {"gaussdraw": [], "loop": []}
-                for _ in range(rounds):  # interleaved, so that drift hits both
-                    times["gaussdraw"].append(_per_call_us(ours, budget_s))
-                    times["loop"].append(_per_call_us(loop, budget_s))
+                calls = make()
+                for fn in calls.values():  # warm up
+                    fn()
+                times = {name: [] for name in calls}
+                for _ in range(rounds):  # interleaved, so that drift hits every variant
+                    for name, fn in calls.items():
+                        times[name].append(_per_call_us(fn, budget_s))
                 row = dict(case=label, threads=count, rounds=rounds)
                 for name, values in times.items():
                     row[f"{name}_us"] = dict(min=min(values), median=statistics.median(values), max=max(values))
                 row["speedup_median"] = row["loop_us"]["median"] / row["gaussdraw_us"]["median"]
+                if "mmdet3d_loop_us" in row:
+                    row["speedup_vs_mmdet3d_median"] = row["mmdet3d_loop_us"]["median"] / row["gaussdraw_us"]["median"]
                 rows.append(row)
                 print(f"  {label}, {count} thread(s): gaussdraw {row['gaussdraw_us']['median']:,.1f} µs, "
                       f"loop {row['loop_us']['median']:,.1f} µs", flush=True)
@@ -85,8 +115,11 @@ def cpu_markdown(rows: list[dict]) -> str:
         return f"{d['median']:,.1f} ({d['min']:,.1f}–{d['max']:,.1f})"
 
     lines = ["| case | threads | gaussdraw µs/call, median (min–max) | per-box loop µs/call, median (min–max) "
-             "| × loop (medians) |", "|---|---|---|---|---|"]
+             "| × loop (medians) | mmdet3d's loop µs/call, median (min–max) | × mmdet3d's loop |",
+             "|---|---|---|---|---|---|---|"]
     for r in rows:
+        mmdet3d = r.get("mmdet3d_loop_us")
+        versus = (span(mmdet3d), f"{r['speedup_vs_mmdet3d_median']:.1f}") if mmdet3d else ("-", "-")
         lines.append(f"| {r['case']} | {r['threads']} | {span(r['gaussdraw_us'])} | {span(r['loop_us'])} "
-                     f"| {r['speedup_median']:.1f} |")
+                     f"| {r['speedup_median']:.1f} | {versus[0]} | {versus[1]} |")
     return "\n".join(lines)

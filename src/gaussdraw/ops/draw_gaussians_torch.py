@@ -53,8 +53,7 @@ def draw_gaussians_torch(heatmap, centers, radii, index, counts, planes_per_samp
     if radii.numel() <= FEW:
         boxes = _few_drawing_boxes(heatmap.shape, centers, radii, index, counts, planes_per_sample)
         if boxes:
-            radius = np.array([box[1] for box in boxes], dtype=np.int64)
-            _draw_slices(work, boxes, _coefficients(radius, sigma_factor, compute), value)
+            _draw_slices(work, boxes, _coefficients([box[1] for box in boxes], sigma_factor, compute), value)
         if work is not heatmap:
             heatmap.copy_(work)
         return
@@ -132,12 +131,19 @@ class _Values:
 
     def finish(self, values, column, row):
         """In place, ``values`` (an array or a tensor) being the outer product of ``column`` and ``row``."""
-        # the product of the smallest factors is the smallest product (rounding is monotonic)
-        if (column.min(-1) * row.min(-1) < self.epsilon).any():
+        if (_smallest(column) * _smallest(row) < self.epsilon).any():
             values[values < self.epsilon] = 0
         if self.scale != 1:
             values *= float(self.scale)
         return values
+
+
+def _smallest(profile: np.ndarray) -> np.ndarray:
+    """The smallest value of each profile (last axis). A profile falls away from its center and
+    its window holds the center or lies on one side of it, so the smallest value is at one end
+    (past a window's end its last value repeats). With it, the smallest product of two profiles
+    is the product of their smallest values (rounding is monotonic)."""
+    return np.minimum(profile[..., 0], profile[..., -1])
 
 
 _EPSILON = {np.float32: np.finfo(np.float32).eps, np.float64: np.finfo(np.float64).eps}
@@ -173,8 +179,7 @@ def _draw_slices(work, boxes, coefficient, value) -> None:
     offset = (np.minimum(lo[:, :, None] + np.arange(int(extent.max())), hi[:, :, None]) - center[:, :, None])
     offset = offset.astype(coefficient.dtype)  # each offset rounded once
     profile = np.exp(offset * offset * coefficient[:, None, None])  # (n, 2, longest): x, then y
-    # the product of the smallest factors is the smallest product (rounding is monotonic)
-    low = np.minimum.reduce(profile, axis=2)  # past a window its last value repeats
+    low = _smallest(profile)  # (n, 2)
     needs_zeroing = (low[:, 0] * low[:, 1] < value.epsilon).tolist()
     profiles = torch.from_numpy(profile)
     buffer = torch.empty(int(extent.prod(1).max()), dtype=profiles.dtype)
@@ -198,9 +203,14 @@ def _max_into(work, plane, y_lo, x_lo, values) -> None:
     torch.maximum(window, values if values.dtype == work.dtype else values.to(work.dtype), out=window)
 
 
-def _coefficients(radius: np.ndarray, sigma_factor, compute) -> np.ndarray:
-    """-1 / (2 sigma^2), sigma = (2r + 1) / factor, in the compute dtype (the Triton kernel's operations)."""
-    sigma = radius.astype(compute)
+def _coefficients(radius, sigma_factor, compute) -> np.ndarray:
+    """-1 / (2 sigma^2), sigma = (2r + 1) / factor, in the compute dtype (the Triton kernel's operations),
+    for an int64 array or a short list of radii."""
+    if type(radius) is list and max(radius) < 2**53:  # NumPy scalars: fewer operations for a few boxes
+        factor, two, one, minus_one = compute(sigma_factor), compute(2.0), compute(1.0), compute(-1.0)
+        sigmas = [(two * compute(r) + one) / factor for r in radius]  # r < 2**53: exact as a double first
+        return np.array([minus_one / (two * sigma * sigma) for sigma in sigmas], dtype=compute)
+    sigma = np.asarray(radius, dtype=np.int64).astype(compute)
     sigma *= 2.0  # Python numbers meet the array in its dtype: each step rounds as the kernel's
     sigma += 1.0
     sigma /= sigma_factor
