@@ -175,3 +175,55 @@ def mmdet3d_centerpoint_get_targets():
         return batch(head, instances)
 
     return get_targets
+
+
+def mmdet_topk_peaks():
+    """mmdet 3.x ``get_topk_from_heatmap(get_local_maximum(heat, kernel), k)`` as ``fn(heat, k, kernel)``."""
+    gaussian = _load("mmdet", "models/utils/gaussian_target.py")
+
+    def peaks(heat, k, kernel=3):
+        return gaussian.get_topk_from_heatmap(gaussian.get_local_maximum(heat, kernel), k)
+
+    return peaks
+
+
+@cache
+def mmdet3d_centerpoint_topk():
+    """mmdet3d 1.x ``CenterPointBBoxCoder._topk(scores, K)`` as ``fn(scores, K)`` (with its ``_gather_feat``)."""
+    import types
+
+    import torch
+    from torch import Tensor
+
+    names = dict(torch=torch, Tensor=Tensor)
+    gather = _cut_method("mmdet3d", "models/task_modules/coders/centerpoint_bbox_coders.py", "CenterPointBBoxCoder",
+                         "_gather_feat", names)
+    topk = _cut_method("mmdet3d", "models/task_modules/coders/centerpoint_bbox_coders.py", "CenterPointBBoxCoder",
+                       "_topk", names)
+    stand_in = types.SimpleNamespace()
+    stand_in._gather_feat = lambda *args: gather(stand_in, *args)
+    return lambda scores, k: topk(stand_in, scores, k)
+
+
+@cache
+def mmdet3d_circle_nms(stable: bool = False):
+    """mmdet3d 1.x ``circle_nms(dets, thresh, post_max_size)``, its numba decorator removed (plain
+    Python over NumPy arrays, the same float32 arithmetic). ``stable``: its ``argsort()`` made stable,
+    which fixes the order of equal scores (numba's quicksort leaves it open)."""
+    import ast
+
+    import numpy as np
+
+    spec = importlib.util.find_spec("mmdet3d")
+    path = os.path.join(spec.submodule_search_locations[0], "models/layers/box3d_nms.py")
+    source = open(path).read()
+    tree = ast.parse(source)
+    fn = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "circle_nms")
+    fn.decorator_list = []
+    if stable:
+        text = ast.unparse(fn).replace("scores.argsort()", "scores.argsort(kind='stable')")
+        assert "kind='stable'" in text
+        fn = ast.parse(text).body[0]
+    namespace = dict(np=np, Tensor=object)
+    exec(compile(ast.Module(body=[fn], type_ignores=[]), path, "exec"), namespace)
+    return namespace["circle_nms"]

@@ -8,6 +8,7 @@
 """
 
 from .checks import set_default_validate
+from .decode import KeptBoxes, Peaks, circle_nms, circle_nms_batched, heatmap_peaks
 from .draw import draw_heatmap, draw_heatmap_batched, render_heatmaps, render_heatmaps_batched
 from .loss import GaussianFocalLoss, gaussian_focal_loss, gaussian_focal_loss_with_logits
 from .radius import gaussian_radius
@@ -18,13 +19,18 @@ __all__ = [
     "CenterNetTargets",
     "CenterPointTargets",
     "GaussianFocalLoss",
+    "KeptBoxes",
+    "Peaks",
     "Ragged",
     "centernet_targets",
     "centerpoint_targets",
+    "circle_nms",
+    "circle_nms_batched",
     "draw_heatmap",
     "draw_heatmap_batched",
     "gaussian_focal_loss",
     "gaussian_radius",
+    "heatmap_peaks",
     "gaussian_focal_loss_with_logits",
     "render_heatmaps",
     "render_heatmaps_batched",

@@ -15,6 +15,7 @@ import torch
 
 from .draw import CONFIGS, Config, bench_config, make_inputs, profile_draw, quick, run, variants
 from .cpu import cpu_markdown, cpu_table
+from .decode import decode_markdown, nms_bench, peaks_bench
 from .loss import loss_bench, loss_table, loss_variants
 from .reference import load as load_reference
 from .report import environment, render_markdown
@@ -38,6 +39,9 @@ def main(argv=None) -> int:
     p.add_argument("--no-baseline", action="store_true", help="skip the per-box loop")
     p.add_argument("--no-cpu", action="store_true", help="on a GPU machine, skip the CPU rows")
     p.add_argument("--cpu-threads", type=int, default=2, help="torch threads for the CPU rows (default 2)")
+    p.add_argument("--decode", action="store_true",
+                   help="heatmap peaks against mmdet/mmdet3d's compositions (eager, compiled; GPU) and circle NMS "
+                        "against mmdet3d's loop on the CPU, then exit")
     p.add_argument("--cpu-table", action="store_true",
                    help="CPU: gaussdraw against the per-box loop for one sample of 1 and 10 boxes and every config "
                         "(or the CONFIGs given), 2 threads and 1, min/median/max over rounds, then exit")
@@ -70,6 +74,17 @@ def main(argv=None) -> int:
                 json.dump(report, f, indent=1)
         print(f"gaussdraw bench --targets — {report['environment']}")
         print(targets_table(rows))
+        return 0
+    if a.decode:
+        device = torch.device(a.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        peaks = peaks_bench(device) if device.type == "cuda" else []
+        nms = nms_bench(device)
+        report = dict(environment=environment(device), peaks=peaks, circle_nms=nms)
+        if a.json_path:
+            with open(a.json_path, "w") as f:
+                json.dump(report, f, indent=1)
+        print(f"gaussdraw bench --decode — {report['environment']}")
+        print(decode_markdown(peaks, nms))
         return 0
     if a.cpu_table:
         rows = cpu_table(a.configs or None, rounds=3 if a.quick else 7, budget_s=0.005 if a.quick else 0.05,

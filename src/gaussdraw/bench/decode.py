@@ -1,0 +1,174 @@
+"""The decode suite (``gaussdraw bench --decode``): heatmap peaks against mmdet / mmdet3d's torch
+compositions (eager and under ``torch.compile``) with the bytes floor (reading the heatmap once at the
+measured copy bandwidth), and circle NMS against mmdet3d's loop on the CPU (numba, as mmdet3d runs it,
+when numba is installed; else the same loop in plain Python)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from ..decode import circle_nms_batched, heatmap_peaks
+from .timing import copy_bandwidth, graph_time_or_none, wall_time
+
+PEAK_CONFIGS = {  # name: (shape, k, kernel, per_class_k)
+    "centernet-coco": ((32, 80, 128, 128), 100, 3, None),
+    "centerpoint-nus": ((4, 10, 128, 128), 500, 1, 500),
+}
+NMS_SIZES = (1000, 4000)
+
+
+def mmdet_peaks(heat, k, kernel):
+    """mmdet 3.3's get_local_maximum + get_topk_from_heatmap, as composed there."""
+    hmax = torch.nn.functional.max_pool2d(heat, kernel, stride=1, padding=(kernel - 1) // 2)
+    heat = heat * (hmax == heat).float()
+    batch, _, height, width = heat.size()
+    scores, inds = torch.topk(heat.view(batch, -1), k)
+    classes = inds // (height * width)
+    inds = inds % (height * width)
+    return scores, inds, classes, inds // width, (inds % width).int().float()
+
+
+def centerpoint_topk(scores, k):
+    """mmdet3d 1.4's CenterPointBBoxCoder._topk, as composed there."""
+    batch, cat, height, width = scores.size()
+    topk_scores, topk_inds = torch.topk(scores.view(batch, cat, -1), k)
+    topk_inds = topk_inds % (height * width)
+    topk_ys = (topk_inds.float() / torch.tensor(width, dtype=torch.float)).int().float()
+    topk_xs = (topk_inds % width).int().float()
+    topk_score, topk_ind = torch.topk(topk_scores.view(batch, -1), k)
+    topk_clses = (topk_ind / torch.tensor(k, dtype=torch.float)).int()
+    gather = lambda feat: feat.view(batch, -1, 1).gather(1, topk_ind.unsqueeze(2)).view(batch, k)  # noqa: E731
+    return topk_score, gather(topk_inds), topk_clses, gather(topk_ys), gather(topk_xs)
+
+
+def peak_inputs(shape, device, seed=0):
+    """A predicted-heatmap-like input: sigmoid of noise, mostly low, with some high blobs."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.sigmoid(torch.randn(shape, generator=g) * 2 - 4).to(device)
+
+
+def peaks_bench(device, rounds: int = 5) -> list[dict]:
+    bandwidth = copy_bandwidth(device)
+    rows = []
+    for name, (shape, k, kernel, per_class_k) in PEAK_CONFIGS.items():
+        heat = peak_inputs(shape, device)
+        if per_class_k is None:
+            reference = lambda h=heat, k=k, kernel=kernel: mmdet_peaks(h, k, kernel)  # noqa: E731
+        else:
+            reference = lambda h=heat, k=k: centerpoint_topk(h, k)  # noqa: E731
+        compiled_fn = torch.compile(mmdet_peaks if per_class_k is None else centerpoint_topk)
+        compiled = (lambda h=heat, k=k, kernel=kernel: compiled_fn(h, k, kernel)) if per_class_k is None else \
+            (lambda h=heat, k=k: compiled_fn(h, k))
+        ours = lambda h=heat, k=k, kernel=kernel, p=per_class_k: heatmap_peaks(h, k, kernel, per_class_k=p)  # noqa: E731
+        expected, got = reference(), ours()
+        row = dict(config=name, shape=list(shape), k=k, kernel=kernel, per_class_k=per_class_k,
+                   scores_equal=bool(torch.equal(expected[0].float(), got.scores.float())),
+                   floor_us=heat.numel() * heat.element_size() / bandwidth * 1e6, copy_tb_s=bandwidth / 1e12)
+        compiled()  # compile
+        variants = {"gaussdraw": ours, "reference eager": reference, "reference compiled": compiled}
+        for variant, fn in variants.items():
+            row[f"{variant} GPU us"] = graph_time_or_none(fn)
+            row[f"{variant} wall us"] = []
+        for _ in range(rounds):
+            for variant, fn in variants.items():
+                row[f"{variant} wall us"].append(wall_time(fn, device, 50) * 1e6)
+        for variant in variants:
+            values = sorted(row[f"{variant} wall us"])
+            row[f"{variant} wall us"] = values[len(values) // 2]
+        rows.append(row)
+        print(f"  peaks {name}: done", flush=True)
+    return rows
+
+
+def _numba_circle_nms():
+    """mmdet3d's circle_nms loop, compiled by numba as mmdet3d does when numba is installed (else plain
+    Python): (function, "numba" | "python")."""
+    def circle_nms(dets, thresh, post_max_size=83):
+        x1 = dets[:, 0]
+        y1 = dets[:, 1]
+        scores = dets[:, 2]
+        order = scores.argsort()[::-1].astype(np.int32)
+        ndets = dets.shape[0]
+        suppressed = np.zeros((ndets), dtype=np.int32)
+        keep = []
+        for _i in range(ndets):
+            i = order[_i]
+            if suppressed[i] == 1:
+                continue
+            keep.append(i)
+            for _j in range(_i + 1, ndets):
+                j = order[_j]
+                if suppressed[j] == 1:
+                    continue
+                dist = (x1[i] - x1[j]) ** 2 + (y1[i] - y1[j]) ** 2
+                if dist <= thresh:
+                    suppressed[j] = 1
+        if post_max_size < len(keep):
+            return keep[:post_max_size]
+        return keep
+
+    try:
+        import numba
+    except ImportError:
+        return circle_nms, "python"
+    return numba.jit(nopython=True)(circle_nms), "numba"
+
+
+def nms_inputs(count, device, seed=0):
+    """CenterPoint-like candidates: centers over a 100 m x 100 m range, sigmoid scores."""
+    g = torch.Generator().manual_seed(seed)
+    centers = (torch.rand(count, 2, generator=g) * 100 - 50)
+    scores = torch.rand(count, generator=g)
+    return centers.to(device), scores.to(device)
+
+
+def nms_bench(device, thresh: float = 4.0, post_max_size: int = 83) -> list[dict]:
+    loop, kind = _numba_circle_nms()
+    rows = []
+    for count in NMS_SIZES:
+        centers, scores = nms_inputs(count, device)
+        dets = torch.cat([centers, scores[:, None]], 1).cpu().numpy()
+        loop(dets, thresh, post_max_size)  # compile
+        start = time.perf_counter()
+        repeats = 0
+        while time.perf_counter() - start < 0.5 or repeats < 3:
+            expected = loop(dets, thresh, post_max_size)
+            repeats += 1
+        loop_us = (time.perf_counter() - start) / repeats * 1e6
+        batch = (centers.unsqueeze(0), scores.unsqueeze(0))
+        counts = torch.tensor([count], device=device)
+        call = lambda: circle_nms_batched(*batch, thresh, post_max_size=post_max_size, counts=counts)  # noqa: E731
+        kept = call()
+        same = kept.indices[0, : int(kept.counts[0])].tolist() == [int(i) for i in expected]
+        row = dict(candidates=count, thresh=thresh, post_max_size=post_max_size, loop=kind, loop_us=loop_us,
+                   same_as_loop=same, wall_us=wall_time(call, device, 50) * 1e6,
+                   gpu_us=graph_time_or_none(call) if device.type == "cuda" else None)
+        row["speedup_wall"] = loop_us / row["wall_us"]
+        rows.append(row)
+        print(f"  circle NMS {count}: done", flush=True)
+    return rows
+
+
+def decode_markdown(peaks: list[dict], nms: list[dict]) -> str:
+    lines = ["| peaks | k | gaussdraw GPU / wall (µs) | reference eager GPU / wall | reference compiled GPU / wall "
+             "| bytes floor (µs) | GPU ÷ floor | compiled ÷ gaussdraw (GPU) | same scores |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in peaks:
+        def pair(v):
+            gpu = r[f"{v} GPU us"]
+            return f"{gpu:,.1f} / {r[f'{v} wall us']:,.1f}" if gpu is not None else f"- / {r[f'{v} wall us']:,.1f}"
+        ours_gpu, compiled_gpu = r["gaussdraw GPU us"], r["reference compiled GPU us"]
+        ratio = f"{compiled_gpu / ours_gpu:.2f}" if ours_gpu and compiled_gpu else "-"
+        over = f"{ours_gpu / r['floor_us']:.2f}" if ours_gpu else "-"
+        lines.append(f"| {r['config']} {tuple(r['shape'])} | {r['k']} | {pair('gaussdraw')} | {pair('reference eager')} "
+                     f"| {pair('reference compiled')} | {r['floor_us']:.1f} | {over} | {ratio} | {r['scores_equal']} |")
+    lines += ["", "| circle NMS candidates | mmdet3d loop (µs) | gaussdraw wall (µs) | gaussdraw GPU (µs) | × loop (wall) "
+              "| same kept boxes |", "|---|---|---|---|---|---|"]
+    for r in nms:
+        gpu = f"{r['gpu_us']:,.1f}" if r.get("gpu_us") is not None else "-"
+        lines.append(f"| {r['candidates']} | {r['loop_us']:,.1f} ({r['loop']}) | {r['wall_us']:,.1f} | {gpu} "
+                     f"| {r['speedup_wall']:,.0f} | {r['same_as_loop']} |")
+    return "\n".join(lines)

@@ -1,0 +1,212 @@
+"""Decoding predicted heatmaps: peaks (local maxima, top k) and circle NMS.
+
+- :func:`heatmap_peaks`: mmdet's ``get_topk_from_heatmap(get_local_maximum(heat, kernel), k)``,
+  or with ``per_class_k`` CenterPoint's two-stage ``_topk``;
+- :func:`circle_nms` / :func:`circle_nms_batched`: mmdet3d's greedy ``circle_nms``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from .checks import check_backend, check_float_tensor, check_index_tensor
+from .ops._triton import HAVE_TRITON
+from .ops.circle_nms import circle_nms_op, circle_nms_torch, circle_nms_triton, float32_threshold, sorted_candidates
+from .ops.local_maximum import local_maximum_op, local_maximum_torch, local_maximum_triton
+from .ragged import RaggedLike, to_padded_all
+
+
+class Peaks(NamedTuple):
+    """The top peaks of a (B, C, H, W) heatmap, each (B, K), best first.
+
+    scores: the peak values (the heatmap's dtype); labels: class c (int64); ys, xs: the pixel
+    (int64); indices: y * W + x (mmdet's ``topk_inds``, int64)."""
+
+    scores: torch.Tensor
+    labels: torch.Tensor
+    ys: torch.Tensor
+    xs: torch.Tensor
+    indices: torch.Tensor
+
+
+def _use_triton(backend: str, device: torch.device) -> bool:
+    if backend == "auto":
+        return device.type == "cuda" and HAVE_TRITON
+    return backend == "triton"
+
+
+def _best_first(values: torch.Tensor, flat: torch.Tensor):
+    """``values`` and ``flat`` (..., K) reordered: descending value, equal values by ascending ``flat``."""
+    by_index = torch.sort(flat, dim=-1).indices
+    values, flat = torch.gather(values, -1, by_index), torch.gather(flat, -1, by_index)
+    by_value = torch.sort(values, dim=-1, descending=True, stable=True).indices
+    return torch.gather(values, -1, by_value), torch.gather(flat, -1, by_value)
+
+
+def heatmap_peaks(heatmap: torch.Tensor, k: int = 100, kernel: int = 3, *, per_class_k: int | None = None,
+                  backend: str = "auto") -> Peaks:
+    """The ``k`` highest local maxima of a (B, C, H, W) heatmap.
+
+    Same peaks as mmdet 3.3's ``get_topk_from_heatmap(get_local_maximum(heatmap, kernel), k)``:
+    a pixel is a peak where it equals the max of its ``kernel`` x ``kernel`` window (clipped to
+    the map; plateaus keep every pixel, border pixels can be peaks); every other pixel counts as
+    ``heatmap * 0`` (0); then one top-k over C x H x W per sample. With ``per_class_k``, CenterPoint's
+    two-stage ``_topk`` (mmdet3d 1.4): the top ``per_class_k`` of each class, then the top ``k`` of
+    those (CenterPoint calls it on the raw heatmap: ``kernel=1`` keeps every pixel).
+
+    Ties: peaks of equal score come in ascending index order (c * H * W + y * W + x). Where
+    equal scores straddle the k-th place, which of them are included is the top-k's choice, as
+    in mmdet's own ``torch.topk``.
+
+    Args:
+        heatmap: (B, C, H, W) float16/bfloat16/float32/float64 scores.
+        k: peaks per sample, in [1, C * H * W] (with ``per_class_k``: at most C * per_class_k).
+        kernel: odd window side of the local maximum, >= 1 (1: every pixel is a peak).
+        per_class_k: peaks per class before the overall top ``k``, in [1, H * W].
+        backend: "auto" (Triton on CUDA, torch on CPU), "triton" or "torch".
+
+    Returns:
+        :class:`Peaks` of (B, k) tensors.
+
+    Example:
+        >>> heat = torch.zeros(1, 2, 4, 4)
+        >>> heat[0, 1, 2, 3] = 0.9
+        >>> heat[0, 0, 0, 0] = 0.5
+        >>> peaks = heatmap_peaks(heat, k=2)
+        >>> peaks.scores.tolist(), peaks.labels.tolist(), peaks.ys.tolist(), peaks.xs.tolist()
+        ([[0.8999999761581543, 0.5]], [[1, 0]], [[2, 0]], [[3, 0]])
+    """
+    check_backend(backend)
+    if not isinstance(heatmap, torch.Tensor):
+        raise TypeError(f"heatmap must be a torch.Tensor; got {type(heatmap).__name__}")
+    if heatmap.dim() != 4:
+        raise ValueError(f"heatmap must be (B, C, H, W); got shape {tuple(heatmap.shape)}")
+    check_float_tensor(heatmap, "heatmap", (None,) * 4, heatmap.device, "heatmap")
+    batch, classes, height, width = heatmap.shape
+    plane = height * width
+    for name, value in (("k", k), ("kernel", kernel), ("per_class_k", per_class_k)):
+        if value is not None and (type(value) is not int or value < 1):
+            raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
+    if kernel % 2 == 0:
+        raise ValueError(f"kernel must be odd (a window centered on its pixel, as mmdet's padding assumes); got {kernel}")
+    if per_class_k is not None and per_class_k > plane:
+        raise ValueError(f"per_class_k must be at most H * W = {plane}; got {per_class_k}")
+    limit = classes * (per_class_k if per_class_k is not None else plane)
+    if k > limit:
+        raise ValueError(f"k must be at most {limit} (" + ("C * per_class_k" if per_class_k is not None else
+                                                          "C * H * W") + f"); got {k}")
+    if kernel == 1:
+        values = heatmap
+    elif _use_triton(backend, heatmap.device):
+        values = local_maximum_op(heatmap, kernel) if torch.compiler.is_compiling() else \
+            local_maximum_triton(heatmap, kernel)
+    else:
+        values = local_maximum_torch(heatmap, kernel)
+    if per_class_k is None:
+        scores, flat = torch.topk(values.reshape(batch, -1), k)
+    else:
+        class_scores, class_flat = torch.topk(values.reshape(batch, classes, plane), per_class_k)
+        class_scores, class_flat = _best_first(class_scores, class_flat)
+        scores, pick = torch.topk(class_scores.reshape(batch, -1), k)
+        label = pick // per_class_k
+        flat = torch.gather(class_flat.reshape(batch, -1), 1, pick) + label * plane
+    scores, flat = _best_first(scores, flat)
+    labels, indices = flat // plane, flat % plane
+    return Peaks(scores, labels, indices // width, indices % width, indices)
+
+
+class KeptBoxes(NamedTuple):
+    """Circle NMS of a batch: ``indices`` (S, P) int64, each sample's kept boxes (indices into
+    its own boxes) best first, padded with -1; ``counts`` (S,) int64, how many were kept."""
+
+    indices: torch.Tensor
+    counts: torch.Tensor
+
+
+def circle_nms_batched(centers: RaggedLike, scores: RaggedLike, thresh, *, post_max_size: int | None = 83,
+                       counts: torch.Tensor | None = None, backend: str = "auto") -> KeptBoxes:
+    """mmdet3d's ``circle_nms`` for each sample (or task) of a batch, in one call, no host sync.
+
+    Greedy by descending score (equal scores: the later box first, as mmdet3d's
+    ``argsort()[::-1]`` orders them with a stable sort), a box is suppressed where a kept box's
+    center is within ``thresh``: squared distance ``dx * dx + dy * dy <= thresh``, computed in
+    float32 as mmdet3d computes it on CenterHead's float32 boxes; then the first
+    ``post_max_size`` kept boxes.
+
+    Args:
+        centers: per-sample (N_b, 2) float (x, y) centers: a list of tensors, a ragged batch, or a
+            padded (S, Nmax, 2) tensor with ``counts``.
+        scores: per-sample (N_b,) float scores, in the same form.
+        thresh: the squared-distance threshold: a number, or one per sample (a sequence of S numbers,
+            e.g. CenterPoint's ``min_radius`` of each task).
+        post_max_size: keep at most this many per sample (None: all).
+        counts: (S,) boxes per sample, with padded tensors.
+        backend: "auto" (Triton on CUDA, torch on CPU), "triton" or "torch".
+
+    Returns:
+        :class:`KeptBoxes`.
+
+    Example:
+        >>> centers = [torch.tensor([[0.0, 0.0], [0.5, 0.0], [3.0, 0.0]]), torch.tensor([[1.0, 1.0]])]
+        >>> scores = [torch.tensor([0.9, 0.8, 0.7]), torch.tensor([0.5])]
+        >>> kept = circle_nms_batched(centers, scores, 1.0)
+        >>> kept.indices.tolist(), kept.counts.tolist()
+        ([[0, 2], [0, -1]], [2, 1])
+    """
+    check_backend(backend)
+    padded = to_padded_all({"centers": centers, "scores": scores})
+    (center_tensor, center_sizes), (score_tensor, score_sizes) = padded["centers"], padded["scores"]
+    device = score_tensor.device
+    check_float_tensor(score_tensor, "scores", (None, None), device, "scores")
+    num_samples, longest = score_tensor.shape
+    check_float_tensor(center_tensor, "centers", (num_samples, longest, 2), device, "scores")
+    sizes = counts if counts is not None else (score_sizes if score_sizes is not None else center_sizes)
+    if sizes is None:
+        raise ValueError("counts is required when centers and scores are padded tensors: pass counts=(S,) "
+                         "boxes per sample")
+    check_index_tensor(sizes, "counts", (num_samples,), device, "scores")
+    if post_max_size is not None and (type(post_max_size) is not int or post_max_size < 0):
+        raise ValueError(f"post_max_size must be an integer >= 0 or None; got {post_max_size!r}")
+    thresholds = [thresh] * num_samples if isinstance(thresh, (int, float)) and not isinstance(thresh, bool) \
+        else list(thresh)
+    if len(thresholds) != num_samples or not all(isinstance(t, (int, float)) for t in thresholds):
+        raise ValueError(f"thresh must be a number or one number per sample ({num_samples}); got {thresh!r}")
+    thresholds = torch.tensor([float32_threshold(float(t)) for t in thresholds], dtype=torch.float32)
+    thresholds = thresholds.to(device, non_blocking=True) if device.type == "cuda" else thresholds
+    size = min(post_max_size, longest) if post_max_size is not None else longest
+    xs, ys, order = sorted_candidates(center_tensor, score_tensor, sizes)
+    args = (xs, ys, order, sizes, thresholds, size)
+    if _use_triton(backend, device):
+        kept, kept_counts = circle_nms_op(*args) if torch.compiler.is_compiling() else circle_nms_triton(*args)
+    else:
+        kept, kept_counts = circle_nms_torch(*args)
+    return KeptBoxes(kept, kept_counts)
+
+
+def circle_nms(centers: torch.Tensor, scores: torch.Tensor, thresh: float, *, post_max_size: int | None = 83,
+               backend: str = "auto") -> torch.Tensor:
+    """mmdet3d's ``circle_nms`` of one set of boxes: the (K,) int64 indices of the kept boxes,
+    best first (see :func:`circle_nms_batched` for the rule and a batched form). On a GPU the
+    result's length is read from the device (one sync, as ``torchvision.ops.nms``);
+    :func:`circle_nms_batched` does not sync.
+
+    Args:
+        centers: (N, 2) float (x, y); mmdet3d passes ``dets[:, :2]``.
+        scores: (N,) float; mmdet3d passes ``dets[:, 2]``.
+        thresh: squared-distance threshold.
+        post_max_size: keep at most this many (None: all).
+
+    Example:
+        >>> circle_nms(torch.tensor([[0.0, 0.0], [0.5, 0.0], [3.0, 0.0]]), torch.tensor([0.7, 0.8, 0.9]), 1.0).tolist()
+        [2, 1]
+    """
+    if not isinstance(centers, torch.Tensor) or not isinstance(scores, torch.Tensor):
+        raise TypeError("centers and scores must be torch.Tensors (circle_nms_batched takes lists)")
+    if centers.dim() != 2 or scores.dim() != 1:
+        raise ValueError(f"centers must be (N, 2) and scores (N,); got {tuple(centers.shape)} and {tuple(scores.shape)}")
+    count = torch.tensor([scores.shape[0]], device=scores.device)
+    kept = circle_nms_batched(centers.unsqueeze(0), scores.unsqueeze(0), thresh, post_max_size=post_max_size,
+                              counts=count, backend=backend)
+    return kept.indices[0, : int(kept.counts[0])]
