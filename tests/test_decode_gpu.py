@@ -1,0 +1,109 @@
+"""Decoding on a GPU: no host sync, CUDA-graph capture, and the GPU kernels against the CPU path on
+larger inputs (NaN and infinite scores included); the ops' registration (opcheck) on every device."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gaussdraw import circle_nms_batched, heatmap_peaks
+from gaussdraw.ops.circle_nms import circle_nms_op, sorted_candidates
+from gaussdraw.ops.local_maximum import local_maximum_op, local_maximum_torch
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+def nms_batch(device, samples=3, count=700, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    centers = [torch.rand(count - 100 * b, 2, generator=g).mul(60).to(device) for b in range(samples)]
+    scores = [torch.rand(count - 100 * b, generator=g).to(device) for b in range(samples)]
+    return centers, scores
+
+
+@cuda
+def test_decode_is_sync_free_and_graph_capturable():
+    heat = torch.rand(2, 3, 40, 50, device="cuda")
+    centers, scores = nms_batch("cuda")
+    longest = max(len(s) for s in scores)
+    padded_c = torch.zeros(3, longest, 2, device="cuda")
+    padded_s = torch.zeros(3, longest, device="cuda")
+    for b, (c, s) in enumerate(zip(centers, scores)):
+        padded_c[b, : len(s)], padded_s[b, : len(s)] = c, s
+    counts = torch.tensor([len(s) for s in scores], device="cuda")
+
+    def decode():
+        return heatmap_peaks(heat, 50), circle_nms_batched(padded_c, padded_s, 4.0, counts=counts)
+
+    expected = decode()
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        decode()
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        decode()  # warm up on the side stream
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            captured = decode()
+    torch.cuda.current_stream().wait_stream(stream)
+    for output in (*captured[0], *captured[1]):
+        output.fill_(-7)  # poison, then replay
+    graph.replay()
+    torch.cuda.synchronize()
+    for got, want in zip((*captured[0], *captured[1]), (*expected[0], *expected[1])):
+        assert torch.equal(got, want)
+
+
+@cuda
+@pytest.mark.parametrize("kernel", [3, 5, 7])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64])
+def test_local_maximum_kernel_matches_torch(kernel, dtype):
+    g = torch.Generator().manual_seed(kernel)
+    heat = (torch.randint(0, 6, (2, 5, 67, 131), generator=g).float() / 5).to(dtype)
+    heat[0, 0, 3, 4], heat[0, 1, 0, 0], heat[1, 2, 66, 130] = float("nan"), float("inf"), float("-inf")
+    out = local_maximum_op(heat.cuda(), kernel)
+    torch.testing.assert_close(out.cpu(), local_maximum_torch(heat, kernel), rtol=0, atol=0, equal_nan=True)
+
+
+@cuda
+def test_circle_nms_gpu_matches_cpu_on_large_batches():
+    centers, scores = nms_batch("cpu", samples=4, count=4000, seed=3)
+    cpu = circle_nms_batched(centers, scores, 2.0, post_max_size=500)
+    gpu = circle_nms_batched([c.cuda() for c in centers], [s.cuda() for s in scores], 2.0, post_max_size=500)
+    assert torch.equal(gpu.indices.cpu(), cpu.indices) and torch.equal(gpu.counts.cpu(), cpu.counts)
+
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_decode_ops_pass_opcheck(device):
+    heat = torch.rand(2, 3, 9, 11, device=device)
+    torch.library.opcheck(local_maximum_op, (heat, 3))
+    centers, scores = nms_batch(device, samples=2, count=150)
+    padded_c = torch.stack([torch.nn.functional.pad(c, (0, 0, 0, 150 - len(c))) for c in centers])
+    padded_s = torch.stack([torch.nn.functional.pad(s, (0, 150 - len(s))) for s in scores])
+    counts = torch.tensor([len(s) for s in scores], device=device)
+    xs, ys, order = sorted_candidates(padded_c, padded_s, counts)
+    thresholds = torch.full((2,), 4.0, device=device)
+    torch.library.opcheck(circle_nms_op, (xs, ys, order, counts, thresholds, 83))
+
+
+@cuda
+def test_decode_compiles_fullgraph():
+    heat = torch.rand(2, 3, 40, 50, device="cuda")
+    centers = torch.rand(2, 300, 2, device="cuda") * 40
+    scores = torch.rand(2, 300, device="cuda")
+    counts = torch.tensor([300, 120], device="cuda")
+
+    def decode(heat, centers, scores, counts):
+        peaks = heatmap_peaks(heat, 20)
+        kept = circle_nms_batched(centers, scores, 4.0, counts=counts)
+        return peaks.scores, peaks.indices, kept.indices, kept.counts
+
+    compiled = torch.compile(decode, fullgraph=True)
+    for got, want in zip(compiled(heat, centers, scores, counts), decode(heat, centers, scores, counts)):
+        assert torch.equal(got, want)
