@@ -211,3 +211,20 @@ def test_circle_nms_bad_arguments():
         circle_nms(torch.zeros(3, 3), s, 1.0)
     with pytest.raises(ValueError, match="counts is required"):
         circle_nms_batched(torch.zeros(2, 3, 2), torch.zeros(2, 3), 1.0)
+
+
+def test_circle_nms_order_is_the_same_from_both_key_builders(device_backend):
+    """The Triton key kernel and the torch keys order boxes alike: -0.0 ties 0.0, NaN first, padding last."""
+    from gaussdraw.ops.circle_nms import sorted_candidates, sorted_candidates_triton
+
+    device, backend = device_backend
+    if backend != "triton":
+        pytest.skip("the key kernel is Triton's")
+    scores = torch.tensor([[0.5, -0.0, 0.0, float("nan"), -1.0, float("inf"), 0.5, 7.0],
+                           [1.0, 1.0, 1.0, 1.0, 2.0, -float("inf"), 3.0, 3.0]], device=device)
+    counts = torch.tensor([8, 6], device=device)
+    expected = sorted_candidates(scores, counts)
+    assert torch.equal(sorted_candidates_triton(scores, counts), expected)
+    # NaN, inf, 7, the two 0.5 (the later box first), 0.0 and -0.0 as equals (the later first), -1
+    assert expected[0].tolist() == [3, 5, 7, 6, 0, 2, 1, 4]
+    assert expected[1, :6].tolist() == [4, 3, 2, 1, 0, 5] and sorted(expected[1, 6:].tolist()) == [6, 7]

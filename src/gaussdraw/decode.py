@@ -13,7 +13,9 @@ import torch
 
 from .checks import check_backend, check_float_tensor, check_index_tensor
 from .ops._triton import HAVE_TRITON
-from .ops.circle_nms import circle_nms_op, circle_nms_torch, circle_nms_triton, float32_threshold, sorted_candidates
+from .ops._sort_keys import LOW, score_keys
+from .ops.circle_nms import (circle_nms_op, circle_nms_torch, circle_nms_triton, float32_threshold, sorted_candidates,
+                             sorted_candidates_triton)
 from .ops.local_maximum import local_maximum_op, local_maximum_torch, local_maximum_triton
 from .ragged import RaggedLike, to_padded_all
 
@@ -37,12 +39,28 @@ def _use_triton(backend: str, device: torch.device) -> bool:
     return backend == "triton"
 
 
-def _best_first(values: torch.Tensor, flat: torch.Tensor):
-    """``values`` and ``flat`` (..., K) reordered: descending value, equal values by ascending ``flat``."""
-    by_index = torch.sort(flat, dim=-1).indices
-    values, flat = torch.gather(values, -1, by_index), torch.gather(flat, -1, by_index)
-    by_value = torch.sort(values, dim=-1, descending=True, stable=True).indices
-    return torch.gather(values, -1, by_value), torch.gather(flat, -1, by_value)
+def _best_first(scores: torch.Tensor, flat: torch.Tensor):
+    """``scores`` and ``flat`` (..., K) reordered: descending score, equal scores by ascending ``flat``."""
+    if scores.dtype == torch.float64:  # no 64-bit room for the index: two sorts
+        by_index = torch.sort(flat, dim=-1).indices
+        scores, flat = torch.gather(scores, -1, by_index), torch.gather(flat, -1, by_index)
+        by_score = torch.sort(scores, dim=-1, descending=True, stable=True).indices
+    else:  # one sort of distinct keys
+        by_score = torch.sort(score_keys(scores, LOW - flat), dim=-1, descending=True).indices
+    return torch.gather(scores, -1, by_score), torch.gather(flat, -1, by_score)
+
+
+def _top(values: torch.Tensor, k: int):
+    """(B, C, P) -> the top ``k`` of each sample's C * P values and their flat indices (c * P + p), (B, k).
+    Long rows go by plane first (each plane's top k, then the top k of those): the same values, and
+    many short top-ks run faster than one over a long row."""
+    batch, classes, plane = values.shape
+    if classes == 1 or plane <= k:
+        return torch.topk(values.reshape(batch, -1), k)
+    plane_scores, plane_flat = torch.topk(values, k)  # (B, C, k)
+    scores, pick = torch.topk(plane_scores.reshape(batch, -1), k)
+    flat = torch.gather(plane_flat.reshape(batch, -1), 1, pick) + (pick // k) * plane
+    return scores, flat
 
 
 def heatmap_peaks(heatmap: torch.Tensor, k: int = 100, kernel: int = 3, *, per_class_k: int | None = None,
@@ -105,10 +123,9 @@ def heatmap_peaks(heatmap: torch.Tensor, k: int = 100, kernel: int = 3, *, per_c
     else:
         values = local_maximum_torch(heatmap, kernel)
     if per_class_k is None:
-        scores, flat = torch.topk(values.reshape(batch, -1), k)
+        scores, flat = _top(values.reshape(batch, classes, plane), k)
     else:
         class_scores, class_flat = torch.topk(values.reshape(batch, classes, plane), per_class_k)
-        class_scores, class_flat = _best_first(class_scores, class_flat)
         scores, pick = torch.topk(class_scores.reshape(batch, -1), k)
         label = pick // per_class_k
         flat = torch.gather(class_flat.reshape(batch, -1), 1, pick) + label * plane
@@ -123,6 +140,23 @@ class KeptBoxes(NamedTuple):
 
     indices: torch.Tensor
     counts: torch.Tensor
+
+
+_THRESHOLD_TENSORS: dict = {}
+
+
+def _thresholds(values: tuple, device: torch.device) -> torch.Tensor:
+    """(S,) float32 thresholds on ``device``, kept for the next call with the same ones (a copy from
+    pinned memory the first time: no sync, and nothing to copy while a CUDA graph captures)."""
+    key = (values, device)
+    tensor = _THRESHOLD_TENSORS.get(key)
+    if tensor is None:
+        tensor = torch.tensor(values, dtype=torch.float32)
+        tensor = tensor.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else tensor.to(device)
+        if len(_THRESHOLD_TENSORS) >= 64:
+            _THRESHOLD_TENSORS.clear()
+        _THRESHOLD_TENSORS[key] = tensor
+    return tensor
 
 
 def circle_nms_batched(centers: RaggedLike, scores: RaggedLike, thresh, *, post_max_size: int | None = 83,
@@ -173,15 +207,17 @@ def circle_nms_batched(centers: RaggedLike, scores: RaggedLike, thresh, *, post_
         else list(thresh)
     if len(thresholds) != num_samples or not all(isinstance(t, (int, float)) for t in thresholds):
         raise ValueError(f"thresh must be a number or one number per sample ({num_samples}); got {thresh!r}")
-    thresholds = torch.tensor([float32_threshold(float(t)) for t in thresholds], dtype=torch.float32)
-    thresholds = thresholds.to(device, non_blocking=True) if device.type == "cuda" else thresholds
+    thresholds = _thresholds(tuple(float32_threshold(float(t)) for t in thresholds), device)
     size = min(post_max_size, longest) if post_max_size is not None else longest
-    xs, ys, order = sorted_candidates(center_tensor, score_tensor, sizes)
-    args = (xs, ys, order, sizes, thresholds, size)
-    if _use_triton(backend, device):
-        kept, kept_counts = circle_nms_op(*args) if torch.compiler.is_compiling() else circle_nms_triton(*args)
+    centers_f32 = center_tensor.float().contiguous()
+    if not _use_triton(backend, device):
+        kept, kept_counts = circle_nms_torch(centers_f32, sorted_candidates(score_tensor, sizes), sizes, thresholds,
+                                             size)
+    elif torch.compiler.is_compiling():
+        kept, kept_counts = circle_nms_op(centers_f32, sorted_candidates(score_tensor, sizes), sizes, thresholds, size)
     else:
-        kept, kept_counts = circle_nms_torch(*args)
+        order = sorted_candidates_triton(score_tensor.contiguous(), sizes)
+        kept, kept_counts = circle_nms_triton(centers_f32, order, sizes, thresholds, size)
     return KeptBoxes(kept, kept_counts)
 
 

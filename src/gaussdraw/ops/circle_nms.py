@@ -4,7 +4,7 @@ mmdet3d (``circle_nms`` in ``models/layers/box3d_nms.py``, numba on the CPU) vis
 descending score and keeps a box unless a kept box lies within the threshold: squared center
 distance ``dx*dx + dy*dy <= thresh`` in float32. Then it keeps the first ``post_max_size``.
 
-Both kernels here take each sample's candidates already sorted (:func:`sorted_candidates`) and
+Both kernels here take each sample's boxes and their order (:func:`sorted_candidates`) and
 walk them in blocks of ``BLOCK``. A block's candidates first meet every box kept so far (one
 (kept x block) distance tile); the ones left then decide among themselves, all at once, by
 rounds: a candidate with a kept predecessor within reach is suppressed, one with no undecided
@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ._sort_keys import score_keys
 from ._triton import Launcher, check_device, jit, tl
 
 BLOCK = 128  # candidates decided together
@@ -40,32 +41,55 @@ def float32_threshold(thresh: float) -> float:
     return float(t)
 
 
-def sorted_candidates(centers: torch.Tensor, scores: torch.Tensor, counts: torch.Tensor):
-    """(x, y) float32 (S, N) each and original indices (S, N) int64 of every sample's boxes by
-    descending score; among equal scores the later box first (the order of mmdet3d's
-    ``argsort()[::-1]`` with a stable argsort). Entries past ``counts`` come last (they are
-    never read)."""
-    num_samples, longest = scores.shape
-    position = torch.arange(longest, device=scores.device)
-    padding = position >= counts.unsqueeze(1)
-    key = scores.float().masked_fill(padding, float("-inf"))
-    # ascending and stable, then reversed: descending, equal scores by descending index
-    order = torch.sort(key, dim=1, stable=True).indices.flip(1)
-    # padding sorts among the lowest scores; move it behind every real box
-    order = torch.gather(order, 1, torch.sort(torch.gather(padding, 1, order).to(torch.uint8), dim=1,
-                                              stable=True).indices)
-    xy = torch.gather(centers.float(), 1, order.unsqueeze(2).expand(num_samples, longest, 2))
-    return xy[..., 0].contiguous(), xy[..., 1].contiguous(), order
+def sorted_candidates(scores: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """(S, N) int64: each sample's box indices by descending score (compared in float32, as
+    mmdet3d compares CenterHead's float32 boxes); among equal scores the later box first (the
+    order of mmdet3d's ``argsort()[::-1]`` with a stable argsort). Entries past ``counts`` come
+    last. One sort of distinct int64 keys (:mod:`._sort_keys`)."""
+    position = torch.arange(scores.shape[1], device=scores.device).expand_as(scores)
+    keys = score_keys(scores, position).masked_fill(position >= counts.unsqueeze(1), torch.iinfo(torch.int64).min)
+    return torch.sort(keys, dim=1, descending=True).indices
 
 
 # ----------------------------------------------------------------------------
-# Triton kernel
+# Triton kernels
 # ----------------------------------------------------------------------------
 
 
 @jit
+def _order_keys_kernel(scores_ptr, counts_ptr, keys_ptr, longest, stride_s, BLOCK: tl.constexpr):
+    """:func:`sorted_candidates`' keys (:func:`._sort_keys.score_keys` of the scores and positions,
+    the padding lowest) in one pass."""
+    sample = tl.program_id(0).to(tl.int64)
+    position = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
+    inside = position < longest
+    score = tl.load(scores_ptr + sample * stride_s + position, mask=inside, other=0.0).to(tl.float32)
+    score = tl.where(score == 0.0, 0.0, score)  # -0.0 -> +0.0
+    score = tl.where(score != score, float("nan"), score)  # one NaN, sign bit clear
+    bits = score.to(tl.int32, bitcast=True)
+    ordered = tl.where(bits < 0, bits ^ 0x7FFFFFFF, bits).to(tl.int64)
+    key = (ordered << 32) | position.to(tl.int64)
+    key = tl.where(position < tl.load(counts_ptr + sample), key, -9223372036854775807 - 1)
+    tl.store(keys_ptr + sample * longest + position, key, mask=inside)
+
+
+_launch_keys = Launcher(_order_keys_kernel)
+
+
+def sorted_candidates_triton(scores: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """:func:`sorted_candidates` with its keys from one kernel (then one sort)."""
+    num_samples, longest = scores.shape
+    keys = torch.empty((num_samples, longest), dtype=torch.int64, device=scores.device)
+    if keys.numel():
+        block = 1024
+        _launch_keys((num_samples, -(-longest // block)), (scores, counts, keys, longest, scores.stride(0)),
+                     dict(BLOCK=block), num_warps=4)
+    return torch.sort(keys, dim=1, descending=True).indices
+
+
+@jit
 def _circle_nms_kernel(
-    xs_ptr, ys_ptr, order_ptr, counts_ptr, thresh_ptr, kept_ptr, kept_xy_ptr, kept_count_ptr,
+    centers_ptr, order_ptr, counts_ptr, thresh_ptr, kept_ptr, kept_xy_ptr, kept_count_ptr,
     longest, post_max_size,
     BLOCK: tl.constexpr,
 ):
@@ -82,8 +106,9 @@ def _circle_nms_kernel(
     while (start < n) & (count < post_max_size):
         at = start + lanes
         valid = at < n
-        x = tl.load(xs_ptr + row + at, mask=valid, other=0.0)
-        y = tl.load(ys_ptr + row + at, mask=valid, other=0.0)
+        box = tl.load(order_ptr + row + at, mask=valid, other=0)
+        x = tl.load(centers_ptr + 2 * (row + box), mask=valid, other=0.0)
+        y = tl.load(centers_ptr + 2 * (row + box) + 1, mask=valid, other=0.0)
         alive = valid
         # against every box kept so far
         for first in range(0, count, BLOCK):
@@ -110,29 +135,31 @@ def _circle_nms_kernel(
             undecided = undecided - newly_kept - suppressed
         rank = count + tl.cumsum(kept, axis=0) - kept  # exclusive: where each kept box goes
         store = (kept > 0) & (rank < post_max_size)
-        index = tl.load(order_ptr + row + at, mask=store, other=0)
-        tl.store(kept_ptr + kept_row + rank, index, mask=store)
+        tl.store(kept_ptr + kept_row + rank, box, mask=store)
         tl.store(kept_xy_ptr + 2 * (kept_row + rank), x, mask=store)
         tl.store(kept_xy_ptr + 2 * (kept_row + rank) + 1, y, mask=store)
         count = count + tl.sum(kept, axis=0)
         start = start + BLOCK
-    tl.store(kept_count_ptr + sample, tl.minimum(count, post_max_size).to(tl.int64))
+    count = tl.minimum(count, post_max_size)
+    tl.store(kept_count_ptr + sample, count.to(tl.int64))
+    for first in range(count, post_max_size, BLOCK):  # the rest of the row: -1
+        tl.store(kept_ptr + kept_row + first + lanes, -1, mask=first + lanes < post_max_size)
 
 
 _launch = Launcher(_circle_nms_kernel)
 
 
-def circle_nms_triton(xs, ys, order, counts, thresholds, post_max_size: int):
-    """(kept (S, P) int64, counts (S,) int64) from :func:`sorted_candidates`' outputs; ``thresholds``
-    (S,) float32 (see :func:`float32_threshold`)."""
-    check_device(xs.device)
-    num_samples, longest = xs.shape
-    kept = torch.full((num_samples, post_max_size), -1, dtype=torch.int64, device=xs.device)
-    kept_counts = torch.zeros(num_samples, dtype=torch.int64, device=xs.device)
+def circle_nms_triton(centers, order, counts, thresholds, post_max_size: int):
+    """(kept (S, P) int64, counts (S,) int64) of (S, N, 2) float32 contiguous ``centers`` visited in
+    :func:`sorted_candidates`' ``order``; ``thresholds`` (S,) float32 (see :func:`float32_threshold`)."""
+    check_device(centers.device)
+    num_samples, longest = order.shape
+    kept = torch.empty((num_samples, post_max_size), dtype=torch.int64, device=centers.device)
+    kept_counts = torch.empty(num_samples, dtype=torch.int64, device=centers.device)
     if num_samples == 0 or post_max_size == 0:
-        return kept, kept_counts
-    kept_xy = torch.empty((num_samples, post_max_size, 2), dtype=torch.float32, device=xs.device)
-    _launch((num_samples,), (xs, ys, order, counts, thresholds, kept, kept_xy, kept_counts, longest, post_max_size),
+        return kept, kept_counts.zero_()
+    kept_xy = torch.empty((num_samples, post_max_size, 2), dtype=torch.float32, device=centers.device)
+    _launch((num_samples,), (centers, order, counts, thresholds, kept, kept_xy, kept_counts, longest, post_max_size),
             dict(BLOCK=BLOCK), num_warps=4, specialization=(counts.dtype,), options={"enable_fp_fusion": False})
     return kept, kept_counts
 
@@ -142,12 +169,14 @@ def circle_nms_triton(xs, ys, order, counts, thresholds, post_max_size: int):
 # ----------------------------------------------------------------------------
 
 
-def circle_nms_torch(xs, ys, order, counts, thresholds, post_max_size: int):
+def circle_nms_torch(centers, order, counts, thresholds, post_max_size: int):
     """The torch twin of :func:`circle_nms_triton` (same arguments and outputs)."""
-    num_samples, longest = xs.shape
-    kept = torch.full((num_samples, post_max_size), -1, dtype=torch.int64, device=xs.device)
-    kept_counts = torch.zeros(num_samples, dtype=torch.int64, device=xs.device)
-    earlier = torch.ones(BLOCK, BLOCK, dtype=torch.bool, device=xs.device).triu(1)
+    num_samples, longest = order.shape
+    kept = torch.full((num_samples, post_max_size), -1, dtype=torch.int64, device=centers.device)
+    kept_counts = torch.zeros(num_samples, dtype=torch.int64, device=centers.device)
+    earlier = torch.ones(BLOCK, BLOCK, dtype=torch.bool, device=centers.device).triu(1)
+    xy = torch.gather(centers, 1, order.unsqueeze(2).expand(num_samples, longest, 2))
+    xs, ys = xy[..., 0], xy[..., 1]
     for sample, (n, thresh) in enumerate(zip(counts.tolist(), thresholds.tolist())):
         n = min(max(n, 0), longest)
         thresh = torch.tensor(thresh, dtype=torch.float32)
@@ -183,19 +212,18 @@ def circle_nms_torch(xs, ys, order, counts, thresholds, post_max_size: int):
 
 
 @torch.library.custom_op("gaussdraw::circle_nms", mutates_args=())
-def circle_nms_op(xs: torch.Tensor, ys: torch.Tensor, order: torch.Tensor, counts: torch.Tensor,
-                  thresholds: torch.Tensor, post_max_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+def circle_nms_op(centers: torch.Tensor, order: torch.Tensor, counts: torch.Tensor, thresholds: torch.Tensor,
+                  post_max_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The op as torch.compile and the dispatcher see it: Triton by default, torch on CPU."""
-    return circle_nms_triton(xs, ys, order, counts, thresholds, post_max_size)
+    return circle_nms_triton(centers, order, counts, thresholds, post_max_size)
 
 
 @circle_nms_op.register_kernel("cpu")
-def _circle_nms_cpu(xs, ys, order, counts, thresholds, post_max_size):
-    return circle_nms_torch(xs, ys, order, counts, thresholds, post_max_size)
+def _circle_nms_cpu(centers, order, counts, thresholds, post_max_size):
+    return circle_nms_torch(centers, order, counts, thresholds, post_max_size)
 
 
 @circle_nms_op.register_fake
-def _circle_nms_fake(xs, ys, order, counts, thresholds, post_max_size):
-    num_samples = xs.shape[0]
-    return (xs.new_empty((num_samples, post_max_size), dtype=torch.int64),
-            xs.new_empty((num_samples,), dtype=torch.int64))
+def _circle_nms_fake(centers, order, counts, thresholds, post_max_size):
+    num_samples = order.shape[0]
+    return (order.new_empty((num_samples, post_max_size)), order.new_empty((num_samples,)))
