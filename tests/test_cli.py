@@ -106,3 +106,15 @@ def test_cli_bench_cpu_table_quick(capsys, tmp_path):
         for variant in ("gaussdraw_us", "loop_us"):
             spread = row[variant]
             assert 0 < spread["min"] <= spread["median"] <= spread["max"]
+
+
+def test_decode_markdown_from_rows():
+    from gaussdraw.bench.decode import decode_markdown, nms_bench
+
+    nms = nms_bench(torch.device("cpu"), sizes=(300, 4000 // 8))
+    assert all(row["same_as_loop"] and row["wall_us"] > 0 for row in nms)
+    peaks = [{"config": "x", "shape": [1, 2, 3, 4], "k": 5, "gaussdraw GPU us": 2.0, "gaussdraw wall us": 3.0,
+              "reference eager GPU us": 4.0, "reference eager wall us": 5.0, "reference compiled GPU us": None,
+              "reference compiled wall us": 6.0, "floor_us": 1.0, "scores_equal": True}]
+    text = decode_markdown(peaks, nms)
+    assert "| x (1, 2, 3, 4) | 5 | 2.0 / 3.0 |" in text and "| 500 |" in text

@@ -50,19 +50,6 @@ def _best_first(scores: torch.Tensor, flat: torch.Tensor):
     return torch.gather(scores, -1, by_score), torch.gather(flat, -1, by_score)
 
 
-def _top(values: torch.Tensor, k: int):
-    """(B, C, P) -> the top ``k`` of each sample's C * P values and their flat indices (c * P + p), (B, k).
-    Long rows go by plane first (each plane's top k, then the top k of those): the same values, and
-    many short top-ks run faster than one over a long row."""
-    batch, classes, plane = values.shape
-    if classes == 1 or plane <= k:
-        return torch.topk(values.reshape(batch, -1), k)
-    plane_scores, plane_flat = torch.topk(values, k)  # (B, C, k)
-    scores, pick = torch.topk(plane_scores.reshape(batch, -1), k)
-    flat = torch.gather(plane_flat.reshape(batch, -1), 1, pick) + (pick // k) * plane
-    return scores, flat
-
-
 def heatmap_peaks(heatmap: torch.Tensor, k: int = 100, kernel: int = 3, *, per_class_k: int | None = None,
                   backend: str = "auto") -> Peaks:
     """The ``k`` highest local maxima of a (B, C, H, W) heatmap.
@@ -123,7 +110,7 @@ def heatmap_peaks(heatmap: torch.Tensor, k: int = 100, kernel: int = 3, *, per_c
     else:
         values = local_maximum_torch(heatmap, kernel)
     if per_class_k is None:
-        scores, flat = _top(values.reshape(batch, classes, plane), k)
+        scores, flat = torch.topk(values.reshape(batch, -1), k)
     else:
         class_scores, class_flat = torch.topk(values.reshape(batch, classes, plane), per_class_k)
         scores, pick = torch.topk(class_scores.reshape(batch, -1), k)

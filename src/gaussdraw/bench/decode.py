@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from ..decode import circle_nms_batched, heatmap_peaks
+from .report import _fmt
 from .timing import copy_bandwidth, graph_time_or_none, wall_time
 
 PEAK_CONFIGS = {  # name: (shape, k, kernel, per_class_k)
@@ -67,6 +68,10 @@ def peaks_bench(device, rounds: int = 5) -> list[dict]:
         row = dict(config=name, shape=list(shape), k=k, kernel=kernel, per_class_k=per_class_k,
                    scores_equal=bool(torch.equal(expected[0].float(), got.scores.float())),
                    floor_us=heat.numel() * heat.element_size() / bandwidth * 1e6, copy_tb_s=bandwidth / 1e12)
+        if kernel > 1:  # the local maximum alone: what gaussdraw's kernel costs before the top-k
+            from ..ops.local_maximum import local_maximum_triton
+            row["local maximum GPU us"] = graph_time_or_none(lambda h=heat, kernel=kernel: local_maximum_triton(h, kernel))
+            row["topk GPU us"] = graph_time_or_none(lambda h=heat, k=k: torch.topk(h.view(h.shape[0], -1), k))
         compiled()  # compile
         variants = {"gaussdraw": ours, "reference eager": reference, "reference compiled": compiled}
         for variant, fn in variants.items():
@@ -125,10 +130,10 @@ def nms_inputs(count, device, seed=0):
     return centers.to(device), scores.to(device)
 
 
-def nms_bench(device, thresh: float = 4.0, post_max_size: int = 83) -> list[dict]:
+def nms_bench(device, thresh: float = 4.0, post_max_size: int = 83, sizes=NMS_SIZES) -> list[dict]:
     loop, kind = _numba_circle_nms()
     rows = []
-    for count in NMS_SIZES:
+    for count in sizes:
         centers, scores = nms_inputs(count, device)
         dets = torch.cat([centers, scores[:, None]], 1).cpu().numpy()
         loop(dets, thresh, post_max_size)  # compile
@@ -154,8 +159,9 @@ def nms_bench(device, thresh: float = 4.0, post_max_size: int = 83) -> list[dict
 
 def decode_markdown(peaks: list[dict], nms: list[dict]) -> str:
     lines = ["| peaks | k | gaussdraw GPU / wall (µs) | reference eager GPU / wall | reference compiled GPU / wall "
-             "| bytes floor (µs) | GPU ÷ floor | compiled ÷ gaussdraw (GPU) | same scores |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| bytes floor (µs) | GPU ÷ floor | compiled ÷ gaussdraw (GPU) | local max / top-k alone, GPU (µs) "
+             "| same scores |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in peaks:
         def pair(v):
             gpu = r[f"{v} GPU us"]
@@ -164,7 +170,8 @@ def decode_markdown(peaks: list[dict], nms: list[dict]) -> str:
         ratio = f"{compiled_gpu / ours_gpu:.2f}" if ours_gpu and compiled_gpu else "-"
         over = f"{ours_gpu / r['floor_us']:.2f}" if ours_gpu else "-"
         lines.append(f"| {r['config']} {tuple(r['shape'])} | {r['k']} | {pair('gaussdraw')} | {pair('reference eager')} "
-                     f"| {pair('reference compiled')} | {r['floor_us']:.1f} | {over} | {ratio} | {r['scores_equal']} |")
+                     f"| {pair('reference compiled')} | {r['floor_us']:.1f} | {over} | {ratio} "
+                     f"| {_fmt(r.get('local maximum GPU us'))} / {_fmt(r.get('topk GPU us'))} | {r['scores_equal']} |")
     lines += ["", "| circle NMS candidates | mmdet3d loop (µs) | gaussdraw wall (µs) | gaussdraw GPU (µs) | × loop (wall) "
               "| same kept boxes |", "|---|---|---|---|---|---|"]
     for r in nms:
