@@ -133,12 +133,15 @@ _THRESHOLD_TENSORS: dict = {}
 
 
 def _thresholds(values: tuple, device: torch.device) -> torch.Tensor:
-    """(S,) float32 thresholds on ``device``, kept for the next call with the same ones (a copy from
-    pinned memory the first time: no sync, and nothing to copy while a CUDA graph captures)."""
+    """(S,) float32 thresholds on ``device`` (each the largest float32 at most the given one, see
+    :func:`~gaussdraw.ops.circle_nms.float32_threshold`), kept for the next call with the same ones:
+    made once, copied from pinned memory (no sync, and nothing to copy while a CUDA graph captures)."""
+    if torch.compiler.is_compiling():
+        return torch.tensor([float32_threshold(v) for v in values], dtype=torch.float32, device=device)
     key = (values, device)
     tensor = _THRESHOLD_TENSORS.get(key)
     if tensor is None:
-        tensor = torch.tensor(values, dtype=torch.float32)
+        tensor = torch.tensor([float32_threshold(v) for v in values], dtype=torch.float32)
         tensor = tensor.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else tensor.to(device)
         if len(_THRESHOLD_TENSORS) >= 64:
             _THRESHOLD_TENSORS.clear()
@@ -194,7 +197,7 @@ def circle_nms_batched(centers: RaggedLike, scores: RaggedLike, thresh, *, post_
         else list(thresh)
     if len(thresholds) != num_samples or not all(isinstance(t, (int, float)) for t in thresholds):
         raise ValueError(f"thresh must be a number or one number per sample ({num_samples}); got {thresh!r}")
-    thresholds = _thresholds(tuple(float32_threshold(float(t)) for t in thresholds), device)
+    thresholds = _thresholds(tuple(float(t) for t in thresholds), device)
     size = min(post_max_size, longest) if post_max_size is not None else longest
     centers_f32 = center_tensor.float().contiguous()
     if not _use_triton(backend, device):
