@@ -228,3 +228,37 @@ def test_circle_nms_order_is_the_same_from_both_key_builders(device_backend):
     # NaN, inf, 7, the two 0.5 (the later box first), 0.0 and -0.0 as equals (the later first), -1
     assert expected[0].tolist() == [3, 5, 7, 6, 0, 2, 1, 4]
     assert expected[1, :6].tolist() == [4, 3, 2, 1, 0, 5] and sorted(expected[1, 6:].tolist()) == [6, 7]
+
+
+@pytest.mark.parametrize("levels, shape, ks, chunk", [(1000, (2, 3, 40, 130), (1, 5, 12), 32),
+                                                       (2, (1, 2, 20, 70), (1, 5), 256)],
+                         ids=["distinct", "plateaus-overflow"])
+def test_tile_bound_peaks_match_mmdet(device_backend, monkeypatch, levels, shape, ks, chunk):
+    """Maps with more tiles than k take the tile-bound path: against mmdet, with few candidates
+    (distinct values) and with candidates that overflow a small buffer (two levels: plateaus), where
+    the select kernel takes every pixel."""
+    from gaussdraw.ops import peaks
+
+    device, backend = device_backend
+    if backend != "triton":
+        pytest.skip("the tile-bound path is the Triton backend's")
+    monkeypatch.setattr(peaks, "CHUNK", chunk)
+    monkeypatch.setattr(peaks, "CAPACITY", (1, 24))
+    g = torch.Generator().manual_seed(levels)
+    heat = torch.randint(0, levels, shape, generator=g).float() / levels
+    plane = shape[2] * shape[3]
+    for k in ks:
+        scores, inds, clses, _, _ = mmdet_topk_peaks()(heat, k, 3)
+        ours = heatmap_peaks(heat.to(device), k, backend=backend)
+        assert torch.equal(ours.scores.cpu(), scores)
+        flat = (ours.labels * plane + ours.indices).cpu()
+        for b in range(shape[0]):
+            above = scores[b] > scores[b, -1]
+            assert set(zip(ours.labels[b].cpu()[above].tolist(), ours.indices[b].cpu()[above].tolist())) == \
+                set(zip(clses[b][above].tolist(), inds[b][above].tolist()))
+            ties = scores[b] == scores[b, -1]
+            assert flat[b][ties].tolist() == sorted(flat[b][ties].tolist())  # equal scores: ascending index
+        # the same peaks as the torch backend, ties included (both take the smallest indices)
+        alone = heatmap_peaks(heat, k, backend="torch")
+        if levels == 2:
+            assert torch.equal(ours.scores.cpu(), alone.scores)

@@ -13,7 +13,8 @@ import torch
 
 from .checks import check_backend, check_float_tensor, check_index_tensor
 from .ops._triton import HAVE_TRITON
-from .ops._sort_keys import LOW, score_keys
+from .ops._sort_keys import LOW, key_scores, score_keys
+from .ops.peaks import peak_keys_triton
 from .ops.circle_nms import (circle_nms_op, circle_nms_torch, circle_nms_triton, float32_threshold, sorted_candidates,
                              sorted_candidates_triton)
 from .ops.local_maximum import local_maximum_op, local_maximum_torch, local_maximum_triton
@@ -102,6 +103,13 @@ def heatmap_peaks(heatmap: torch.Tensor, k: int = 100, kernel: int = 3, *, per_c
     if k > limit:
         raise ValueError(f"k must be at most {limit} (" + ("C * per_class_k" if per_class_k is not None else
                                                           "C * H * W") + f"); got {k}")
+    triton_path = _use_triton(backend, heatmap.device) and not torch.compiler.is_compiling()
+    if per_class_k is None and triton_path:
+        keys = peak_keys_triton(heatmap, k, kernel)  # no top-k over every pixel (ops/peaks.py)
+        if keys is not None:
+            flat = LOW - (keys & LOW)
+            labels, indices = flat // plane, flat % plane
+            return Peaks(key_scores(keys, heatmap.dtype), labels, indices // width, indices % width, indices)
     if kernel == 1:
         values = heatmap
     elif _use_triton(backend, heatmap.device):

@@ -22,16 +22,11 @@ BLOCK_H, BLOCK_W = 16, 64
 
 
 @jit
-def _local_maximum_kernel(heat_ptr, out_ptr, height, width, tiles_w, KERNEL: tl.constexpr,
-                          BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr):
-    plane = tl.program_id(1).to(tl.int64)
-    tile = tl.program_id(0)
-    y = (tile // tiles_w) * BLOCK_H + tl.arange(0, BLOCK_H)[:, None]
-    x = (tile % tiles_w) * BLOCK_W + tl.arange(0, BLOCK_W)[None, :]
-    base = plane * height * width
-    inside = (y < height) & (x < width)
+def suppressed_values(heat_ptr, base, y, x, inside, height, width, KERNEL: tl.constexpr):
+    """``heat * (window max == heat)`` in float32 at pixels (y, x) (tensors of any one shape) of the
+    plane starting at ``base``, where ``inside``; the window clipped to the map."""
     heat = tl.load(heat_ptr + base + y * width + x, mask=inside, other=0.0).to(tl.float32)
-    window_max = tl.full((BLOCK_H, BLOCK_W), float("-inf"), tl.float32)
+    window_max = tl.full(heat.shape, float("-inf"), tl.float32)
     pad: tl.constexpr = (KERNEL - 1) // 2
     for dy in tl.static_range(KERNEL):
         for dx in tl.static_range(KERNEL):
@@ -40,8 +35,20 @@ def _local_maximum_kernel(heat_ptr, out_ptr, height, width, tiles_w, KERNEL: tl.
             reach = inside & (ny >= 0) & (ny < height) & (nx >= 0) & (nx < width)
             near = tl.load(heat_ptr + base + ny * width + nx, mask=reach, other=float("-inf")).to(tl.float32)
             window_max = tl.maximum(window_max, near, propagate_nan=tl.PropagateNan.ALL)
-    keep = (window_max == heat).to(tl.float32)
-    tl.store(out_ptr + base + y * width + x, (heat * keep).to(out_ptr.dtype.element_ty), mask=inside)
+    return heat * (window_max == heat).to(tl.float32)
+
+
+@jit
+def _local_maximum_kernel(heat_ptr, out_ptr, height, width, tiles_w, KERNEL: tl.constexpr,
+                          BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr):
+    plane = tl.program_id(1).to(tl.int64)
+    tile = tl.program_id(0)
+    y = (tile // tiles_w) * BLOCK_H + tl.arange(0, BLOCK_H)[:, None]
+    x = (tile % tiles_w) * BLOCK_W + tl.arange(0, BLOCK_W)[None, :]
+    base = plane * height * width
+    inside = (y < height) & (x < width)
+    values = suppressed_values(heat_ptr, base, y, x, inside, height, width, KERNEL)
+    tl.store(out_ptr + base + y * width + x, values.to(out_ptr.dtype.element_ty), mask=inside)
 
 
 _launch = Launcher(_local_maximum_kernel)

@@ -1,0 +1,148 @@
+"""The top-k peaks of a heatmap on the GPU, without a top-k over every pixel.
+
+A peak's value is mmdet's ``heat * (max_pool(heat) == heat)`` (:func:`.local_maximum.suppressed_values`),
+compared as an int32 that sorts as the float does (:mod:`._sort_keys`). Three kernels:
+
+1. tiles: each program computes the values of one tile of a plane and writes their maximum. Per
+   sample, the k-th largest tile maximum ``t`` is a lower bound of the k-th largest value (k tiles
+   each hold a value >= t), so every peak of the top k is >= t;
+2. candidates: each program recomputes its tile's values (the second read of the heatmap) and
+   appends those >= t to its sample's candidate list, as distinct int64 keys (value, then ascending
+   index); a realistic heatmap gives a few more than k;
+3. select: one program per sample keeps the k largest keys of its candidates, sorting them in
+   chunks into a running best. Where the candidates overflow their buffer (plateaus: many pixels
+   equal at the k-th place), it takes every pixel of the sample instead, recomputed (slower, exact).
+
+Equal values come in ascending index order (the keys are distinct), so the result does not depend
+on the order in which tiles appended their candidates.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ._triton import Launcher, check_device, interpreting, jit, tl, triton
+from .local_maximum import suppressed_values
+
+BLOCK_H, BLOCK_W = 16, 64
+CAPACITY = (16, 8192)  # candidates kept per sample: max(16 k, 8192), at most the sample's pixels
+# keys sorted at once by the select kernel (at least 2 * next_power_of_2(k)); small in the interpreter,
+# where a sort's cost grows with its width rather than its work
+CHUNK = 64 if interpreting() else 2048
+_MIN32 = -2147483648
+_MIN64 = -9223372036854775807 - 1
+
+
+@jit
+def _ordered(values):
+    """int32 keys that sort as the float32 ``values`` (-0.0 as 0.0, NaN above every number)."""
+    values = tl.where(values == 0.0, 0.0, values)
+    values = tl.where(values != values, float("nan"), values)
+    bits = values.to(tl.int32, bitcast=True)
+    return tl.where(bits < 0, bits ^ 0x7FFFFFFF, bits)
+
+
+@jit
+def _tile(tile, plane, classes, height, width, tiles_w, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr):
+    """(y, x, inside, flat index in the sample) of a tile's pixels, as (BLOCK_H * BLOCK_W,) vectors."""
+    lanes = tl.arange(0, BLOCK_H * BLOCK_W)
+    y = (tile // tiles_w) * BLOCK_H + lanes // BLOCK_W
+    x = (tile % tiles_w) * BLOCK_W + lanes % BLOCK_W
+    inside = (y < height) & (x < width)
+    flat = (plane % classes) * height * width + y * width + x
+    return y, x, inside, flat
+
+
+@jit
+def _tile_max_kernel(heat_ptr, tile_max_ptr, classes, height, width, tiles_w, tiles_per_plane,
+                     KERNEL: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr):
+    tile = tl.program_id(0)
+    plane = tl.program_id(1).to(tl.int64)
+    y, x, inside, _ = _tile(tile, plane, classes, height, width, tiles_w, BLOCK_H, BLOCK_W)
+    values = suppressed_values(heat_ptr, plane * height * width, y, x, inside, height, width, KERNEL)
+    keys = tl.where(inside, _ordered(values), _MIN32)
+    tl.store(tile_max_ptr + plane * tiles_per_plane + tile, tl.max(keys, axis=0))
+
+
+@jit
+def _candidates_kernel(heat_ptr, bound_ptr, candidates_ptr, count_ptr, classes, height, width, tiles_w, capacity,
+                       KERNEL: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr):
+    tile = tl.program_id(0)
+    plane = tl.program_id(1).to(tl.int64)
+    sample = plane // classes
+    y, x, inside, flat = _tile(tile, plane, classes, height, width, tiles_w, BLOCK_H, BLOCK_W)
+    values = suppressed_values(heat_ptr, plane * height * width, y, x, inside, height, width, KERNEL)
+    keys = _ordered(values)
+    chosen = (inside & (keys >= tl.load(bound_ptr + sample))).to(tl.int32)
+    total = tl.sum(chosen, axis=0)
+    if total > 0:
+        start = tl.atomic_add(count_ptr + sample, total)
+        at = start + tl.cumsum(chosen, axis=0) - chosen
+        wide = (keys.to(tl.int64) << 32) | (0xFFFFFFFF - flat)
+        tl.store(candidates_ptr + sample * capacity + at, wide, mask=(chosen > 0) & (at < capacity))
+
+
+@jit
+def _select_kernel(heat_ptr, candidates_ptr, count_ptr, best_ptr, classes, height, width, capacity,
+                   KERNEL: tl.constexpr, KEEP: tl.constexpr, CHUNK: tl.constexpr):
+    sample = tl.program_id(0).to(tl.int64)
+    lanes = tl.arange(0, CHUNK)
+    is_best = lanes < KEEP
+    best_row = best_ptr + sample * KEEP
+    tl.store(best_row + lanes, tl.full((CHUNK,), _MIN64, tl.int64), mask=is_best)
+    count = tl.load(count_ptr + sample)
+    row_len = classes * height * width
+    overflow = count > capacity
+    total = tl.where(overflow, row_len, count)
+    for start in range(0, total, CHUNK - KEEP):
+        tl.debug_barrier()
+        at = start + lanes - KEEP
+        new = ~is_best & (at < total)
+        if overflow:  # every pixel of the sample, its value recomputed
+            c = at // (height * width)
+            pixel = at % (height * width)
+            y, x = pixel // width, pixel % width
+            base = (sample * classes + c) * height * width
+            values = suppressed_values(heat_ptr, base, y, x, new, height, width, KERNEL)
+            keys = (_ordered(values).to(tl.int64) << 32) | (0xFFFFFFFF - at.to(tl.int64))
+        else:
+            keys = tl.load(candidates_ptr + sample * capacity + at, mask=new, other=_MIN64)
+        keys = tl.where(new, keys, _MIN64)
+        keys = tl.where(is_best, tl.load(best_row + lanes, mask=is_best, other=_MIN64), keys)
+        keys = tl.sort(keys, descending=True)
+        tl.debug_barrier()
+        tl.store(best_row + lanes, keys, mask=is_best)
+
+
+_launch_tiles = Launcher(_tile_max_kernel)
+_launch_candidates = Launcher(_candidates_kernel)
+_launch_select = Launcher(_select_kernel)
+
+
+def peak_keys_triton(heat: torch.Tensor, k: int, kernel: int) -> torch.Tensor | None:
+    """(B, k) int64 keys of the top-k peaks of (B, C, H, W) ``heat``, best first (decode with
+    :func:`._sort_keys.key_scores` and ``0xFFFFFFFF - (key & 0xFFFFFFFF)``); None where a sample has
+    fewer tiles than k (the caller takes the plain top-k)."""
+    check_device(heat.device)
+    heat = heat.contiguous()
+    batch, classes, height, width = heat.shape
+    tiles_w = triton.cdiv(width, BLOCK_W)
+    tiles_per_plane = triton.cdiv(height, BLOCK_H) * tiles_w
+    if classes * tiles_per_plane < k or classes * height * width >= 2**31:
+        return None
+    planes = batch * classes
+    tile_max = torch.empty((batch, classes * tiles_per_plane), dtype=torch.int32, device=heat.device)
+    grid = (tiles_per_plane, planes)
+    shape = dict(KERNEL=kernel, BLOCK_H=BLOCK_H, BLOCK_W=BLOCK_W)
+    _launch_tiles(grid, (heat, tile_max, classes, height, width, tiles_w, tiles_per_plane), shape, num_warps=4)
+    bound = torch.topk(tile_max, k, dim=1).values[:, -1].contiguous()
+    capacity = min(classes * height * width, max(CAPACITY[0] * k, CAPACITY[1]))
+    candidates = torch.empty((batch, capacity), dtype=torch.int64, device=heat.device)
+    count = torch.zeros(batch, dtype=torch.int32, device=heat.device)
+    _launch_candidates(grid, (heat, bound, candidates, count, classes, height, width, tiles_w, capacity), shape,
+                       num_warps=4)
+    keep = triton.next_power_of_2(k)
+    best = torch.empty((batch, keep), dtype=torch.int64, device=heat.device)
+    _launch_select((batch,), (heat, candidates, count, best, classes, height, width, capacity),
+                   dict(KERNEL=kernel, KEEP=keep, CHUNK=max(CHUNK, 2 * keep)), num_warps=8)
+    return best[:, :k]
