@@ -15,13 +15,16 @@ from triton.backends.compiler import GPUTarget
 
 import triton.language as tl
 
-from gaussdraw.ops import centernet_targets, centerpoint_targets, draw_gaussians
+from gaussdraw.ops import centernet_targets, centerpoint_targets, circle_nms, draw_gaussians, local_maximum, peaks
 
 FLOATS = {"sigma_factor", "k_scale", "zero_below", "width_ratio", "height_ratio", "one_minus", "one_plus", "minus_two_o", "o_minus_one", "sixteen_o", "eight_o",
           "range_x", "range_y", "voxel_x", "voxel_y", "out_size_factor"}
 POINTERS = {"centers_ptr": "*i64", "radii_ptr": "*i64", "index_ptr": "*i64", "labels_ptr": "*i64", "counts_ptr": "*i64", "scratch_ptr": "*i32", "counters_ptr": "*i32",
-            "table_ptr": "*i32", "ind_ptr": "*i64", "mask_ptr": "*u8"}
-KERNELS = [  # (kernel, constexprs, compiled without fused multiply-adds)
+            "table_ptr": "*i32", "ind_ptr": "*i64", "mask_ptr": "*u8", "order_ptr": "*i64", "kept_ptr": "*i64",
+            "kept_count_ptr": "*i64", "keys_ptr": "*i64", "tile_max_ptr": "*i32", "bound_ptr": "*i32",
+            "candidates_ptr": "*i64", "count_ptr": "*i32", "best_ptr": "*i64"}
+DECODE = {"centers_ptr": "*fp32"}  # circle NMS takes float centers
+KERNELS = [  # (kernel, constexprs, compiled without fused multiply-adds[, pointer types])
     (draw_gaussians._draw_gaussians_kernel,
      dict(HAS_INDEX=True, HAS_COUNTS=True, BITS=tl.int32, BOXES=1, BLOCK_H=16, BLOCK_W=32, LIMIT=2**62,
           W_CONTIGUOUS=True, KEEP_NAN=True), False),
@@ -29,23 +32,30 @@ KERNELS = [  # (kernel, constexprs, compiled without fused multiply-adds)
     (centernet_targets._centernet_regress_kernel, dict(HAS_COUNTS=True, BLOCK=64, COUNT_BLOCK=1024), True),
     (centerpoint_targets._centerpoint_assign_kernel,
      dict(HAS_COUNTS=True, HAS_VELOCITY=True, NORM_BBOX=True, COLUMNS=10, BLOCK=64), True),
+    (circle_nms._circle_nms_kernel, dict(BLOCK=128), True, DECODE),
+    (circle_nms._order_keys_kernel, dict(BLOCK=1024), False),
+    (local_maximum._local_maximum_kernel, dict(KERNEL=3, BLOCK_H=16, BLOCK_W=64), False),
+    (peaks._tile_max_kernel, dict(KERNEL=3, BLOCK_H=16, BLOCK_W=64), False),
+    (peaks._candidates_kernel, dict(KERNEL=3, BLOCK_H=16, BLOCK_W=64), False),
+    (peaks._select_kernel, dict(KERNEL=3, KEEP=128, CHUNK=2048), False),
 ]
 
 
-def signature(kernel, constexprs):
+def signature(kernel, constexprs, pointers=None):
     def kind(name):
         if name in constexprs:
             return "constexpr"
         if name.endswith("_ptr"):
-            return POINTERS.get(name, "*fp32")
+            return {**POINTERS, **(pointers or {})}.get(name, "*fp32")
         return "fp32" if name in FLOATS else "i32"
 
     return {name: kind(name) for name in kernel.arg_names}
 
 
 def main() -> int:
-    for kernel, constexprs, unfused in KERNELS:
-        source = triton.compiler.ASTSource(fn=kernel, signature=signature(kernel, constexprs), constexprs=constexprs)
+    for kernel, constexprs, unfused, *pointers in KERNELS:
+        source = triton.compiler.ASTSource(fn=kernel, signature=signature(kernel, constexprs, *pointers),
+                                           constexprs=constexprs)
         compiled = triton.compile(source, target=GPUTarget("cuda", 90, 32),
                                   options={"enable_fp_fusion": not unfused, "num_warps": 4})
         ptx = compiled.asm["ptx"]

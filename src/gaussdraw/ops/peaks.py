@@ -29,8 +29,6 @@ CAPACITY = (16, 8192)  # candidates kept per sample: max(16 k, 8192), at most th
 # keys sorted at once by the select kernel (at least 2 * next_power_of_2(k)); small in the interpreter,
 # where a sort's cost grows with its width rather than its work
 CHUNK = 64 if interpreting() else 2048
-_MIN32 = -2147483648
-_MIN64 = -9223372036854775807 - 1
 
 
 @jit
@@ -60,7 +58,7 @@ def _tile_max_kernel(heat_ptr, tile_max_ptr, classes, height, width, tiles_w, ti
     plane = tl.program_id(1).to(tl.int64)
     y, x, inside, _ = _tile(tile, plane, classes, height, width, tiles_w, BLOCK_H, BLOCK_W)
     values = suppressed_values(heat_ptr, plane * height * width, y, x, inside, height, width, KERNEL)
-    keys = tl.where(inside, _ordered(values), _MIN32)
+    keys = tl.where(inside, _ordered(values), -2147483648)
     tl.store(tile_max_ptr + plane * tiles_per_plane + tile, tl.max(keys, axis=0))
 
 
@@ -89,7 +87,7 @@ def _select_kernel(heat_ptr, candidates_ptr, count_ptr, best_ptr, classes, heigh
     lanes = tl.arange(0, CHUNK)
     is_best = lanes < KEEP
     best_row = best_ptr + sample * KEEP
-    tl.store(best_row + lanes, tl.full((CHUNK,), _MIN64, tl.int64), mask=is_best)
+    tl.store(best_row + lanes, tl.full((CHUNK,), -9223372036854775808, tl.int64), mask=is_best)
     count = tl.load(count_ptr + sample)
     row_len = classes * height * width
     overflow = count > capacity
@@ -106,9 +104,9 @@ def _select_kernel(heat_ptr, candidates_ptr, count_ptr, best_ptr, classes, heigh
             values = suppressed_values(heat_ptr, base, y, x, new, height, width, KERNEL)
             keys = (_ordered(values).to(tl.int64) << 32) | (0xFFFFFFFF - at.to(tl.int64))
         else:
-            keys = tl.load(candidates_ptr + sample * capacity + at, mask=new, other=_MIN64)
-        keys = tl.where(new, keys, _MIN64)
-        keys = tl.where(is_best, tl.load(best_row + lanes, mask=is_best, other=_MIN64), keys)
+            keys = tl.load(candidates_ptr + sample * capacity + at, mask=new, other=-9223372036854775808)
+        keys = tl.where(new, keys, -9223372036854775808)
+        keys = tl.where(is_best, tl.load(best_row + lanes, mask=is_best, other=-9223372036854775808), keys)
         keys = tl.sort(keys, descending=True)
         tl.debug_barrier()
         tl.store(best_row + lanes, keys, mask=is_best)
