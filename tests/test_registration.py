@@ -143,4 +143,8 @@ def test_target_kernels_compile_for_hopper():
     result = subprocess.run([sys.executable, "-m", "tests.compile_kernels"], capture_output=True, text=True, env=env,
                             cwd=os.path.dirname(os.path.dirname(__file__)), timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
-    assert result.stdout.count(" 0 fused multiply-adds") >= 3 and result.stdout.count("PTX lines") == 4, result.stdout
+    from .compile_kernels import KERNELS
+
+    unfused = sum(1 for _, _, without_fma, *_ in KERNELS if without_fma)
+    assert result.stdout.count(" 0 fused multiply-adds") >= unfused, result.stdout
+    assert result.stdout.count("PTX lines") == len(KERNELS), result.stdout

@@ -25,6 +25,7 @@ from ._triton import Launcher, check_device, interpreting, jit, tl, triton
 from .local_maximum import suppressed_values
 
 BLOCK_H, BLOCK_W = 16, 64
+WARPS = 4
 CAPACITY = (16, 8192)  # candidates kept per sample: max(16 k, 8192), at most the sample's pixels
 # keys sorted at once by the select kernel (at least 2 * next_power_of_2(k)); small in the interpreter,
 # where a sort's cost grows with its width rather than its work
@@ -132,13 +133,13 @@ def peak_keys_triton(heat: torch.Tensor, k: int, kernel: int) -> torch.Tensor | 
     tile_max = torch.empty((batch, classes * tiles_per_plane), dtype=torch.int32, device=heat.device)
     grid = (tiles_per_plane, planes)
     shape = dict(KERNEL=kernel, BLOCK_H=BLOCK_H, BLOCK_W=BLOCK_W)
-    _launch_tiles(grid, (heat, tile_max, classes, height, width, tiles_w, tiles_per_plane), shape, num_warps=4)
+    _launch_tiles(grid, (heat, tile_max, classes, height, width, tiles_w, tiles_per_plane), shape, num_warps=WARPS)
     bound = torch.topk(tile_max, k, dim=1).values[:, -1].contiguous()
     capacity = min(classes * height * width, max(CAPACITY[0] * k, CAPACITY[1]))
     candidates = torch.empty((batch, capacity), dtype=torch.int64, device=heat.device)
     count = torch.zeros(batch, dtype=torch.int32, device=heat.device)
     _launch_candidates(grid, (heat, bound, candidates, count, classes, height, width, tiles_w, capacity), shape,
-                       num_warps=4)
+                       num_warps=WARPS)
     keep = triton.next_power_of_2(k)
     best = torch.empty((batch, keep), dtype=torch.int64, device=heat.device)
     _launch_select((batch,), (heat, candidates, count, best, classes, height, width, capacity),
