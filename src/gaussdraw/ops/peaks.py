@@ -29,7 +29,7 @@ WARPS = 4
 CAPACITY = (16, 8192)  # candidates kept per sample: max(16 k, 8192), at most the sample's pixels
 # keys sorted at once by the select kernel (at least 2 * next_power_of_2(k)); small in the interpreter,
 # where a sort's cost grows with its width rather than its work
-CHUNK = 64 if interpreting() else 2048
+CHUNK = 64 if interpreting() else 512
 
 
 @jit
@@ -43,10 +43,10 @@ def _ordered(values):
 
 @jit
 def _tile(tile, plane, classes, height, width, tiles_w, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr):
-    """(y, x, inside, flat index in the sample) of a tile's pixels, as (BLOCK_H * BLOCK_W,) vectors."""
-    lanes = tl.arange(0, BLOCK_H * BLOCK_W)
-    y = (tile // tiles_w) * BLOCK_H + lanes // BLOCK_W
-    x = (tile % tiles_w) * BLOCK_W + lanes % BLOCK_W
+    """(y (BLOCK_H, 1), x (1, BLOCK_W), inside, flat index in the sample (BLOCK_H, BLOCK_W)) of a tile:
+    rows and columns apart, so that the window's bounds and addresses are per row and per column."""
+    y = (tile // tiles_w) * BLOCK_H + tl.arange(0, BLOCK_H)[:, None]
+    x = (tile % tiles_w) * BLOCK_W + tl.arange(0, BLOCK_W)[None, :]
     inside = (y < height) & (x < width)
     flat = (plane % classes) * height * width + y * width + x
     return y, x, inside, flat
@@ -60,7 +60,7 @@ def _tile_max_kernel(heat_ptr, tile_max_ptr, classes, height, width, tiles_w, ti
     y, x, inside, _ = _tile(tile, plane, classes, height, width, tiles_w, BLOCK_H, BLOCK_W)
     values = suppressed_values(heat_ptr, plane * height * width, y, x, inside, height, width, KERNEL)
     keys = tl.where(inside, _ordered(values), -2147483648)
-    tl.store(tile_max_ptr + plane * tiles_per_plane + tile, tl.max(keys, axis=0))
+    tl.store(tile_max_ptr + plane * tiles_per_plane + tile, tl.max(tl.max(keys, axis=1), axis=0))
 
 
 @jit
@@ -72,12 +72,12 @@ def _candidates_kernel(heat_ptr, bound_ptr, candidates_ptr, count_ptr, classes, 
     y, x, inside, flat = _tile(tile, plane, classes, height, width, tiles_w, BLOCK_H, BLOCK_W)
     values = suppressed_values(heat_ptr, plane * height * width, y, x, inside, height, width, KERNEL)
     keys = _ordered(values)
-    chosen = (inside & (keys >= tl.load(bound_ptr + sample))).to(tl.int32)
+    chosen = tl.reshape((inside & (keys >= tl.load(bound_ptr + sample))).to(tl.int32), (BLOCK_H * BLOCK_W,))
     total = tl.sum(chosen, axis=0)
     if total > 0:
         start = tl.atomic_add(count_ptr + sample, total)
         at = start + tl.cumsum(chosen, axis=0) - chosen
-        wide = (keys.to(tl.int64) << 32) | (0xFFFFFFFF - flat)
+        wide = tl.reshape((keys.to(tl.int64) << 32) | (0xFFFFFFFF - flat), (BLOCK_H * BLOCK_W,))
         tl.store(candidates_ptr + sample * capacity + at, wide, mask=(chosen > 0) & (at < capacity))
 
 
