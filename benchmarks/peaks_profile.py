@@ -27,7 +27,8 @@ def stages():
     tiles()
     bound = torch.topk(tile_max, k, dim=1).values[:, -1].contiguous()
     cands = lambda: (count.zero_(), peaks._launch_candidates(  # noqa: E731
-        grid, (heat, bound, candidates, count, classes, height, width, tiles_w, capacity), shape, num_warps=peaks.WARPS))
+        grid, (heat, tile_max, bound, candidates, count, classes, height, width, tiles_w, per_plane, capacity), shape,
+        num_warps=peaks.WARPS))
     cands()
     print(f"  candidates per sample: {count.tolist()[:8]} ...")
     select = lambda: peaks._launch_select((batch,), (heat, candidates, count, best, classes, height, width, capacity),  # noqa: E731
@@ -38,7 +39,7 @@ def stages():
         print(f"  {name}: {graph_time(fn) * 1e6:.1f} us", flush=True)
 
 
-for block_h, block_w, warps in ((16, 64, 4), (8, 128, 4), (16, 128, 8), (32, 128, 8), (16, 64, 8)):
+for block_h, block_w, warps in ((16, 64, 4), (8, 128, 4), (8, 64, 4), (32, 32, 4), (16, 64, 8)):
     peaks.BLOCK_H, peaks.BLOCK_W, peaks.WARPS = block_h, block_w, warps
     print(f"tile {block_h}x{block_w}, {warps} warps:")
     stages()

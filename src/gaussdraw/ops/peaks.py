@@ -6,9 +6,10 @@ compared as an int32 that sorts as the float does (:mod:`._sort_keys`). Three ke
 1. tiles: each program computes the values of one tile of a plane and writes their maximum. Per
    sample, the k-th largest tile maximum ``t`` is a lower bound of the k-th largest value (k tiles
    each hold a value >= t), so every peak of the top k is >= t;
-2. candidates: each program recomputes its tile's values (the second read of the heatmap) and
-   appends those >= t to its sample's candidate list, as distinct int64 keys (value, then ascending
-   index); a realistic heatmap gives a few more than k;
+2. candidates: the programs of tiles whose maximum reaches t (about k of them per sample) recompute
+   their tile's values and append those >= t to their sample's candidate list, as distinct int64 keys
+   (value, then ascending index); the other tiles read one number. A realistic heatmap gives a few
+   more than k candidates;
 3. select: one program per sample keeps the k largest keys of its candidates, sorting them in
    chunks into a running best. Where the candidates overflow their buffer (plateaus: many pixels
    equal at the k-th place), it takes every pixel of the sample instead, recomputed (slower, exact).
@@ -64,18 +65,19 @@ def _tile_max_kernel(heat_ptr, tile_max_ptr, classes, height, width, tiles_w, ti
 
 
 @jit
-def _candidates_kernel(heat_ptr, bound_ptr, candidates_ptr, count_ptr, classes, height, width, tiles_w, capacity,
+def _candidates_kernel(heat_ptr, tile_max_ptr, bound_ptr, candidates_ptr, count_ptr, classes, height, width, tiles_w,
+                       tiles_per_plane, capacity,
                        KERNEL: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr):
     tile = tl.program_id(0)
     plane = tl.program_id(1).to(tl.int64)
     sample = plane // classes
-    y, x, inside, flat = _tile(tile, plane, classes, height, width, tiles_w, BLOCK_H, BLOCK_W)
-    values = suppressed_values(heat_ptr, plane * height * width, y, x, inside, height, width, KERNEL)
-    keys = _ordered(values)
-    chosen = tl.reshape((inside & (keys >= tl.load(bound_ptr + sample))).to(tl.int32), (BLOCK_H * BLOCK_W,))
-    total = tl.sum(chosen, axis=0)
-    if total > 0:
-        start = tl.atomic_add(count_ptr + sample, total)
+    bound = tl.load(bound_ptr + sample)
+    if tl.load(tile_max_ptr + plane * tiles_per_plane + tile) >= bound:  # else nothing here reaches the top k
+        y, x, inside, flat = _tile(tile, plane, classes, height, width, tiles_w, BLOCK_H, BLOCK_W)
+        values = suppressed_values(heat_ptr, plane * height * width, y, x, inside, height, width, KERNEL)
+        keys = _ordered(values)
+        chosen = tl.reshape((inside & (keys >= bound)).to(tl.int32), (BLOCK_H * BLOCK_W,))
+        start = tl.atomic_add(count_ptr + sample, tl.sum(chosen, axis=0))
         at = start + tl.cumsum(chosen, axis=0) - chosen
         wide = tl.reshape((keys.to(tl.int64) << 32) | (0xFFFFFFFF - flat), (BLOCK_H * BLOCK_W,))
         tl.store(candidates_ptr + sample * capacity + at, wide, mask=(chosen > 0) & (at < capacity))
@@ -138,8 +140,8 @@ def peak_keys_triton(heat: torch.Tensor, k: int, kernel: int) -> torch.Tensor | 
     capacity = min(classes * height * width, max(CAPACITY[0] * k, CAPACITY[1]))
     candidates = torch.empty((batch, capacity), dtype=torch.int64, device=heat.device)
     count = torch.zeros(batch, dtype=torch.int32, device=heat.device)
-    _launch_candidates(grid, (heat, bound, candidates, count, classes, height, width, tiles_w, capacity), shape,
-                       num_warps=WARPS)
+    _launch_candidates(grid, (heat, tile_max, bound, candidates, count, classes, height, width, tiles_w,
+                               tiles_per_plane, capacity), shape, num_warps=WARPS)
     keep = triton.next_power_of_2(k)
     best = torch.empty((batch, keep), dtype=torch.int64, device=heat.device)
     _launch_select((batch,), (heat, candidates, count, best, classes, height, width, capacity),
