@@ -39,7 +39,7 @@ def stages():
         print(f"  {name}: {graph_time(fn) * 1e6:.1f} us", flush=True)
 
 
-for block_h, block_w, warps in ((16, 64, 4), (8, 128, 4), (8, 64, 4), (32, 32, 4), (16, 64, 8)):
+for block_h, block_w, warps in ((8, 128, 4), (16, 64, 4), (8, 64, 4), (32, 32, 4), (16, 64, 8)):
     peaks.BLOCK_H, peaks.BLOCK_W, peaks.WARPS = block_h, block_w, warps
     print(f"tile {block_h}x{block_w}, {warps} warps:")
     stages()

@@ -25,8 +25,7 @@ import torch
 from ._triton import Launcher, check_device, interpreting, jit, tl, triton
 from .local_maximum import suppressed_values
 
-BLOCK_H, BLOCK_W = 16, 64
-WARPS = 4
+BLOCK_H, BLOCK_W, WARPS = 8, 128, 4  # benchmarks/peaks_profile.py: 8 x 128 tiles the fastest of five shapes
 CAPACITY = (16, 8192)  # candidates kept per sample: max(16 k, 8192), at most the sample's pixels
 # keys sorted at once by the select kernel (at least 2 * next_power_of_2(k)); small in the interpreter,
 # where a sort's cost grows with its width rather than its work
