@@ -24,6 +24,17 @@ from .targets import TARGET_CONFIGS, targets_bench, targets_table
 __all__ = ["CONFIGS", "Config", "bench_config", "main", "make_inputs", "quick", "render_markdown", "run"]
 
 
+def _report(json_path, device, suite: str, table_text: str, note: str = "", **rows) -> int:
+    """Write a suite's rows with the environment as JSON (when asked) and print its table."""
+    report = dict(environment=environment(device), **rows)
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump(report, f, indent=1)
+    print(f"gaussdraw bench --{suite} — {report['environment']}{note}")
+    print(table_text)
+    return 0
+
+
 def main(argv=None) -> int:
     import argparse
 
@@ -68,45 +79,22 @@ def main(argv=None) -> int:
     if a.targets is not None:
         device = torch.device(a.device or ("cuda" if torch.cuda.is_available() else "cpu"))
         rows = targets_bench(device, a.targets or None, quick=a.quick, cpu=not a.no_cpu, cpu_threads=a.cpu_threads)
-        report = dict(environment=environment(device), targets=rows)
-        if a.json_path:
-            with open(a.json_path, "w") as f:
-                json.dump(report, f, indent=1)
-        print(f"gaussdraw bench --targets — {report['environment']}")
-        print(targets_table(rows))
-        return 0
+        return _report(a.json_path, device, "targets", targets_table(rows), targets=rows)
     if a.decode:
         device = torch.device(a.device or ("cuda" if torch.cuda.is_available() else "cpu"))
         peaks = peaks_bench(device) if device.type == "cuda" else []
         nms = nms_bench(device)
-        report = dict(environment=environment(device), peaks=peaks, circle_nms=nms)
-        if a.json_path:
-            with open(a.json_path, "w") as f:
-                json.dump(report, f, indent=1)
-        print(f"gaussdraw bench --decode — {report['environment']}")
-        print(decode_markdown(peaks, nms))
-        return 0
+        return _report(a.json_path, device, "decode", decode_markdown(peaks, nms), peaks=peaks, circle_nms=nms)
     if a.cpu_table:
         rows = cpu_table(a.configs or None, rounds=3 if a.quick else 7, budget_s=0.005 if a.quick else 0.05,
                          quick_mode=a.quick)
-        report = dict(environment=environment(torch.device("cpu")), cpu_table=rows)
-        if a.json_path:
-            with open(a.json_path, "w") as f:
-                json.dump(report, f, indent=1)
-        print(f"gaussdraw bench --cpu-table — {report['environment']}")
-        print(cpu_markdown(rows))
-        return 0
+        return _report(a.json_path, torch.device("cpu"), "cpu-table", cpu_markdown(rows), cpu_table=rows)
     if a.loss:
         device = torch.device(a.device or "cuda")
         rows = loss_bench(device)
-        report = dict(environment=environment(device), loss=rows)
-        if a.json_path:
-            with open(a.json_path, "w") as f:
-                json.dump(report, f, indent=1)
-        print(f"gaussdraw bench --loss — {report['environment']}, copy {rows[0]['copy_tb_s']:.2f} TB/s, "
-              f"backward() of a one-element graph {rows[0]['backward_floor_us']:.1f} µs wall")
-        print(loss_table(rows))
-        return 0
+        return _report(a.json_path, device, "loss", loss_table(rows), loss=rows,
+                       note=f", copy {rows[0]['copy_tb_s']:.2f} TB/s, backward() of a one-element graph "
+                            f"{rows[0]['backward_floor_us']:.1f} µs wall")
     if a.loss_variants:
         rows = loss_variants(torch.device(a.device or "cuda"))
         with open(a.loss_variants, "w") as f:
