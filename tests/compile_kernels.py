@@ -38,6 +38,8 @@ KERNELS = [  # (kernel, constexprs, compiled without fused multiply-adds[, point
     (peaks._tile_max_kernel, dict(KERNEL=3, BLOCK_H=16, BLOCK_W=64), False),
     (peaks._candidates_kernel, dict(KERNEL=3, BLOCK_H=16, BLOCK_W=64), False),
     (peaks._select_kernel, dict(KERNEL=3, KEEP=128, CHUNK=2048), False),
+    (peaks._order_kernel, dict(KEEP=512), False, {"scores_ptr": "*fp32", "flat_ptr": "*i64", "labels_ptr": "*i64",
+                                                  "ys_ptr": "*i64", "xs_ptr": "*i64", "indices_ptr": "*i64"}),
 ]
 
 

@@ -14,7 +14,7 @@ import torch
 from .checks import check_backend, check_float_tensor, check_index_tensor
 from .ops._triton import HAVE_TRITON
 from .ops._sort_keys import LOW, key_scores, score_keys
-from .ops.peaks import peak_keys_triton
+from .ops.peaks import order_peaks_triton, peak_keys_triton
 from .ops.circle_nms import (circle_nms_op, circle_nms_torch, circle_nms_triton, float32_threshold, sorted_candidates,
                              sorted_candidates_triton)
 from .ops.local_maximum import local_maximum_op, local_maximum_torch, local_maximum_triton
@@ -124,6 +124,10 @@ def heatmap_peaks(heatmap: torch.Tensor, k: int = 100, kernel: int = 3, *, per_c
         scores, pick = torch.topk(class_scores.reshape(batch, -1), k)
         label = pick // per_class_k
         flat = torch.gather(class_flat.reshape(batch, -1), 1, pick) + label * plane
+    if triton_path:  # ordering and index arithmetic in one launch
+        ordered = order_peaks_triton(scores, flat, plane, width)
+        if ordered is not None:
+            return Peaks(ordered[0], ordered[1], ordered[2], ordered[3], ordered[4])
     scores, flat = _best_first(scores, flat)
     labels, indices = flat // plane, flat % plane
     return Peaks(scores, labels, indices // width, indices % width, indices)

@@ -114,6 +114,46 @@ def _select_kernel(heat_ptr, candidates_ptr, count_ptr, best_ptr, classes, heigh
         tl.store(best_row + lanes, keys, mask=is_best)
 
 
+@jit
+def _order_kernel(scores_ptr, flat_ptr, out_scores_ptr, labels_ptr, ys_ptr, xs_ptr, indices_ptr, k, plane, width,
+                  KEEP: tl.constexpr):
+    """One row of top-k results put in order (score, then ascending index) and split into their outputs."""
+    row = tl.program_id(0).to(tl.int64) * k
+    lanes = tl.arange(0, KEEP)
+    valid = lanes < k
+    scores = tl.load(scores_ptr + row + lanes, mask=valid, other=0.0).to(tl.float32)
+    flat = tl.load(flat_ptr + row + lanes, mask=valid, other=0)
+    keys = (_ordered(scores).to(tl.int64) << 32) | (0xFFFFFFFF - flat)
+    keys = tl.sort(tl.where(valid, keys, -9223372036854775808), descending=True)
+    ordered = (keys >> 32).to(tl.int32)
+    bits = tl.where(ordered < 0, ordered ^ 0x7FFFFFFF, ordered)
+    flat = 0xFFFFFFFF - (keys & 0xFFFFFFFF)
+    index = flat % plane
+    tl.store(out_scores_ptr + row + lanes, bits.to(tl.float32, bitcast=True).to(out_scores_ptr.dtype.element_ty),
+             mask=valid)
+    tl.store(labels_ptr + row + lanes, flat // plane, mask=valid)
+    tl.store(indices_ptr + row + lanes, index, mask=valid)
+    tl.store(ys_ptr + row + lanes, index // width, mask=valid)
+    tl.store(xs_ptr + row + lanes, index % width, mask=valid)
+
+
+ORDER_LIMIT = 4096  # the most results one program puts in order
+
+
+def order_peaks_triton(scores: torch.Tensor, flat: torch.Tensor, plane: int, width: int):
+    """(scores, labels, ys, xs, indices), each (B, k), of top-k ``scores`` and their ``flat`` indices
+    (c * plane + y * width + x), ordered by score and then ascending index, in one launch; for
+    float16/bfloat16/float32 scores and k <= ORDER_LIMIT (None otherwise)."""
+    batch, k = scores.shape
+    if scores.dtype == torch.float64 or k > ORDER_LIMIT or batch == 0 or k == 0:
+        return None
+    outputs = [torch.empty_like(scores)] + [torch.empty_like(flat) for _ in range(4)]
+    _launch_order((batch,), (scores.contiguous(), flat.contiguous(), *outputs, k, plane, width),
+                  dict(KEEP=triton.next_power_of_2(k)), num_warps=4)
+    return outputs
+
+
+_launch_order = Launcher(_order_kernel)
 _launch_tiles = Launcher(_tile_max_kernel)
 _launch_candidates = Launcher(_candidates_kernel)
 _launch_select = Launcher(_select_kernel)
