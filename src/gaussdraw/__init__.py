@@ -1,4 +1,5 @@
-"""gaussdraw: Gaussian heatmap targets for center-based detectors, drawn in one kernel launch.
+"""gaussdraw: Gaussian heatmap targets for center-based detectors, drawn in one kernel launch; their
+training targets, the Gaussian focal loss, and the decoding of predicted heatmaps (peaks, circle NMS).
 
 >>> import torch, gaussdraw
 >>> heatmap = torch.zeros(1, 9, 9)
