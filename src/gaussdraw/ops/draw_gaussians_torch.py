@@ -131,7 +131,11 @@ class _Values:
 
     def finish(self, values, column, row):
         """In place, ``values`` (an array or a tensor) being the outer product of ``column`` and ``row``."""
-        if (_smallest(column) * _smallest(row) < self.epsilon).any():
+        if column.ndim == 1:  # one window: NumPy scalars
+            needs_zeroing = min(column[0], column[-1]) * min(row[0], row[-1]) < self.epsilon
+        else:
+            needs_zeroing = (_smallest(column) * _smallest(row) < self.epsilon).any()
+        if needs_zeroing:
             values[values < self.epsilon] = 0
         if self.scale != 1:
             values *= float(self.scale)
@@ -169,8 +173,7 @@ def _draw_slices(work, boxes, coefficient, value) -> None:
     torch operations over its pixels (the product into a reused buffer, the max into the heatmap)."""
     if len(boxes) <= FEW:  # fewer operations in all: each box's own profiles
         for (plane, _, cx, cy, x_lo, y_lo, x_hi, y_hi), c in zip(boxes, coefficient):
-            dx = np.arange(x_lo - cx, x_hi - cx + 1).astype(coefficient.dtype)  # each offset rounded once
-            dy = np.arange(y_lo - cy, y_hi - cy + 1).astype(coefficient.dtype)
+            dx, dy = _offsets(x_lo - cx, x_hi - cx, c.dtype), _offsets(y_lo - cy, y_hi - cy, c.dtype)
             _max_into(work, plane, y_lo, x_lo, torch.from_numpy(value.outer(np.exp(dy * dy * c), np.exp(dx * dx * c))))
         return
     rows = np.array(boxes, dtype=np.int64)
@@ -191,6 +194,13 @@ def _draw_slices(work, boxes, coefficient, value) -> None:
         if value.scale != 1:
             values *= float(value.scale)
         _max_into(work, plane[b], y_lo, x_lo, values)
+
+
+def _offsets(first: int, last: int, dtype) -> np.ndarray:
+    """first, ..., last in ``dtype``, each rounded once (one arange where all are exact in float32)."""
+    if -2**24 <= first and last <= 2**24:
+        return np.arange(first, last + 1, dtype=dtype)
+    return np.arange(first, last + 1).astype(dtype)
 
 
 def _max_into(work, plane, y_lo, x_lo, values) -> None:
