@@ -262,3 +262,20 @@ def test_tile_bound_peaks_match_mmdet(device_backend, monkeypatch, levels, shape
         alone = heatmap_peaks(heat, k, backend="torch")
         if levels == 2:
             assert torch.equal(ours.scores.cpu(), alone.scores)
+
+
+def test_bench_baselines_match_the_references():
+    """The compositions and the loop the decode bench times give mmdet's / mmdet3d's results."""
+    from gaussdraw.reference import centerpoint_topk_composed, circle_nms_per_box, heatmap_peaks_composed
+
+    g = torch.Generator().manual_seed(11)
+    heat = torch.rand(2, 3, 17, 23, generator=g)
+    for got, want in zip(heatmap_peaks_composed(heat, 40, 3), mmdet_topk_peaks()(heat, 40, 3)):
+        assert torch.equal(got.float(), want.float())
+    for got, want in zip(centerpoint_topk_composed(heat, 30), mmdet3d_centerpoint_topk()(heat, 30)):
+        assert torch.equal(got.float(), want.float())
+    centers, scores = torch.rand(400, 2, generator=g) * 30, torch.rand(400, generator=g)
+    dets = torch.cat([centers, scores[:, None]], 1).numpy()
+    for thresh, post in ((1.0, 83), (4.0, 10)):
+        got = circle_nms_per_box(dets[:, 0].copy(), dets[:, 1].copy(), dets[:, 2].copy(), thresh, post)
+        assert [int(i) for i in got] == [int(i) for i in mmdet3d_circle_nms()(dets, thresh, post)]

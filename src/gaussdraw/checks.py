@@ -17,6 +17,8 @@ import os
 
 import torch
 
+from .ops._triton import HAVE_TRITON
+
 INDEX_DTYPES = (torch.int32, torch.int64)
 BACKENDS = ("auto", "triton", "torch")
 
@@ -24,6 +26,11 @@ BACKENDS = ("auto", "triton", "torch")
 def check_backend(backend) -> None:
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}; got {backend!r}")
+
+
+def uses_triton(backend: str, device: torch.device) -> bool:
+    """Whether ``backend`` runs the Triton kernels on tensors of ``device`` ("auto": on CUDA, with Triton)."""
+    return backend == "triton" or (backend == "auto" and device.type == "cuda" and HAVE_TRITON)
 
 
 def check_index_tensor(value, name: str, shape: tuple, device: torch.device, against: str = "heatmap") -> None:

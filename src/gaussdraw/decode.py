@@ -11,8 +11,7 @@ from typing import NamedTuple
 
 import torch
 
-from .checks import check_backend, check_float_tensor, check_index_tensor
-from .ops._triton import HAVE_TRITON
+from .checks import check_backend, check_float_tensor, check_index_tensor, uses_triton
 from .ops._sort_keys import LOW, key_scores, score_keys
 from .ops.peaks import order_peaks_triton, peak_keys_triton
 from .ops.circle_nms import (circle_nms_op, circle_nms_torch, circle_nms_triton, float32_threshold, sorted_candidates,
@@ -32,12 +31,6 @@ class Peaks(NamedTuple):
     ys: torch.Tensor
     xs: torch.Tensor
     indices: torch.Tensor
-
-
-def _use_triton(backend: str, device: torch.device) -> bool:
-    if backend == "auto":
-        return device.type == "cuda" and HAVE_TRITON
-    return backend == "triton"
 
 
 def _best_first(scores: torch.Tensor, flat: torch.Tensor):
@@ -103,7 +96,8 @@ def heatmap_peaks(heatmap: torch.Tensor, k: int = 100, kernel: int = 3, *, per_c
     if k > limit:
         raise ValueError(f"k must be at most {limit} (" + ("C * per_class_k" if per_class_k is not None else
                                                           "C * H * W") + f"); got {k}")
-    triton_path = _use_triton(backend, heatmap.device) and not torch.compiler.is_compiling()
+    triton = uses_triton(backend, heatmap.device)
+    triton_path = triton and not torch.compiler.is_compiling()
     if per_class_k is None and triton_path:
         keys = peak_keys_triton(heatmap, k, kernel)  # no top-k over every pixel (ops/peaks.py)
         if keys is not None:
@@ -112,7 +106,7 @@ def heatmap_peaks(heatmap: torch.Tensor, k: int = 100, kernel: int = 3, *, per_c
             return Peaks(key_scores(keys, heatmap.dtype), labels, indices // width, indices % width, indices)
     if kernel == 1:
         values = heatmap
-    elif _use_triton(backend, heatmap.device):
+    elif triton:
         values = local_maximum_op(heatmap, kernel) if torch.compiler.is_compiling() else \
             local_maximum_triton(heatmap, kernel)
     else:
@@ -212,7 +206,7 @@ def circle_nms_batched(centers: RaggedLike, scores: RaggedLike, thresh, *, post_
     thresholds = _thresholds(tuple(float(t) for t in thresholds), device)
     size = min(post_max_size, longest) if post_max_size is not None else longest
     centers_f32 = center_tensor.float().contiguous()
-    if not _use_triton(backend, device):
+    if not uses_triton(backend, device):
         kept, kept_counts = circle_nms_torch(centers_f32, sorted_candidates(score_tensor, sizes), sizes, thresholds,
                                              size)
     elif torch.compiler.is_compiling():

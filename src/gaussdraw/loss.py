@@ -15,8 +15,7 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from .checks import resolve_validate
-from .ops._triton import HAVE_TRITON
+from .checks import resolve_validate, uses_triton
 from .ops.focal_loss import backward_triton, focal_loss_forward_op, focal_loss_triton, scale_gradient_triton
 
 REDUCTIONS = ("none", "mean", "sum")
@@ -70,12 +69,6 @@ def _check(pred, target, weight, alpha, gamma, reduction, avg_factor, backend, v
             raise ValueError(f"target must be in [0, 1]; got {target.reshape(-1)[first].item()} at flat index {first}")
 
 
-def _backend(backend: str, device: torch.device) -> str:
-    if backend == "auto":
-        return "triton" if device.type == "cuda" and HAVE_TRITON else "torch"
-    return backend
-
-
 def _fused_avg_factor(avg_factor, device):
     """avg_factor as the fused path takes it: None, a float, "num_pos", or a 0-d tensor on ``device``;
     or ``False`` where only the composed path applies (a tensor that needs grad or holds several values)."""
@@ -90,7 +83,7 @@ def _focal_loss(pred, target, alpha, gamma, pos_weight, neg_weight, reduction, a
                 validate, logits, loss_weight=1.0):
     """(loss_weight * loss, number of positives)."""
     _check(pred, target, weight, alpha, gamma, reduction, avg_factor, backend, validate, logits)
-    backend = _backend(backend, pred.device)
+    backend = "triton" if uses_triton(backend, pred.device) else "torch"
     if weight is not None and weight.shape != pred.shape:
         weight = weight.expand_as(pred)
     pred, target = pred.contiguous(), target.contiguous()

@@ -137,3 +137,46 @@ def centerpoint_targets_per_box(boxes, labels, task_sizes, *, point_cloud_range,
         per_sample.append(outputs)
     return tuple([torch.stack([sample[t][field] for sample in per_sample]) for t in range(len(task_sizes))]
                  for field in range(4))
+
+
+def heatmap_peaks_composed(heat, k, kernel=3):
+    """Peaks as mmdet composes them (``get_local_maximum`` then ``get_topk_from_heatmap``): a
+    max-pool, a compare, a multiply and one top-k over C x H x W. Returns (scores, flat
+    indices y * W + x, classes, ys, xs as floats), each (B, k)."""
+    batch, _, height, width = heat.shape
+    window_max = torch.nn.functional.max_pool2d(heat, kernel, stride=1, padding=(kernel - 1) // 2)
+    scores, flat = torch.topk((heat * (window_max == heat).float()).reshape(batch, -1), k)
+    pixel = flat % (height * width)
+    return scores, pixel, flat // (height * width), pixel // width, (pixel % width).float()
+
+
+def centerpoint_topk_composed(scores, k):
+    """CenterPoint's two-stage top-k as mmdet3d composes it: the top ``k`` of each class, then
+    the top ``k`` of those. Returns (scores, pixel indices, classes, ys, xs as floats), each (B, k)."""
+    batch, classes, height, width = scores.shape
+    class_scores, class_pixels = torch.topk(scores.reshape(batch, classes, -1), k)
+    best, pick = torch.topk(class_scores.reshape(batch, -1), k)
+    pixels = torch.gather(class_pixels.reshape(batch, -1), 1, pick)
+    return best, pixels, pick // k, (pixels // width).float(), (pixels % width).float()
+
+
+def circle_nms_per_box(xs, ys, scores, thresh, post_max_size=83):
+    """Greedy circle NMS one box at a time, as mmdet3d's loop runs it (NumPy arrays in; compiles
+    with numba): by descending score, each box not yet suppressed is kept and suppresses every
+    later box whose squared center distance is at most ``thresh``; then the first
+    ``post_max_size`` kept indices."""
+    order = scores.argsort()[::-1]
+    suppressed = np.zeros(order.shape[0], dtype=np.bool_)
+    kept = []
+    for a in range(order.shape[0]):
+        i = order[a]
+        if suppressed[i]:
+            continue
+        kept.append(i)
+        for b in range(a + 1, order.shape[0]):
+            j = order[b]
+            dx, dy = xs[i] - xs[j], ys[i] - ys[j]
+            if not suppressed[j] and dx * dx + dy * dy <= thresh:
+                suppressed[j] = True
+    return kept[:post_max_size]
+

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from ..decode import circle_nms_batched, heatmap_peaks
+from ..reference import centerpoint_topk_composed, circle_nms_per_box, heatmap_peaks_composed
 from .report import _fmt
 from .timing import copy_bandwidth, graph_time_or_none, wall_time
 
@@ -19,30 +20,6 @@ PEAK_CONFIGS = {  # name: (shape, k, kernel, per_class_k)
     "centerpoint-nus": ((4, 10, 128, 128), 500, 1, 500),
 }
 NMS_SIZES = (1000, 4000)
-
-
-def mmdet_peaks(heat, k, kernel):
-    """mmdet 3.3's get_local_maximum + get_topk_from_heatmap, as composed there."""
-    hmax = torch.nn.functional.max_pool2d(heat, kernel, stride=1, padding=(kernel - 1) // 2)
-    heat = heat * (hmax == heat).float()
-    batch, _, height, width = heat.size()
-    scores, inds = torch.topk(heat.view(batch, -1), k)
-    classes = inds // (height * width)
-    inds = inds % (height * width)
-    return scores, inds, classes, inds // width, (inds % width).int().float()
-
-
-def centerpoint_topk(scores, k):
-    """mmdet3d 1.4's CenterPointBBoxCoder._topk, as composed there."""
-    batch, cat, height, width = scores.size()
-    topk_scores, topk_inds = torch.topk(scores.view(batch, cat, -1), k)
-    topk_inds = topk_inds % (height * width)
-    topk_ys = (topk_inds.float() / torch.tensor(width, dtype=torch.float)).int().float()
-    topk_xs = (topk_inds % width).int().float()
-    topk_score, topk_ind = torch.topk(topk_scores.view(batch, -1), k)
-    topk_clses = (topk_ind / torch.tensor(k, dtype=torch.float)).int()
-    gather = lambda feat: feat.view(batch, -1, 1).gather(1, topk_ind.unsqueeze(2)).view(batch, k)  # noqa: E731
-    return topk_score, gather(topk_inds), topk_clses, gather(topk_ys), gather(topk_xs)
 
 
 def peak_inputs(shape, device, seed=0):
@@ -57,10 +34,10 @@ def peaks_bench(device, rounds: int = 5) -> list[dict]:
     for name, (shape, k, kernel, per_class_k) in PEAK_CONFIGS.items():
         heat = peak_inputs(shape, device)
         if per_class_k is None:
-            reference = lambda h=heat, k=k, kernel=kernel: mmdet_peaks(h, k, kernel)  # noqa: E731
+            reference = lambda h=heat, k=k, kernel=kernel: heatmap_peaks_composed(h, k, kernel)  # noqa: E731
         else:
-            reference = lambda h=heat, k=k: centerpoint_topk(h, k)  # noqa: E731
-        compiled_fn = torch.compile(mmdet_peaks if per_class_k is None else centerpoint_topk)
+            reference = lambda h=heat, k=k: centerpoint_topk_composed(h, k)  # noqa: E731
+        compiled_fn = torch.compile(heatmap_peaks_composed if per_class_k is None else centerpoint_topk_composed)
         compiled = (lambda h=heat, k=k, kernel=kernel: compiled_fn(h, k, kernel)) if per_class_k is None else \
             (lambda h=heat, k=k: compiled_fn(h, k))
         ours = lambda h=heat, k=k, kernel=kernel, p=per_class_k: heatmap_peaks(h, k, kernel, per_class_k=p)  # noqa: E731
@@ -88,38 +65,14 @@ def peaks_bench(device, rounds: int = 5) -> list[dict]:
     return rows
 
 
-def _numba_circle_nms():
-    """mmdet3d's circle_nms loop, compiled by numba as mmdet3d does when numba is installed (else plain
-    Python): (function, "numba" | "python")."""
-    def circle_nms(dets, thresh, post_max_size=83):
-        x1 = dets[:, 0]
-        y1 = dets[:, 1]
-        scores = dets[:, 2]
-        order = scores.argsort()[::-1].astype(np.int32)
-        ndets = dets.shape[0]
-        suppressed = np.zeros((ndets), dtype=np.int32)
-        keep = []
-        for _i in range(ndets):
-            i = order[_i]
-            if suppressed[i] == 1:
-                continue
-            keep.append(i)
-            for _j in range(_i + 1, ndets):
-                j = order[_j]
-                if suppressed[j] == 1:
-                    continue
-                dist = (x1[i] - x1[j]) ** 2 + (y1[i] - y1[j]) ** 2
-                if dist <= thresh:
-                    suppressed[j] = 1
-        if post_max_size < len(keep):
-            return keep[:post_max_size]
-        return keep
-
+def _circle_nms_loop():
+    """The per-box circle NMS loop (:func:`gaussdraw.reference.circle_nms_per_box`), compiled by numba
+    as mmdet3d compiles its own when numba is installed, else plain Python: (function, "numba" | "python")."""
     try:
         import numba
     except ImportError:
-        return circle_nms, "python"
-    return numba.jit(nopython=True)(circle_nms), "numba"
+        return circle_nms_per_box, "python"
+    return numba.njit(circle_nms_per_box), "numba"
 
 
 def nms_inputs(count, device, seed=0):
@@ -131,16 +84,17 @@ def nms_inputs(count, device, seed=0):
 
 
 def nms_bench(device, thresh: float = 4.0, post_max_size: int = 83, sizes=NMS_SIZES) -> list[dict]:
-    loop, kind = _numba_circle_nms()
+    loop, kind = _circle_nms_loop()
     rows = []
     for count in sizes:
         centers, scores = nms_inputs(count, device)
-        dets = torch.cat([centers, scores[:, None]], 1).cpu().numpy()
-        loop(dets, thresh, post_max_size)  # compile
+        dets = tuple(np.ascontiguousarray(column) for column in
+                     torch.cat([centers, scores[:, None]], 1).cpu().numpy().T)  # xs, ys, scores (float32)
+        loop(*dets, thresh, post_max_size)  # compile
         start = time.perf_counter()
         repeats = 0
         while time.perf_counter() - start < 0.5 or repeats < 3:
-            expected = loop(dets, thresh, post_max_size)
+            expected = loop(*dets, thresh, post_max_size)
             repeats += 1
         loop_us = (time.perf_counter() - start) / repeats * 1e6
         batch = (centers.unsqueeze(0), scores.unsqueeze(0))

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import torch
 
+from ._triton import jit, tl
+
 LOW = 0xFFFFFFFF
 
 
@@ -29,3 +31,12 @@ def key_scores(keys: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     ordered = keys >> 32
     bits = torch.where(ordered < 0, ordered ^ 0x7FFFFFFF, ordered).to(torch.int32)
     return bits.view(torch.float32).to(dtype)
+
+
+@jit
+def ordered_bits(values):
+    """The int32 ``order`` of float32 ``values`` in a Triton kernel (as :func:`score_keys` makes it)."""
+    values = tl.where(values == 0.0, 0.0, values)
+    values = tl.where(values != values, float("nan"), values)
+    bits = values.to(tl.int32, bitcast=True)
+    return tl.where(bits < 0, bits ^ 0x7FFFFFFF, bits)

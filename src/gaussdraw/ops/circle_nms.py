@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._sort_keys import score_keys
+from ._sort_keys import ordered_bits, score_keys
 from ._triton import Launcher, check_device, jit, tl
 
 BLOCK = 128  # candidates decided together
@@ -64,11 +64,7 @@ def _order_keys_kernel(scores_ptr, counts_ptr, keys_ptr, longest, stride_s, BLOC
     position = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
     inside = position < longest
     score = tl.load(scores_ptr + sample * stride_s + position, mask=inside, other=0.0).to(tl.float32)
-    score = tl.where(score == 0.0, 0.0, score)  # -0.0 -> +0.0
-    score = tl.where(score != score, float("nan"), score)  # one NaN, sign bit clear
-    bits = score.to(tl.int32, bitcast=True)
-    ordered = tl.where(bits < 0, bits ^ 0x7FFFFFFF, bits).to(tl.int64)
-    key = (ordered << 32) | position.to(tl.int64)
+    key = (ordered_bits(score).to(tl.int64) << 32) | position.to(tl.int64)
     key = tl.where(position < tl.load(counts_ptr + sample), key, -9223372036854775807 - 1)
     tl.store(keys_ptr + sample * longest + position, key, mask=inside)
 
@@ -183,7 +179,7 @@ def circle_nms_torch(centers, order, counts, thresholds, post_max_size: int):
         kept_x, kept_y = xs.new_empty(0), ys.new_empty(0)
         chosen = []
         for start in range(0, n, BLOCK):  # a loop over blocks of boxes, each decided at once
-            if sum(len(c) for c in chosen) >= post_max_size:
+            if kept_x.shape[0] >= post_max_size:
                 break
             x, y = xs[sample, start:min(start + BLOCK, n)], ys[sample, start:min(start + BLOCK, n)]
             size = x.shape[0]

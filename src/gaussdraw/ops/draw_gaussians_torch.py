@@ -127,14 +127,15 @@ class _Values:
     def outer(self, column: np.ndarray, row: np.ndarray) -> np.ndarray:
         """(..., h, w) values of (..., h) column and (..., w) row profiles."""
         values = column[..., :, None] * row[..., None, :]
-        return self.finish(values, column, row)
-
-    def finish(self, values, column, row):
-        """In place, ``values`` (an array or a tensor) being the outer product of ``column`` and ``row``."""
         if column.ndim == 1:  # one window: NumPy scalars
             needs_zeroing = min(column[0], column[-1]) * min(row[0], row[-1]) < self.epsilon
         else:
             needs_zeroing = (_smallest(column) * _smallest(row) < self.epsilon).any()
+        return self.finish(values, needs_zeroing)
+
+    def finish(self, values, needs_zeroing: bool):
+        """In place, ``values`` (an array or a tensor) being an outer product of profiles, whose
+        smallest product is below epsilon when ``needs_zeroing``."""
         if needs_zeroing:
             values[values < self.epsilon] = 0
         if self.scale != 1:
@@ -188,11 +189,7 @@ def _draw_slices(work, boxes, coefficient, value) -> None:
     buffer = torch.empty(int(extent.prod(1).max()), dtype=profiles.dtype)
     for b, ((width, height), (x_lo, y_lo), zeroing) in enumerate(zip(extent.tolist(), lo.tolist(), needs_zeroing)):
         values = buffer[: height * width].view(height, width)
-        torch.outer(profiles[b, 1, :height], profiles[b, 0, :width], out=values)
-        if zeroing:
-            values[values < value.epsilon] = 0
-        if value.scale != 1:
-            values *= float(value.scale)
+        value.finish(torch.outer(profiles[b, 1, :height], profiles[b, 0, :width], out=values), zeroing)
         _max_into(work, plane[b], y_lo, x_lo, values)
 
 

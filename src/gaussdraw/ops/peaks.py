@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import torch
 
+from ._sort_keys import ordered_bits
 from ._triton import Launcher, check_device, interpreting, jit, tl, triton
 from .local_maximum import suppressed_values
 
@@ -30,15 +31,6 @@ CAPACITY = (16, 8192)  # candidates kept per sample: max(16 k, 8192), at most th
 # keys sorted at once by the select kernel (at least 2 * next_power_of_2(k)); small in the interpreter,
 # where a sort's cost grows with its width rather than its work
 CHUNK = 64 if interpreting() else 512
-
-
-@jit
-def _ordered(values):
-    """int32 keys that sort as the float32 ``values`` (-0.0 as 0.0, NaN above every number)."""
-    values = tl.where(values == 0.0, 0.0, values)
-    values = tl.where(values != values, float("nan"), values)
-    bits = values.to(tl.int32, bitcast=True)
-    return tl.where(bits < 0, bits ^ 0x7FFFFFFF, bits)
 
 
 @jit
@@ -59,7 +51,7 @@ def _tile_max_kernel(heat_ptr, tile_max_ptr, classes, height, width, tiles_w, ti
     plane = tl.program_id(1).to(tl.int64)
     y, x, inside, _ = _tile(tile, plane, classes, height, width, tiles_w, BLOCK_H, BLOCK_W)
     values = suppressed_values(heat_ptr, plane * height * width, y, x, inside, height, width, KERNEL)
-    keys = tl.where(inside, _ordered(values), -2147483648)
+    keys = tl.where(inside, ordered_bits(values), -2147483648)
     tl.store(tile_max_ptr + plane * tiles_per_plane + tile, tl.max(tl.max(keys, axis=1), axis=0))
 
 
@@ -74,7 +66,7 @@ def _candidates_kernel(heat_ptr, tile_max_ptr, bound_ptr, candidates_ptr, count_
     if tl.load(tile_max_ptr + plane * tiles_per_plane + tile) >= bound:  # else nothing here reaches the top k
         y, x, inside, flat = _tile(tile, plane, classes, height, width, tiles_w, BLOCK_H, BLOCK_W)
         values = suppressed_values(heat_ptr, plane * height * width, y, x, inside, height, width, KERNEL)
-        keys = _ordered(values)
+        keys = ordered_bits(values)
         chosen = tl.reshape((inside & (keys >= bound)).to(tl.int32), (BLOCK_H * BLOCK_W,))
         start = tl.atomic_add(count_ptr + sample, tl.sum(chosen, axis=0))
         at = start + tl.cumsum(chosen, axis=0) - chosen
@@ -104,7 +96,7 @@ def _select_kernel(heat_ptr, candidates_ptr, count_ptr, best_ptr, classes, heigh
             y, x = pixel // width, pixel % width
             base = (sample * classes + c) * height * width
             values = suppressed_values(heat_ptr, base, y, x, new, height, width, KERNEL)
-            keys = (_ordered(values).to(tl.int64) << 32) | (0xFFFFFFFF - at.to(tl.int64))
+            keys = (ordered_bits(values).to(tl.int64) << 32) | (0xFFFFFFFF - at.to(tl.int64))
         else:
             keys = tl.load(candidates_ptr + sample * capacity + at, mask=new, other=-9223372036854775808)
         keys = tl.where(new, keys, -9223372036854775808)
@@ -123,7 +115,7 @@ def _order_kernel(scores_ptr, flat_ptr, out_scores_ptr, labels_ptr, ys_ptr, xs_p
     valid = lanes < k
     scores = tl.load(scores_ptr + row + lanes, mask=valid, other=0.0).to(tl.float32)
     flat = tl.load(flat_ptr + row + lanes, mask=valid, other=0)
-    keys = (_ordered(scores).to(tl.int64) << 32) | (0xFFFFFFFF - flat)
+    keys = (ordered_bits(scores).to(tl.int64) << 32) | (0xFFFFFFFF - flat)
     keys = tl.sort(tl.where(valid, keys, -9223372036854775808), descending=True)
     ordered = (keys >> 32).to(tl.int32)
     bits = tl.where(ordered < 0, ordered ^ 0x7FFFFFFF, ordered)

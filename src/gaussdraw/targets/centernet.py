@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 import torch
 
-from ..checks import check_backend, raise_first, resolve_validate
+from ..checks import check_backend, raise_first, resolve_validate, uses_triton
 from ..ops.centernet_targets import (
     centernet_boxes_torch,
     centernet_targets_op,
@@ -22,7 +22,6 @@ from .common import (
     pair,
     positive_int,
     positive_number,
-    uses_triton,
 )
 
 

@@ -8,7 +8,7 @@ from typing import NamedTuple, Sequence
 
 import torch
 
-from ..checks import check_backend, raise_first, resolve_validate
+from ..checks import check_backend, raise_first, resolve_validate, uses_triton
 from ..ops.centerpoint_targets import (
     centerpoint_boxes_torch,
     centerpoint_targets_op,
@@ -17,7 +17,7 @@ from ..ops.centerpoint_targets import (
     centerpoint_views,
 )
 from ..ragged import RaggedLike
-from .common import cached, gather, overlap, positive_int, uses_triton
+from .common import cached, gather, overlap, positive_int
 
 
 class CenterPointTargets(NamedTuple):

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 import torch
 
 from ..checks import check_float_tensor, check_index_tensor, raise_first
-from ..ops._triton import HAVE_TRITON
 from ..ragged import to_padded_all
 
 def freeze(value):
@@ -54,11 +53,6 @@ def cached(check):
         return memo[key]
 
     return checked
-
-
-def uses_triton(backend: str, device: torch.device) -> bool:
-    """Whether ``backend`` runs the Triton kernels on tensors of ``device``."""
-    return backend == "triton" or (backend == "auto" and device.type == "cuda" and HAVE_TRITON)
 
 
 def positive_int(value, name: str) -> int:
