@@ -1,6 +1,7 @@
 """The torch kernel's three ways of drawing (a few boxes one by one, groups of small windows by
-scatter, large windows into their slices), each against the per-box reference on maps large
-enough to reach all three, in every dtype, with and without the zeroing of tiny values."""
+scatter, large windows into their slices, both of the latter from stamps kept across calls or
+made for the call), each against the per-box reference on maps large enough to reach all three,
+in every dtype, with and without the zeroing of tiny values."""
 
 from __future__ import annotations
 
@@ -46,12 +47,17 @@ def test_every_way_of_drawing_matches_the_reference(scene, dtype, factor, k, see
     assert_close(heatmap, expected, tolerance(dtype) * max(k, 1.0), f"torch kernel ({dtype}, factor {factor}):")
 
 
-@pytest.mark.parametrize("few, large, group_pixels", [(0, 10**6, 10**9), (0, 10**6, 1), (0, 0, 1), (100, 64, 8192)],
-                         ids=["one-group", "groups-by-size", "all-slices", "one-by-one"])
+@pytest.mark.parametrize("few, large, group_pixels, cached_radius, cache_pixels", [
+    (0, 10**6, 10**9, 64, 1 << 20), (0, 10**6, 1, 64, 1 << 20), (0, 0, 1, 64, 1 << 20), (100, 64, 8192, 64, 1 << 20),
+    (0, 0, 1, -1, 1 << 20), (100, 0, 1, -1, 1 << 20), (0, 0, 1, 64, 1), (100, 0, 1, 10**6, 1 << 20)],
+    ids=["one-group", "groups-by-size", "all-slices", "one-by-one", "slices-uncached", "one-by-one-uncached",
+         "cache-starting-over", "every-radius-cached"])
 @pytest.mark.parametrize("factor, k", [(6.0, 1.0), (20.0, 0.5)], ids=["plain", "zeroing-scaled"])
-def test_each_way_alone_gives_the_same_heatmap(monkeypatch, few, large, group_pixels, factor, k):
+def test_each_way_alone_gives_the_same_heatmap(monkeypatch, few, large, group_pixels, cached_radius, cache_pixels,
+                                               factor, k):
     """Forcing every box through one way gives the default's heatmap bit for bit (the same arithmetic,
-    the same zeroing of values below epsilon, which a tolerance would not see)."""
+    the same zeroing of values below epsilon, which a tolerance would not see); slices cut from
+    cached whole-window stamps, from a radius's shared stamp or from each box's own agree."""
     g = torch.Generator().manual_seed(3)
     count = 60
     centers = torch.stack([torch.randint(-20, 150, (count,), generator=g), torch.randint(-20, 110, (count,), generator=g)], 1)
@@ -63,6 +69,9 @@ def test_each_way_alone_gives_the_same_heatmap(monkeypatch, few, large, group_pi
     monkeypatch.setattr(kernel, "FEW", few)
     monkeypatch.setattr(kernel, "LARGE", large)
     monkeypatch.setattr(kernel, "ONE_GROUP_PIXELS", group_pixels)
+    monkeypatch.setattr(kernel, "CACHED_RADIUS", cached_radius)
+    monkeypatch.setattr(kernel, "STAMP_CACHE_PIXELS", cache_pixels)
+    monkeypatch.setattr(kernel, "_STAMPS", {})
     forced = draw_heatmap_batched(start.clone(), [centers[:40], centers[40:]], [radii[:40], radii[40:]], factor, k,
                                   labels=[labels[:40], labels[40:]], backend="torch")
     assert torch.equal(forced, default)
@@ -78,3 +87,20 @@ def test_nan_stays_nan_in_every_way(monkeypatch):
         monkeypatch.setattr(kernel, "FEW", few)
         out = draw_heatmap(heatmap.clone(), centers, radii, idxes, backend="torch")
         assert out[0, 75, 75].isnan() and out[0, 10, 10].isnan() and out.isnan().sum() == 2
+
+
+def test_kept_stamps_stay_bounded_and_read_only(monkeypatch):
+    """Stamps kept across calls never pass the cap by more than one stamp, cannot be written
+    through, and a heatmap drawn after the cache started over equals one drawn before."""
+    monkeypatch.setattr(kernel, "_STAMPS", {})
+    monkeypatch.setattr(kernel, "_STAMP_PIXELS", 0)
+    monkeypatch.setattr(kernel, "STAMP_CACHE_PIXELS", 5000)
+    radii = torch.arange(0, 65)
+    centers = torch.full((65, 2), 60)
+    idxes = torch.arange(65) % 4
+    first = draw_heatmap(torch.zeros(4, 120, 120), centers, radii, idxes, backend="torch")
+    kept = list(kernel._STAMPS.values())
+    assert kept and sum(s.shape[0] * s.shape[1] for s in kept) <= 5000 + 129 * 129
+    assert not any(s.flags.writeable for s in kept)
+    again = draw_heatmap(torch.zeros(4, 120, 120), centers, radii, idxes, backend="torch")
+    assert torch.equal(first, again)

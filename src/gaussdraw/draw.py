@@ -121,27 +121,30 @@ def _draw(heatmap, num_planes, centers, radii, index, counts, planes_per_sample,
                 bind=True, keep_nan=not ZEROED.get(),
             )
 
-    # the general path: (N, H, W) planes and (B, T) boxes as views, through the op
+    # the general path: (N, H, W) planes and (B, T) boxes (as views), through the op or a kernel
+    device = heatmap.device.type
+    # auto: under torch.compile, the op as the compiler sees it; Triton for CUDA tensors; else (eager CPU)
+    # the torch kernel itself (the op's first call would import the compiler stack, ~1 s), which also
+    # takes one sample's (T,) boxes as they are (three views cost as much as drawing a box)
+    through_op = backend == "auto" and torch.compiler.is_compiling() and (
+        device == "cpu" or (device == "cuda" and HAVE_TRITON))
+    through_triton = backend == "triton" or (backend == "auto" and not through_op and device == "cuda" and HAVE_TRITON)
+    kernel_itself = not (through_op or through_triton)
     if concat:
-        centers, radii, index = centers.unsqueeze(0), radii.unsqueeze(0), index.unsqueeze(0)
-    else:
+        if not kernel_itself:
+            centers, radii, index = centers.unsqueeze(0), radii.unsqueeze(0), index.unsqueeze(0)
+    elif radii.shape[1] != boxes_per_sample:
         centers, radii = centers[:, :boxes_per_sample], radii[:, :boxes_per_sample]
         index = index[:, :boxes_per_sample] if index is not None else None
     planes_shape = (num_planes, *heatmap.shape[-2:])
     try:
-        planes, copied = heatmap.view(planes_shape), False
+        planes, copied = (heatmap if heatmap.dim() == 3 else heatmap.view(planes_shape)), False
     except RuntimeError:  # leading dims not flattenable as a view: draw on a copy
         planes, copied = heatmap.reshape(planes_shape), True
     args = (planes, centers, radii, index, counts, planes_per_sample, float(factor), float(k_scale))
-    if backend == "auto":
-        device = heatmap.device.type
-        if torch.compiler.is_compiling() and (device == "cpu" or (device == "cuda" and HAVE_TRITON)):
-            draw_gaussians_op(*args)  # the op as torch.compile sees it
-        elif device == "cuda" and HAVE_TRITON:
-            draw_gaussians_triton(*args)
-        else:  # eager CPU: the kernel itself (the op's first call would import the compiler stack, ~1 s)
-            draw_gaussians_torch(*args)
-    elif backend == "triton":
+    if through_op:
+        draw_gaussians_op(*args)
+    elif through_triton:
         draw_gaussians_triton(*args)
     else:
         draw_gaussians_torch(*args)

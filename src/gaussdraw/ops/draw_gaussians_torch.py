@@ -3,19 +3,20 @@
 A data loader draws one sample at a time, often a handful of boxes, so what a call costs
 before any pixel is drawn matters as much as the cost per pixel. The kernel therefore does
 the per-box bookkeeping (windows clipped to the map, validity, planes, sigmas) on NumPy
-views of the input tensors (no copies; a NumPy operation on a few elements costs a
-fraction of a torch operation's dispatch), and draws in two ways, both vectorized over
-pixels:
+views of the input tensors or on Python integers (no copies; a NumPy operation on a few
+elements costs a fraction of a torch operation's dispatch), and draws in two ways:
 
-- small windows (at most ``LARGE`` pixels a side): one scatter-max into the heatmap per
-  group of boxes of one window size. Boxes are grouped by their window's side rounded up
+- windows of more than ``LARGE`` pixels a side, and every box of a call of at most ``FEW``:
+  the Gaussian of a radius is the same at the same offsets from every center, so each box
+  max-merges a view of its radius's stamp (the outer product of the row and column profiles)
+  into its window's strided slice of the heatmap: one max per pixel (mmdet's own way, one box
+  at a time, without building an index per pixel). Stamps of radii up to ``CACHED_RADIUS``
+  are kept across calls.
+- smaller windows of larger calls: one scatter-max into the heatmap per group of boxes of one
+  window size, vectorized over pixels. Boxes are grouped by their window's side rounded up
   (powers of two up to 16, multiples of 16 above); a call whose windows are few and small
-  draws all of them as one group. Columns and rows past a window repeat its last one,
-  which max-merges to the same result.
-- large windows: the Gaussian is separable, so each box max-merges the outer product of
-  its row and column profiles into the heatmap's strided slice (mmdet's own way, one
-  box at a time, without building an index per pixel). The loop's cost per box is a few
-  operations against its (2r + 1)^2 pixels.
+  draws all of them as one group. Columns and rows past a window repeat its last one, which
+  max-merges to the same result.
 
 Values follow the Triton kernel's arithmetic: sigma = (2r + 1) / factor and
 c = -1 / (2 sigma^2) in the compute dtype (float32, float64 for float64 heatmaps), a
@@ -27,18 +28,25 @@ the device).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
-LARGE = 64  # window side above which a box draws into its slice of the heatmap
-FEW = 2  # calls with at most this many boxes (padding included) draw each one into its slice
+LARGE = 16  # window side above which a box draws into its slice of the heatmap
+FEW = 32  # calls with at most this many boxes (padding included) draw each one into its slice
 ONE_GROUP_PIXELS = 8192  # small windows of a call draw as one group while boxes * side^2 stays below this
+CACHED_RADIUS = 64  # radii whose whole stamp is kept across calls
+STAMP_CACHE_PIXELS = 1 << 20  # at most this many values kept (4 MiB in float32); past it the cache starts over
+_STAMPS: dict = {}
+_STAMP_PIXELS = 0
 _LIMIT = 2**62  # centers and radii are clamped here, so that cx +- r cannot overflow int64 (as in the Triton kernel)
 
 
 def draw_gaussians_torch(heatmap, centers, radii, index, counts, planes_per_sample, sigma_factor, k_scale):
     """Max-merge the Gaussians of a (B, Tmax) grid of boxes into (N, H, W) ``heatmap`` (the
-    op's arguments, see :mod:`gaussdraw.ops.draw_gaussians`)."""
+    op's arguments, see :mod:`gaussdraw.ops.draw_gaussians`); one sample's boxes may also come
+    as they are, (T, 2) ``centers`` and (T,) ``radii`` and ``index``, with ``counts`` None."""
     if heatmap.device.type != "cpu":
         host = heatmap.cpu()
         draw_gaussians_torch(host, *(t.cpu() if t is not None else None for t in (centers, radii, index, counts)),
@@ -65,8 +73,7 @@ def draw_gaussians_torch(heatmap, centers, radii, index, counts, planes_per_samp
 
     large = side > LARGE
     if large.any():
-        boxes = np.column_stack([plane, radius, center, lo, hi])[large].tolist()
-        _draw_slices(work, boxes, coefficient[large], value)
+        _draw_windows(work, *(a[large] for a in (plane, radius, center, lo, hi, coefficient)), value)
         small = ~large
         plane, center, lo, hi, coefficient, side = (a[small] for a in (plane, center, lo, hi, coefficient, side))
     if side.shape[0]:
@@ -91,7 +98,7 @@ def _drawing_boxes(shape, centers, radii, index, counts, planes_per_sample):
     """(plane (n,), radius (n,), center (n, 2), lo (n, 2), hi (n, 2)) int64 of the boxes that draw
     at least one pixel: valid, with a window [lo, hi] (x, y) that meets the map, clipped to it."""
     num_planes, height, width = shape
-    num_samples, per_sample = radii.shape
+    num_samples, per_sample = radii.shape if radii.dim() == 2 else (1, radii.shape[0])
     center = np.minimum(np.maximum(_as_numpy(centers).reshape(-1, 2), -_LIMIT), _LIMIT)
     radius = _as_numpy(radii).reshape(-1)
     window = np.minimum(np.maximum(radius, -1), _LIMIT)[:, None]  # a negative radius leaves an empty window
@@ -168,29 +175,81 @@ def _draw_group(work, plane, center, lo, hi, coefficient, size, value) -> None:
 
 
 def _draw_slices(work, boxes, coefficient, value) -> None:
-    """Draw ``boxes`` ((plane, radius, cx, cy, x_lo, y_lo, x_hi, y_hi) each) one at a time: the
-    outer product of each one's profiles, max-merged into its window's strided slice of the heatmap.
-    Many boxes get their profiles from one vectorized pass; each box then costs a few views and two
-    torch operations over its pixels (the product into a reused buffer, the max into the heatmap)."""
-    if len(boxes) <= FEW:  # fewer operations in all: each box's own profiles
-        for (plane, _, cx, cy, x_lo, y_lo, x_hi, y_hi), c in zip(boxes, coefficient):
-            dx, dy = _offsets(x_lo - cx, x_hi - cx, c.dtype), _offsets(y_lo - cy, y_hi - cy, c.dtype)
-            _max_into(work, plane, y_lo, x_lo, torch.from_numpy(value.outer(np.exp(dy * dy * c), np.exp(dx * dx * c))))
-        return
-    rows = np.array(boxes, dtype=np.int64)
-    plane, center, lo, hi = rows[:, 0].tolist(), rows[:, 2:4], rows[:, 4:6], rows[:, 6:8]
-    extent = hi - lo + 1  # (n, 2) window width and height
-    offset = (np.minimum(lo[:, :, None] + np.arange(int(extent.max())), hi[:, :, None]) - center[:, :, None])
-    offset = offset.astype(coefficient.dtype)  # each offset rounded once
-    profile = np.exp(offset * offset * coefficient[:, None, None])  # (n, 2, longest): x, then y
-    low = _smallest(profile)  # (n, 2)
-    needs_zeroing = (low[:, 0] * low[:, 1] < value.epsilon).tolist()
-    profiles = torch.from_numpy(profile)
-    buffer = torch.empty(int(extent.prod(1).max()), dtype=profiles.dtype)
-    for b, ((width, height), (x_lo, y_lo), zeroing) in enumerate(zip(extent.tolist(), lo.tolist(), needs_zeroing)):
-        values = buffer[: height * width].view(height, width)
-        value.finish(torch.outer(profiles[b, 1, :height], profiles[b, 0, :width], out=values), zeroing)
-        _max_into(work, plane[b], y_lo, x_lo, values)
+    """Draw a few ``boxes`` ((plane, radius, cx, cy, x_lo, y_lo, x_hi, y_hi) each) one at a time, each
+    max-merging a view of its stamp into its window's strided slice of the heatmap."""
+    target = _merge_target(work)
+    for (plane, radius, cx, cy, x_lo, y_lo, x_hi, y_hi), c in zip(boxes, coefficient):
+        stamp, x0, y0 = _stamp_for(target, radius, c, value, x_lo - cx, y_lo - cy, x_hi - cx, y_hi - cy)
+        _max_into(target, plane, y_lo, x_lo, stamp[y_lo - cy - y0:y_hi - cy - y0 + 1, x_lo - cx - x0:x_hi - cx - x0 + 1])
+
+
+def _draw_windows(work, plane, radius, center, lo, hi, coefficient, value) -> None:
+    """Draw boxes one at a time into their windows' strided slices of the heatmap, each window's
+    values a view of a stamp (boxes of one radius have the same values at the same offsets): the
+    radius's cached stamp (see :func:`_stamp_for`), or else the outer product of its profiles over
+    the offsets its boxes' windows span where that has no more pixels than their windows, or else
+    each box's own. A box then costs a few views and one max over its pixels."""
+    first, last = lo - center, hi - center  # (n, 2) offsets (x, y) of each window's first and last pixel
+    order = np.argsort(radius, kind="stable")
+    sorted_radius = radius[order]
+    starts = np.flatnonzero(np.r_[True, sorted_radius[1:] != sorted_radius[:-1]])
+    span_first = np.minimum.reduceat(first[order], starts)  # (radii, 2)
+    span_last = np.maximum.reduceat(last[order], starts)
+    window_pixels = np.add.reduceat((last - first + 1).prod(1)[order], starts)
+    shared = ((span_last - span_first + 1).prod(1) <= window_pixels) | (sorted_radius[starts] <= CACHED_RADIUS)
+    target = _merge_target(work)
+    plane, lo, first, last = plane.tolist(), lo.tolist(), first.tolist(), last.tolist()
+    ends = np.r_[starts[1:], order.shape[0]].tolist()
+    for g, (s, e) in enumerate(zip(starts.tolist(), ends)):
+        members = order[s:e].tolist()
+        r, c = int(sorted_radius[s]), coefficient[members[0]]
+        if shared[g]:
+            stamps = [(span_first[g].tolist(), span_last[g].tolist(), members)]
+        else:
+            stamps = [(first[b], last[b], (b,)) for b in members]
+        for (x_first, y_first), (x_last, y_last), boxes in stamps:
+            stamp, x0, y0 = _stamp_for(target, r, c, value, x_first, y_first, x_last, y_last)
+            for b in boxes:
+                (x_lo, y_lo), (dx, dy), (ex, ey) = lo[b], first[b], last[b]
+                _max_into(target, plane[b], y_lo, x_lo, stamp[dy - y0:ey - y0 + 1, dx - x0:ex - x0 + 1])
+
+
+def _merge_target(work):
+    """What windows are cut from: a NumPy view of float32 and float64 heatmaps (NumPy's views and
+    ufuncs cost a third of torch's per call), the tensor itself for 16-bit ones."""
+    return work.numpy() if work.dtype in (torch.float32, torch.float64) else work
+
+
+def _stamp(target, x_first, y_first, x_last, y_last, coefficient, value):
+    """Values at offsets [y_first, y_last] x [x_first, x_last] from a center, in ``target``'s kind
+    (a NumPy array in the heatmap's dtype, or a tensor in the 16-bit heatmap's dtype, rounded once)."""
+    dx = _offsets(x_first, x_last, coefficient.dtype)
+    dy = dx if (y_first, y_last) == (x_first, x_last) else _offsets(y_first, y_last, coefficient.dtype)
+    row = np.exp(dx * dx * coefficient)
+    values = value.outer(row if dy is dx else np.exp(dy * dy * coefficient), row)
+    return values if isinstance(target, np.ndarray) else torch.from_numpy(values).to(target.dtype)
+
+
+def _stamp_for(target, radius, coefficient, value, x_first, y_first, x_last, y_last):
+    """(stamp, x0, y0): values covering offsets [y_first, y_last] x [x_first, x_last] of a box of
+    ``radius``, its element [0, 0] at offset (x0, y0). Radii up to ``CACHED_RADIUS`` get their whole
+    (2r + 1)^2 window, kept across calls (read only) in ``_STAMPS`` per drawing arithmetic: data
+    loaders draw the same radii over and over."""
+    if radius > CACHED_RADIUS:
+        return _stamp(target, x_first, y_first, x_last, y_last, coefficient, value), x_first, y_first
+    key = (radius, coefficient.item(), coefficient.dtype, value.scale.item(), target.dtype)
+    stamp = _STAMPS.get(key)
+    if stamp is None:
+        stamp = _stamp(target, -radius, -radius, radius, radius, coefficient, value)
+        if isinstance(stamp, np.ndarray):
+            stamp.flags.writeable = False
+        global _STAMP_PIXELS
+        if _STAMP_PIXELS + stamp.shape[0] ** 2 > STAMP_CACHE_PIXELS:
+            _STAMPS.clear()
+            _STAMP_PIXELS = 0
+        _STAMPS[key] = stamp
+        _STAMP_PIXELS += stamp.shape[0] ** 2
+    return stamp, -radius, -radius
 
 
 def _offsets(first: int, last: int, dtype) -> np.ndarray:
@@ -200,28 +259,35 @@ def _offsets(first: int, last: int, dtype) -> np.ndarray:
     return np.arange(first, last + 1).astype(dtype)
 
 
-def _max_into(work, plane, y_lo, x_lo, values) -> None:
-    """work[plane, window] = max(work[plane, window], values), the window at (y_lo, x_lo) of values' shape."""
+def _max_into(target, plane, y_lo, x_lo, values) -> None:
+    """target[plane, window] = max(target[plane, window], values), the window at (y_lo, x_lo) of values'
+    shape (``target`` and ``values`` both NumPy arrays or both tensors, of one dtype)."""
     height, width = values.shape
-    if work.dtype in (torch.float32, torch.float64):  # a NumPy view of the window is cheaper than torch indexing
-        window = torch.from_numpy(work.numpy()[plane, y_lo:y_lo + height, x_lo:x_lo + width])
+    window = target[plane, y_lo:y_lo + height, x_lo:x_lo + width]
+    if isinstance(window, np.ndarray):
+        np.maximum(window, values, out=window)
     else:
-        window = work[plane, y_lo:y_lo + height, x_lo:x_lo + width]
-    torch.maximum(window, values if values.dtype == work.dtype else values.to(work.dtype), out=window)
+        torch.maximum(window, values, out=window)
 
 
-def _coefficients(radius, sigma_factor, compute) -> np.ndarray:
-    """-1 / (2 sigma^2), sigma = (2r + 1) / factor, in the compute dtype (the Triton kernel's operations),
-    for an int64 array or a short list of radii."""
-    if type(radius) is list and max(radius) < 2**53:  # NumPy scalars: fewer operations for a few boxes
-        factor, two, one, minus_one = compute(sigma_factor), compute(2.0), compute(1.0), compute(-1.0)
-        sigmas = [(two * compute(r) + one) / factor for r in radius]  # r < 2**53: exact as a double first
-        return np.array([minus_one / (two * sigma * sigma) for sigma in sigmas], dtype=compute)
-    sigma = np.asarray(radius, dtype=np.int64).astype(compute)
-    sigma *= 2.0  # Python numbers meet the array in its dtype: each step rounds as the kernel's
-    sigma += 1.0
-    sigma /= sigma_factor
-    return -1.0 / (2.0 * sigma * sigma)
+def _coefficients(radius, sigma_factor, compute):
+    """-1 / (2 sigma^2), sigma = (2r + 1) / factor, in the compute dtype (the Triton kernel's operations):
+    an array for an int64 array of radii, a list of NumPy scalars for a short list of them. Overflow
+    (an extreme factor) gives -0.0 or -inf, as on the GPU, without a warning."""
+    if type(radius) is list:
+        return [_coefficient(r, sigma_factor, compute) for r in radius]
+    with np.errstate(over="ignore", divide="ignore"):
+        sigma = np.asarray(radius, dtype=np.int64).astype(compute)
+        sigma *= 2.0  # Python numbers meet the array in its dtype: each step rounds as the kernel's
+        sigma += 1.0
+        sigma /= sigma_factor
+        return -1.0 / (2.0 * sigma * sigma)
+
+
+@functools.lru_cache(maxsize=4096)
+def _coefficient(radius: int, sigma_factor: float, compute):
+    """One radius's coefficient (data loaders draw the same few radii over and over)."""
+    return _coefficients(np.array([radius]), sigma_factor, compute)[0]
 
 
 def _few_drawing_boxes(shape, centers, radii, index, counts, planes_per_sample) -> list:
@@ -231,6 +297,8 @@ def _few_drawing_boxes(shape, centers, radii, index, counts, planes_per_sample) 
     limit = planes_per_sample or num_planes
     centers, radii = centers.tolist(), radii.tolist()
     labels = index.tolist() if index is not None else None
+    if centers and type(radii[0]) is int:  # one sample's (T,) boxes
+        centers, radii, labels = [centers], [radii], [labels] if labels is not None else None
     counts = counts.tolist() if counts is not None else None
     boxes = []
     for b, sample_radii in enumerate(radii):
