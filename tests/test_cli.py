@@ -103,9 +103,22 @@ def test_cli_bench_cpu_table_quick(capsys, tmp_path):
     assert [(r["case"], r["threads"]) for r in rows] == [
         (case, threads) for threads in (2, 1) for case in ("sample, 1 box", "sample, 10 boxes", "seed-concat")]
     for row in rows:
-        for variant in ("gaussdraw_us", "loop_us"):
+        variants = ["gaussdraw_us", "loop_us"] + (["window_max_floor_us"] if row["case"] == "seed-concat" else [])
+        for variant in variants:
             spread = row[variant]
             assert 0 < spread["min"] <= spread["median"] <= spread["max"]
+
+
+def test_window_max_floor_touches_each_window_once():
+    from gaussdraw.bench.cpu import _window_max_floor
+
+    heatmap = torch.zeros(2, 6, 7)
+    centers, radii, idxes = torch.tensor([[1, 1], [6, 5], [30, 30]]), torch.tensor([1, 2, 1]), torch.tensor([0, 1, 1])
+    _window_max_floor(heatmap, centers, radii, idxes)()
+    expected = torch.zeros(2, 6, 7)
+    expected[0, 0:3, 0:3] = 0.5
+    expected[1, 3:6, 4:7] = 0.5  # clipped; the box off the map touches nothing
+    assert torch.equal(heatmap, expected)
 
 
 def test_decode_markdown_from_rows():

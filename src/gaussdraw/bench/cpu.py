@@ -2,13 +2,15 @@
 (and, for one sample's boxes, mmdet3d's own ``draw_heatmap_gaussian`` loop when mmdet3d is installed),
 as a data loader calls it (one sample at a time: 1 and 10 boxes) and on every drawing config,
 with 2 threads and with 1 (a loader worker), min / median / max over interleaved rounds (a shared
-machine's timings swing between runs)."""
+machine's timings swing between runs). Each config also times a floor for drawing box by box: one
+max of a constant into each box's window and nothing else."""
 
 from __future__ import annotations
 
 import statistics
 import time
 
+import numpy as np
 import torch
 
 from ..draw import draw_heatmap
@@ -63,7 +65,29 @@ def _config_call(name: str, quick_mode: bool = False):
     inputs = make_inputs(config, torch.device("cpu"))
     heatmap = torch.zeros(config.shape)
     draw, _ = _calls(inputs, validate=None)  # default arguments: values checked, as on any CPU call
-    return {"gaussdraw": lambda: draw(heatmap), "loop": lambda: draw_heatmap_per_box(heatmap, *inputs.flat)}
+    return {"gaussdraw": lambda: draw(heatmap), "loop": lambda: draw_heatmap_per_box(heatmap, *inputs.flat),
+            "window_max_floor": _window_max_floor(heatmap, *inputs.flat)}
+
+
+def _window_max_floor(heatmap, centers, radii, idxes):
+    """A floor for drawing box by box: one NumPy max of a constant into each box's window (clipped
+    to the map), nothing else: every pixel read and written once, one call per box."""
+    planes = heatmap.numpy().reshape(-1, *heatmap.shape[-2:])
+    height, width = planes.shape[1:]
+    windows = []
+    for (x, y), r, plane in zip(centers.tolist(), radii.tolist(), idxes.tolist()):
+        x_lo, x_hi, y_lo, y_hi = max(x - r, 0), min(x + r, width - 1), max(y - r, 0), min(y + r, height - 1)
+        if x_lo <= x_hi and y_lo <= y_hi:
+            windows.append((plane, y_lo, y_hi + 1, x_lo, x_hi + 1))
+    side = max([max(w[2] - w[1], w[4] - w[3]) for w in windows], default=1)
+    constant = np.full((side, side), 0.5, dtype=planes.dtype)
+
+    def floor():
+        for plane, y_lo, y_end, x_lo, x_end in windows:
+            window = planes[plane, y_lo:y_end, x_lo:x_end]
+            np.maximum(window, constant[: y_end - y_lo, : x_end - x_lo], out=window)
+
+    return floor
 
 
 def _per_call_us(fn, budget_s: float) -> float:
@@ -115,11 +139,13 @@ def cpu_markdown(rows: list[dict]) -> str:
         return f"{d['median']:,.1f} ({d['min']:,.1f}–{d['max']:,.1f})"
 
     lines = ["| case | threads | gaussdraw µs/call, median (min–max) | per-box loop µs/call, median (min–max) "
-             "| × loop (medians) | mmdet3d's loop µs/call, median (min–max) | × mmdet3d's loop |",
-             "|---|---|---|---|---|---|---|"]
+             "| × loop (medians) | mmdet3d's loop µs/call, median (min–max) | × mmdet3d's loop "
+             "| window-max floor µs/call, median (min–max) | loop / floor |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        mmdet3d = r.get("mmdet3d_loop_us")
+        mmdet3d, floor = r.get("mmdet3d_loop_us"), r.get("window_max_floor_us")
         versus = (span(mmdet3d), f"{r['speedup_vs_mmdet3d_median']:.1f}") if mmdet3d else ("-", "-")
+        floors = (span(floor), f"{r['loop_us']['median'] / floor['median']:.1f}") if floor else ("-", "-")
         lines.append(f"| {r['case']} | {r['threads']} | {span(r['gaussdraw_us'])} | {span(r['loop_us'])} "
-                     f"| {r['speedup_median']:.1f} | {versus[0]} | {versus[1]} |")
+                     f"| {r['speedup_median']:.1f} | {versus[0]} | {versus[1]} | {floors[0]} | {floors[1]} |")
     return "\n".join(lines)
