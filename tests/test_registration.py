@@ -148,3 +148,24 @@ def test_target_kernels_compile_for_hopper():
     unfused = sum(1 for _, _, without_fma, *_ in KERNELS if without_fma)
     assert result.stdout.count(" 0 fused multiply-adds") >= unfused, result.stdout
     assert result.stdout.count("PTX lines") == len(KERNELS), result.stdout
+
+
+def test_eager_cpu_calls_do_not_import_the_compiler_stack():
+    """A fresh process (a data-loader worker, a CPU training job) that draws, builds targets and
+    takes a loss step on the CPU never imports torch._dynamo: the custom ops' first call would,
+    at ~1 s. Without Triton installed (a CPU-only install), as with it."""
+    code = ("import sys, torch, gaussdraw\n"
+            "heatmap = gaussdraw.draw_heatmap(torch.zeros(2, 8, 8), torch.tensor([[3, 3]]), torch.tensor([2]),"
+            " torch.tensor([1]))\n"
+            "targets = gaussdraw.centernet_targets([torch.tensor([[2.0, 2.0, 20.0, 24.0]])], [torch.tensor([1])],"
+            " num_classes=2, feat_size=(8, 8), img_size=(32, 32))\n"
+            "pred = torch.rand(1, 2, 8, 8, requires_grad=True)\n"
+            "gaussdraw.gaussian_focal_loss(pred, targets.heatmap).backward()\n"
+            "assert pred.grad is not None\n"
+            "print(sorted(name for name in sys.modules if name.startswith('torch._dynamo')))\n")
+    for block_triton in (False, True):
+        prefix = "import sys; sys.modules['triton'] = None\n" if block_triton else ""
+        env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+        out = subprocess.run([sys.executable, "-c", prefix + code], env=env, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert out.stdout.strip() == "[]", out.stdout

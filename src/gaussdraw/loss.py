@@ -17,6 +17,7 @@ from torch.autograd.function import once_differentiable
 
 from .checks import resolve_validate, uses_triton
 from .ops.focal_loss import backward_triton, focal_loss_forward_op, focal_loss_triton, scale_gradient_triton
+from .ops.focal_loss_torch import backward_torch, forward_torch
 
 REDUCTIONS = ("none", "mean", "sum")
 _FLOAT32_EPS = torch.finfo(torch.float32).eps
@@ -112,7 +113,13 @@ def _focal_loss(pred, target, alpha, gamma, pos_weight, neg_weight, reduction, a
         if reduction == "mean" and isinstance(avg_factor, torch.Tensor) and avg_factor.dim():
             loss = loss.reshape(avg_factor.shape)  # the shape of sum / avg_factor, as in mmdet
         return (loss * loss_weight if not reduce and loss_weight != 1 else loss), positives
-    loss, positives = focal_loss_forward_op(pred, target, weight, *options, reduce, backend)
+    if backend == "torch" and not torch.compiler.is_compiling():
+        if torch.is_grad_enabled() and pred.requires_grad:
+            loss, positives = _TorchFocalLossFunction.apply(pred, target, weight, options, reduce)
+        else:
+            loss, positives = forward_torch(pred, target, weight, *options, reduce)
+    else:
+        loss, positives = focal_loss_forward_op(pred, target, weight, *options, reduce, backend)
     if avg_factor == "num_pos":
         avg_factor = positives.clamp(min=1)
     if reduction == "mean":
@@ -121,6 +128,26 @@ def _focal_loss(pred, target, alpha, gamma, pos_weight, neg_weight, reduction, a
     if reduce:
         loss = loss.to(pred.dtype)
     return (loss * loss_weight if loss_weight != 1 else loss), positives
+
+
+class _TorchFocalLossFunction(torch.autograd.Function):
+    """Eager calls of the torch backend: its formulas without the custom op's dispatch, whose first
+    call in a process imports torch's compiler stack (~1 s, in every data-loader or CPU worker).
+    torch.compile uses the registered ops."""
+
+    @staticmethod
+    def forward(ctx, pred, target, weight, options, reduce):
+        loss, positives = forward_torch(pred, target, weight, *options, reduce)
+        ctx.save_for_backward(pred, target, weight)
+        ctx.options = options
+        ctx.mark_non_differentiable(positives)
+        return loss, positives
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_loss, grad_positives):
+        pred, target, weight = ctx.saved_tensors
+        return backward_torch(grad_loss.contiguous(), pred, target, weight, *ctx.options), None, None, None, None
 
 
 class _FocalLossFunction(torch.autograd.Function):
