@@ -16,6 +16,9 @@ from triton.backends.compiler import GPUTarget
 import triton.language as tl
 
 from gaussdraw.ops import centernet_targets, centerpoint_targets, circle_nms, draw_gaussians, local_maximum, peaks
+from gaussdraw.ops._triton import load_triton
+
+load_triton()  # the kernels as triton.jit functions
 
 FLOATS = {"sigma_factor", "k_scale", "zero_below", "width_ratio", "height_ratio", "one_minus", "one_plus", "minus_two_o", "o_minus_one", "sixteen_o", "eight_o",
           "range_x", "range_y", "voxel_x", "voxel_y", "out_size_factor"}

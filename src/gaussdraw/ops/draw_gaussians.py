@@ -24,7 +24,7 @@ import functools
 
 import torch
 
-from ._triton import HAVE_TRITON, Launcher, check_device, jit, tl, triton
+from ._triton import Launcher, check_device, jit, tl, triton
 from .draw_gaussians_torch import draw_gaussians_torch
 
 # ----------------------------------------------------------------------------
@@ -201,7 +201,8 @@ def launch(
         sigma_factor, k_scale, _EPS[heatmap.dtype],
     )
     constexprs = dict(
-        HAS_INDEX=index is not None, HAS_COUNTS=counts is not None, BITS=_BITS[heatmap.dtype], BOXES=boxes,
+        HAS_INDEX=index is not None, HAS_COUNTS=counts is not None, BOXES=boxes,
+        BITS=tl.int32 if heatmap.dtype == torch.float32 else tl.int64,  # the heatmap's bits, for the NaN test
         BLOCK_H=block_h, BLOCK_W=block_w, LIMIT=2**62, W_CONTIGUOUS=column_stride == 1,
         KEEP_NAN=TUNING.get("keep_nan", keep_nan),
     )
@@ -215,7 +216,6 @@ def launch(
 
 
 _EPS = {dtype: torch.finfo(dtype).eps for dtype in (torch.float32, torch.float64)}
-_BITS = {torch.float32: tl.int32, torch.float64: tl.int64} if HAVE_TRITON else {}
 _launch_kernel = Launcher(_draw_gaussians_kernel)
 
 
