@@ -1,5 +1,6 @@
 """The CPU suite (``gaussdraw bench --cpu-table``): gaussdraw's CPU path against the per-box loop
-(and, for one sample's boxes, mmdet3d's own ``draw_heatmap_gaussian`` loop when mmdet3d is installed),
+(and, where they are installed, mmdet3d's own ``draw_heatmap_gaussian`` loop for one sample's boxes and
+mmdet's own ``gen_gaussian_target`` loop for the configs),
 as a data loader calls it (one sample at a time: 1 and 10 boxes) and on every drawing config,
 with 2 threads and with 1 (a loader worker), min / median / max over interleaved rounds (a shared
 machine's timings swing between runs). Each config also times a floor for drawing box by box: one
@@ -22,20 +23,31 @@ SAMPLE_SHAPE = (10, 128, 128)
 SAMPLE_BOXES = (1, 10)
 
 
-def mmdet3d_draw_heatmap_gaussian():
-    """mmdet3d's own per-box ``draw_heatmap_gaussian``, loaded from its file (which imports only
-    NumPy and torch) when mmdet3d is installed; else None."""
+def _load_from(package: str, relative_path: str, name: str):
+    """``name`` from a file of an installed ``package``, loaded by path (the files used here import
+    only NumPy and torch, not the package's own dependencies); None where the package is absent."""
     import importlib.util
     import os
 
-    spec = importlib.util.find_spec("mmdet3d")
+    spec = importlib.util.find_spec(package)
     if spec is None or spec.origin is None:
         return None
-    path = os.path.join(os.path.dirname(spec.origin), "models", "utils", "gaussian.py")
-    module_spec = importlib.util.spec_from_file_location("_bench_mmdet3d_gaussian", path)
+    path = os.path.join(os.path.dirname(spec.origin), *relative_path.split("/"))
+    module_spec = importlib.util.spec_from_file_location(f"_bench_{package}_{name}", path)
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
-    return module.draw_heatmap_gaussian
+    return getattr(module, name)
+
+
+def mmdet3d_draw_heatmap_gaussian():
+    """mmdet3d's own per-box ``draw_heatmap_gaussian`` when mmdet3d is installed; else None."""
+    return _load_from("mmdet3d", "models/utils/gaussian.py", "draw_heatmap_gaussian")
+
+
+def mmdet_gen_gaussian_target():
+    """mmdet's own per-box ``gen_gaussian_target`` (what ``CenterNetHead.get_targets`` draws with)
+    when mmdet is installed; else None."""
+    return _load_from("mmdet", "models/utils/gaussian_target.py", "gen_gaussian_target")
 
 
 def _sample_call(boxes: int, seed: int = 0):
@@ -65,8 +77,19 @@ def _config_call(name: str, quick_mode: bool = False):
     inputs = make_inputs(config, torch.device("cpu"))
     heatmap = torch.zeros(config.shape)
     draw, _ = _calls(inputs, validate=None)  # default arguments: values checked, as on any CPU call
-    return {"gaussdraw": lambda: draw(heatmap), "loop": lambda: draw_heatmap_per_box(heatmap, *inputs.flat),
-            "window_max_floor": _window_max_floor(heatmap, *inputs.flat)}
+    calls = {"gaussdraw": lambda: draw(heatmap), "loop": lambda: draw_heatmap_per_box(heatmap, *inputs.flat),
+             "window_max_floor": _window_max_floor(heatmap, *inputs.flat)}
+    mmdet = mmdet_gen_gaussian_target()
+    if mmdet is not None:  # as CenterNetHead.get_targets calls it: a plane, an [x, y] list and a radius per box
+        planes = heatmap.view(-1, *heatmap.shape[-2:])
+        rows = [([x, y], r, i) for (x, y), r, i in zip(*(t.tolist() for t in inputs.flat))]
+
+        def mmdet_loop():
+            for center, radius, index in rows:
+                mmdet(planes[index], center, radius)
+
+        calls["mmdet_loop"] = mmdet_loop
+    return calls
 
 
 def _window_max_floor(heatmap, centers, radii, idxes):
@@ -124,8 +147,10 @@ def cpu_table(names=None, threads=(2, 1), rounds: int = 7, budget_s: float = 0.0
                 for name, values in times.items():
                     row[f"{name}_us"] = dict(min=min(values), median=statistics.median(values), max=max(values))
                 row["speedup_median"] = row["loop_us"]["median"] / row["gaussdraw_us"]["median"]
-                if "mmdet3d_loop_us" in row:
-                    row["speedup_vs_mmdet3d_median"] = row["mmdet3d_loop_us"]["median"] / row["gaussdraw_us"]["median"]
+                for library in ("mmdet3d", "mmdet"):
+                    if f"{library}_loop_us" in row:
+                        row[f"speedup_vs_{library}_median"] = (row[f"{library}_loop_us"]["median"]
+                                                               / row["gaussdraw_us"]["median"])
                 rows.append(row)
                 print(f"  {label}, {count} thread(s): gaussdraw {row['gaussdraw_us']['median']:,.1f} µs, "
                       f"loop {row['loop_us']['median']:,.1f} µs", flush=True)
@@ -139,12 +164,14 @@ def cpu_markdown(rows: list[dict]) -> str:
         return f"{d['median']:,.1f} ({d['min']:,.1f}–{d['max']:,.1f})"
 
     lines = ["| case | threads | gaussdraw µs/call, median (min–max) | per-box loop µs/call, median (min–max) "
-             "| × loop (medians) | mmdet3d's loop µs/call, median (min–max) | × mmdet3d's loop "
+             "| × loop (medians) | the library's own loop µs/call, median (min–max) | × its loop "
              "| window-max floor µs/call, median (min–max) | loop / floor |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        mmdet3d, floor = r.get("mmdet3d_loop_us"), r.get("window_max_floor_us")
-        versus = (span(mmdet3d), f"{r['speedup_vs_mmdet3d_median']:.1f}") if mmdet3d else ("-", "-")
+        library = next((name for name in ("mmdet3d", "mmdet") if f"{name}_loop_us" in r), None)
+        versus = ((f"{library}: {span(r[f'{library}_loop_us'])}", f"{r[f'speedup_vs_{library}_median']:.1f}")
+                  if library else ("-", "-"))
+        floor = r.get("window_max_floor_us")
         floors = (span(floor), f"{r['loop_us']['median'] / floor['median']:.1f}") if floor else ("-", "-")
         lines.append(f"| {r['case']} | {r['threads']} | {span(r['gaussdraw_us'])} | {span(r['loop_us'])} "
                      f"| {r['speedup_median']:.1f} | {versus[0]} | {versus[1]} | {floors[0]} | {floors[1]} |")
