@@ -8,7 +8,7 @@ from typing import Sequence
 
 import torch
 
-from .checks import check_backend, check_index_tensor, raise_first, resolve_validate, screened
+from .checks import check_backend, check_index_tensor, raise_first, resolve_validate, screened, uses_triton
 from .draw_plans import ZEROED, layout, planned, ragged_layout, remember, written
 from .ops._triton import HAVE_TRITON
 from .ops.draw_gaussians import NATIVE_DTYPES, draw_gaussians_op, draw_gaussians_torch, draw_gaussians_triton, launch
@@ -128,7 +128,7 @@ def _draw(heatmap, num_planes, centers, radii, index, counts, planes_per_sample,
     # takes one sample's (T,) boxes as they are (three views cost as much as drawing a box)
     through_op = backend == "auto" and torch.compiler.is_compiling() and (
         device == "cpu" or (device == "cuda" and HAVE_TRITON))
-    through_triton = backend == "triton" or (backend == "auto" and not through_op and device == "cuda" and HAVE_TRITON)
+    through_triton = not through_op and uses_triton(backend, heatmap.device)
     kernel_itself = not (through_op or through_triton)
     if concat:
         if not kernel_itself:

@@ -41,10 +41,12 @@ class _Kernel:
         self.fn, self.options, self.jitted = fn, options, None
 
     def __getitem__(self, grid):
-        return loaded(self)[grid]
+        load_triton()
+        return self.jitted[grid]
 
     def __getattr__(self, attribute):
-        return getattr(loaded(self), attribute)
+        load_triton()
+        return getattr(self.jitted, attribute)
 
 
 triton = _TritonModule("triton") if HAVE_TRITON else None
@@ -73,7 +75,7 @@ def load_triton() -> dict:
     """Import Triton and make every ``@jit`` kernel (once; thread-safe): in each gaussdraw
     module the real ``triton``, ``triton.language`` and ``triton.jit`` functions replace their
     stand-ins, so that Triton finds them in the kernels' globals. Returns the modules by name."""
-    global _LOADED
+    global _LOADED, _KNOBS
     if _LOADED is None:
         with _LOCK:
             if _LOADED is None:
@@ -90,7 +92,6 @@ def load_triton() -> dict:
                                 setattr(module, key, value.jitted)
                             elif isinstance(value, _TritonModule):
                                 setattr(module, key, real[value])
-                global _KNOBS
                 _KNOBS = getattr(getattr(real_triton, "knobs", None), "runtime", None)
                 _LOADED = {"triton": real_triton, "triton.language": real_language}
     return _LOADED
@@ -142,8 +143,9 @@ def _probe():
 
 def launch_hooks_active() -> bool:
     """Whether Triton launch hooks (profilers) are set: then Triton's own launch path runs them."""
-    knobs = getattr(getattr(load_triton()["triton"], "knobs", None), "runtime", None) if _LOADED is None else _KNOBS
-    for hook in (getattr(knobs, "launch_enter_hook", None), getattr(knobs, "launch_exit_hook", None)):
+    if _LOADED is None:
+        load_triton()
+    for hook in (getattr(_KNOBS, "launch_enter_hook", None), getattr(_KNOBS, "launch_exit_hook", None)):
         if hook is not None and getattr(hook, "calls", True):  # an empty HookChain holds no calls
             return True
     return False
