@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from gaussdraw.ops._triton import HAVE_TRITON
 
@@ -21,9 +22,10 @@ def test_stand_ins_until_a_triton_path_runs_then_the_real_objects():
         "before = (type(draw_gaussians._draw_gaussians_kernel).__name__, 'triton' in sys.modules,\n"
         "          type(draw_gaussians.tl).__name__)\n"
         "stale = draw_gaussians._draw_gaussians_kernel  # a reference kept before loading\n"
-        "gaussdraw.draw_heatmap(torch.zeros(2, 8, 8), torch.tensor([[3, 3]]), torch.tensor([2]), torch.tensor([1]),\n"
-        "                       backend='triton')\n"
-        "import triton, triton.language\n"
+        "device = 'cuda' if torch.cuda.is_available() else 'cpu'  # CPU tensors: in the interpreter\n"
+        "gaussdraw.draw_heatmap(torch.zeros(2, 8, 8, device=device), torch.tensor([[3, 3]], device=device),\n"
+        "                       torch.tensor([2], device=device), torch.tensor([1], device=device), backend='triton')\n"
+        "import triton, triton.language, triton.runtime.interpreter\n"
         "jitted = (triton.runtime.JITFunction, triton.runtime.interpreter.InterpretedFunction)\n"
         "after = (isinstance(draw_gaussians._draw_gaussians_kernel, jitted),\n"
         "         draw_gaussians.tl is triton.language, peaks.triton is triton,\n"
@@ -32,7 +34,9 @@ def test_stand_ins_until_a_triton_path_runs_then_the_real_objects():
         "         stale.fn is draw_gaussians._draw_gaussians_kernel.fn)\n"
         "print(before, after)\n"
     )
-    env = dict(os.environ, TRITON_INTERPRET="1")
+    env = dict(os.environ)
+    if not torch.cuda.is_available():
+        env["TRITON_INTERPRET"] = "1"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip() == "('_Kernel', False, '_TritonModule') (True, True, True, True, True, True)", out.stdout
