@@ -64,7 +64,7 @@ def test_local_maximum_kernel_matches_torch(kernel, dtype):
     g = torch.Generator().manual_seed(kernel)
     heat = (torch.randint(0, 6, (2, 5, 67, 131), generator=g).float() / 5).to(dtype)
     heat[0, 0, 3, 4], heat[0, 1, 0, 0], heat[1, 2, 66, 130] = float("nan"), float("inf"), float("-inf")
-    out = local_maximum_op(heat.cuda(), kernel)
+    out = local_maximum_op(heat.cuda(), kernel, True)
     torch.testing.assert_close(out.cpu(), local_maximum_torch(heat, kernel), rtol=0, atol=0, equal_nan=True)
 
 
@@ -82,14 +82,14 @@ DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 @pytest.mark.parametrize("device", DEVICES)
 def test_decode_ops_pass_opcheck(device):
     heat = torch.rand(2, 3, 9, 11, device=device)
-    torch.library.opcheck(local_maximum_op, (heat, 3))
+    torch.library.opcheck(local_maximum_op, (heat, 3, device == "cuda"))
     centers, scores = nms_batch(device, samples=2, count=150)
     padded_c = torch.stack([torch.nn.functional.pad(c, (0, 0, 0, 150 - len(c))) for c in centers])
     padded_s = torch.stack([torch.nn.functional.pad(s, (0, 150 - len(s))) for s in scores])
     counts = torch.tensor([len(s) for s in scores], device=device)
     order = sorted_candidates(padded_s, counts)
     thresholds = torch.full((2,), 4.0, device=device)
-    torch.library.opcheck(circle_nms_op, (padded_c, order, counts, thresholds, 83))
+    torch.library.opcheck(circle_nms_op, (padded_c, order, counts, thresholds, 83, device == "cuda"))
 
 
 @cuda

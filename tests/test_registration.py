@@ -26,9 +26,9 @@ def _op_args(device, classwise):
     radii = torch.randint(0, 6, (2, 5), generator=g).to(device)
     if classwise:
         labels = torch.randint(0, 3, (2, 5), generator=g).to(device)
-        return (heatmap, centers, radii, labels, torch.tensor([5, 3], device=device), 3, 6.0, 1.0)
+        return (heatmap, centers, radii, labels, torch.tensor([5, 3], device=device), 3, 6.0, 1.0, device == "cuda")
     return (heatmap, centers.view(1, 10, 2), radii.view(1, 10), torch.randint(0, 6, (1, 10), generator=g).to(device),
-            None, 0, 4.0, 0.5)
+            None, 0, 4.0, 0.5, device == "cuda")
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -111,10 +111,11 @@ def test_opcheck_targets(device):
     from gaussdraw.ops.centerpoint_targets import centerpoint_targets_op
 
     boxes, labels, counts = _centernet_args(device)
-    torch.library.opcheck(centernet_targets_op, (boxes, labels, counts, 3, 20, 24, 80.0, 96.0, 0.3))
+    torch.library.opcheck(centernet_targets_op, (boxes, labels, counts, 3, 20, 24, 80.0, 96.0, 0.3,
+                                                  device == "cuda"))
     boxes, labels, counts = _centerpoint_args(device)
     torch.library.opcheck(centerpoint_targets_op, (boxes, labels, counts, [1, 2], 22, 20, [-4.0, -4.0], [0.1, 0.1],
-                                                   4, 0.1, 2, 5, True))
+                                                   4, 0.1, 2, 5, True, device == "cuda"))
 
 
 @pytest.mark.parametrize("device", DEVICES)

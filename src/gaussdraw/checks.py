@@ -17,20 +17,8 @@ import os
 
 import torch
 
-from .ops._triton import HAVE_TRITON
 
 INDEX_DTYPES = (torch.int32, torch.int64)
-BACKENDS = ("auto", "triton", "torch")
-
-
-def check_backend(backend) -> None:
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}; got {backend!r}")
-
-
-def uses_triton(backend: str, device: torch.device) -> bool:
-    """Whether ``backend`` runs the Triton kernels on tensors of ``device`` ("auto": on CUDA, with Triton)."""
-    return backend == "triton" or (backend == "auto" and device.type == "cuda" and HAVE_TRITON)
 
 
 def check_index_tensor(value, name: str, shape: tuple, device: torch.device, against: str = "heatmap") -> None:
@@ -78,22 +66,24 @@ def where(index: int, per_sample: int | None) -> str:
     return f"sample {index // per_sample}, position {index % per_sample}"
 
 
-def raise_first(checks: list[tuple[torch.Tensor, torch.Tensor, str]], per_sample: int | None) -> None:
-    """Raise ``ValueError`` for the first failing check. Each check is (bad mask, values, message start);
-    ``values`` has the mask's shape, or that shape plus trailing dims (then the row is shown).
+def raise_first(checks: list[tuple], per_sample: int | None = None) -> None:
+    """Raise ``ValueError`` for the first failing check. Each check is (bad mask, values, message
+    start) or (bad mask, values, message start, per_sample) (where its positions are sample-wise:
+    see :func:`where`); ``values`` has the mask's shape, or that shape plus trailing dims (then the
+    row is shown).
 
     All masks are reduced with one host sync; positions are looked up only on failure."""
     if not checks:
         return
-    flags = torch.stack([bad.any() for bad, _, _ in checks]).tolist()
-    for flag, (bad, values, message) in zip(flags, checks):
+    flags = torch.stack([check[0].any() for check in checks]).tolist()
+    for flag, (bad, values, message, *own) in zip(flags, checks):
         if flag:
             first = int(bad.reshape(-1).nonzero()[0, 0])
             row = values.reshape(bad.numel(), -1)[first]
             value = row.item() if row.numel() == 1 else row.tolist()
             count = int(bad.sum())
             entries = "1 such entry" if count == 1 else f"{count} such entries"
-            raise ValueError(f"{message}; got {value} at {where(first, per_sample)} ({entries})")
+            raise ValueError(f"{message}; got {value} at {where(first, own[0] if own else per_sample)} ({entries})")
 
 
 def screened(*bounds: tuple[torch.Tensor, int, int | None]) -> bool:

@@ -11,13 +11,16 @@ from typing import NamedTuple
 
 import torch
 
-from .checks import check_backend, check_float_tensor, check_index_tensor, uses_triton
+from .checks import check_float_tensor, raise_first, resolve_validate
+from .dispatch import check_backend, route, run
+from .inputs import Field, batch_inputs
 from .ops._sort_keys import LOW, key_scores, score_keys
 from .ops.peaks import order_peaks_triton, peak_keys_triton
-from .ops.circle_nms import (circle_nms_op, circle_nms_torch, circle_nms_triton, float32_threshold, sorted_candidates,
-                             sorted_candidates_triton)
-from .ops.local_maximum import local_maximum_op, local_maximum_torch, local_maximum_triton
-from .ragged import RaggedLike, to_padded_all
+from .ops.circle_nms import CIRCLE_NMS, float32_threshold, sorted_candidates, sorted_candidates_triton
+from .ops.local_maximum import LOCAL_MAXIMUM
+from .ragged import RaggedLike
+
+NMS_FIELDS = (Field("centers", (2,), floating=True), Field("scores", floating=True))
 
 
 class Peaks(NamedTuple):
@@ -96,21 +99,15 @@ def heatmap_peaks(heatmap: torch.Tensor, k: int = 100, kernel: int = 3, *, per_c
     if k > limit:
         raise ValueError(f"k must be at most {limit} (" + ("C * per_class_k" if per_class_k is not None else
                                                           "C * H * W") + f"); got {k}")
-    triton = uses_triton(backend, heatmap.device)
-    triton_path = triton and not torch.compiler.is_compiling()
+    chosen = route(backend, heatmap.device)
+    triton_path = chosen.use_triton and not chosen.traced  # eager Triton: the kernels beyond the op
     if per_class_k is None and triton_path:
         keys = peak_keys_triton(heatmap, k, kernel)  # no top-k over every pixel (ops/peaks.py)
         if keys is not None:
             flat = LOW - (keys & LOW)
             labels, indices = flat // plane, flat % plane
             return Peaks(key_scores(keys, heatmap.dtype), labels, indices // width, indices % width, indices)
-    if kernel == 1:
-        values = heatmap
-    elif triton:
-        values = local_maximum_op(heatmap, kernel) if torch.compiler.is_compiling() else \
-            local_maximum_triton(heatmap, kernel)
-    else:
-        values = local_maximum_torch(heatmap, kernel)
+    values = heatmap if kernel == 1 else run(LOCAL_MAXIMUM, chosen, heatmap, kernel)
     if per_class_k is None:
         scores, flat = torch.topk(values.reshape(batch, -1), k)
     else:
@@ -156,7 +153,8 @@ def _thresholds(values: tuple, device: torch.device) -> torch.Tensor:
 
 
 def circle_nms_batched(centers: RaggedLike, scores: RaggedLike, thresh, *, post_max_size: int | None = 83,
-                       counts: torch.Tensor | None = None, backend: str = "auto") -> KeptBoxes:
+                       counts: torch.Tensor | None = None, backend: str = "auto",
+                       validate: bool | None = None) -> KeptBoxes:
     """mmdet3d's ``circle_nms`` for each sample (or task) of a batch, in one call, no host sync.
 
     Greedy by descending score (equal scores: the later box first, as mmdet3d's
@@ -174,6 +172,9 @@ def circle_nms_batched(centers: RaggedLike, scores: RaggedLike, thresh, *, post_
         post_max_size: keep at most this many per sample (None: all).
         counts: (S,) boxes per sample, with padded tensors.
         backend: "auto" (Triton on CUDA, torch on CPU), "triton" or "torch".
+        validate: check that counts lie in [0, Nmax] and agree with the inputs' sample sizes, and
+            raise ``ValueError`` if not. The default, ``None``, checks on the CPU and not on a GPU,
+            where the check reads values (a host sync).
 
     Returns:
         :class:`KeptBoxes`.
@@ -186,19 +187,14 @@ def circle_nms_batched(centers: RaggedLike, scores: RaggedLike, thresh, *, post_
         ([[0, 2], [0, -1]], [2, 1])
     """
     check_backend(backend)
-    padded = to_padded_all({"centers": centers, "scores": scores})
-    (center_tensor, center_sizes), (score_tensor, score_sizes) = padded["centers"], padded["scores"]
+    batch = batch_inputs({"centers": centers, "scores": scores}, NMS_FIELDS, counts)
+    center_tensor, score_tensor, sizes = batch.used("centers"), batch.used("scores"), batch.counts
     device = score_tensor.device
-    check_float_tensor(score_tensor, "scores", (None, None), device, "scores")
     num_samples, longest = score_tensor.shape
-    check_float_tensor(center_tensor, "centers", (num_samples, longest, 2), device, "scores")
-    sizes = counts if counts is not None else (score_sizes if score_sizes is not None else center_sizes)
-    if sizes is None:
-        raise ValueError("counts is required when centers and scores are padded tensors: pass counts=(S,) "
-                         "boxes per sample")
-    check_index_tensor(sizes, "counts", (num_samples,), device, "scores")
     if post_max_size is not None and (type(post_max_size) is not int or post_max_size < 0):
         raise ValueError(f"post_max_size must be an integer >= 0 or None; got {post_max_size!r}")
+    if num_samples and resolve_validate(validate, device):
+        raise_first(batch.count_checks())
     thresholds = [thresh] * num_samples if isinstance(thresh, (int, float)) and not isinstance(thresh, bool) \
         else list(thresh)
     if len(thresholds) != num_samples or not all(isinstance(t, (int, float)) for t in thresholds):
@@ -206,14 +202,12 @@ def circle_nms_batched(centers: RaggedLike, scores: RaggedLike, thresh, *, post_
     thresholds = _thresholds(tuple(float(t) for t in thresholds), device)
     size = min(post_max_size, longest) if post_max_size is not None else longest
     centers_f32 = center_tensor.float().contiguous()
-    if not uses_triton(backend, device):
-        kept, kept_counts = circle_nms_torch(centers_f32, sorted_candidates(score_tensor, sizes), sizes, thresholds,
-                                             size)
-    elif torch.compiler.is_compiling():
-        kept, kept_counts = circle_nms_op(centers_f32, sorted_candidates(score_tensor, sizes), sizes, thresholds, size)
-    else:
+    chosen = route(backend, device)
+    if chosen.use_triton and not chosen.traced:  # eager Triton: the candidates' order by a kernel too
         order = sorted_candidates_triton(score_tensor.contiguous(), sizes)
-        kept, kept_counts = circle_nms_triton(centers_f32, order, sizes, thresholds, size)
+    else:
+        order = sorted_candidates(score_tensor, sizes)
+    kept, kept_counts = run(CIRCLE_NMS, chosen, centers_f32, order, sizes, thresholds, size)
     return KeptBoxes(kept, kept_counts)
 
 
@@ -236,8 +230,9 @@ def circle_nms(centers: torch.Tensor, scores: torch.Tensor, thresh: float, *, po
     """
     if not isinstance(centers, torch.Tensor) or not isinstance(scores, torch.Tensor):
         raise TypeError("centers and scores must be torch.Tensors (circle_nms_batched takes lists)")
-    if centers.dim() != 2 or scores.dim() != 1:
-        raise ValueError(f"centers must be (N, 2) and scores (N,); got {tuple(centers.shape)} and {tuple(scores.shape)}")
+    if centers.dim() != 2 or centers.shape[-1] != 2 or scores.dim() != 1 or centers.shape[0] != scores.shape[0]:
+        raise ValueError(f"centers must be (N, 2) and scores (N,), one score per center; got centers "
+                         f"{tuple(centers.shape)} and scores {tuple(scores.shape)}")
     count = torch.tensor([scores.shape[0]], device=scores.device)
     kept = circle_nms_batched(centers.unsqueeze(0), scores.unsqueeze(0), thresh, post_max_size=post_max_size,
                               counts=count, backend=backend)

@@ -8,11 +8,12 @@ from typing import Sequence
 
 import torch
 
-from .checks import check_backend, check_index_tensor, raise_first, resolve_validate, screened, uses_triton
-from .draw_plans import ZEROED, layout, planned, ragged_layout, remember, written
-from .ops._triton import HAVE_TRITON
-from .ops.draw_gaussians import NATIVE_DTYPES, draw_gaussians_op, draw_gaussians_torch, draw_gaussians_triton, launch
-from .ragged import RaggedLike, device_of, is_ragged, to_padded_all
+from .checks import check_index_tensor, raise_first, resolve_validate, screened
+from .dispatch import Route, check_backend, route, run
+from .draw_plans import layout, planned, ragged_layout, remember, written
+from .inputs import Batch, Field, batch_inputs
+from .ops.draw_gaussians import DRAW_GAUSSIANS, NATIVE_DTYPES, launch
+from .ragged import RaggedLike, device_of, is_ragged
 
 # Above this, 1 / (2 sigma^2) overflows float32 for small radii (NaN at the center); far above any use.
 MAX_SIGMA_FACTOR = 1e9
@@ -97,15 +98,13 @@ def _plane_stride(heatmap: torch.Tensor) -> int | None:
 
 
 def _draw(heatmap, num_planes, centers, radii, index, counts, planes_per_sample, boxes_per_sample, factor, k_scale,
-          backend):
-    """Run a backend. ``counts is None`` means the concatenated format (one sample of
-    (T,) boxes); else (B, >= boxes_per_sample) padded inputs. Returns a relaunch of the
-    direct CUDA launch (see :mod:`gaussdraw.draw_plans`), or None."""
+          chosen: Route, zeroed: bool):
+    """Run the route ``chosen``. ``counts is None`` means the concatenated format (one sample of
+    (T,) boxes); else (B, >= boxes_per_sample) padded inputs. ``zeroed``: the heatmap is zeros that
+    gaussdraw made. Returns a relaunch of the direct CUDA launch (see :mod:`gaussdraw.draw_plans`),
+    or None."""
     concat = counts is None
-    if (
-        backend != "torch" and heatmap.is_cuda and HAVE_TRITON and heatmap.dtype in NATIVE_DTYPES
-        and not torch.compiler.is_compiling()
-    ):
+    if chosen.use_triton and not chosen.traced and heatmap.is_cuda and heatmap.dtype in NATIVE_DTYPES:
         plane_stride = _plane_stride(heatmap)
         if plane_stride is not None:  # the eager fast path: no views, no dispatcher
             if concat:  # one sample of T boxes
@@ -118,20 +117,13 @@ def _draw(heatmap, num_planes, centers, radii, index, counts, planes_per_sample,
             return launch(
                 heatmap, plane_stride, num_planes, centers, strides[0], radii, strides[1], index, strides[2],
                 counts, strides[3], num_samples, boxes_per_sample, planes_per_sample, float(factor), float(k_scale),
-                bind=True, keep_nan=not ZEROED.get(),
+                bind=True, keep_nan=not zeroed,
             )
 
-    # the general path: (N, H, W) planes and (B, T) boxes (as views), through the op or a kernel
-    device = heatmap.device.type
-    # auto: under torch.compile, the op as the compiler sees it; Triton for CUDA tensors; else (eager CPU)
-    # the torch kernel itself (the op's first call would import the compiler stack, ~1 s), which also
-    # takes one sample's (T,) boxes as they are (three views cost as much as drawing a box)
-    through_op = backend == "auto" and torch.compiler.is_compiling() and (
-        device == "cpu" or (device == "cuda" and HAVE_TRITON))
-    through_triton = not through_op and uses_triton(backend, heatmap.device)
-    kernel_itself = not (through_op or through_triton)
+    # the general path: (N, H, W) planes and (B, T) boxes (as views). Eager torch takes one sample's
+    # (T,) boxes as they are (three views cost as much as drawing a box on the CPU).
     if concat:
-        if not kernel_itself:
+        if chosen.use_triton or chosen.traced:
             centers, radii, index = centers.unsqueeze(0), radii.unsqueeze(0), index.unsqueeze(0)
     elif radii.shape[1] != boxes_per_sample:
         centers, radii = centers[:, :boxes_per_sample], radii[:, :boxes_per_sample]
@@ -141,13 +133,7 @@ def _draw(heatmap, num_planes, centers, radii, index, counts, planes_per_sample,
         planes, copied = (heatmap if heatmap.dim() == 3 else heatmap.view(planes_shape)), False
     except RuntimeError:  # leading dims not flattenable as a view: draw on a copy
         planes, copied = heatmap.reshape(planes_shape), True
-    args = (planes, centers, radii, index, counts, planes_per_sample, float(factor), float(k_scale))
-    if through_op:
-        draw_gaussians_op(*args)
-    elif through_triton:
-        draw_gaussians_triton(*args)
-    else:
-        draw_gaussians_torch(*args)
+    run(DRAW_GAUSSIANS, chosen, planes, centers, radii, index, counts, planes_per_sample, float(factor), float(k_scale))
     if copied:
         heatmap.copy_(planes.view(heatmap.shape))
     return None
@@ -210,7 +196,14 @@ def draw_heatmap(
         >>> heatmap[0, 2, 3].item(), heatmap[1, 0, 0].item()
         (1.0, 1.0)
     """
-    key, relaunch = planned(heatmap, validate, lambda: (
+    return _draw_concat(heatmap, centers, radii, heatmap_idxes, diameter_to_sigma_factor, k_scale, backend, validate,
+                        zeroed=False)
+
+
+def _draw_concat(heatmap, centers, radii, heatmap_idxes, diameter_to_sigma_factor, k_scale, backend, validate,
+                 zeroed: bool) -> torch.Tensor:
+    """:func:`draw_heatmap`; ``zeroed``: the heatmap is zeros that gaussdraw made."""
+    key, relaunch = planned(heatmap, validate, zeroed, lambda: (
         "concat", layout(heatmap), layout(centers), layout(radii), layout(heatmap_idxes),
         type(diameter_to_sigma_factor), diameter_to_sigma_factor, type(k_scale), k_scale, backend))
     if relaunch is not None:
@@ -227,19 +220,13 @@ def draw_heatmap(
     num_planes = math.prod(heatmap.shape[:-2])
     if (num_boxes and resolve_validate(validate, device)
             and not screened((radii, 0, None), (heatmap_idxes, 0, num_planes))):
-        raise_first(
-            [
-                (radii < 0, radii, "radii must be >= 0"),
-                (
-                    (heatmap_idxes < 0) | (heatmap_idxes >= num_planes),
-                    heatmap_idxes,
-                    f"heatmap_idxes must be in [0, {num_planes}) for a heatmap of {num_planes} planes",
-                ),
-            ],
-            per_sample=None,
-        )
+        raise_first([
+            (radii < 0, radii, "radii must be >= 0"),
+            ((heatmap_idxes < 0) | (heatmap_idxes >= num_planes), heatmap_idxes,
+             f"heatmap_idxes must be in [0, {num_planes}) for a heatmap of {num_planes} planes"),
+        ])
     remember(key, _draw(heatmap, num_planes, centers, radii, heatmap_idxes, None, 0, num_boxes,
-                         diameter_to_sigma_factor, k_scale, backend))
+                        diameter_to_sigma_factor, k_scale, route(backend, device), zeroed))
     written(heatmap)
     return heatmap
 
@@ -286,7 +273,17 @@ def draw_heatmap_batched(
         >>> heatmap[0, 2, 5, 6].item(), heatmap[1, 1, 4, 4].item()
         (1.0, 1.0)
     """
-    key, relaunch = planned(heatmap, validate, lambda: (
+    return _draw_batched(heatmap, centers, radii, labels, counts, diameter_to_sigma_factor, k_scale, backend, validate,
+                         zeroed=False)
+
+
+DRAW_FIELDS = (Field("centers", (2,)), Field("radii"), Field("labels"))
+
+
+def _draw_batched(heatmap, centers, radii, labels, counts, diameter_to_sigma_factor, k_scale, backend, validate,
+                  zeroed: bool) -> torch.Tensor:
+    """:func:`draw_heatmap_batched`; ``zeroed``: the heatmap is zeros that gaussdraw made."""
+    key, relaunch = planned(heatmap, validate, zeroed, lambda: (
         "batched", layout(heatmap), ragged_layout(centers), ragged_layout(radii),
         None if labels is None else ragged_layout(labels), None if counts is None else layout(counts),
         type(diameter_to_sigma_factor), diameter_to_sigma_factor, type(k_scale), k_scale, backend))
@@ -300,74 +297,32 @@ def draw_heatmap_batched(
     _check_options(diameter_to_sigma_factor, k_scale, backend)
     classwise = labels is not None
     _check_heatmap(heatmap, 4 if classwise else 3, 4 if classwise else 3, k_scale=k_scale)
-    device = heatmap.device
-    num_samples = heatmap.shape[0]
-
-    inputs = to_padded_all({"centers": centers, "radii": radii, "labels": labels})
-    for name, (tensor, sizes) in inputs.items():
-        trailing = (2,) if name == "centers" else ()
-        check_index_tensor(tensor, name, (num_samples, None, *trailing), device)
-        if sizes is not None:
-            check_index_tensor(sizes, f"{name}.sample_sizes", (num_samples,), device)
-    if counts is not None:
-        check_index_tensor(counts, "counts", (num_samples,), device)
-    given_sizes = [(f"{name}.sample_sizes", sizes) for name, (_, sizes) in inputs.items() if sizes is not None]
-    if counts is None:
-        if not given_sizes:
-            raise ValueError(
-                "counts is required when centers, radii (and labels) are all padded tensors: "
-                "pass counts=(B,) valid entries per sample (torch.full((B,), Tmax) if all are valid)"
-            )
-        counts_name, counts = given_sizes[0]
-    else:
-        counts_name = "counts"
-
-    boxes_per_sample = min(tensor.shape[1] for tensor, _ in inputs.values())
-    padded = {name: tensor for name, (tensor, _) in inputs.items()}
-    num_classes = heatmap.shape[1] if classwise else 1
-
-    if num_samples and resolve_validate(validate, device) and not (
-        screened((counts, 0, boxes_per_sample + 1), (padded["radii"], 0, None),
-                 *([(padded["labels"], 0, num_classes)] if classwise else []))
-        and all(sizes is counts or torch.equal(sizes, counts) for _, sizes in given_sizes)
-    ):
-        position = torch.arange(boxes_per_sample, device=device)
-        in_use = position < counts.unsqueeze(1)
-        radii_used = padded["radii"][:, :boxes_per_sample]
-        labels_used = padded["labels"][:, :boxes_per_sample] if classwise else None
-        checks = [
-            (
-                (counts < 0) | (counts > boxes_per_sample),
-                counts,
-                f"{counts_name} must be in [0, {boxes_per_sample}] (the padded length of the inputs)",
-            )
-        ]
-        checks += [
-            (sizes != counts, sizes, f"{name} must equal {counts_name}")
-            for name, sizes in given_sizes
-            if sizes is not counts
-        ]
-        raise_first(checks, per_sample=1)
-        raise_first(
-            [(in_use & (radii_used < 0), radii_used, "radii must be >= 0")]
-            + (
-                [
-                    (
-                        in_use & ((labels_used < 0) | (labels_used >= num_classes)),
-                        labels_used,
-                        f"labels must be in [0, {num_classes}) for a heatmap of {num_classes} classes",
-                    )
-                ]
-                if classwise
-                else []
-            ),
-            per_sample=boxes_per_sample,
-        )
-
-    remember(key, _draw(heatmap, num_samples * num_classes, padded["centers"], padded["radii"], padded.get("labels"),
-                         counts, num_classes, boxes_per_sample, diameter_to_sigma_factor, k_scale, backend))
+    num_samples, num_classes = heatmap.shape[0], heatmap.shape[1] if classwise else 1
+    batch = batch_inputs({"centers": centers, "radii": radii, "labels": labels}, DRAW_FIELDS, counts,
+                         num_samples=num_samples, device=heatmap.device, against="heatmap")
+    if num_samples and resolve_validate(validate, heatmap.device):
+        _check_boxes(batch, num_classes if classwise else None)
+    remember(key, _draw(heatmap, num_samples * num_classes, batch.tensors["centers"], batch.tensors["radii"],
+                        batch.tensors.get("labels"), batch.counts, num_classes, batch.boxes_per_sample,
+                        diameter_to_sigma_factor, k_scale, route(backend, heatmap.device), zeroed))
     written(heatmap)
     return heatmap
+
+
+def _check_boxes(batch: Batch, num_classes: int | None) -> None:
+    """Raise for bad counts, a radius < 0 or a label outside [0, num_classes) in use (one host sync on a GPU;
+    none for CPU values that pass a quick screen)."""
+    radii, labels, counts = batch.used("radii"), batch.used("labels"), batch.counts
+    if screened((counts, 0, batch.boxes_per_sample + 1), (radii, 0, None),
+                *([(labels, 0, num_classes)] if labels is not None else [])) and all(
+            sizes is counts or torch.equal(sizes, counts) for _, sizes in batch.sizes):
+        return
+    in_use = batch.in_use()
+    checks = [(in_use & (radii < 0), radii, "radii must be >= 0")]
+    if labels is not None:
+        checks.append((in_use & ((labels < 0) | (labels >= num_classes)), labels,
+                       f"labels must be in [0, {num_classes}) for a heatmap of {num_classes} classes"))
+    raise_first(batch.count_checks() + checks, per_sample=batch.boxes_per_sample)
 
 
 def render_heatmaps(
@@ -391,12 +346,8 @@ def render_heatmaps(
         [[0.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 0.0]]
     """
     heatmap = torch.zeros(tuple(shape), dtype=dtype, device=centers.device)
-    token = ZEROED.set(True)
-    try:
-        return draw_heatmap(heatmap, centers, radii, heatmap_idxes, diameter_to_sigma_factor, k_scale,
-                            backend=backend, validate=validate)
-    finally:
-        ZEROED.reset(token)
+    return _draw_concat(heatmap, centers, radii, heatmap_idxes, diameter_to_sigma_factor, k_scale, backend, validate,
+                        zeroed=True)
 
 
 def render_heatmaps_batched(
@@ -425,9 +376,5 @@ def render_heatmaps_batched(
     if device is None:
         device = device_of(radii, "radii")
     heatmap = torch.zeros(tuple(shape), dtype=dtype, device=device)
-    token = ZEROED.set(True)
-    try:
-        return draw_heatmap_batched(heatmap, centers, radii, diameter_to_sigma_factor, k_scale, labels,
-                                    counts=counts, backend=backend, validate=validate)
-    finally:
-        ZEROED.reset(token)
+    return _draw_batched(heatmap, centers, radii, labels, counts, diameter_to_sigma_factor, k_scale, backend, validate,
+                         zeroed=True)

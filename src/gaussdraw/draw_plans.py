@@ -9,16 +9,11 @@ repeats that launch with its own tensors: ``PLANS`` maps a layout key to the
 
 from __future__ import annotations
 
-import contextvars
-
 import torch
 
 from .checks import resolve_validate
 
 PLANS: dict = {}
-# Set by the allocating forms around their draw: the heatmap is zeros, so no NaN can be in it and the
-# kernel need not keep one (see ``keep_nan`` in :func:`gaussdraw.ops.draw_gaussians.launch`).
-ZEROED = contextvars.ContextVar("gaussdraw_zeroed_heatmap", default=False)
 
 
 def layout(tensor) -> tuple:
@@ -37,15 +32,17 @@ def ragged_layout(value) -> tuple:
     return layout(value.tensor), layout(value.sample_sizes)
 
 
-def planned(heatmap, validate, layout_key):
-    """(key, relaunch) of an unchecked CUDA call: the layout's key (with whether the heatmap is
-    zeros gaussdraw made) and the relaunch planned for it, if any; (None, None) where the call
+def planned(heatmap, validate, zeroed: bool, layout_key):
+    """(key, relaunch) of an unchecked CUDA call: the layout's key (with ``zeroed``, whether the
+    heatmap is zeros gaussdraw made: then no NaN can be in it, and the kernel need not keep one,
+    see ``keep_nan`` in :func:`gaussdraw.ops.draw_gaussians.launch`) and the relaunch planned for
+    it, if any; (None, None) where the call
     must take the checked path (CPU, checks on, torch.compile, inputs that are not plain tensors)."""
     if (type(heatmap) is not torch.Tensor or not heatmap.is_cuda or torch.compiler.is_compiling()
             or (validate is not None and validate is not False) or resolve_validate(validate, heatmap.device)):
         return None, None
     try:
-        key = (*layout_key(), ZEROED.get())
+        key = (*layout_key(), zeroed)
     except (TypeError, AttributeError):
         return None, None
     return key, PLANS.get(key)

@@ -1,23 +1,25 @@
 """The Gaussian focal loss (CornerNet / CenterNet; mmdet's ``GaussianFocalLoss``), fused.
 
-On the Triton backend the forward pass computes the reduced, scaled loss in one pass
-over ``pred`` and ``target`` (and ``weight``) and, when ``pred`` needs a gradient,
-writes that gradient in the same pass; backward only rescales it, and not at all for
-an upstream gradient of 1. See ``_FocalLossFunction`` and benchmarks/NOTES.md.
+One autograd path, :class:`_FocalLoss`, serves every backend, eager and compiled: its
+forward and backward run the route :mod:`gaussdraw.dispatch` chooses (the registered ops
+while torch.compile traces). Eager on the Triton backend, the forward pass computes the
+reduced, scaled loss in one pass over ``pred`` and ``target`` (and ``weight``) and, when
+``pred`` needs a gradient, writes that gradient in the same pass; backward only rescales
+it, and not at all for an upstream gradient of 1 (benchmarks/NOTES.md).
 """
 
 from __future__ import annotations
 
 import math
 import numbers
+from typing import NamedTuple
 
 import torch
 from torch import nn
-from torch.autograd.function import once_differentiable
 
-from .checks import resolve_validate, uses_triton
-from .ops.focal_loss import backward_triton, focal_loss_forward_op, focal_loss_triton, scale_gradient_triton
-from .ops.focal_loss_torch import backward_torch, forward_torch
+from .checks import resolve_validate
+from .dispatch import Route, check_backend, route, run
+from .ops.focal_loss import FOCAL_LOSS_BACKWARD, FOCAL_LOSS_FORWARD, focal_loss_triton, scale_gradient_triton
 
 REDUCTIONS = ("none", "mean", "sum")
 _FLOAT32_EPS = torch.finfo(torch.float32).eps
@@ -61,8 +63,7 @@ def _check(pred, target, weight, alpha, gamma, reduction, avg_factor, backend, v
         raise ValueError(f"reduction must be one of {REDUCTIONS}; got {reduction!r}")
     if avg_factor is not None and reduction == "sum":
         raise ValueError('avg_factor can not be used with reduction="sum"')
-    if backend not in ("auto", "triton", "torch"):
-        raise ValueError(f"backend must be 'auto', 'triton' or 'torch'; got {backend!r}")
+    check_backend(backend)
     if resolve_validate(validate, pred.device):
         bad = (target < 0) | (target > 1) | target.isnan()
         if bool(bad.any()):
@@ -70,125 +71,123 @@ def _check(pred, target, weight, alpha, gamma, reduction, avg_factor, backend, v
             raise ValueError(f"target must be in [0, 1]; got {target.reshape(-1)[first].item()} at flat index {first}")
 
 
-def _fused_avg_factor(avg_factor, device):
-    """avg_factor as the fused path takes it: None, a float, "num_pos", or a 0-d tensor on ``device``;
-    or ``False`` where only the composed path applies (a tensor that needs grad or holds several values)."""
-    if not isinstance(avg_factor, torch.Tensor):
-        return avg_factor
-    if avg_factor.requires_grad or avg_factor.numel() != 1:
-        return False
+class _Config(NamedTuple):
+    """How :class:`_FocalLoss` computes: the loss's options, whether it is reduced, the scale of a
+    reduced loss, whether it is divided by max(1, positives), whether a reduced loss stays in the
+    float32/float64 it is summed in (to be divided afterwards), and the route."""
+
+    options: tuple  # alpha, gamma, pos_weight, neg_weight, logits
+    reduce: bool
+    scale: float
+    divide_by_positives: bool
+    keep_accumulator: bool
+    chosen: Route
+
+
+def _inner_avg_factor(avg_factor, device):
+    """avg_factor as :class:`_FocalLoss` takes it (a 0-d tensor on ``device``), or None where the
+    division happens outside it (a tensor that needs grad or holds several values: autograd
+    differentiates that division)."""
+    if not isinstance(avg_factor, torch.Tensor) or avg_factor.requires_grad or avg_factor.numel() != 1:
+        return None
     return avg_factor.reshape(()).to(device)
+
+
+def _plan(pred, reduction, avg_factor, loss_weight, chosen, options):
+    """(config, avg_factor for :class:`_FocalLoss` or None, avg_factor to divide by afterwards or None)."""
+    reduce, scale, divide_by_positives, inner, outer = reduction != "none", float(loss_weight), False, None, None
+    if reduction == "mean":  # avg_factor is ignored by "none", an error with "sum"
+        if avg_factor is None:
+            scale = scale / pred.numel() if pred.numel() else float("nan")  # the mean of nothing is NaN
+        elif isinstance(avg_factor, str):
+            divide_by_positives = True
+        elif not isinstance(avg_factor, torch.Tensor):
+            scale = scale / (avg_factor + _FLOAT32_EPS)
+        else:
+            inner = _inner_avg_factor(avg_factor, pred.device)
+            outer = avg_factor if inner is None else None
+    return _Config(options, reduce, scale, divide_by_positives, outer is not None, chosen), inner, outer
+
+
+def _forward(pred, target, weight, avg_factor, config: _Config, write_grad: bool):
+    """(loss, positives, d(loss)/d(pred) or None, divisor or None): the reduced loss is
+    ``sum / divisor * scale`` in pred's dtype, the divisor ``avg_factor + eps``, ``max(1, positives)
+    + eps`` or none; the elementwise loss is unscaled."""
+    chosen = config.chosen
+    if chosen.use_triton and not chosen.traced:  # one pass, the gradient on request
+        return focal_loss_triton(pred, target, weight, *config.options, config.reduce, scale=config.scale,
+                                 avg_factor=avg_factor, divide_by_positives=config.divide_by_positives,
+                                 loss_dtype=None if config.keep_accumulator else pred.dtype, write_grad=write_grad)
+    loss, positives = run(FOCAL_LOSS_FORWARD, chosen, pred, target, weight, *config.options, config.reduce)
+    if not config.reduce:
+        return loss, positives, None, None
+    divisor = None
+    if config.divide_by_positives:
+        divisor = positives.clamp(min=1).to(loss.dtype) + _FLOAT32_EPS
+    elif avg_factor is not None:
+        divisor = avg_factor.to(loss.dtype) + _FLOAT32_EPS
+    if divisor is not None:
+        loss = loss / divisor
+    loss = loss * config.scale
+    return (loss if config.keep_accumulator else loss.to(pred.dtype)), positives, None, divisor
+
+
+class _FocalLoss(torch.autograd.Function):
+    """The loss and its gradient, on the route of ``config`` (see :func:`_forward`).
+
+    Eager on the Triton backend, a reduced loss whose ``pred`` needs a gradient gets it from the
+    forward pass, already scaled as the loss is; backward multiplies it in place by the upstream
+    gradient, and when that factor is exactly 1 (``loss.backward()`` on a sum of losses) reads
+    and writes nothing. float16 ``pred`` (whose stored gradient would underflow before an AMP
+    scale), the elementwise loss, other routes and a second backward recompute the gradient
+    from the inputs."""
+
+    @staticmethod
+    def forward(ctx, pred, target, weight, avg_factor, config):
+        chosen = config.chosen
+        stored = (config.reduce and chosen.use_triton and not chosen.traced and ctx.needs_input_grad[0]
+                  and pred.dtype != torch.float16)
+        loss, positives, grad_pred, divisor = _forward(pred, target, weight, avg_factor, config, stored)
+        ctx.save_for_backward(pred, target, weight, divisor)
+        ctx.grad_pred, ctx.config = grad_pred, config
+        ctx.mark_non_differentiable(positives)
+        return loss, positives
+
+    @staticmethod
+    def backward(ctx, grad_loss, grad_positives):
+        grad_pred, ctx.grad_pred = ctx.grad_pred, None  # handed over: a second backward recomputes
+        pred, target, weight, divisor = ctx.saved_tensors
+        config = ctx.config
+        if grad_pred is not None:
+            scale_gradient_triton(grad_pred, grad_loss.contiguous(), divisor)
+            return grad_pred, None, None, None, None
+        factor = grad_loss.contiguous()
+        if config.reduce:
+            factor = factor.to(torch.float64 if pred.dtype == torch.float64 else torch.float32) * config.scale
+            factor = factor / divisor if divisor is not None else factor
+        grad_pred = run(FOCAL_LOSS_BACKWARD, config.chosen, factor, pred, target, weight, *config.options)
+        return grad_pred, None, None, None, None
 
 
 def _focal_loss(pred, target, alpha, gamma, pos_weight, neg_weight, reduction, avg_factor, weight, backend,
                 validate, logits, loss_weight=1.0):
     """(loss_weight * loss, number of positives)."""
     _check(pred, target, weight, alpha, gamma, reduction, avg_factor, backend, validate, logits)
-    backend = "triton" if uses_triton(backend, pred.device) else "torch"
     if weight is not None and weight.shape != pred.shape:
         weight = weight.expand_as(pred)
     pred, target = pred.contiguous(), target.contiguous()
     weight = weight.contiguous() if weight is not None else None
-    reduce = reduction != "none"
     options = (float(alpha), float(gamma), float(pos_weight), float(neg_weight), logits)
-    fused_avg = _fused_avg_factor(avg_factor, pred.device) if backend == "triton" else False
-    if fused_avg is not False and not torch.compiler.is_compiling():
-        # one pass computes the scaled loss (and the gradient, when pred needs one)
-        scale, divide_by_positives = float(loss_weight), False
-        if reduction != "mean":  # avg_factor is ignored by "none", an error with "sum"
-            fused_avg = None
-        elif fused_avg is None:
-            scale = scale / pred.numel() if pred.numel() else float("nan")  # the mean of nothing is NaN
-        elif isinstance(fused_avg, str):
-            fused_avg, divide_by_positives = None, True
-        elif not isinstance(fused_avg, torch.Tensor):
-            scale, fused_avg = scale / (fused_avg + _FLOAT32_EPS), None
-        config = (options, reduce, scale, divide_by_positives)
-        if torch.is_grad_enabled() and pred.requires_grad:
-            loss, positives = _FocalLossFunction.apply(pred, target, weight, fused_avg, config)
-        else:  # no graph to record: skip the autograd.Function's own cost
-            loss, positives, _, _ = focal_loss_triton(pred, target, weight, *options, reduce, scale=scale,
-                                                      avg_factor=fused_avg, divide_by_positives=divide_by_positives,
-                                                      loss_dtype=pred.dtype)
-        if reduction == "mean" and isinstance(avg_factor, torch.Tensor) and avg_factor.dim():
-            loss = loss.reshape(avg_factor.shape)  # the shape of sum / avg_factor, as in mmdet
-        return (loss * loss_weight if not reduce and loss_weight != 1 else loss), positives
-    if backend == "torch" and not torch.compiler.is_compiling():
-        if torch.is_grad_enabled() and pred.requires_grad:
-            loss, positives = _TorchFocalLossFunction.apply(pred, target, weight, options, reduce)
-        else:
-            loss, positives = forward_torch(pred, target, weight, *options, reduce)
-    else:
-        loss, positives = focal_loss_forward_op(pred, target, weight, *options, reduce, backend)
-    if avg_factor == "num_pos":
-        avg_factor = positives.clamp(min=1)
-    if reduction == "mean":
-        # over no elements the mean is NaN, as torch.mean and mmdet give
-        loss = loss / (avg_factor + _FLOAT32_EPS) if avg_factor is not None else loss / pred.numel()
-    if reduce:
-        loss = loss.to(pred.dtype)
-    return (loss * loss_weight if loss_weight != 1 else loss), positives
-
-
-class _TorchFocalLossFunction(torch.autograd.Function):
-    """Eager calls of the torch backend: its formulas without the custom op's dispatch, whose first
-    call in a process imports torch's compiler stack (~1 s, in every data-loader or CPU worker).
-    torch.compile uses the registered ops."""
-
-    @staticmethod
-    def forward(ctx, pred, target, weight, options, reduce):
-        loss, positives = forward_torch(pred, target, weight, *options, reduce)
-        ctx.save_for_backward(pred, target, weight)
-        ctx.options = options
-        ctx.mark_non_differentiable(positives)
-        return loss, positives
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_loss, grad_positives):
-        pred, target, weight = ctx.saved_tensors
-        return backward_torch(grad_loss.contiguous(), pred, target, weight, *ctx.options), None, None, None, None
-
-
-class _FocalLossFunction(torch.autograd.Function):
-    """Eager calls of the Triton backend: the launchers without the custom-op dispatch (which
-    costs about 1 ms per forward + backward on an H100 host, benchmarks/NOTES.md).
-
-    A reduced loss whose ``pred`` needs a gradient gets it from the forward pass, already
-    scaled as the loss is; backward multiplies it in place by the upstream gradient, and
-    when that factor is exactly 1 (``loss.backward()`` on a sum of losses) reads and writes
-    nothing. float16 ``pred`` (whose stored gradient would underflow before an AMP scale),
-    the elementwise loss and a second backward recompute the gradient from the inputs.
-    torch.compile uses the registered ops."""
-
-    @staticmethod
-    def forward(ctx, pred, target, weight, avg_factor, config):
-        options, reduce, scale, divide_by_positives = config
-        save_gradient = reduce and ctx.needs_input_grad[0] and pred.dtype != torch.float16
-        loss, positives, grad_pred, divisor = focal_loss_triton(
-            pred, target, weight, *options, reduce, scale=scale, avg_factor=avg_factor,
-            divide_by_positives=divide_by_positives, loss_dtype=pred.dtype, write_grad=save_gradient,
-        )
-        ctx.save_for_backward(pred, target, weight)
-        ctx.grad_pred, ctx.divisor = grad_pred, divisor
-        ctx.options, ctx.reduce, ctx.scale = options, reduce, scale
-        ctx.mark_non_differentiable(positives)
-        return loss, positives
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_loss, grad_positives):
-        grad_pred, ctx.grad_pred = ctx.grad_pred, None  # handed over: a second backward recomputes
-        if grad_pred is not None:
-            scale_gradient_triton(grad_pred, grad_loss.contiguous(), ctx.divisor)
-        else:
-            pred, target, weight = ctx.saved_tensors
-            factor = grad_loss.contiguous()
-            if ctx.reduce:
-                factor = factor.to(torch.float64 if pred.dtype == torch.float64 else torch.float32) * ctx.scale
-                factor = factor / ctx.divisor if ctx.divisor is not None else factor
-            grad_pred = backward_triton(factor, pred, target, weight, *ctx.options)
-        return grad_pred, None, None, None, None
+    config, inner, outer = _plan(pred, reduction, avg_factor, loss_weight, route(backend, pred.device), options)
+    if torch.is_grad_enabled() and pred.requires_grad:
+        loss, positives = _FocalLoss.apply(pred, target, weight, inner, config)
+    else:  # no graph to record: skip the autograd.Function's own cost
+        loss, positives, _, _ = _forward(pred, target, weight, inner, config, write_grad=False)
+    if outer is not None:  # autograd differentiates this division (avg_factor needs grad)
+        loss = (loss / (outer + _FLOAT32_EPS)).to(pred.dtype)
+    elif reduction == "mean" and isinstance(avg_factor, torch.Tensor) and avg_factor.dim():
+        loss = loss.reshape(avg_factor.shape)  # the shape of sum / avg_factor, as in mmdet
+    return (loss * loss_weight if not config.reduce and loss_weight != 1 else loss), positives
 
 
 def gaussian_focal_loss(

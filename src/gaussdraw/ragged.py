@@ -122,7 +122,7 @@ def to_padded_all(values: dict) -> dict:
         check_lengths({name: [t.shape[0] if isinstance(t, torch.Tensor) and t.dim() else None for t in v]
                        for name, v in lists.items()})
     shared = {}
-    if lists:
+    if lists and not torch.compiler.is_compiling():  # traced: each list padded on its own (pad_list)
         first = next(iter(lists.values()))
         if len(first) > 2 and type(first[0]) is torch.Tensor and first[0].is_cuda and first[0].dim():
             try:
@@ -160,7 +160,10 @@ def _check_list(tensors: Sequence[torch.Tensor], name: str) -> None:
 
 def sizes_tensor(sizes, device: torch.device) -> torch.Tensor:
     """(B,) int64 ``sizes`` (a list or a NumPy array) on ``device``. On a GPU the copy is queued
-    from pinned memory, so that the host does not wait for the device."""
+    from pinned memory, so that the host does not wait for the device. Built from host values
+    alone, so that torch.compile traces it as a constant."""
+    if torch.compiler.is_compiling():  # list lengths are known when tracing: a constant of the graph
+        return torch.tensor(sizes, dtype=torch.int64, device=device)
     sizes = torch.as_tensor(sizes, dtype=torch.int64)
     if device.type != "cuda":
         return sizes.to(device)

@@ -161,7 +161,7 @@ def _draw_floor(config: TargetConfig, boxes, labels, device):
         tasks = [len(t) for t in NUSCENES_TASKS]
         classes = sum(tasks)
         width, height = (g // options["out_size_factor"] for g in options["grid_size"][:2])
-        rows, _, _ = centerpoint_boxes_torch(
+        rows = centerpoint_boxes_torch(
             *args, tasks, height, width, options["point_cloud_range"][:2], options["voxel_size"][:2],
             options["out_size_factor"], options["gaussian_overlap"], options["min_radius"],
             options["max_objs"] * options["dense_reg"], options["norm_bbox"])

@@ -39,6 +39,7 @@ import functools
 
 import torch
 
+from ..dispatch import Implementations
 from ..radius import mmdet_radius as mmdet_radius_torch
 from ._box_math import MAX_RADIUS, is_finite, mmdet_radius, radius_constants, truncated_radius
 from ._triton import Launcher, check_device, jit, tl, triton
@@ -243,12 +244,8 @@ def centernet_targets_triton(bboxes, labels, counts, num_classes, feat_h, feat_w
 # ----------------------------------------------------------------------------
 
 
-def centernet_boxes_torch(bboxes, labels, counts, num_classes, feat_h, feat_w, img_h, img_w, min_overlap):
-    """Per-box quantities of the boxes that are drawn, in (sample, position) order:
-    (sample, label, cx, cy (float), cx_int, cy_int, w, h, radius (int64)), and the (B, T)
-    mask of those boxes. Also used by the public function's checks."""
-    num_samples, boxes_per_sample = labels.shape
-    device = labels.device
+def _box_quantities(bboxes, labels, counts, num_classes, feat_h, feat_w, img_h, img_w, min_overlap):
+    """(B, T) center, size and radius (float32) of every box, and the mask of those that draw."""
     box = bboxes.float()
     width_ratio, height_ratio = feat_w / img_w, feat_h / img_h
     x1, y1, x2, y2 = box.unbind(-1)
@@ -258,12 +255,27 @@ def centernet_boxes_torch(bboxes, labels, counts, num_classes, feat_h, feat_w, i
     h = (y2 - y1) * height_ratio
     valid = (labels >= 0) & (labels < num_classes)
     if counts is not None:
-        valid &= torch.arange(boxes_per_sample, device=device) < counts.unsqueeze(1)
+        valid &= torch.arange(labels.shape[1], device=labels.device) < counts.unsqueeze(1)
     valid &= (cx > -1) & (cx < feat_w) & (cy > -1) & (cy < feat_h) & (w >= 0) & (h >= 0)
     valid &= w.isfinite() & h.isfinite()
     radius = mmdet_radius_torch(h, w, min_overlap)
     valid &= radius.isfinite()
-    sample = torch.arange(num_samples, device=device).unsqueeze(1).expand(num_samples, boxes_per_sample)
+    return cx, cy, w, h, radius, valid
+
+
+def centernet_box_mask(bboxes, labels, counts, num_classes, feat_h, feat_w, img_h, img_w, min_overlap):
+    """(B, T) bool: the boxes that draw (no host sync). Used by the public function's checks."""
+    return _box_quantities(bboxes, labels, counts, num_classes, feat_h, feat_w, img_h, img_w, min_overlap)[-1]
+
+
+def centernet_boxes_torch(bboxes, labels, counts, num_classes, feat_h, feat_w, img_h, img_w, min_overlap):
+    """Per-box quantities of the boxes that are drawn, in (sample, position) order:
+    (sample, label, cx, cy (float), cx_int, cy_int, w, h, radius (int64)), and the (B, T)
+    mask of those boxes."""
+    num_samples, boxes_per_sample = labels.shape
+    cx, cy, w, h, radius, valid = _box_quantities(bboxes, labels, counts, num_classes, feat_h, feat_w, img_h, img_w,
+                                                  min_overlap)
+    sample = torch.arange(num_samples, device=labels.device).unsqueeze(1).expand(num_samples, boxes_per_sample)
     cx, cy, w, h, radius = cx[valid], cy[valid], w[valid], h[valid], radius[valid]
     radius = radius.clamp(0, MAX_RADIUS).long()
     return (sample[valid], labels[valid].long(), cx, cy, cx.long(), cy.long(), w, h, radius), valid
@@ -321,18 +333,20 @@ def centernet_targets_op(
     img_h: float,
     img_w: float,
     min_overlap: float,
+    use_triton: bool,
 ) -> torch.Tensor:
-    """The op as torch.compile and the dispatcher see it; the Triton kernels by default,
-    the torch kernels on CPU tensors."""
-    return centernet_targets_triton(bboxes, labels, counts, num_classes, feat_h, feat_w, img_h, img_w, min_overlap)
-
-
-@centernet_targets_op.register_kernel("cpu")
-def _centernet_targets_cpu(bboxes, labels, counts, num_classes, feat_h, feat_w, img_h, img_w, min_overlap):
-    return centernet_targets_torch(bboxes, labels, counts, num_classes, feat_h, feat_w, img_h, img_w, min_overlap)
+    """The op as torch.compile and the dispatcher see it: the Triton kernels or the torch
+    kernels, as ``use_triton`` says (:mod:`gaussdraw.dispatch`)."""
+    implementation = centernet_targets_triton if use_triton else centernet_targets_torch
+    return implementation(bboxes, labels, counts, num_classes, feat_h, feat_w, img_h, img_w, min_overlap)
 
 
 @centernet_targets_op.register_fake
-def _centernet_targets_fake(bboxes, labels, counts, num_classes, feat_h, feat_w, img_h, img_w, min_overlap):
+def _centernet_targets_fake(bboxes, labels, counts, num_classes, feat_h, feat_w, img_h, img_w, min_overlap,
+                            use_triton):
     total = centernet_layout(labels.shape[0], num_classes, feat_h, feat_w)["total"]
     return bboxes.new_empty(total, dtype=torch.float32)
+
+
+CENTERNET_TARGETS = Implementations(triton=centernet_targets_triton, torch=centernet_targets_torch,
+                                    registered=centernet_targets_op)

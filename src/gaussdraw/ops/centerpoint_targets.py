@@ -30,6 +30,7 @@ import functools
 
 import torch
 
+from ..dispatch import Implementations
 from ..radius import _divide, cornernet_radius as cornernet_radius_torch
 from ._box_math import MAX_RADIUS, cornernet_radius, is_finite, radius_constants, truncated_radius
 from ._triton import Launcher, check_device, jit, tl, triton
@@ -236,13 +237,19 @@ def centerpoint_targets_triton(boxes, labels, counts, task_sizes, feat_h, feat_w
 # ----------------------------------------------------------------------------
 
 
-def centerpoint_boxes_torch(boxes, labels, counts, task_sizes, feat_h, feat_w, point_cloud_range, voxel_size,
-                            out_size_factor, gaussian_overlap, min_radius, max_objs, norm_bbox):
-    """The boxes that draw, in no particular order, as a dict of 1-D tensors (task, sample,
-    label, slot, plane, x_int, y_int, radius, anno (n, columns)); and (B, T) masks of the boxes
-    that have a slot and whose size and center mmdet3d keeps (``placed``), and of those
-    that draw (``drawn``: also finite, dz > 0 with ``norm_bbox``, a finite radius). Also
-    used by the public checks."""
+def centerpoint_box_masks(boxes, labels, counts, task_sizes, feat_h, feat_w, point_cloud_range, voxel_size,
+                          out_size_factor, gaussian_overlap, min_radius, max_objs, norm_bbox):
+    """(B, T) masks of the boxes that have a slot and whose size and center mmdet3d keeps
+    (``placed``), and of those that draw (``drawn``: also finite, dz > 0 with ``norm_bbox``, a
+    finite radius); no host sync. Used by the public function's checks."""
+    quantities = _box_quantities(boxes, labels, counts, task_sizes, feat_h, feat_w, point_cloud_range, voxel_size,
+                                 out_size_factor, gaussian_overlap, max_objs, norm_bbox)
+    return quantities["placed"], quantities["drawn"]
+
+
+def _box_quantities(boxes, labels, counts, task_sizes, feat_h, feat_w, point_cloud_range, voxel_size,
+                    out_size_factor, gaussian_overlap, max_objs, norm_bbox) -> dict:
+    """(B, T) slots, centers, radii, ``placed`` and ``drawn`` masks and more of every box (no sync)."""
     num_samples, boxes_per_sample = labels.shape
     device = labels.device
     table = task_table(task_sizes, device).long()
@@ -274,18 +281,29 @@ def centerpoint_boxes_torch(boxes, labels, counts, task_sizes, feat_h, feat_w, p
     drawn = placed & box[..., 2:].isfinite().all(-1) & radius.isfinite()
     if norm_bbox:
         drawn &= dz > 0
+    return dict(box=box, label=label, slot=slot, sample=sample, table=table, coor_x=coor_x, coor_y=coor_y,
+                radius=radius, placed=placed, drawn=drawn)
+
+
+def centerpoint_boxes_torch(boxes, labels, counts, task_sizes, feat_h, feat_w, point_cloud_range, voxel_size,
+                            out_size_factor, gaussian_overlap, min_radius, max_objs, norm_bbox):
+    """The boxes that draw, in no particular order, as a dict of 1-D tensors (task, sample,
+    label, slot, plane, x_int, y_int, radius, anno (n, columns))."""
+    q = _box_quantities(boxes, labels, counts, task_sizes, feat_h, feat_w, point_cloud_range, voxel_size,
+                        out_size_factor, gaussian_overlap, max_objs, norm_bbox)
+    box, drawn, label = q["box"], q["drawn"], q["label"]
+    x, y, z, dx, dy, dz, yaw = box[..., :7].unbind(-1)
     dims = box[..., 3:6].log() if norm_bbox else box[..., 3:6]
-    x_int, y_int = coor_x.where(drawn, 0).long(), coor_y.where(drawn, 0).long()
-    anno = [(coor_x - x_int).unsqueeze(-1), (coor_y - y_int).unsqueeze(-1), z.unsqueeze(-1), dims,
+    x_int, y_int = q["coor_x"].where(drawn, 0).long(), q["coor_y"].where(drawn, 0).long()
+    anno = [(q["coor_x"] - x_int).unsqueeze(-1), (q["coor_y"] - y_int).unsqueeze(-1), z.unsqueeze(-1), dims,
             yaw.sin().unsqueeze(-1), yaw.cos().unsqueeze(-1), box[..., 7:9]]
     anno = torch.cat(anno, -1)[drawn]
-    task, klass, _, classes_before, task_classes = table[label[drawn]].unbind(1)
-    b = sample[drawn]
-    radius = radius[drawn].clamp(0, MAX_RADIUS).long().clamp(min=min_radius)
-    plane = num_samples * classes_before + b * task_classes + klass
-    rows = dict(task=task, sample=b, label=label[drawn], slot=slot[drawn], plane=plane, x_int=x_int[drawn],
+    task, klass, _, classes_before, task_classes = q["table"][label[drawn]].unbind(1)
+    b = q["sample"][drawn]
+    radius = q["radius"][drawn].clamp(0, MAX_RADIUS).long().clamp(min=min_radius)
+    plane = labels.shape[0] * classes_before + b * task_classes + klass
+    return dict(task=task, sample=b, label=label[drawn], slot=q["slot"][drawn], plane=plane, x_int=x_int[drawn],
                 y_int=y_int[drawn], radius=radius, anno=anno)
-    return rows, placed, drawn
 
 
 def centerpoint_targets_torch(boxes, labels, counts, task_sizes, feat_h, feat_w, point_cloud_range, voxel_size,
@@ -303,7 +321,7 @@ def centerpoint_targets_torch(boxes, labels, counts, task_sizes, feat_h, feat_w,
     mask = buffer[at["masks"]: at["masks"] + tasks * num_samples * max_objs].view(tasks, num_samples, max_objs)
     if labels.numel() == 0 or planes.numel() == 0:
         return buffer
-    rows, _, _ = centerpoint_boxes_torch(boxes, labels, counts, task_sizes, feat_h, feat_w, point_cloud_range,
+    rows = centerpoint_boxes_torch(boxes, labels, counts, task_sizes, feat_h, feat_w, point_cloud_range,
                                          voxel_size, out_size_factor, gaussian_overlap, min_radius, max_objs,
                                          norm_bbox)
     where = (rows["task"], rows["sample"], rows["slot"])
@@ -335,21 +353,22 @@ def centerpoint_targets_op(
     min_radius: int,
     max_objs: int,
     norm_bbox: bool,
+    use_triton: bool,
 ) -> torch.Tensor:
-    """The op as torch.compile and the dispatcher see it; the Triton kernel by default,
-    the torch kernel on CPU tensors."""
-    return centerpoint_targets_triton(boxes, labels, counts, task_sizes, feat_h, feat_w, point_cloud_range,
-                                      voxel_size, out_size_factor, gaussian_overlap, min_radius, max_objs, norm_bbox)
-
-
-@centerpoint_targets_op.register_kernel("cpu")
-def _centerpoint_targets_cpu(*args):
-    return centerpoint_targets_torch(*args)
+    """The op as torch.compile and the dispatcher see it: the Triton kernels or the torch
+    kernel, as ``use_triton`` says (:mod:`gaussdraw.dispatch`)."""
+    implementation = centerpoint_targets_triton if use_triton else centerpoint_targets_torch
+    return implementation(boxes, labels, counts, task_sizes, feat_h, feat_w, point_cloud_range, voxel_size,
+                          out_size_factor, gaussian_overlap, min_radius, max_objs, norm_bbox)
 
 
 @centerpoint_targets_op.register_fake
-def _centerpoint_targets_fake(boxes, labels, counts, task_sizes, feat_h, feat_w, *rest):
-    max_objs = rest[-2]
+def _centerpoint_targets_fake(boxes, labels, counts, task_sizes, feat_h, feat_w, point_cloud_range, voxel_size,
+                              out_size_factor, gaussian_overlap, min_radius, max_objs, norm_bbox, use_triton):
     columns = 10 if boxes.shape[-1] == 9 else 8
     total = centerpoint_layout(task_sizes, labels.shape[0], feat_h, feat_w, max_objs, columns)["total"]
     return boxes.new_empty(total, dtype=torch.uint8)
+
+
+CENTERPOINT_TARGETS = Implementations(triton=centerpoint_targets_triton, torch=centerpoint_targets_torch,
+                                      registered=centerpoint_targets_op)

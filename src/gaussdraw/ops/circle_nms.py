@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..dispatch import Implementations
 from ._sort_keys import ordered_bits, score_keys
 from ._triton import Launcher, check_device, jit, tl
 
@@ -209,17 +210,17 @@ def circle_nms_torch(centers, order, counts, thresholds, post_max_size: int):
 
 @torch.library.custom_op("gaussdraw::circle_nms", mutates_args=())
 def circle_nms_op(centers: torch.Tensor, order: torch.Tensor, counts: torch.Tensor, thresholds: torch.Tensor,
-                  post_max_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The op as torch.compile and the dispatcher see it: Triton by default, torch on CPU."""
-    return circle_nms_triton(centers, order, counts, thresholds, post_max_size)
-
-
-@circle_nms_op.register_kernel("cpu")
-def _circle_nms_cpu(centers, order, counts, thresholds, post_max_size):
-    return circle_nms_torch(centers, order, counts, thresholds, post_max_size)
+                  post_max_size: int, use_triton: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The op as torch.compile and the dispatcher see it: the Triton kernel or the torch loop, as
+    ``use_triton`` says (:mod:`gaussdraw.dispatch`)."""
+    implementation = circle_nms_triton if use_triton else circle_nms_torch
+    return implementation(centers, order, counts, thresholds, post_max_size)
 
 
 @circle_nms_op.register_fake
-def _circle_nms_fake(centers, order, counts, thresholds, post_max_size):
+def _circle_nms_fake(centers, order, counts, thresholds, post_max_size, use_triton):
     num_samples = order.shape[0]
     return (order.new_empty((num_samples, post_max_size)), order.new_empty((num_samples,)))
+
+
+CIRCLE_NMS = Implementations(triton=circle_nms_triton, torch=circle_nms_torch, registered=circle_nms_op)

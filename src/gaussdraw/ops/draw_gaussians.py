@@ -24,6 +24,7 @@ import functools
 
 import torch
 
+from ..dispatch import Implementations
 from ._triton import Launcher, check_device, jit, tl, triton
 from .draw_gaussians_torch import draw_gaussians_torch
 
@@ -268,20 +269,21 @@ def draw_gaussians_op(
     planes_per_sample: int,
     sigma_factor: float,
     k_scale: float,
+    use_triton: bool,
 ) -> None:
-    """The op as torch.compile and the dispatcher see it: opaque, mutating ``heatmap``.
-
-    Its default implementation is the Triton kernel (CUDA); CPU tensors get the torch
-    kernel. (As a ``triton_op``, traced into by Inductor, the batched form drew
-    wrong values on an H100 with torch 2.11 / Triton 3.6, so the kernel stays opaque.)"""
-    draw_gaussians_triton(heatmap, centers, radii, index, counts, planes_per_sample, sigma_factor, k_scale)
-
-
-@draw_gaussians_op.register_kernel("cpu")
-def _draw_gaussians_cpu(heatmap, centers, radii, index, counts, planes_per_sample, sigma_factor, k_scale):
-    draw_gaussians_torch(heatmap, centers, radii, index, counts, planes_per_sample, sigma_factor, k_scale)
+    """The op as torch.compile and the dispatcher see it: opaque, mutating ``heatmap``;
+    the Triton kernel or the torch kernel, as ``use_triton`` says (:mod:`gaussdraw.dispatch`).
+    (As a ``triton_op``, traced into by Inductor, the batched form drew wrong values on an
+    H100 with torch 2.11 / Triton 3.6, so the kernel stays opaque.)"""
+    implementation = draw_gaussians_triton if use_triton else draw_gaussians_torch
+    implementation(heatmap, centers, radii, index, counts, planes_per_sample, sigma_factor, k_scale)
 
 
 @draw_gaussians_op.register_fake
-def _draw_gaussians_fake(heatmap, centers, radii, index, counts, planes_per_sample, sigma_factor, k_scale):
+def _draw_gaussians_fake(heatmap, centers, radii, index, counts, planes_per_sample, sigma_factor, k_scale,
+                         use_triton):
     return None  # writes heatmap in place; shapes and devices are unchanged
+
+
+DRAW_GAUSSIANS = Implementations(triton=draw_gaussians_triton, torch=draw_gaussians_torch,
+                                 registered=draw_gaussians_op)

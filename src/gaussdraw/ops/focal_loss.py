@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import torch
 
+from ..dispatch import Implementations
 from ._triton import Launcher, check_device, jit, tl
 from .focal_loss_torch import backward_torch, forward_torch
 
@@ -378,15 +379,17 @@ def backward_triton(grad, pred, target, weight, alpha, gamma, pos_weight, neg_we
 @torch.library.custom_op("gaussdraw::gaussian_focal_loss_forward", mutates_args=())
 def focal_loss_forward_op(
     pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None,
-    alpha: float, gamma: float, pos_weight: float, neg_weight: float, logits: bool, reduce: bool, backend: str,
+    alpha: float, gamma: float, pos_weight: float, neg_weight: float, logits: bool, reduce: bool, use_triton: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(sum of the loss as a 0-d fp32/fp64 tensor, or the elementwise loss; number of positives)."""
-    impl = forward_triton if backend == "triton" else forward_torch
-    return impl(pred, target, weight, alpha, gamma, pos_weight, neg_weight, logits, reduce)
+    """(sum of the loss as a 0-d fp32/fp64 tensor, or the elementwise loss; number of positives), by the
+    Triton kernels or the torch formulas as ``use_triton`` says. Its gradient is
+    :func:`focal_loss_backward_op` (``gaussdraw.loss`` differentiates the pair)."""
+    implementation = forward_triton if use_triton else forward_torch
+    return implementation(pred, target, weight, alpha, gamma, pos_weight, neg_weight, logits, reduce)
 
 
 @focal_loss_forward_op.register_fake
-def _forward_fake(pred, target, weight, alpha, gamma, pos_weight, neg_weight, logits, reduce, backend):
+def _forward_fake(pred, target, weight, alpha, gamma, pos_weight, neg_weight, logits, reduce, use_triton):
     acc = torch.float64 if pred.dtype == torch.float64 else torch.float32
     loss = pred.new_empty((), dtype=acc) if reduce else torch.empty_like(pred)
     return loss, pred.new_empty((), dtype=torch.int64)
@@ -395,30 +398,17 @@ def _forward_fake(pred, target, weight, alpha, gamma, pos_weight, neg_weight, lo
 @torch.library.custom_op("gaussdraw::gaussian_focal_loss_backward", mutates_args=())
 def focal_loss_backward_op(
     grad: torch.Tensor, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None,
-    alpha: float, gamma: float, pos_weight: float, neg_weight: float, logits: bool, backend: str,
+    alpha: float, gamma: float, pos_weight: float, neg_weight: float, logits: bool, use_triton: bool,
 ) -> torch.Tensor:
     """d(loss)/d(pred) times ``grad`` (0-d for a reduced loss, else pred's shape)."""
-    impl = backward_triton if backend == "triton" else backward_torch
-    return impl(grad, pred, target, weight, alpha, gamma, pos_weight, neg_weight, logits)
+    implementation = backward_triton if use_triton else backward_torch
+    return implementation(grad, pred, target, weight, alpha, gamma, pos_weight, neg_weight, logits)
 
 
 @focal_loss_backward_op.register_fake
-def _backward_fake(grad, pred, target, weight, alpha, gamma, pos_weight, neg_weight, logits, backend):
+def _backward_fake(grad, pred, target, weight, alpha, gamma, pos_weight, neg_weight, logits, use_triton):
     return torch.empty_like(pred)
 
 
-def _setup_context(ctx, inputs, output):
-    pred, target, weight, alpha, gamma, pos_weight, neg_weight, logits, reduce, backend = inputs
-    ctx.save_for_backward(pred, target, weight)
-    ctx.options = (alpha, gamma, pos_weight, neg_weight, logits, backend)
-
-
-def _backward(ctx, grad_loss, grad_positives):
-    pred, target, weight = ctx.saved_tensors
-    alpha, gamma, pos_weight, neg_weight, logits, backend = ctx.options
-    grad_pred = focal_loss_backward_op(grad_loss.contiguous(), pred, target, weight, alpha, gamma, pos_weight,
-                                       neg_weight, logits, backend)
-    return grad_pred, None, None, None, None, None, None, None, None, None
-
-
-focal_loss_forward_op.register_autograd(_backward, setup_context=_setup_context)
+FOCAL_LOSS_FORWARD = Implementations(triton=forward_triton, torch=forward_torch, registered=focal_loss_forward_op)
+FOCAL_LOSS_BACKWARD = Implementations(triton=backward_triton, torch=backward_torch, registered=focal_loss_backward_op)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..dispatch import Implementations
 from ._triton import Launcher, check_device, jit, tl, triton
 
 BLOCK_H, BLOCK_W = 16, 64
@@ -78,16 +79,15 @@ def local_maximum_torch(heat: torch.Tensor, kernel: int) -> torch.Tensor:
 
 
 @torch.library.custom_op("gaussdraw::local_maximum", mutates_args=())
-def local_maximum_op(heat: torch.Tensor, kernel: int) -> torch.Tensor:
-    """The op as torch.compile and the dispatcher see it: Triton by default, torch on CPU."""
-    return local_maximum_triton(heat, kernel)
-
-
-@local_maximum_op.register_kernel("cpu")
-def _local_maximum_cpu(heat, kernel):
-    return local_maximum_torch(heat, kernel)
+def local_maximum_op(heat: torch.Tensor, kernel: int, use_triton: bool) -> torch.Tensor:
+    """The op as torch.compile and the dispatcher see it: the Triton kernel or mmdet's composition,
+    as ``use_triton`` says (:mod:`gaussdraw.dispatch`)."""
+    return (local_maximum_triton if use_triton else local_maximum_torch)(heat, kernel)
 
 
 @local_maximum_op.register_fake
-def _local_maximum_fake(heat, kernel):
+def _local_maximum_fake(heat, kernel, use_triton):
     return torch.empty_like(heat)
+
+
+LOCAL_MAXIMUM = Implementations(triton=local_maximum_triton, torch=local_maximum_torch, registered=local_maximum_op)

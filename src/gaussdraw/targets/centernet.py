@@ -6,23 +6,14 @@ from typing import NamedTuple
 
 import torch
 
-from ..checks import check_backend, raise_first, resolve_validate, uses_triton
-from ..ops.centernet_targets import (
-    centernet_boxes_torch,
-    centernet_targets_op,
-    centernet_targets_torch,
-    centernet_targets_triton,
-    centernet_views,
-)
+from ..checks import raise_first, resolve_validate
+from ..dispatch import check_backend, route, run
+from ..inputs import Batch, Field, batch_inputs
+from ..ops.centernet_targets import CENTERNET_TARGETS, centernet_box_mask, centernet_views
 from ..ragged import RaggedLike
-from .common import (
-    cached,
-    gather,
-    overlap,
-    pair,
-    positive_int,
-    positive_number,
-)
+from .common import cached, overlap, pair, positive_int, positive_number
+
+FIELDS = (Field("bboxes", (4,), floating=True), Field("labels"))
 
 
 class CenterNetTargets(NamedTuple):
@@ -110,20 +101,12 @@ def centernet_targets(
     check_backend(backend)
     num_classes, feat_h, feat_w, img_h, img_w, min_overlap = _checked_options(num_classes, feat_size, img_size,
                                                                               min_overlap)
-    batch = gather({"bboxes": bboxes, "labels": labels}, {"bboxes": (4,), "labels": ()}, {"bboxes"}, counts)
+    batch = batch_inputs({"bboxes": bboxes, "labels": labels}, FIELDS, counts)
     boxes, labels, counts = batch.used("bboxes"), batch.used("labels"), batch.counts
-    device = boxes.device
-    if resolve_validate(validate, device):
-        batch.check_counts()
-        _check_boxes(boxes, labels, counts, num_classes, feat_h, feat_w, img_h, img_w, min_overlap)
-
     args = (boxes, labels, counts, num_classes, feat_h, feat_w, img_h, img_w, min_overlap)
-    if torch.compiler.is_compiling():
-        buffer = centernet_targets_op(*args)
-    elif uses_triton(backend, device):
-        buffer = centernet_targets_triton(*args)
-    else:
-        buffer = centernet_targets_torch(*args)
+    if resolve_validate(validate, boxes.device):
+        _check_values(batch, *args)
+    buffer = run(CENTERNET_TARGETS, route(backend, boxes.device), *args)
     num_samples = labels.shape[0]
     return CenterNetTargets(*centernet_views(buffer, num_samples, num_classes, feat_h, feat_w))
 
@@ -137,12 +120,12 @@ def _checked_options(num_classes, feat_size, img_size, min_overlap):
     return num_classes, feat_h, feat_w, img_h, img_w, overlap(min_overlap, "min_overlap")
 
 
-def _check_boxes(boxes, labels, counts, num_classes, feat_h, feat_w, img_h, img_w, min_overlap):
-    """Raise for the first box in use that the op would skip (one host sync on a GPU)."""
-    in_use = torch.arange(labels.shape[1], device=labels.device) < counts.unsqueeze(1)
+def _check_values(batch: Batch, boxes, labels, counts, num_classes, feat_h, feat_w, img_h, img_w, min_overlap):
+    """Raise for bad counts, or for the first box in use that the op would skip (one host sync on a GPU)."""
+    in_use = batch.in_use()
     box = boxes.float()
     x1, y1, x2, y2 = box.unbind(-1)
-    _, drawn = centernet_boxes_torch(boxes, labels, counts, num_classes, feat_h, feat_w, img_h, img_w, min_overlap)
+    drawn = centernet_box_mask(boxes, labels, counts, num_classes, feat_h, feat_w, img_h, img_w, min_overlap)
     finite = box.isfinite().all(-1)
     ordered = (x2 >= x1) & (y2 >= y1)
     known = (labels >= 0) & (labels < num_classes)
@@ -150,7 +133,7 @@ def _check_boxes(boxes, labels, counts, num_classes, feat_h, feat_w, img_h, img_
     cy = (y1 + y2) * (feat_h / img_h) / 2
     inside = (cx > -1) & (cx < feat_w) & (cy > -1) & (cy < feat_h)
     raise_first(
-        [
+        batch.count_checks() + [
             (in_use & ~finite, box, "bboxes must be finite"),
             (in_use & ~ordered, box, "bboxes must be (x1, y1, x2, y2) with x2 >= x1 and y2 >= y1"),
             (in_use & ~known, labels, f"labels must be in [0, {num_classes}) for num_classes={num_classes}"),

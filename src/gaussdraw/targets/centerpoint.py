@@ -4,20 +4,40 @@ from __future__ import annotations
 
 import math
 import numbers
+from dataclasses import dataclass
 from typing import NamedTuple, Sequence
 
 import torch
 
-from ..checks import check_backend, raise_first, resolve_validate, uses_triton
-from ..ops.centerpoint_targets import (
-    centerpoint_boxes_torch,
-    centerpoint_targets_op,
-    centerpoint_targets_torch,
-    centerpoint_targets_triton,
-    centerpoint_views,
-)
+from ..checks import raise_first, resolve_validate
+from ..dispatch import check_backend, route, run
+from ..inputs import Batch, Field, batch_inputs
+from ..ops.centerpoint_targets import CENTERPOINT_TARGETS, centerpoint_box_masks, centerpoint_views
 from ..ragged import RaggedLike
-from .common import cached, gather, overlap, positive_int
+from .common import cached, overlap, positive_int
+
+FIELDS = (Field("boxes", (None,), floating=True), Field("labels"))
+
+
+@dataclass(frozen=True)
+class _Options:
+    """The op's options, checked, from the head's configuration."""
+
+    task_sizes: tuple
+    feat_h: int
+    feat_w: int
+    point_cloud_range: list  # x_min, y_min
+    voxel_size: list  # vx, vy
+    out_size_factor: int
+    gaussian_overlap: float
+    min_radius: int
+    slots: int  # max_objs * dense_reg
+    norm_bbox: bool
+
+    def op_arguments(self) -> tuple:
+        """The op's arguments after (boxes, labels, counts), in its order."""
+        return (list(self.task_sizes), self.feat_h, self.feat_w, self.point_cloud_range, self.voxel_size,
+                self.out_size_factor, self.gaussian_overlap, self.min_radius, self.slots, self.norm_bbox)
 
 
 class CenterPointTargets(NamedTuple):
@@ -138,29 +158,20 @@ def centerpoint_targets(
         ([torch.Size([1, 1, 32, 32]), torch.Size([1, 2, 32, 32])], [[529, 0, 0, 0]], [[1, 0, 0, 0]])
     """
     check_backend(backend)
-    task_sizes, feat_h, feat_w, *options = _checked_options(
-        tasks, point_cloud_range, voxel_size, grid_size, out_size_factor, gaussian_overlap, min_radius, max_objs,
-        dense_reg, norm_bbox)
-
-    batch = gather({"boxes": boxes, "labels": labels}, {"boxes": (None,), "labels": ()}, {"boxes"}, counts)
+    options = _checked_options(tasks, point_cloud_range, voxel_size, grid_size, out_size_factor, gaussian_overlap,
+                               min_radius, max_objs, dense_reg, norm_bbox)
+    batch = batch_inputs({"boxes": boxes, "labels": labels}, FIELDS, counts)
     boxes, labels, counts = batch.used("boxes"), batch.used("labels"), batch.counts
     if boxes.shape[-1] not in (7, 9):
         raise ValueError(f"boxes must have 9 columns [x, y, z, dx, dy, dz, yaw, vx, vy] or 7 (no velocity); "
                          f"got shape {tuple(boxes.shape)}")
-    args = (boxes, labels, counts, list(task_sizes), feat_h, feat_w, *options)
+    args = (boxes, labels, counts, *options.op_arguments())
     if resolve_validate(validate, boxes.device):
-        batch.check_counts()
-        _check_boxes(*args)
-
-    if torch.compiler.is_compiling():
-        buffer = centerpoint_targets_op(*args)
-    elif uses_triton(backend, boxes.device):
-        buffer = centerpoint_targets_triton(*args)
-    else:
-        buffer = centerpoint_targets_torch(*args)
+        _check_values(batch, options, *args)
+    buffer = run(CENTERPOINT_TARGETS, route(backend, boxes.device), *args)
     columns = 10 if boxes.shape[-1] == 9 else 8
-    slots = options[-2]
-    return CenterPointTargets(*centerpoint_views(buffer, task_sizes, labels.shape[0], feat_h, feat_w, slots, columns))
+    return CenterPointTargets(*centerpoint_views(buffer, options.task_sizes, labels.shape[0], options.feat_h,
+                                                 options.feat_w, options.slots, columns))
 
 
 @cached
@@ -187,24 +198,24 @@ def _checked_options(tasks, point_cloud_range, voxel_size, grid_size, out_size_f
     slots = positive_int(max_objs, "max_objs") * positive_int(dense_reg, "dense_reg")
     if not isinstance(norm_bbox, bool):
         raise TypeError(f"norm_bbox must be a bool; got {norm_bbox!r}")
-    return (tuple(task_sizes), feat_h, feat_w, point_cloud_range, voxel_size, out_size_factor, gaussian_overlap,
-            int(min_radius), slots, norm_bbox)
+    return _Options(tuple(task_sizes), feat_h, feat_w, point_cloud_range, voxel_size, out_size_factor,
+                    gaussian_overlap, int(min_radius), slots, norm_bbox)
 
 
-def _check_boxes(boxes, labels, counts, task_sizes, *options):
-    """Raise for the first box in use that the op would drop where mmdet3d would not (one host sync on a GPU)."""
-    norm_bbox = options[-1]
-    in_use = torch.arange(labels.shape[1], device=labels.device) < counts.unsqueeze(1)
-    num_labels = sum(task_sizes)
-    _, placed, drawn = centerpoint_boxes_torch(boxes, labels, counts, task_sizes, *options)
+def _check_values(batch: Batch, options: _Options, boxes, labels, counts, *op_options):
+    """Raise for bad counts, or for the first box in use that the op would drop where mmdet3d would not
+    (one host sync on a GPU)."""
+    in_use = batch.in_use()
+    num_labels = sum(options.task_sizes)
+    placed, drawn = centerpoint_box_masks(boxes, labels, counts, *op_options)
     finite = boxes.isfinite().all(-1)
     checks = [
         (in_use & ((labels < 0) | (labels >= num_labels)), labels,
          f"labels must be in [0, {num_labels}): the tasks hold {num_labels} classes"),
         (in_use & ~finite, boxes, "boxes must be finite"),
     ]
-    if norm_bbox:
+    if options.norm_bbox:
         checks.append((placed & ~(boxes[..., 5] > 0), boxes,
                        "boxes must have dz > 0 with norm_bbox=True (log(dz) is a target)"))
     checks.append((placed & ~drawn, boxes, "boxes are too large for a finite Gaussian radius"))
-    raise_first(checks, per_sample=labels.shape[1])
+    raise_first(batch.count_checks() + checks, per_sample=labels.shape[1])

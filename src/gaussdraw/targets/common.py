@@ -1,16 +1,13 @@
-"""What the target functions share: options, the batched input forms, the backend choice."""
+"""What the target functions share: checks of their configuration options, cached per configuration."""
 
 from __future__ import annotations
 
 import copy
 import math
 import numbers
-from dataclasses import dataclass
 
 import torch
 
-from ..checks import check_float_tensor, check_index_tensor, raise_first
-from ..ragged import to_padded_all
 
 def freeze(value):
     """A hashable key for a configuration value, with each number's type (8.0 is not 8);
@@ -84,59 +81,3 @@ def pair(value, name: str, convert, what: str) -> tuple:
     if isinstance(value, torch.Tensor) or not hasattr(value, "__len__") or len(value) != 2:
         raise ValueError(f"{name} must be a pair {what}; got {value!r}")
     return tuple(convert(v, f"{name}[{i}]") for i, v in enumerate(value))
-
-
-@dataclass
-class Batch:
-    """Per-sample inputs as padded (B, T, ...) tensors, with the (B,) number of entries in use."""
-
-    tensors: dict
-    counts: torch.Tensor
-    counts_name: str
-    sizes: list  # (name, (B,) tensor) for each input that came with its own sample sizes
-    boxes_per_sample: int
-
-    def used(self, name: str) -> torch.Tensor:
-        tensor = self.tensors[name]
-        return tensor if tensor.shape[1] == self.boxes_per_sample else tensor[:, : self.boxes_per_sample]
-
-    def check_counts(self) -> None:
-        """Counts in [0, T] and sample sizes that agree (reads values: one sync on a GPU)."""
-        checks = [((self.counts < 0) | (self.counts > self.boxes_per_sample), self.counts,
-                   f"{self.counts_name} must be in [0, {self.boxes_per_sample}] (the padded length of the inputs)")]
-        checks += [(sizes != self.counts, sizes, f"{name} must equal {self.counts_name}")
-                   for name, sizes in self.sizes if sizes is not self.counts]
-        raise_first(checks, per_sample=1)
-
-
-def gather(inputs: dict, trailing: dict, floating: set, counts) -> Batch:
-    """The padded tensors behind ``inputs`` (name -> ragged batch, list or padded tensor), checked
-    for type, dtype, shape (B, T, *trailing[name]) and device (the first input's); ``floating``
-    names the float inputs, the others are int32/int64."""
-    padded, sizes = {}, []
-    device = num_samples = first = None
-    for name, (tensor, sample_sizes) in to_padded_all(inputs).items():
-        if first is None:
-            if not isinstance(tensor, torch.Tensor):
-                raise TypeError(f"{name} must hold tensors; got {type(tensor).__name__}")
-            first, device = name, tensor.device
-            num_samples = tensor.shape[0] if tensor.dim() else None
-        check = check_float_tensor if name in floating else check_index_tensor
-        check(tensor, name, (num_samples, None, *trailing[name]), device, first)
-        if sample_sizes is not None:
-            check_index_tensor(sample_sizes, f"{name}.sample_sizes", (num_samples,), device, first)
-            sizes.append((f"{name}.sample_sizes", sample_sizes))
-        padded[name] = tensor
-    if counts is not None:
-        check_index_tensor(counts, "counts", (num_samples,), device, first)
-        counts_name = "counts"
-    elif sizes:
-        counts_name, counts = sizes[0]
-    else:
-        raise ValueError(
-            f"counts is required when {', '.join(inputs)} are padded tensors: pass counts=(B,) valid entries "
-            "per sample (torch.full((B,), T) if all are valid)"
-        )
-    boxes_per_sample = min(t.shape[1] for t in padded.values())
-    return Batch(padded, counts, counts_name, sizes, boxes_per_sample)
-
