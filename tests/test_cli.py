@@ -131,3 +131,64 @@ def test_decode_markdown_from_rows():
               "reference compiled wall us": 6.0, "floor_us": 1.0, "scores_equal": True}]
     text = decode_markdown(peaks, nms)
     assert "| x (1, 2, 3, 4) | 5 | 2.0 / 3.0 |" in text and "| 500 |" in text
+
+
+# the options that select each suite of `gaussdraw bench` (a new suite needs a line here)
+SUITE_ARGV = {"draw": ["seed-concat"], "decode": ["--decode"], "cpu-table": ["--cpu-table", "seed-concat"],
+              "profile": ["--profile"], "loss": ["--loss"], "loss-variants": ["--loss-variants", "lv.json"],
+              "variants": ["--variants", "v.json"], "targets": ["--targets", "centernet-coco"]}
+
+
+def _record_suites(monkeypatch) -> list:
+    """Each suite's runner replaced by one that records (suite, args, device type)."""
+    import dataclasses
+
+    ran = []
+    monkeypatch.setattr(bench, "SUITES", tuple(
+        dataclasses.replace(s, run=lambda a, device, name=s.name: ran.append((name, a, device.type)) or 0)
+        for s in bench.SUITES))
+    return ran
+
+
+@pytest.mark.parametrize("cuda", [False, True], ids=["no-gpu", "gpu"])
+def test_each_suite_is_reached_by_its_option(monkeypatch, capsys, cuda):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    ran = _record_suites(monkeypatch)
+    assert set(SUITE_ARGV) == {s.name for s in bench.SUITES}
+    for suite in bench.SUITES:
+        ran.clear()
+        if suite.needs_gpu and not cuda:  # one line, not a traceback
+            with pytest.raises(SystemExit) as exit_info:
+                main(["bench", *SUITE_ARGV[suite.name]])
+            message = str(exit_info.value.code)
+            assert message.startswith(f"gaussdraw: bench {suite.flag} ") and "no CUDA GPU" in message
+            assert ran == []
+            continue
+        assert main(["bench", *SUITE_ARGV[suite.name]]) == 0
+        (name, args, device), = ran
+        assert name == suite.name and device == ("cuda" if cuda else "cpu")
+    ran.clear()  # what the options carry reaches the runner
+    main(["bench", "--targets", "centernet-coco", "--quick"])
+    main(["bench", "seed-concat", "large-radius", "--device", "cpu", "--no-cpu"])
+    assert ran[0][1].targets == ["centernet-coco"] and ran[0][1].quick
+    assert ran[1][1].configs == ["seed-concat", "large-radius"] and ran[1][1].no_cpu and ran[1][2] == "cpu"
+
+
+def test_bench_one_suite_at_a_time(monkeypatch, capsys):
+    ran = _record_suites(monkeypatch)
+    for argv in (["--decode", "--loss"], ["--targets", "--cpu-table"], ["--variants", "v.json", "--profile"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["bench", *argv])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and "not allowed with argument" in err and "Traceback" not in err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "--targets", "no-such-config"])
+    assert exit_info.value.code == 2 and "invalid choice: 'no-such-config'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "--loss", "--device", "tpu"])
+    assert str(exit_info.value.code).startswith("gaussdraw: --device")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    with pytest.raises(SystemExit) as exit_info:  # a GPU suite on a GPU machine, told the CPU
+        main(["bench", "--variants", "v.json", "--device", "cpu"])
+    assert str(exit_info.value.code) == "gaussdraw: bench --variants times CUDA kernels: use --device cuda, not cpu"
+    assert ran == []

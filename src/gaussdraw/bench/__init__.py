@@ -2,14 +2,18 @@
 
 Suites: :mod:`.draw` (default: the drawing configs against the per-box loop), :mod:`.loss`
 (``--loss``: the focal loss), :mod:`.targets` (``--targets``: whole target assignment
-against the heads' per-box loops). Shared: :mod:`.timing` (wall and GPU time, floors),
-:mod:`.report` (environment, tables, plots).
+against the heads' per-box loops), :mod:`.decode` (``--decode``), :mod:`.cpu` (``--cpu-table``).
+Each is a :class:`Suite` in :data:`SUITES`: the option that selects it and the function that runs it.
+Shared: :mod:`.timing` (wall and GPU time, floors), :mod:`.report` (environment, tables, plots).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
@@ -21,7 +25,34 @@ from .reference import load as load_reference
 from .report import environment, render_markdown
 from .targets import TARGET_CONFIGS, targets_bench, targets_table
 
-__all__ = ["CONFIGS", "Config", "bench_config", "main", "make_inputs", "quick", "render_markdown", "run"]
+__all__ = ["CONFIGS", "Config", "SUITES", "Suite", "bench_config", "main", "make_inputs", "quick",
+           "render_markdown", "run"]
+
+_SWITCH = (("action", "store_true"),)  # a suite option that takes no value
+
+
+@dataclass(frozen=True)
+class Suite:
+    """One suite of ``gaussdraw bench``: the option that selects it and the function that runs it.
+
+    ``run(args, device)`` gets the parsed arguments and the device (``--device``, else cuda where the
+    suite needs a GPU or one is there, else cpu) and returns the exit status. ``option`` holds the
+    keywords of ``add_argument`` for ``flag``; the default suite has no flag."""
+
+    name: str
+    flag: str | None
+    help: str
+    needs_gpu: bool
+    run: Callable[[argparse.Namespace, torch.device], int]
+    option: tuple = _SWITCH
+
+    @property
+    def dest(self) -> str:
+        return self.flag.lstrip("-").replace("-", "_")
+
+    def selected(self, args: argparse.Namespace) -> bool:
+        value = getattr(args, self.dest)
+        return value is not None and value is not False
 
 
 def _report(json_path, device, suite: str, table_text: str, note: str = "", **rows) -> int:
@@ -35,9 +66,91 @@ def _report(json_path, device, suite: str, table_text: str, note: str = "", **ro
     return 0
 
 
-def main(argv=None) -> int:
-    import argparse
+def _run_draw(a, device) -> int:
+    reference = load_reference(a.reference) if device.type == "cuda" else None
+    text, _ = run(a.configs or None, device, a.quick, a.json_path, a.plot_path, not a.no_baseline, not a.no_cpu,
+                  a.cpu_threads, reference=reference)
+    print(text)
+    return 0
 
+
+def _run_targets(a, device) -> int:
+    rows = targets_bench(device, a.targets or None, quick=a.quick, cpu=not a.no_cpu, cpu_threads=a.cpu_threads)
+    return _report(a.json_path, device, "targets", targets_table(rows), targets=rows)
+
+
+def _run_decode(a, device) -> int:
+    peaks = peaks_bench(device) if device.type == "cuda" else []
+    nms = nms_bench(device)
+    return _report(a.json_path, device, "decode", decode_markdown(peaks, nms), peaks=peaks, circle_nms=nms)
+
+
+def _run_cpu_table(a, device) -> int:
+    """Always on the CPU, whatever --device says."""
+    rows = cpu_table(a.configs or None, rounds=3 if a.quick else 7, budget_s=0.005 if a.quick else 0.05,
+                     quick_mode=a.quick)
+    return _report(a.json_path, torch.device("cpu"), "cpu-table", cpu_markdown(rows), cpu_table=rows)
+
+
+def _run_loss(a, device) -> int:
+    rows = loss_bench(device)
+    return _report(a.json_path, device, "loss", loss_table(rows), loss=rows,
+                   note=f", copy {rows[0]['copy_tb_s']:.2f} TB/s, backward() of a one-element graph "
+                        f"{rows[0]['backward_floor_us']:.1f} µs wall")
+
+
+def _run_loss_variants(a, device) -> int:
+    rows = loss_variants(device)
+    with open(a.loss_variants, "w") as f:
+        json.dump(rows, f, indent=1)
+    for key, kernel in (("fwd_with_grad_us", "forward"), ("bwd_recompute_us", "backward")):
+        best = min(rows, key=lambda r: r[key])
+        default = next((r[key] for r in rows if r[f"{kernel}_default"]), float("nan"))
+        print(f"{key}: best block={best['block']} programs={best['programs']} warps={best['warps']} "
+              f"prefetch={best['prefetch']} {best[key]:.1f} us; default {default:.1f} us")
+    return 0
+
+
+def _run_profile(a, device) -> int:
+    print(profile_draw(device))
+    return 0
+
+
+def _run_variants(a, device) -> int:
+    rows = variants(device)
+    with open(a.variants, "w") as f:
+        json.dump(rows, f, indent=1)
+    for name in dict.fromkeys(r["config"] for r in rows):
+        mine = [r for r in rows if r["config"] == name]
+        best = min(mine, key=lambda r: r["kernel_us"])
+        default = next(r for r in mine if r["default"]) if any(r["default"] for r in mine) else None
+        print(f"{name}: best boxes={best['boxes']} split={best['split']} warps={best['warps']} "
+              f"{best['kernel_us']:.2f} us; default {default and (default['boxes'], default['split'], round(default['kernel_us'], 2))}")
+    return 0
+
+
+# The default suite first; then the others in the order --help lists them. One runs per call.
+SUITES = (
+    Suite("draw", None, "the drawing configs against the per-box loop (without a suite option)", False, _run_draw),
+    Suite("decode", "--decode", "heatmap peaks against mmdet/mmdet3d's compositions (eager, compiled; GPU) and "
+          "circle NMS against mmdet3d's loop on the CPU, then exit", False, _run_decode),
+    Suite("cpu-table", "--cpu-table", "CPU: gaussdraw against the per-box loop for one sample of 1 and 10 boxes "
+          "and every config (or the CONFIGs given), 2 threads and 1, min/median/max over rounds, then exit",
+          False, _run_cpu_table),
+    Suite("profile", "--profile", "cProfile of the host side of a draw call, then exit", False, _run_profile),
+    Suite("loss", "--loss", "GPU: time the Gaussian focal loss against mmdet's composition (eager, compiled), "
+          "then exit", True, _run_loss),
+    Suite("loss-variants", "--loss-variants", "GPU: time forced launch shapes of the loss kernels into JSON, "
+          "then exit", True, _run_loss_variants, (("default", None), ("metavar", "JSON"))),
+    Suite("variants", "--variants", "GPU: time forced launch shapes (boxes per program x window splits) into "
+          "JSON, then exit", True, _run_variants, (("default", None), ("metavar", "JSON"))),
+    Suite("targets", "--targets", "time whole target assignment against the heads' per-box loops (configs: "
+          f"{', '.join(TARGET_CONFIGS)}; default all), then exit", False, _run_targets,
+          (("nargs", "*"), ("default", None), ("choices", tuple(TARGET_CONFIGS)), ("metavar", "CONFIG"))),
+)
+
+
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gaussdraw bench", description="gaussdraw against its baselines, with the "
                                 "floors measured in the same run. Without a suite option: the drawing configs.")
     p.add_argument("configs", nargs="*", metavar="CONFIG",
@@ -50,78 +163,35 @@ def main(argv=None) -> int:
     p.add_argument("--no-baseline", action="store_true", help="skip the per-box loop")
     p.add_argument("--no-cpu", action="store_true", help="on a GPU machine, skip the CPU rows")
     p.add_argument("--cpu-threads", type=int, default=2, help="torch threads for the CPU rows (default 2)")
-    p.add_argument("--decode", action="store_true",
-                   help="heatmap peaks against mmdet/mmdet3d's compositions (eager, compiled; GPU) and circle NMS "
-                        "against mmdet3d's loop on the CPU, then exit")
-    p.add_argument("--cpu-table", action="store_true",
-                   help="CPU: gaussdraw against the per-box loop for one sample of 1 and 10 boxes and every config "
-                        "(or the CONFIGs given), 2 threads and 1, min/median/max over rounds, then exit")
-    p.add_argument("--profile", action="store_true", help="cProfile of the host side of a draw call, then exit")
-    p.add_argument("--loss", action="store_true",
-                   help="GPU: time the Gaussian focal loss against mmdet's composition (eager, compiled), then exit")
-    p.add_argument("--loss-variants", default=None, metavar="JSON",
-                   help="GPU: time forced launch shapes of the loss kernels into JSON, then exit")
-    p.add_argument("--variants", default=None, metavar="JSON",
-                   help="GPU: time forced launch shapes (boxes per program x window splits) into JSON, then exit")
-    p.add_argument("--targets", nargs="*", default=None, choices=list(TARGET_CONFIGS), metavar="CONFIG",
-                   help="time whole target assignment against the heads' per-box loops (configs: "
-                        f"{', '.join(TARGET_CONFIGS)}; default all), then exit")
+    suites = p.add_mutually_exclusive_group()
+    for suite in SUITES:
+        if suite.flag:
+            suites.add_argument(suite.flag, help=suite.help, **dict(suite.option))
     p.add_argument("--reference", default=os.environ.get("GAUSSDRAW_REFERENCE"), metavar="DIR",
                    help="GPU: also time ACCV-Lab's draw_heatmap, built from DIR/load_reference.py, on the same "
                         "inputs (default: $GAUSSDRAW_REFERENCE)")
+    return p
+
+
+def _device(a: argparse.Namespace, suite: Suite) -> torch.device:
+    """--device, checked; else cuda where the suite needs a GPU or one is there, else cpu. A GPU suite
+    without one (or given --device cpu) exits with one line."""
+    from ..cli import check_device
+
+    check_device(a.device)
+    device = torch.device(a.device or ("cuda" if suite.needs_gpu or torch.cuda.is_available() else "cpu"))
+    if suite.needs_gpu and not torch.cuda.is_available():
+        raise SystemExit(f"gaussdraw: bench {suite.flag} times CUDA kernels, and torch sees no CUDA GPU here")
+    if suite.needs_gpu and device.type != "cuda":
+        raise SystemExit(f"gaussdraw: bench {suite.flag} times CUDA kernels: use --device cuda, not {a.device}")
+    return device
+
+
+def main(argv=None) -> int:
+    p = _parser()
     a = p.parse_args(argv)
     unknown = [c for c in a.configs if c not in CONFIGS]
     if unknown:
         p.error(f"unknown config {unknown[0]!r}; choose from {', '.join(CONFIGS)}")
-    from ..cli import check_device
-
-    check_device(a.device)
-    if a.targets is not None:
-        device = torch.device(a.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        rows = targets_bench(device, a.targets or None, quick=a.quick, cpu=not a.no_cpu, cpu_threads=a.cpu_threads)
-        return _report(a.json_path, device, "targets", targets_table(rows), targets=rows)
-    if a.decode:
-        device = torch.device(a.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        peaks = peaks_bench(device) if device.type == "cuda" else []
-        nms = nms_bench(device)
-        return _report(a.json_path, device, "decode", decode_markdown(peaks, nms), peaks=peaks, circle_nms=nms)
-    if a.cpu_table:
-        rows = cpu_table(a.configs or None, rounds=3 if a.quick else 7, budget_s=0.005 if a.quick else 0.05,
-                         quick_mode=a.quick)
-        return _report(a.json_path, torch.device("cpu"), "cpu-table", cpu_markdown(rows), cpu_table=rows)
-    if a.loss:
-        device = torch.device(a.device or "cuda")
-        rows = loss_bench(device)
-        return _report(a.json_path, device, "loss", loss_table(rows), loss=rows,
-                       note=f", copy {rows[0]['copy_tb_s']:.2f} TB/s, backward() of a one-element graph "
-                            f"{rows[0]['backward_floor_us']:.1f} µs wall")
-    if a.loss_variants:
-        rows = loss_variants(torch.device(a.device or "cuda"))
-        with open(a.loss_variants, "w") as f:
-            json.dump(rows, f, indent=1)
-        for key, kernel in (("fwd_with_grad_us", "forward"), ("bwd_recompute_us", "backward")):
-            best = min(rows, key=lambda r: r[key])
-            default = next((r[key] for r in rows if r[f"{kernel}_default"]), float("nan"))
-            print(f"{key}: best block={best['block']} programs={best['programs']} warps={best['warps']} "
-                  f"prefetch={best['prefetch']} {best[key]:.1f} us; default {default:.1f} us")
-        return 0
-    if a.profile:
-        print(profile_draw(torch.device(a.device or ("cuda" if torch.cuda.is_available() else "cpu"))))
-        return 0
-    if a.variants:
-        rows = variants(torch.device(a.device or "cuda"))
-        with open(a.variants, "w") as f:
-            json.dump(rows, f, indent=1)
-        for name in dict.fromkeys(r["config"] for r in rows):
-            mine = [r for r in rows if r["config"] == name]
-            best = min(mine, key=lambda r: r["kernel_us"])
-            default = next(r for r in mine if r["default"]) if any(r["default"] for r in mine) else None
-            print(f"{name}: best boxes={best['boxes']} split={best['split']} warps={best['warps']} "
-                  f"{best['kernel_us']:.2f} us; default {default and (default['boxes'], default['split'], round(default['kernel_us'], 2))}")
-        return 0
-    device = torch.device(a.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    reference = load_reference(a.reference) if device.type == "cuda" else None
-    text, _ = run(a.configs or None, device, a.quick, a.json_path, a.plot_path, not a.no_baseline, not a.no_cpu,
-                  a.cpu_threads, reference=reference)
-    print(text)
-    return 0
+    suite = next((s for s in SUITES if s.flag and s.selected(a)), SUITES[0])
+    return suite.run(a, _device(a, suite))
