@@ -36,14 +36,18 @@ class Route(NamedTuple):
     traced: bool
 
 
-@dataclass(frozen=True)
+@dataclass
 class Implementations:
     """An op's implementations: ``triton`` and ``torch`` take the same arguments; ``registered``
-    (the ``torch.library`` op) takes them followed by ``use_triton``."""
+    (the ``torch.library`` op) takes them followed by ``use_triton`` and runs :meth:`pick`'s
+    choice, as an eager call does."""
 
     triton: Callable
     torch: Callable
     registered: Callable
+
+    def pick(self, use_triton: bool) -> Callable:
+        return self.triton if use_triton else self.torch
 
 
 def check_backend(backend) -> None:
@@ -67,4 +71,4 @@ def run(op: Implementations, chosen: Route, *args):
     """Run ``op``'s implementation that ``chosen`` names on ``args``."""
     if chosen.traced:
         return op.registered(*args, chosen.use_triton)
-    return (op.triton if chosen.use_triton else op.torch)(*args)
+    return op.pick(chosen.use_triton)(*args)

@@ -337,8 +337,7 @@ def centernet_targets_op(
 ) -> torch.Tensor:
     """The op as torch.compile and the dispatcher see it: the Triton kernels or the torch
     kernels, as ``use_triton`` says (:mod:`gaussdraw.dispatch`)."""
-    implementation = centernet_targets_triton if use_triton else centernet_targets_torch
-    return implementation(bboxes, labels, counts, num_classes, feat_h, feat_w, img_h, img_w, min_overlap)
+    return CENTERNET_TARGETS.pick(use_triton)(bboxes, labels, counts, num_classes, feat_h, feat_w, img_h, img_w, min_overlap)
 
 
 @centernet_targets_op.register_fake

@@ -357,9 +357,9 @@ def centerpoint_targets_op(
 ) -> torch.Tensor:
     """The op as torch.compile and the dispatcher see it: the Triton kernels or the torch
     kernel, as ``use_triton`` says (:mod:`gaussdraw.dispatch`)."""
-    implementation = centerpoint_targets_triton if use_triton else centerpoint_targets_torch
-    return implementation(boxes, labels, counts, task_sizes, feat_h, feat_w, point_cloud_range, voxel_size,
-                          out_size_factor, gaussian_overlap, min_radius, max_objs, norm_bbox)
+    return CENTERPOINT_TARGETS.pick(use_triton)(boxes, labels, counts, task_sizes, feat_h, feat_w, point_cloud_range,
+                                                voxel_size, out_size_factor, gaussian_overlap, min_radius, max_objs,
+                                                norm_bbox)
 
 
 @centerpoint_targets_op.register_fake

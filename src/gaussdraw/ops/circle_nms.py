@@ -213,8 +213,7 @@ def circle_nms_op(centers: torch.Tensor, order: torch.Tensor, counts: torch.Tens
                   post_max_size: int, use_triton: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """The op as torch.compile and the dispatcher see it: the Triton kernel or the torch loop, as
     ``use_triton`` says (:mod:`gaussdraw.dispatch`)."""
-    implementation = circle_nms_triton if use_triton else circle_nms_torch
-    return implementation(centers, order, counts, thresholds, post_max_size)
+    return CIRCLE_NMS.pick(use_triton)(centers, order, counts, thresholds, post_max_size)
 
 
 @circle_nms_op.register_fake

@@ -275,8 +275,7 @@ def draw_gaussians_op(
     the Triton kernel or the torch kernel, as ``use_triton`` says (:mod:`gaussdraw.dispatch`).
     (As a ``triton_op``, traced into by Inductor, the batched form drew wrong values on an
     H100 with torch 2.11 / Triton 3.6, so the kernel stays opaque.)"""
-    implementation = draw_gaussians_triton if use_triton else draw_gaussians_torch
-    implementation(heatmap, centers, radii, index, counts, planes_per_sample, sigma_factor, k_scale)
+    DRAW_GAUSSIANS.pick(use_triton)(heatmap, centers, radii, index, counts, planes_per_sample, sigma_factor, k_scale)
 
 
 @draw_gaussians_op.register_fake

@@ -82,7 +82,7 @@ def local_maximum_torch(heat: torch.Tensor, kernel: int) -> torch.Tensor:
 def local_maximum_op(heat: torch.Tensor, kernel: int, use_triton: bool) -> torch.Tensor:
     """The op as torch.compile and the dispatcher see it: the Triton kernel or mmdet's composition,
     as ``use_triton`` says (:mod:`gaussdraw.dispatch`)."""
-    return (local_maximum_triton if use_triton else local_maximum_torch)(heat, kernel)
+    return LOCAL_MAXIMUM.pick(use_triton)(heat, kernel)
 
 
 @local_maximum_op.register_fake
