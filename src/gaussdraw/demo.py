@@ -77,7 +77,6 @@ def run(out: str = "demo.png", device: str | None = None) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.patches as patches
     import matplotlib.pyplot as plt
 
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -97,34 +96,10 @@ def run(out: str = "demo.png", device: str | None = None) -> str:
     t_ours, t_loop = _time(ours, 20), _time(per_box, 3)
 
     fig, axes = plt.subplots(2, 2, figsize=(12, 7.5), constrained_layout=True)
-    extent = (0, IMAGE_SIZE[1], IMAGE_SIZE[0], 0)
-    edge = ["tab:red", "tab:green", "gold"]
     centers_px = ((boxes[:, :2] + boxes[:, 2:]) / 2).tolist()
     outside = [(x < 0 or x >= IMAGE_SIZE[1] or y < 0 or y >= IMAGE_SIZE[0]) for x, y in centers_px]
-    ax = axes[0, 0]
-    ax.imshow(image.permute(1, 2, 0).numpy())
-    for (x1, y1, x2, y2), (x, y), label, out_of_frame in zip(boxes.tolist(), centers_px, labels.tolist(), outside):
-        ax.add_patch(patches.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, color=edge[label], lw=1.5,
-                                       ls="--" if out_of_frame else "-"))
-        if not out_of_frame:
-            ax.plot(x, y, "+", color=edge[label], ms=7, mew=1.5)
-    handles = [patches.Patch(edgecolor=edge[c], facecolor="none", label=name) for c, name in enumerate(CLASSES)]
-    handles.append(patches.Patch(edgecolor="black", facecolor="none", ls="--",
-                                 label=f"center outside the frame ({sum(outside)})"))
-    ax.legend(handles=handles, loc="upper right", fontsize=8, framealpha=0.85)
-    ax.set_title(f"scene: {len(boxes)} boxes, {len(CLASSES)} classes (+ centers)")
-    ax.set_xlim(0, IMAGE_SIZE[1])
-    ax.set_ylim(IMAGE_SIZE[0], 0)
-    hm = heatmap[0].cpu()
-    for c, name in enumerate(CLASSES):
-        ax = axes.flat[c + 1]
-        ax.imshow(image.permute(1, 2, 0).numpy(), extent=extent, alpha=0.35)
-        shown = ax.imshow(hm[c].numpy(), cmap="magma", vmin=0, vmax=1, alpha=0.8, extent=extent)
-        mine = [(x, y) for (x, y), label, o in zip(centers_px, labels.tolist(), outside) if label == c and not o]
-        if mine:
-            ax.plot(*zip(*mine), "x", color="cyan", ms=5, mew=1.2, label="box centers")
-            ax.legend(loc="upper right", fontsize=8, framealpha=0.85)
-        ax.set_title(f"heatmap '{name}' ({shape[2]}x{shape[3]}, stride {STRIDE}): {int((labels == c).sum())} boxes")
+    _plot_scene(axes[0, 0], image, boxes, labels, centers_px, outside)
+    shown = _plot_heatmaps(axes, image, heatmap[0].cpu(), labels, centers_px, outside, shape)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
@@ -139,3 +114,41 @@ def run(out: str = "demo.png", device: str | None = None) -> str:
         f"gaussdraw {t_ours * 1e3:.3f} ms vs per-box loop {t_loop * 1e3:.2f} ms "
         f"({speedup}) for {len(boxes)} boxes on {device.type}; wrote {out}"
     )
+
+
+_EDGE_COLORS = ["tab:red", "tab:green", "gold"]
+
+
+def _plot_scene(ax, image, boxes, labels, centers_px, outside) -> None:
+    """The image with its boxes (dashed where the center leaves the frame) and their centers."""
+    import matplotlib.patches as patches
+
+    edge = _EDGE_COLORS
+    ax.imshow(image.permute(1, 2, 0).numpy())
+    for (x1, y1, x2, y2), (x, y), label, out_of_frame in zip(boxes.tolist(), centers_px, labels.tolist(), outside):
+        ax.add_patch(patches.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, color=edge[label], lw=1.5,
+                                       ls="--" if out_of_frame else "-"))
+        if not out_of_frame:
+            ax.plot(x, y, "+", color=edge[label], ms=7, mew=1.5)
+    handles = [patches.Patch(edgecolor=edge[c], facecolor="none", label=name) for c, name in enumerate(CLASSES)]
+    handles.append(patches.Patch(edgecolor="black", facecolor="none", ls="--",
+                                 label=f"center outside the frame ({sum(outside)})"))
+    ax.legend(handles=handles, loc="upper right", fontsize=8, framealpha=0.85)
+    ax.set_title(f"scene: {len(boxes)} boxes, {len(CLASSES)} classes (+ centers)")
+    ax.set_xlim(0, IMAGE_SIZE[1])
+    ax.set_ylim(IMAGE_SIZE[0], 0)
+
+
+def _plot_heatmaps(axes, image, hm, labels, centers_px, outside, shape):
+    """One heatmap per class over the faded image, with that class's centers; returns the last image."""
+    extent = (0, IMAGE_SIZE[1], IMAGE_SIZE[0], 0)
+    for c, name in enumerate(CLASSES):
+        ax = axes.flat[c + 1]
+        ax.imshow(image.permute(1, 2, 0).numpy(), extent=extent, alpha=0.35)
+        shown = ax.imshow(hm[c].numpy(), cmap="magma", vmin=0, vmax=1, alpha=0.8, extent=extent)
+        mine = [(x, y) for (x, y), label, o in zip(centers_px, labels.tolist(), outside) if label == c and not o]
+        if mine:
+            ax.plot(*zip(*mine), "x", color="cyan", ms=5, mew=1.2, label="box centers")
+            ax.legend(loc="upper right", fontsize=8, framealpha=0.85)
+        ax.set_title(f"heatmap '{name}' ({shape[2]}x{shape[3]}, stride {STRIDE}): {int((labels == c).sum())} boxes")
+    return shown
