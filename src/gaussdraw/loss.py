@@ -125,11 +125,17 @@ def _forward(pred, target, weight, avg_factor, config: _Config, write_grad: bool
     if config.divide_by_positives:
         divisor = positives.clamp(min=1).to(loss.dtype) + _FLOAT32_EPS
     elif avg_factor is not None:
-        divisor = avg_factor.to(loss.dtype) + _FLOAT32_EPS
+        divisor = _cast(avg_factor, loss.dtype) + _FLOAT32_EPS
     if divisor is not None:
         loss = loss / divisor
     loss = loss * config.scale
-    return (loss if config.keep_accumulator else loss.to(pred.dtype)), positives, None, divisor
+    return (loss if config.keep_accumulator else _cast(loss, pred.dtype)), positives, None, divisor
+
+
+def _cast(tensor: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``tensor`` in ``dtype``; never ``.to()`` to its own dtype, whose result (the tensor itself)
+    made torch 2.11's compiled autograd.Function pass the loss a zero gradient."""
+    return tensor if tensor.dtype == dtype else tensor.to(dtype)
 
 
 class _FocalLoss(torch.autograd.Function):
@@ -150,8 +156,7 @@ class _FocalLoss(torch.autograd.Function):
         loss, positives, grad_pred, divisor = _forward(pred, target, weight, avg_factor, config, stored)
         ctx.save_for_backward(pred, target, weight, divisor)
         ctx.grad_pred, ctx.config = grad_pred, config
-        ctx.mark_non_differentiable(positives)
-        return loss, positives
+        return loss, positives  # positives: int64, not differentiable
 
     @staticmethod
     def backward(ctx, grad_loss, grad_positives):
@@ -184,7 +189,7 @@ def _focal_loss(pred, target, alpha, gamma, pos_weight, neg_weight, reduction, a
     else:  # no graph to record: skip the autograd.Function's own cost
         loss, positives, _, _ = _forward(pred, target, weight, inner, config, write_grad=False)
     if outer is not None:  # autograd differentiates this division (avg_factor needs grad)
-        loss = (loss / (outer + _FLOAT32_EPS)).to(pred.dtype)
+        loss = _cast(loss / (outer + _FLOAT32_EPS), pred.dtype)
     elif reduction == "mean" and isinstance(avg_factor, torch.Tensor) and avg_factor.dim():
         loss = loss.reshape(avg_factor.shape)  # the shape of sum / avg_factor, as in mmdet
     return (loss * loss_weight if not config.reduce and loss_weight != 1 else loss), positives
