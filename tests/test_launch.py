@@ -221,6 +221,9 @@ def test_arguments_by_name_only(on_cuda):
         arguments["count"] = arguments.pop("n")
         launching.launch(kernel, (1,), num_warps=1, **arguments)
 
+    with pytest.raises(TypeError, match="num_warps"):
+        launching.launch(kernel, (1,), **_arguments(x, y))
+
     def clashing(x_ptr, grid):
         pass
 
