@@ -3,21 +3,16 @@ old value and puts a lost NaN back (the default), against a plain atomic max, in
 
 import torch
 
-from gaussdraw.bench.draw import CONFIGS, _calls, make_inputs
+from gaussdraw.bench.draw import CONFIGS, _batched_draw, make_inputs
 from gaussdraw.bench.timing import graph_time
-from gaussdraw.ops import draw_gaussians
+from gaussdraw.ops.draw_gaussians import DrawLaunchShape
 
 for name in ("seed-batched", "centerpoint-nus", "centernet-coco", "large-radius", "dense"):
     inputs = make_inputs(CONFIGS[name], "cuda")
     heatmap = torch.zeros(CONFIGS[name].shape, device="cuda")
-    draw, _ = _calls(inputs, validate=False)
     times = {True: [], False: []}
     for _ in range(3):
         for keep in (True, False):
-            draw_gaussians.TUNING["keep_nan"] = keep
-            try:
-                times[keep].append(graph_time(lambda: draw(heatmap)) * 1e6)
-            finally:
-                draw_gaussians.TUNING.clear()
+            times[keep].append(graph_time(_batched_draw(inputs, heatmap, DrawLaunchShape(keep_nan=keep))) * 1e6)
     print(f"{name}: keep NaN {min(times[True]):.2f} us, plain max {min(times[False]):.2f} us "
           f"(rounds {[round(t, 2) for t in times[True]]} / {[round(t, 2) for t in times[False]]})")

@@ -10,7 +10,10 @@ from gaussdraw.bench.targets import TARGET_CONFIGS, _calls, _options, centernet_
 from gaussdraw.bench.timing import wall_time
 from gaussdraw.ops import centernet_targets as centernet_op
 from gaussdraw.ops import centerpoint_targets as centerpoint_op
-from gaussdraw.ops import draw_gaussians
+from gaussdraw.ops.kernels import centernet_targets as centernet_kernels
+from gaussdraw.ops.kernels import centerpoint_targets as centerpoint_kernels
+from gaussdraw.ops.kernels import draw_gaussians
+from gaussdraw.ops.launch import direct_launch_status, last_launch_path
 
 
 def per_call(fn, calls=300):
@@ -31,19 +34,20 @@ for name in ("centernet-coco", "centerpoint-nus"):
         op_args = (padded, padded_labels, counts, options["num_classes"], *options["feat_size"], *options["img_size"],
                    0.3)
         op = centernet_op.centernet_targets_triton
-        launchers = {"boxes": centernet_op._launch_boxes, "regress": centernet_op._launch_regress}
+        kernels = {"boxes": centernet_kernels.centernet_boxes_kernel,
+                   "regress": centernet_kernels.centernet_regress_kernel}
     else:
         width, height = (g // options["out_size_factor"] for g in options["grid_size"][:2])
         op_args = (padded, padded_labels, counts, [1, 2, 2, 1, 2, 2], height, width,
                    options["point_cloud_range"][:2], options["voxel_size"][:2], options["out_size_factor"],
                    options["gaussian_overlap"], options["min_radius"], options["max_objs"], True)
         op = centerpoint_op.centerpoint_targets_triton
-        launchers = {"assign": centerpoint_op._launch_assign}
-    launchers["draw"] = draw_gaussians._launch_kernel
+        kernels = {"assign": centerpoint_kernels.centerpoint_assign_kernel}
+    kernels["draw"] = draw_gaussians.draw_gaussians_kernel
     print(f"{name}: whole call {per_call(as_padded):.1f} us, lists {per_call(as_list):.1f} us, "
           f"op alone {per_call(lambda: op(*op_args)):.1f} us")
-    print(f"{name}: launchers " + ", ".join(f"{k}: direct={v.direct}, compiled={len(v.compiled)}"
-                                            for k, v in launchers.items()))
+    print(f"{name}: {direct_launch_status()}; last launch paths "
+          + ", ".join(f"{k}: {last_launch_path(v)}" for k, v in kernels.items()))
     profile = cProfile.Profile()
     profile.enable()
     for _ in range(300):

@@ -15,10 +15,8 @@ from triton.backends.compiler import GPUTarget
 
 import triton.language as tl
 
-from gaussdraw.ops import centernet_targets, centerpoint_targets, circle_nms, draw_gaussians, local_maximum, peaks
-from gaussdraw.ops._triton import load_triton
-
-load_triton()  # the kernels as triton.jit functions
+from gaussdraw.ops.kernels import (centernet_targets, centerpoint_targets, circle_nms, draw_gaussians,
+                                   local_maximum, peaks)
 
 FLOATS = {"sigma_factor", "k_scale", "zero_below", "width_ratio", "height_ratio", "one_minus", "one_plus", "minus_two_o", "o_minus_one", "sixteen_o", "eight_o",
           "range_x", "range_y", "voxel_x", "voxel_y", "out_size_factor"}
@@ -28,20 +26,20 @@ POINTERS = {"centers_ptr": "*i64", "radii_ptr": "*i64", "index_ptr": "*i64", "la
             "candidates_ptr": "*i64", "count_ptr": "*i32", "best_ptr": "*i64"}
 DECODE = {"centers_ptr": "*fp32"}  # circle NMS takes float centers
 KERNELS = [  # (kernel, constexprs, compiled without fused multiply-adds[, pointer types])
-    (draw_gaussians._draw_gaussians_kernel,
+    (draw_gaussians.draw_gaussians_kernel,
      dict(HAS_INDEX=True, HAS_COUNTS=True, BITS=tl.int32, BOXES=1, BLOCK_H=16, BLOCK_W=32, LIMIT=2**62,
           W_CONTIGUOUS=True, KEEP_NAN=True), False),
-    (centernet_targets._centernet_boxes_kernel, dict(HAS_COUNTS=True, BLOCK=64), True),
-    (centernet_targets._centernet_regress_kernel, dict(HAS_COUNTS=True, BLOCK=64, COUNT_BLOCK=1024), True),
-    (centerpoint_targets._centerpoint_assign_kernel,
+    (centernet_targets.centernet_boxes_kernel, dict(HAS_COUNTS=True, BLOCK=64), True),
+    (centernet_targets.centernet_regress_kernel, dict(HAS_COUNTS=True, BLOCK=64, COUNT_BLOCK=1024), True),
+    (centerpoint_targets.centerpoint_assign_kernel,
      dict(HAS_COUNTS=True, HAS_VELOCITY=True, NORM_BBOX=True, COLUMNS=10, BLOCK=64), True),
-    (circle_nms._circle_nms_kernel, dict(BLOCK=128), True, DECODE),
-    (circle_nms._order_keys_kernel, dict(BLOCK=1024), False),
-    (local_maximum._local_maximum_kernel, dict(KERNEL=3, BLOCK_H=16, BLOCK_W=64), False),
-    (peaks._tile_max_kernel, dict(KERNEL=3, BLOCK_H=16, BLOCK_W=64), False),
-    (peaks._candidates_kernel, dict(KERNEL=3, BLOCK_H=16, BLOCK_W=64), False),
-    (peaks._select_kernel, dict(KERNEL=3, KEEP=128, CHUNK=2048), False),
-    (peaks._order_kernel, dict(KEEP=512), False, {"scores_ptr": "*fp32", "flat_ptr": "*i64", "labels_ptr": "*i64",
+    (circle_nms.circle_nms_kernel, dict(BLOCK=128), True, DECODE),
+    (circle_nms.order_keys_kernel, dict(BLOCK=1024), False),
+    (local_maximum.local_maximum_kernel, dict(KERNEL=3, BLOCK_H=16, BLOCK_W=64), False),
+    (peaks.tile_max_kernel, dict(KERNEL=3, BLOCK_H=16, BLOCK_W=64), False),
+    (peaks.candidates_kernel, dict(KERNEL=3, BLOCK_H=16, BLOCK_W=64), False),
+    (peaks.select_kernel, dict(KERNEL=3, KEEP=128, CHUNK=2048), False),
+    (peaks.order_kernel, dict(KEEP=512), False, {"scores_ptr": "*fp32", "flat_ptr": "*i64", "labels_ptr": "*i64",
                                                   "ys_ptr": "*i64", "xs_ptr": "*i64", "indices_ptr": "*i64"}),
 ]
 

@@ -233,35 +233,36 @@ def test_circle_nms_order_is_the_same_from_both_key_builders(device_backend):
 @pytest.mark.parametrize("levels, shape, ks, chunk", [(1000, (2, 3, 40, 130), (1, 5, 12), 32),
                                                        (2, (1, 2, 20, 70), (1, 5), 256)],
                          ids=["distinct", "plateaus-overflow"])
-def test_tile_bound_peaks_match_mmdet(device_backend, monkeypatch, levels, shape, ks, chunk):
+def test_tile_bound_peaks_match_mmdet(device_backend, levels, shape, ks, chunk):
     """Maps with more tiles than k take the tile-bound path: against mmdet, with few candidates
     (distinct values) and with candidates that overflow a small buffer (two levels: plateaus), where
     the select kernel takes every pixel."""
-    from gaussdraw.ops import peaks
+    from gaussdraw.ops._sort_keys import LOW, key_scores
+    from gaussdraw.ops.peaks import PeaksLaunchShape, peak_keys_triton
 
     device, backend = device_backend
     if backend != "triton":
         pytest.skip("the tile-bound path is the Triton backend's")
-    monkeypatch.setattr(peaks, "CHUNK", chunk)
-    monkeypatch.setattr(peaks, "CAPACITY", (1, 24))
+    launch_shape = PeaksLaunchShape(chunk=chunk, capacity=(1, 24))
     g = torch.Generator().manual_seed(levels)
     heat = torch.randint(0, levels, shape, generator=g).float() / levels
     plane = shape[2] * shape[3]
     for k in ks:
         scores, inds, clses, _, _ = mmdet_topk_peaks()(heat, k, 3)
-        ours = heatmap_peaks(heat.to(device), k, backend=backend)
-        assert torch.equal(ours.scores.cpu(), scores)
-        flat = (ours.labels * plane + ours.indices).cpu()
+        keys = peak_keys_triton(heat.to(device), k, 3, shape=launch_shape).cpu()
+        flat = LOW - (keys & LOW)  # as heatmap_peaks decodes them
+        labels, indices = flat // plane, flat % plane
+        assert torch.equal(key_scores(keys, heat.dtype), scores)
         for b in range(shape[0]):
             above = scores[b] > scores[b, -1]
-            assert set(zip(ours.labels[b].cpu()[above].tolist(), ours.indices[b].cpu()[above].tolist())) == \
+            assert set(zip(labels[b][above].tolist(), indices[b][above].tolist())) == \
                 set(zip(clses[b][above].tolist(), inds[b][above].tolist()))
             ties = scores[b] == scores[b, -1]
             assert flat[b][ties].tolist() == sorted(flat[b][ties].tolist())  # equal scores: ascending index
         # the same peaks as the torch backend, ties included (both take the smallest indices)
         alone = heatmap_peaks(heat, k, backend="torch")
         if levels == 2:
-            assert torch.equal(ours.scores.cpu(), alone.scores)
+            assert torch.equal(labels * plane + indices, alone.labels * plane + alone.indices)
 
 
 def test_bench_baselines_match_the_references():

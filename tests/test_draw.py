@@ -458,22 +458,22 @@ def test_public_names():
 # ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("boxes, split", [(1, 1), (4, 1), (2, 3), (16, 2)], ids=lambda v: str(v))
-def test_launch_shapes_agree(device_backend, boxes, split, monkeypatch):
+@pytest.mark.parametrize("boxes, split, warps", [(1, 1, None), (4, 1, 1), (2, 3, 2), (16, 2, 4)],
+                         ids=lambda v: str(v))
+def test_launch_shapes_agree(device_backend, boxes, split, warps):
     device, backend = device_backend
     if backend != "triton":
         pytest.skip("launch shapes are the Triton kernel's")
-    from gaussdraw.ops import draw_gaussians
+    from gaussdraw.ops.draw_gaussians import DrawLaunchShape, draw_gaussians_triton
 
-    monkeypatch.setitem(draw_gaussians.TUNING, "boxes", boxes)
-    monkeypatch.setitem(draw_gaussians.TUNING, "split", split)
     sizes, centers, radii, labels = _batch(11, samples=3, height=40, width=70, max_boxes=7)
     radii = [r * 3 for r in radii]  # windows of several tiles
     start = background((3, 3, 40, 70), seed=11)
     expected = draw_heatmap_batched_per_box(start.clone(), centers, radii, labels_list=labels)
     heatmap = start.to(device)
-    draw_heatmap_batched(heatmap, [c.to(device) for c in centers], [r.to(device) for r in radii],
-                         labels=[lab.to(device) for lab in labels], backend=backend)
+    padded = [_padded(t, -1).to(device) for t in (centers, radii, labels)]  # padding never read
+    draw_gaussians_triton(heatmap.view(9, 40, 70), *padded, torch.tensor(sizes, device=device), 3, 6.0, 1.0,
+                          shape=DrawLaunchShape(boxes=boxes, split=split, warps=warps))
     assert_close(heatmap, expected, 1e-6)
 
 

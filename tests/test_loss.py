@@ -221,31 +221,30 @@ LAUNCH_SHAPES = {
 @pytest.mark.skipif(not any(b == "triton" for _, b in DEVICE_BACKENDS), reason="needs the Triton backend")
 @pytest.mark.parametrize("launch_shape", list(LAUNCH_SHAPES), ids=list(LAUNCH_SHAPES))
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
-def test_launch_shapes_agree(launch_shape, weighted, monkeypatch):
+def test_launch_shapes_agree(launch_shape, weighted):
     """Every launch shape (blocks per program, prefetching, the finalize's chunks) gives the same
-    loss, positives and gradients (stored and recomputed) as the torch backend."""
-    from gaussdraw.ops import focal_loss
+    loss, positives and gradients (stored and recomputed) as the torch formulas."""
+    from gaussdraw.ops.focal_loss import LossLaunchShape, backward_triton, focal_loss_triton
+    from gaussdraw.ops.focal_loss_torch import backward_torch, forward_torch
 
     device = next(d for d, b in DEVICE_BACKENDS if b == "triton")
-    monkeypatch.setattr(focal_loss, "TUNING", LAUNCH_SHAPES[launch_shape])
+    shape = LossLaunchShape(**LAUNCH_SHAPES[launch_shape])
     pred, target = inputs((3, 7, 23), seed=14)  # 483 elements: 31 blocks of 16, a partial last block
+    logits = torch.logit(pred.clamp(0.01, 0.99))
     weight = torch.rand(pred.shape, generator=torch.Generator().manual_seed(2)) if weighted else None
-    results = {}
-    for backend, dev in (("triton", device), ("torch", "cpu")):
-        x = pred.clone().to(dev).requires_grad_()
-        w = weight.to(dev) if weighted else None
-        loss, num_pos = gaussian_focal_loss_with_logits(torch.logit(x.clamp(0.01, 0.99)), target.to(dev), weight=w,
-                                                        avg_factor="num_pos", return_num_pos=True, backend=backend)
-        loss.backward(retain_graph=True)
-        stored = x.grad.clone()
-        loss.backward()  # a second backward recomputes
-        results[backend] = (loss, num_pos, stored, x.grad - stored)
-    (loss, num_pos, stored, recomputed), (ref_loss, ref_num_pos, ref_stored, ref_recomputed) = results.values()
+    options = (2.0, 4.0, 1.0, 1.0, True)
+    ref_sum, ref_num_pos = forward_torch(logits, target, weight, *options, True)
+    ref_grad = backward_torch(torch.ones(()), logits, target, weight, *options)
+    on = [t.to(device) if t is not None else None for t in (logits, target, weight)]
+    loss, num_pos, stored, divisor = focal_loss_triton(*on, *options, True, divide_by_positives=True, write_grad=True,
+                                                       shape=shape)
+    recomputed = backward_triton(torch.ones((), device=device), *on, *options, shape=shape)
     assert num_pos.item() == ref_num_pos.item() == int((target == 1).sum())
-    rel_close(loss, ref_loss, 1e-6, "loss:")
-    scale = ref_stored.abs().max()
-    assert_close(stored.cpu() / scale, ref_stored / scale, 1e-5, "stored grad:")
-    assert_close(recomputed.cpu() / scale, ref_recomputed / scale, 1e-5, "recomputed grad:")
+    rel_close(divisor.cpu(), torch.tensor(max(1, int(ref_num_pos)) + 1.1920928955078125e-07), 1e-7, "divisor:")
+    rel_close(loss.cpu(), ref_sum / divisor.cpu(), 1e-6, "loss:")
+    scale = ref_grad.abs().max()
+    assert_close(stored.cpu() / scale, ref_grad / scale, 1e-5, "stored grad:")
+    assert_close(recomputed.cpu() / scale, ref_grad / scale, 1e-5, "recomputed grad:")
 
 
 @pytest.mark.skipif(not any(b == "triton" for _, b in DEVICE_BACKENDS), reason="needs the Triton backend")

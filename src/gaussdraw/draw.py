@@ -115,8 +115,10 @@ def _draw(heatmap, num_planes, centers, radii, index, counts, planes_per_sample,
                            counts.stride(0))
                 num_samples = radii.shape[0]
             return launch(
-                heatmap, plane_stride, num_planes, centers, strides[0], radii, strides[1], index, strides[2],
-                counts, strides[3], num_samples, boxes_per_sample, planes_per_sample, float(factor), float(k_scale),
+                heatmap, plane_stride=plane_stride, num_planes=num_planes, centers=centers, centers_strides=strides[0],
+                radii=radii, radii_strides=strides[1], index=index, index_strides=strides[2], counts=counts,
+                counts_stride=strides[3], num_samples=num_samples, boxes_per_sample=boxes_per_sample,
+                planes_per_sample=planes_per_sample, sigma_factor=float(factor), k_scale=float(k_scale),
                 bind=True, keep_nan=not zeroed,
             )
 

@@ -4,7 +4,7 @@ A training loop draws the same layout every step. The first call of a layout che
 arguments and launches; an unchecked CUDA call whose tensors have the dtypes, shapes,
 strides and devices (and options) of an earlier one passed those checks already, so it
 repeats that launch with its own tensors: ``PLANS`` maps a layout key to the
-:class:`~gaussdraw.ops._triton.Relaunch` of its first direct launch.
+:class:`~gaussdraw.ops.launch.Relaunch` of its first direct launch.
 """
 
 from __future__ import annotations

@@ -181,6 +181,8 @@ def bench_config(config: Config, device, baseline: bool = True, reference=None) 
         row["loop_ms"] = (time.perf_counter() - start) * 1e3
     calls = 200 if cuda else 3
     row["wall_us"] = wall_time(lambda: draw(heatmap), device, calls) * 1e6
+    if cuda:
+        row["launch_path"] = _launch_path()
     row["wall_validate_us"] = wall_time(lambda: draw_checked(heatmap), device, max(calls // 4, 1)) * 1e6
     row["wall_default_us"] = wall_time(lambda: draw_default(heatmap), device, calls) * 1e6
     if config.form == "batched":
@@ -212,6 +214,14 @@ def bench_config(config: Config, device, baseline: bool = True, reference=None) 
     return row
 
 
+def _launch_path():
+    """The path of the draw kernel's last launch ("direct" or "public"; a relaunch is direct)."""
+    from ..ops.kernels.draw_gaussians import draw_gaussians_kernel
+    from ..ops.launch import last_launch_path
+
+    return last_launch_path(draw_gaussians_kernel)
+
+
 # ----------------------------------------------------------------------------
 # scaling sweep for the plot: kernel time against drawn pixels and radius
 # ----------------------------------------------------------------------------
@@ -229,53 +239,70 @@ def sweep(device, radii=(1, 2, 4, 8, 16, 32, 64, 128), boxes=256, size=512) -> l
     return rows
 
 
+def _batched_draw(inputs: Inputs, heatmap: torch.Tensor, shape):
+    """A draw of a batched config's padded inputs straight through the op's Triton implementation, with a
+    launch shape (:class:`~gaussdraw.ops.draw_gaussians.DrawLaunchShape`)."""
+    from ..ops.draw_gaussians import draw_gaussians_triton
+
+    planes = heatmap.view(-1, *heatmap.shape[-2:])
+    per_sample = max(inputs.config.classes, 1)
+    return lambda: draw_gaussians_triton(planes, inputs.centers, inputs.radii, inputs.labels, inputs.counts,
+                                         per_sample, 6.0, 1.0, shape=shape)
+
+
 def variants(device, names=("seed-batched", "centernet-coco", "large-radius", "dense", "centerpoint-nus"),
              boxes=(1, 2, 4), splits=(1, 2, 4, 8), warps=(1, 2, 4)) -> list[dict]:
-    """Kernel-only time of launch shapes forced through ``TUNING``, and the default's choice."""
-    from ..ops import draw_gaussians
+    """Kernel-only time of forced launch shapes (boxes per program x window splits x warps), and which
+    one the default chooses; each row says the launch path that ran."""
+    from ..ops.draw_gaussians import DrawLaunchShape, launch_shape, launch_warps
 
     rows = []
     for name in names:
-        inputs = make_inputs(CONFIGS[name], device)
-        heatmap = torch.zeros(CONFIGS[name].shape, device=device)
-        draw, _ = _calls(inputs, validate=False)
-        default = draw_gaussians._launch_shape(inputs.radii.numel(), *CONFIGS[name].shape[-2:], device)
+        config = CONFIGS[name]
+        inputs = make_inputs(config, device)
+        heatmap = torch.zeros(config.shape, device=device)
+        num_boxes, (height, width) = inputs.radii.numel(), config.shape[-2:]
+        chosen = (*launch_shape(num_boxes, height, width, device)[:2],
+                  launch_warps(height, width, num_boxes, heatmap.numel() // (height * width)))
         for nw in warps:
             for nb in boxes:
                 for sp in splits:
-                    draw_gaussians.TUNING.update(boxes=nb, split=sp, warps=nw)
-                    try:
-                        rows.append(dict(config=name, boxes=nb, split=sp, warps=nw,
-                                         default=(nb, sp, nw) == (*default[:2], 2),
-                                         kernel_us=graph_time(lambda: draw(heatmap)) * 1e6))
-                    finally:
-                        draw_gaussians.TUNING.clear()
+                    draw = _batched_draw(inputs, heatmap, DrawLaunchShape(boxes=nb, split=sp, warps=nw))
+                    rows.append(dict(config=name, boxes=nb, split=sp, warps=nw, default=(nb, sp, nw) == chosen,
+                                     kernel_us=graph_time(draw) * 1e6, launch_path=_launch_path()))
     return rows
 
 
 def overhead(device) -> dict:
-    """Wall per call (µs) of each layer of a seed-batched draw, to see where host time goes."""
-    from ..ops import draw_gaussians as ops
+    """Wall per call (µs) of each layer of a seed-batched draw, to see where host time goes: the draw, its
+    launch, an empty kernel through :func:`~gaussdraw.ops.launch.launch` and Triton's own launch, each with
+    the direct path allowed and forbidden; and which path each took."""
+    from ..ops import draw_gaussians
+    from ..ops.launch import direct_launch_status, launch, set_direct_launch
 
     inputs = make_inputs(CONFIGS["seed-batched"], device)
     heatmap = torch.zeros(CONFIGS["seed-batched"].shape, device=device)
     draw, _ = _calls(inputs, validate=False)
     h, w = heatmap.shape[-2:]
-    args = (heatmap, h * w, heatmap.shape[0], inputs.centers, inputs.centers.stride(), inputs.radii,
-            inputs.radii.stride(), None, (0, 0), inputs.counts, inputs.counts.stride(0), inputs.radii.shape[0],
-            inputs.radii.shape[1], 1, 6.0, 1.0)
-    out = dict(draw=wall_time(lambda: draw(heatmap), device, 2000) * 1e6,
-               launch=wall_time(lambda: ops.launch(*args), device, 2000) * 1e6,
-               direct_launch_enabled=ops._launch_kernel.direct, compiled_kernels=len(ops._launch_kernel.compiled))
-    if ops._launch_kernel.compiled:
-        small = torch.zeros(16, device=device)
-        kernel = empty_kernel[(1,)](small)
-        stream = torch._C._cuda_getCurrentRawStream(device.index or 0)
-        out["empty_kernel_run"] = wall_time(
-            lambda: kernel.run(1, 1, 1, stream, kernel.function, kernel.packed_metadata, None, None, None, small),
-            device, 2000) * 1e6
-        out["empty_kernel_normal"] = wall_time(lambda: empty_kernel[(1,)](small), device, 2000) * 1e6
-        out["launch_shape"] = wall_time(lambda: ops._launch_shape(2400, h, w, device), device, 2000) * 1e6
+    layout = dict(plane_stride=h * w, num_planes=heatmap.shape[0], centers=inputs.centers,
+                  centers_strides=inputs.centers.stride(), radii=inputs.radii, radii_strides=inputs.radii.stride(),
+                  counts=inputs.counts, counts_stride=inputs.counts.stride(0), num_samples=inputs.radii.shape[0],
+                  boxes_per_sample=inputs.radii.shape[1], planes_per_sample=1, sigma_factor=6.0, k_scale=1.0)
+    small = torch.zeros(16, device=device)
+    out = dict(direct_launch=direct_launch_status())
+    for allowed in (True, False):
+        previous = set_direct_launch(allowed)
+        try:
+            suffix = "" if allowed else "_public"
+            out["draw" + suffix] = wall_time(lambda: draw(heatmap), device, 2000) * 1e6
+            out["launch" + suffix] = wall_time(lambda: draw_gaussians.launch(heatmap, **layout), device, 2000) * 1e6
+            out["launch_path" + suffix] = _launch_path()
+            out["empty_kernel" + suffix] = wall_time(lambda: launch(empty_kernel, (1,), num_warps=4, x_ptr=small),
+                                                     device, 2000) * 1e6
+        finally:
+            set_direct_launch(previous)
+    out["empty_kernel_triton"] = wall_time(lambda: empty_kernel[(1,)](small), device, 2000) * 1e6
+    out["launch_shape"] = wall_time(lambda: draw_gaussians.launch_shape(2400, h, w, device), device, 2000) * 1e6
     return out
 
 

@@ -52,28 +52,11 @@ def loss_bench(device, rounds: int = 5) -> list[dict]:
         floor_us = 12 * n / bandwidth * 1e6
         calls, mine = {}, {}
         for variant, fn in variants.items():
-            x = pred.clone().requires_grad_()
-
-            def fwd(fn=fn, x=x):
-                with torch.no_grad():
-                    return fn(x, target)
-
-            def fwd_bwd(fn=fn, x=x):
-                x.grad = None
-                fn(x, target).backward()
-
-            fwd_bwd()  # compile / warm up
-            x.grad = None
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats(device)
-            base = torch.cuda.memory_allocated(device)
-            fwd_bwd()
-            torch.cuda.synchronize()
-            peak_extra = torch.cuda.max_memory_allocated(device) - base
-            x.grad = None
+            fwd, fwd_bwd, x, peak_extra = _calls(fn, pred, target, device)
             calls[variant] = (fwd, fwd_bwd, x)
             mine[variant] = dict(
                 shape=list(shape), config=name, variant=variant, fwd_us=[], fwd_bwd_us=[], fwd_bwd_b2b_us=[],
+                launch_path=_launch_path() if variant == "gaussdraw" else None,
                 fwd_graph_us=graph_time_or_none(fwd), fwd_bwd_graph_us=graph_time_or_none(fwd_bwd),
                 peak_extra_mb=peak_extra / 2**20, pred_mb=n * 4 / 2**20, floor_us=floor_us,
                 copy_tb_s=bandwidth / 1e12, backward_floor_us=backward_floor_us,
@@ -93,33 +76,63 @@ def loss_bench(device, rounds: int = 5) -> list[dict]:
     return rows
 
 
+def _calls(fn, pred, target, device):
+    """(forward, forward + backward, the prediction they differentiate, peak extra bytes of a step) of a
+    loss function, warmed up (compiled)."""
+    x = pred.clone().requires_grad_()
+
+    def fwd():
+        with torch.no_grad():
+            return fn(x, target)
+
+    def fwd_bwd():
+        x.grad = None
+        fn(x, target).backward()
+
+    fwd_bwd()  # compile / warm up
+    x.grad = None
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats(device)
+    base = torch.cuda.memory_allocated(device)
+    fwd_bwd()
+    torch.cuda.synchronize()
+    peak_extra = torch.cuda.max_memory_allocated(device) - base
+    x.grad = None
+    return fwd, fwd_bwd, x, peak_extra
+
+
 def loss_variants(device, blocks=(512, 1024, 2048), warps=(4, 8), programs=(0, 2048, 4096, 8192)) -> list[dict]:
     """Forward (with the stored gradient) and recomputing-backward kernel times on the large loss shape,
-    for forced launch shapes (``focal_loss.TUNING``): elements per step, warps (2 to 16 elements per
-    thread), programs (0: one per block) and prefetching the next block (with several blocks per program)."""
+    for forced launch shapes (:class:`~gaussdraw.ops.focal_loss.LossLaunchShape`): elements per step,
+    warps (2 to 16 elements per thread), programs (0: one per block) and prefetching the next block (with
+    several blocks per program); each row says the launch path that ran."""
     import triton.testing
 
     from ..ops import focal_loss
 
     pred, target = loss_inputs(LOSS_SHAPES["centernet-coco"], device)
     one = torch.ones((), device=device)
-    defaults = {kernel: {k: v for k, v in focal_loss.DEFAULT_SHAPES[kernel].items() if k != "chunk"}
-                for kernel in ("forward", "backward")}
     rows = []
-    shapes = [dict(block=b, warps=w, programs=p, prefetch=f) for b in blocks for w in warps for p in programs
-              for f in (False, True) if 2 <= b // (32 * w) <= 16 and not (f and p == 0)]
+    shapes = [focal_loss.LossLaunchShape(block=b, programs=p, warps=w, prefetch=f)
+              for b in blocks for w in warps for p in programs for f in (False, True)
+              if 2 <= b // (32 * w) <= 16 and not (f and p == 0)]
     for shape in shapes:
-        focal_loss.TUNING.update(shape)
-        try:
-            fwd = triton.testing.do_bench(lambda: focal_loss.focal_loss_triton(
-                pred, target, None, 2.0, 4.0, 1.0, 1.0, False, True, write_grad=True), return_mode="median")
-            bwd = triton.testing.do_bench(lambda: focal_loss.backward_triton(
-                one, pred, target, None, 2.0, 4.0, 1.0, 1.0, False), return_mode="median")
-        finally:
-            focal_loss.TUNING.clear()
-        rows.append(dict(shape, fwd_with_grad_us=fwd * 1e3, bwd_recompute_us=bwd * 1e3,
-                         forward_default=shape == defaults["forward"], backward_default=shape == defaults["backward"]))
+        fwd = triton.testing.do_bench(lambda: focal_loss.focal_loss_triton(
+            pred, target, None, 2.0, 4.0, 1.0, 1.0, False, True, write_grad=True, shape=shape), return_mode="median")
+        bwd = triton.testing.do_bench(lambda: focal_loss.backward_triton(
+            one, pred, target, None, 2.0, 4.0, 1.0, 1.0, False, shape=shape), return_mode="median")
+        rows.append(dict(block=shape.block, warps=shape.warps, programs=shape.programs, prefetch=shape.prefetch,
+                         fwd_with_grad_us=fwd * 1e3, bwd_recompute_us=bwd * 1e3, launch_path=_launch_path(),
+                         forward_default=shape == focal_loss.FORWARD, backward_default=shape == focal_loss.BACKWARD))
     return rows
+
+
+def _launch_path():
+    """The path of the loss forward kernel's last launch ("direct" or "public")."""
+    from ..ops.kernels.focal_loss import focal_loss_forward_kernel
+    from ..ops.launch import last_launch_path
+
+    return last_launch_path(focal_loss_forward_kernel)
 
 
 def loss_table(rows: list[dict]) -> str:

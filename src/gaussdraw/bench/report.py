@@ -44,7 +44,10 @@ def environment(device) -> dict:
     try:
         import triton
 
+        from ..ops.launch import direct_launch_active
+
         env["triton"] = triton.__version__
+        env["launch"] = "direct" if device.type == "cuda" and direct_launch_active() else "public"
     except ImportError:  # pragma: no cover
         env["triton"] = None
     if device.type == "cuda":

@@ -5,14 +5,12 @@ The key is ``(order(score) << 32) | tie``: ``order`` maps a float32 score's bits
 sorts as the score does (negative floats have their magnitude bits flipped), after -0.0 is made
 +0.0 (equal scores, equal keys) and NaN a positive NaN (above every number, as ``torch.topk`` puts
 it); ``tie`` is a 32-bit value derived from the index. Scores of float16/bfloat16/float32 are
-exact in float32.
+exact in float32. The same order in a Triton kernel: :func:`gaussdraw.ops.kernels.common.ordered_bits`.
 """
 
 from __future__ import annotations
 
 import torch
-
-from ._triton import jit, tl
 
 LOW = 0xFFFFFFFF
 
@@ -31,12 +29,3 @@ def key_scores(keys: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     ordered = keys >> 32
     bits = torch.where(ordered < 0, ordered ^ 0x7FFFFFFF, ordered).to(torch.int32)
     return bits.view(torch.float32).to(dtype)
-
-
-@jit
-def ordered_bits(values):
-    """The int32 ``order`` of float32 ``values`` in a Triton kernel (as :func:`score_keys` makes it)."""
-    values = tl.where(values == 0.0, 0.0, values)
-    values = tl.where(values != values, float("nan"), values)
-    bits = values.to(tl.int32, bitcast=True)
-    return tl.where(bits < 0, bits ^ 0x7FFFFFFF, bits)

@@ -41,8 +41,8 @@ import torch
 
 from ..dispatch import Implementations
 from ..radius import mmdet_radius as mmdet_radius_torch
-from ._box_math import MAX_RADIUS, is_finite, mmdet_radius, radius_constants, truncated_radius
-from ._triton import Launcher, check_device, jit, tl, triton
+from ._box_math import MAX_RADIUS, radius_arguments
+from ._triton import check_device, next_power_of_2
 from .draw_gaussians import draw_gaussians_torch, launch as launch_draw
 
 # A radius from which a Gaussian can round to 1 beside its center (exp(-1 / (2 sigma^2))
@@ -71,171 +71,52 @@ def centernet_views(buffer: torch.Tensor, num_samples: int, num_classes: int, he
 
 
 # ----------------------------------------------------------------------------
-# Triton kernels
+# Triton launch (the kernels: kernels/centernet_targets.py)
 # ----------------------------------------------------------------------------
 
-_INT_ARGS = ["boxes_per_sample", "blocks_per_sample", "num_classes", "feat_h", "feat_w",
-             "stride_bb", "stride_bt", "stride_bc", "stride_lb", "stride_lt", "stride_nb",
-             "wh_at", "offset_at", "weight_at", "avg_factor_at", "counters_at", "heat_numel"]
-_POINTER_ARGS = ["boxes_ptr", "labels_ptr", "counts_ptr", "scratch_ptr", "out_ptr"]
-
-
-@jit
-def _box_geometry(
-    boxes_ptr, labels_ptr, counts_ptr,
-    boxes_per_sample, blocks_per_sample, num_classes, feat_h, feat_w,
-    stride_bb, stride_bt, stride_bc, stride_lb, stride_lt, stride_nb,
-    width_ratio, height_ratio, HAS_COUNTS: tl.constexpr, BLOCK: tl.constexpr,
-):
-    """This program's boxes: sample, positions, whether each is drawn, label, float center and size."""
-    pid = tl.program_id(0)
-    b = (pid // blocks_per_sample).to(tl.int64)
-    t = (pid % blocks_per_sample) * BLOCK + tl.arange(0, BLOCK)
-    in_grid = t < boxes_per_sample
-    used = in_grid
-    if HAS_COUNTS:
-        used = used & (t < tl.load(counts_ptr + b * stride_nb))
-    label = tl.load(labels_ptr + b * stride_lb + t * stride_lt, mask=used, other=-1)
-    p_box = boxes_ptr + b * stride_bb + t * stride_bt
-    x1 = tl.load(p_box, mask=used, other=0.0).to(tl.float32)
-    y1 = tl.load(p_box + stride_bc, mask=used, other=0.0).to(tl.float32)
-    x2 = tl.load(p_box + 2 * stride_bc, mask=used, other=0.0).to(tl.float32)
-    y2 = tl.load(p_box + 3 * stride_bc, mask=used, other=0.0).to(tl.float32)
-    cx = (x1 + x2) * width_ratio * 0.5
-    cy = (y1 + y2) * height_ratio * 0.5
-    w = (x2 - x1) * width_ratio
-    h = (y2 - y1) * height_ratio
-    valid = used & (label >= 0) & (label < num_classes)
-    valid = valid & (cx > -1.0) & (cx < feat_w) & (cy > -1.0) & (cy < feat_h)
-    valid = valid & (w >= 0.0) & (h >= 0.0) & is_finite(w) & is_finite(h)
-    return b, t, in_grid, valid, label, cx, cy, w, h
-
-
-@jit(do_not_specialize=_INT_ARGS, do_not_specialize_on_alignment=_POINTER_ARGS)
-def _centernet_boxes_kernel(
-    boxes_ptr, labels_ptr, counts_ptr, scratch_ptr, out_ptr,
-    boxes_per_sample, blocks_per_sample, num_classes, feat_h, feat_w,
-    stride_bb, stride_bt, stride_bc, stride_lb, stride_lt, stride_nb, weight_at, counters_at,
-    width_ratio, height_ratio, one_minus, one_plus, minus_two_o, o_minus_one, sixteen_o, eight_o,
-    HAS_COUNTS: tl.constexpr, BLOCK: tl.constexpr,
-):
-    # One program = BLOCK consecutive boxes of one sample. out_ptr: the op's buffer (float32).
-    b, t, in_grid, valid, label, cx, cy, w, h = _box_geometry(
-        boxes_ptr, labels_ptr, counts_ptr, boxes_per_sample, blocks_per_sample, num_classes, feat_h, feat_w,
-        stride_bb, stride_bt, stride_bc, stride_lb, stride_lt, stride_nb, width_ratio, height_ratio,
-        HAS_COUNTS, BLOCK)
-    radius = mmdet_radius(h, w, one_minus, one_plus, minus_two_o, o_minus_one, sixteen_o, eight_o)
-    valid = valid & is_finite(radius)
-    radius_int = truncated_radius(radius, valid, 0)
-    cx_int = tl.where(valid, cx, 0.0).to(tl.int32)
-    cy_int = tl.where(valid, cy, 0.0).to(tl.int32)
-    label = tl.where(valid, label, 0).to(tl.int32)
-
-    # the draw op's boxes: (x, y, radius or -1 to skip, label)
-    p_scratch = scratch_ptr + (b * boxes_per_sample + t) * 4
-    tl.store(p_scratch, cx_int, mask=in_grid)
-    tl.store(p_scratch + 1, cy_int, mask=in_grid)
-    tl.store(p_scratch + 2, radius_int, mask=in_grid)
-    tl.store(p_scratch + 3, label, mask=in_grid)
-
-    plane_size = feat_h.to(tl.int64) * feat_w
-    pixel = cy_int.to(tl.int64) * feat_w + cx_int
-    # the pixel's owner: its last box (the second weight channel holds t + 1 until the regress kernel)
-    out_bits = out_ptr.to(tl.pointer_type(tl.int32))
-    p_owner = out_bits + weight_at + (b * 2 + 1) * plane_size + pixel
-    tl.atomic_max(p_owner, (t + 1).to(tl.int32), mask=valid, sem="relaxed")
-    # the center pixel is 1 after the draw in any case: set it now, counting pixels set first
-    p_center = out_bits + (b * num_classes + label) * plane_size + pixel
-    old = tl.atomic_xchg(p_center, 0x3F800000, mask=valid, sem="relaxed")  # the bits of 1.0f
-    counters = out_bits + counters_at
-    tl.atomic_add(counters, tl.sum((valid & (old != 0x3F800000)).to(tl.int32), 0), sem="relaxed")
-    tl.atomic_max(counters + 1, tl.max((valid & (radius_int >= 512)).to(tl.int32), 0), sem="relaxed")
-
-
-@jit(do_not_specialize=_INT_ARGS, do_not_specialize_on_alignment=_POINTER_ARGS)
-def _centernet_regress_kernel(
-    boxes_ptr, labels_ptr, counts_ptr, out_ptr,
-    boxes_per_sample, blocks_per_sample, num_classes, feat_h, feat_w,
-    stride_bb, stride_bt, stride_bc, stride_lb, stride_lt, stride_nb,
-    wh_at, offset_at, weight_at, avg_factor_at, counters_at, heat_numel, width_ratio, height_ratio,
-    HAS_COUNTS: tl.constexpr, BLOCK: tl.constexpr, COUNT_BLOCK: tl.constexpr,
-):
-    # One program = the same BLOCK boxes as in the boxes kernel.
-    b, t, in_grid, valid, label, cx, cy, w, h = _box_geometry(
-        boxes_ptr, labels_ptr, counts_ptr, boxes_per_sample, blocks_per_sample, num_classes, feat_h, feat_w,
-        stride_bb, stride_bt, stride_bc, stride_lb, stride_lt, stride_nb, width_ratio, height_ratio,
-        HAS_COUNTS, BLOCK)
-    cx_int = tl.where(valid, cx, 0.0).to(tl.int32)
-    cy_int = tl.where(valid, cy, 0.0).to(tl.int32)
-    plane_size = feat_h.to(tl.int64) * feat_w
-    pixel = (b * 2) * plane_size + cy_int.to(tl.int64) * feat_w + cx_int
-    # owners hold t + 1 (a box skipped for its radius marked no owner); another program's
-    # owner may already have written 1.0 there, which is no box index
-    out_bits = out_ptr.to(tl.pointer_type(tl.int32))
-    owner = tl.load(out_bits + weight_at + plane_size + pixel, mask=valid, other=0)
-    wins = valid & (owner == t + 1)
-    tl.store(out_ptr + wh_at + pixel, w, mask=wins)
-    tl.store(out_ptr + wh_at + plane_size + pixel, h, mask=wins)
-    tl.store(out_ptr + offset_at + pixel, cx - cx_int.to(tl.float32), mask=wins)
-    tl.store(out_ptr + offset_at + plane_size + pixel, cy - cy_int.to(tl.float32), mask=wins)
-    tl.store(out_ptr + weight_at + pixel, 1.0, mask=wins)
-    tl.store(out_ptr + weight_at + plane_size + pixel, 1.0, mask=wins)
-
-    # avg_factor = max(1, heatmap pixels equal to 1): the distinct centers, or a count
-    pid = tl.program_id(0)
-    programs = tl.num_programs(0)
-    counters = out_bits + counters_at
-    large_radius = tl.load(counters + 1)
-    if large_radius != 0:
-        ones = tl.zeros([COUNT_BLOCK], dtype=tl.int32)
-        for start in range(pid.to(tl.int64) * COUNT_BLOCK, heat_numel, programs * COUNT_BLOCK):
-            o = start + tl.arange(0, COUNT_BLOCK)
-            ones += (tl.load(out_ptr + o, mask=o < heat_numel, other=0.0) == 1.0).to(tl.int32)
-        tl.atomic_add(counters + 2, tl.sum(ones, 0), sem="relaxed")
-    finished = tl.atomic_add(counters + 3, 1, sem="acq_rel")
-    if finished == programs - 1:  # the last program: every count is in
-        distinct = tl.atomic_add(counters, 0, sem="acquire")
-        counted = tl.atomic_add(counters + 2, 0, sem="acquire")
-        ones_total = tl.where(large_radius != 0, counted, distinct)
-        tl.store(out_ptr + avg_factor_at, tl.maximum(ones_total, 1).to(tl.float32))
-
-
-_launch_boxes = Launcher(_centernet_boxes_kernel)
-_launch_regress = Launcher(_centernet_regress_kernel)
 _NO_FUSION = {"enable_fp_fusion": False}
 
 
 def centernet_targets_triton(bboxes, labels, counts, num_classes, feat_h, feat_w, img_h, img_w, min_overlap):
     """Triton implementation of the op (module docstring)."""
     check_device(bboxes.device)
+    from .kernels import centernet_targets as kernels
+    from .launch import launch
+
     num_samples, boxes_per_sample = labels.shape
     at = _cached_layout(num_samples, num_classes, feat_h, feat_w)
     buffer = torch.zeros(at["total"], dtype=torch.float32, device=bboxes.device)
     if num_samples * boxes_per_sample == 0 or at["wh"] == 0:
         buffer[at["avg_factor"]] = 1.0
         return buffer
-    block = min(128, max(16, triton.next_power_of_2(boxes_per_sample)))
+    block = min(128, max(16, next_power_of_2(boxes_per_sample)))
     blocks_per_sample = -(-boxes_per_sample // block)
     grid = (num_samples * blocks_per_sample,)
     scratch = torch.empty((num_samples, boxes_per_sample, 4), dtype=torch.int32, device=bboxes.device)
     _, _, radii, scratch_labels = scratch.unbind(-1)
     counts_arg = counts if counts is not None else labels
-    strides = (*bboxes.stride(), *labels.stride(), counts.stride(0) if counts is not None else 0)
-    geometry = (boxes_per_sample, blocks_per_sample, num_classes, feat_h, feat_w, *strides)
-    ratios = (feat_w / img_w, feat_h / img_h)
+    strides = dict(stride_bb=bboxes.stride(0), stride_bt=bboxes.stride(1), stride_bc=bboxes.stride(2),
+                   stride_lb=labels.stride(0), stride_lt=labels.stride(1),
+                   stride_nb=counts.stride(0) if counts is not None else 0)
+    # both kernels' boxes: the inputs, their sizes and strides, the scales to the feature map
+    boxes = dict(boxes_ptr=bboxes, labels_ptr=labels, counts_ptr=counts_arg, boxes_per_sample=boxes_per_sample,
+                 blocks_per_sample=blocks_per_sample, num_classes=num_classes, feat_h=feat_h, feat_w=feat_w,
+                 **strides, width_ratio=feat_w / img_w, height_ratio=feat_h / img_h,
+                 HAS_COUNTS=counts is not None, BLOCK=block)
     # the kernels specialize on dtypes, and on whether every integer argument fits in 32 bits
-    key = (bboxes.dtype, labels.dtype, counts_arg.dtype, at["total"] < 2**31 and max(strides) < 2**31)
-    constexprs = dict(HAS_COUNTS=counts is not None, BLOCK=block)
+    key = (bboxes.dtype, labels.dtype, counts_arg.dtype, at["total"] < 2**31 and max(strides.values()) < 2**31)
 
-    _launch_boxes(grid, (bboxes, labels, counts_arg, scratch, buffer, *geometry, at["weight"], at["counters"],
-                         *ratios, *radius_constants(min_overlap)),
-                  constexprs, num_warps=4, specialization=key, options=_NO_FUSION)
-    launch_draw(buffer, feat_h * feat_w, num_samples * num_classes,
-                scratch, scratch.stride(), radii, radii.stride(), scratch_labels, scratch_labels.stride(), None, 0,
-                num_samples, boxes_per_sample, num_classes, 6.0, 1.0, plane_shape=(feat_h, feat_w), keep_nan=False)
-    _launch_regress(grid, (bboxes, labels, counts_arg, buffer, *geometry, at["wh"], at["offset"], at["weight"],
-                           at["avg_factor"], at["counters"], at["wh"], *ratios),
-                    dict(constexprs, COUNT_BLOCK=1024), num_warps=4, specialization=key, options=_NO_FUSION)
+    launch(kernels.centernet_boxes_kernel, grid, num_warps=4, specialization=key, compile_options=_NO_FUSION,
+           **boxes, scratch_ptr=scratch, out_ptr=buffer, weight_at=at["weight"], counters_at=at["counters"],
+           **radius_arguments(min_overlap))
+    launch_draw(buffer, plane_stride=feat_h * feat_w, num_planes=num_samples * num_classes,
+                centers=scratch, centers_strides=scratch.stride(), radii=radii, radii_strides=radii.stride(),
+                index=scratch_labels, index_strides=scratch_labels.stride(), num_samples=num_samples,
+                boxes_per_sample=boxes_per_sample, planes_per_sample=num_classes, sigma_factor=6.0, k_scale=1.0,
+                plane_shape=(feat_h, feat_w), keep_nan=False)
+    launch(kernels.centernet_regress_kernel, grid, num_warps=4, specialization=key, compile_options=_NO_FUSION,
+           **boxes, out_ptr=buffer, wh_at=at["wh"], offset_at=at["offset"], weight_at=at["weight"],
+           avg_factor_at=at["avg_factor"], counters_at=at["counters"], heat_numel=at["wh"], COUNT_BLOCK=1024)
     return buffer
 
 

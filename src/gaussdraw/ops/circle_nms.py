@@ -13,8 +13,9 @@ candidate, so the rounds end; on real detections a handful do. The kept ones of 
 appended in order, and the walk stops once ``post_max_size`` boxes are kept. The result is the
 greedy one, box for box.
 
-- Triton: one program per sample, the whole walk in the kernel (no host loop, no sync),
-  compiled without fused multiply-adds (the distance rounds as mmdet3d's float32 does).
+- Triton (:mod:`.kernels.circle_nms`): one program per sample, the whole walk in the kernel (no
+  host loop, no sync), compiled without fused multiply-adds (the distance rounds as mmdet3d's
+  float32 does).
 - torch (CPU, and the reference): the same blocks, a Python loop over blocks and rounds.
 
 Outputs: ``kept`` (S, P) int64 indices into each sample's own boxes in keeping order, padded with
@@ -27,8 +28,8 @@ import numpy as np
 import torch
 
 from ..dispatch import Implementations
-from ._sort_keys import ordered_bits, score_keys
-from ._triton import Launcher, check_device, jit, tl
+from ._sort_keys import score_keys
+from ._triton import check_device
 
 BLOCK = 128  # candidates decided together
 
@@ -53,24 +54,8 @@ def sorted_candidates(scores: torch.Tensor, counts: torch.Tensor) -> torch.Tenso
 
 
 # ----------------------------------------------------------------------------
-# Triton kernels
+# Triton launch (the kernels: kernels/circle_nms.py)
 # ----------------------------------------------------------------------------
-
-
-@jit
-def _order_keys_kernel(scores_ptr, counts_ptr, keys_ptr, longest, stride_s, BLOCK: tl.constexpr):
-    """:func:`sorted_candidates`' keys (:func:`._sort_keys.score_keys` of the scores and positions,
-    the padding lowest) in one pass."""
-    sample = tl.program_id(0).to(tl.int64)
-    position = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
-    inside = position < longest
-    score = tl.load(scores_ptr + sample * stride_s + position, mask=inside, other=0.0).to(tl.float32)
-    key = (ordered_bits(score).to(tl.int64) << 32) | position.to(tl.int64)
-    key = tl.where(position < tl.load(counts_ptr + sample), key, -9223372036854775807 - 1)
-    tl.store(keys_ptr + sample * longest + position, key, mask=inside)
-
-
-_launch_keys = Launcher(_order_keys_kernel)
 
 
 def sorted_candidates_triton(scores: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
@@ -78,72 +63,13 @@ def sorted_candidates_triton(scores: torch.Tensor, counts: torch.Tensor) -> torc
     num_samples, longest = scores.shape
     keys = torch.empty((num_samples, longest), dtype=torch.int64, device=scores.device)
     if keys.numel():
+        from .kernels.circle_nms import order_keys_kernel
+        from .launch import launch
+
         block = 1024
-        _launch_keys((num_samples, -(-longest // block)), (scores, counts, keys, longest, scores.stride(0)),
-                     dict(BLOCK=block), num_warps=4)
+        launch(order_keys_kernel, (num_samples, -(-longest // block)), num_warps=4, scores_ptr=scores,
+               counts_ptr=counts, keys_ptr=keys, longest=longest, stride_s=scores.stride(0), BLOCK=block)
     return torch.sort(keys, dim=1, descending=True).indices
-
-
-@jit
-def _circle_nms_kernel(
-    centers_ptr, order_ptr, counts_ptr, thresh_ptr, kept_ptr, kept_xy_ptr, kept_count_ptr,
-    longest, post_max_size,
-    BLOCK: tl.constexpr,
-):
-    sample = tl.program_id(0).to(tl.int64)
-    n = tl.load(counts_ptr + sample).to(tl.int32)
-    n = tl.minimum(tl.maximum(n, 0), longest)
-    thresh = tl.load(thresh_ptr + sample)
-    lanes = tl.arange(0, BLOCK)
-    row = sample * longest
-    kept_row = sample * post_max_size
-    earlier = lanes[:, None] < lanes[None, :]  # [i, j]: i comes before j
-    count = n * 0
-    start = n * 0
-    while (start < n) & (count < post_max_size):
-        at = start + lanes
-        valid = at < n
-        box = tl.load(order_ptr + row + at, mask=valid, other=0)
-        x = tl.load(centers_ptr + 2 * (row + box), mask=valid, other=0.0)
-        y = tl.load(centers_ptr + 2 * (row + box) + 1, mask=valid, other=0.0)
-        alive = valid
-        # against every box kept so far
-        for first in range(0, count, BLOCK):
-            k = first + lanes
-            k_valid = k < count
-            kx = tl.load(kept_xy_ptr + 2 * (kept_row + k), mask=k_valid, other=0.0)
-            ky = tl.load(kept_xy_ptr + 2 * (kept_row + k) + 1, mask=k_valid, other=0.0)
-            dx = kx[:, None] - x[None, :]
-            dy = ky[:, None] - y[None, :]
-            near = ((dx * dx + dy * dy) <= thresh) & k_valid[:, None]
-            alive = alive & (tl.max(near.to(tl.int32), axis=0) == 0)
-        # among the block's own candidates, by rounds
-        dx = x[:, None] - x[None, :]
-        dy = y[:, None] - y[None, :]
-        reach = ((dx * dx + dy * dy) <= thresh) & earlier
-        undecided = alive.to(tl.int32)
-        kept = tl.zeros((BLOCK,), dtype=tl.int32)
-        while tl.max(undecided, axis=0) > 0:
-            by_kept = tl.max((reach & (kept[:, None] > 0)).to(tl.int32), axis=0)
-            by_undecided = tl.max((reach & (undecided[:, None] > 0)).to(tl.int32), axis=0)
-            newly_kept = undecided * (1 - by_kept) * (1 - by_undecided)
-            suppressed = undecided * by_kept
-            kept = kept + newly_kept
-            undecided = undecided - newly_kept - suppressed
-        rank = count + tl.cumsum(kept, axis=0) - kept  # exclusive: where each kept box goes
-        store = (kept > 0) & (rank < post_max_size)
-        tl.store(kept_ptr + kept_row + rank, box, mask=store)
-        tl.store(kept_xy_ptr + 2 * (kept_row + rank), x, mask=store)
-        tl.store(kept_xy_ptr + 2 * (kept_row + rank) + 1, y, mask=store)
-        count = count + tl.sum(kept, axis=0)
-        start = start + BLOCK
-    count = tl.minimum(count, post_max_size)
-    tl.store(kept_count_ptr + sample, count.to(tl.int64))
-    for first in range(count, post_max_size, BLOCK):  # the rest of the row: -1
-        tl.store(kept_ptr + kept_row + first + lanes, -1, mask=first + lanes < post_max_size)
-
-
-_launch = Launcher(_circle_nms_kernel)
 
 
 def circle_nms_triton(centers, order, counts, thresholds, post_max_size: int):
@@ -155,9 +81,14 @@ def circle_nms_triton(centers, order, counts, thresholds, post_max_size: int):
     kept_counts = torch.empty(num_samples, dtype=torch.int64, device=centers.device)
     if num_samples == 0 or post_max_size == 0:
         return kept, kept_counts.zero_()
+    from .kernels.circle_nms import circle_nms_kernel
+    from .launch import launch
+
     kept_xy = torch.empty((num_samples, post_max_size, 2), dtype=torch.float32, device=centers.device)
-    _launch((num_samples,), (centers, order, counts, thresholds, kept, kept_xy, kept_counts, longest, post_max_size),
-            dict(BLOCK=BLOCK), num_warps=4, specialization=(counts.dtype,), options={"enable_fp_fusion": False})
+    launch(circle_nms_kernel, (num_samples,), num_warps=4, compile_options={"enable_fp_fusion": False},
+           centers_ptr=centers, order_ptr=order, counts_ptr=counts, thresh_ptr=thresholds, kept_ptr=kept,
+           kept_xy_ptr=kept_xy, kept_count_ptr=kept_counts, longest=longest, post_max_size=post_max_size,
+           BLOCK=BLOCK)
     return kept, kept_counts
 
 

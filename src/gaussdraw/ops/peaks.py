@@ -1,7 +1,7 @@
 """The top-k peaks of a heatmap on the GPU, without a top-k over every pixel.
 
-A peak's value is mmdet's ``heat * (max_pool(heat) == heat)`` (:func:`.local_maximum.suppressed_values`),
-compared as an int32 that sorts as the float does (:mod:`._sort_keys`). Three kernels:
+A peak's value is mmdet's ``heat * (max_pool(heat) == heat)`` (:func:`.kernels.common.suppressed_values`),
+compared as an int32 that sorts as the float does (:mod:`._sort_keys`). Three kernels (:mod:`.kernels.peaks`):
 
 1. tiles: each program computes the values of one tile of a plane and writes their maximum. Per
    sample, the k-th largest tile maximum ``t`` is a lower bound of the k-th largest value (k tiles
@@ -20,115 +20,29 @@ on the order in which tiles appended their candidates.
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
-from ._sort_keys import ordered_bits
-from ._triton import Launcher, check_device, interpreting, jit, tl, triton
-from .local_maximum import suppressed_values
-
-BLOCK_H, BLOCK_W, WARPS = 8, 128, 4  # benchmarks/peaks_profile.py: 8 x 128 tiles the fastest of five shapes
-CAPACITY = (16, 8192)  # candidates kept per sample: max(16 k, 8192), at most the sample's pixels
-# keys sorted at once by the select kernel (at least 2 * next_power_of_2(k)); small in the interpreter,
-# where a sort's cost grows with its width rather than its work
-CHUNK = 64 if interpreting() else 512
+from ._triton import cdiv, check_device, interpreting, next_power_of_2
 
 
-@jit
-def _tile(tile, plane, classes, height, width, tiles_w, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr):
-    """(y (BLOCK_H, 1), x (1, BLOCK_W), inside, flat index in the sample (BLOCK_H, BLOCK_W)) of a tile:
-    rows and columns apart, so that the window's bounds and addresses are per row and per column."""
-    y = (tile // tiles_w) * BLOCK_H + tl.arange(0, BLOCK_H)[:, None]
-    x = (tile % tiles_w) * BLOCK_W + tl.arange(0, BLOCK_W)[None, :]
-    inside = (y < height) & (x < width)
-    flat = (plane % classes) * height * width + y * width + x
-    return y, x, inside, flat
+@dataclasses.dataclass(frozen=True)
+class PeaksLaunchShape:
+    """The tile-bound path's launch shape: tiles of ``block_h`` x ``block_w`` pixels and their
+    programs' warps; candidates kept per sample, max(capacity[0] * k, capacity[1]) (at most the
+    sample's pixels); keys the select kernel sorts at once (at least 2 * next_power_of_2(k)),
+    ``chunk``, None: 64 in the interpreter, where a sort's cost grows with its width rather than its
+    work, else 512."""
+
+    block_h: int = 8
+    block_w: int = 128  # benchmarks/peaks_profile.py: 8 x 128 tiles the fastest of five shapes
+    warps: int = 4
+    capacity: tuple[int, int] = (16, 8192)
+    chunk: int | None = None
 
 
-@jit
-def _tile_max_kernel(heat_ptr, tile_max_ptr, classes, height, width, tiles_w, tiles_per_plane,
-                     KERNEL: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr):
-    tile = tl.program_id(0)
-    plane = tl.program_id(1).to(tl.int64)
-    y, x, inside, _ = _tile(tile, plane, classes, height, width, tiles_w, BLOCK_H, BLOCK_W)
-    values = suppressed_values(heat_ptr, plane * height * width, y, x, inside, height, width, KERNEL)
-    keys = tl.where(inside, ordered_bits(values), -2147483648)
-    tl.store(tile_max_ptr + plane * tiles_per_plane + tile, tl.max(tl.max(keys, axis=1), axis=0))
-
-
-@jit
-def _candidates_kernel(heat_ptr, tile_max_ptr, bound_ptr, candidates_ptr, count_ptr, classes, height, width, tiles_w,
-                       tiles_per_plane, capacity,
-                       KERNEL: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr):
-    tile = tl.program_id(0)
-    plane = tl.program_id(1).to(tl.int64)
-    sample = plane // classes
-    bound = tl.load(bound_ptr + sample)
-    if tl.load(tile_max_ptr + plane * tiles_per_plane + tile) >= bound:  # else nothing here reaches the top k
-        y, x, inside, flat = _tile(tile, plane, classes, height, width, tiles_w, BLOCK_H, BLOCK_W)
-        values = suppressed_values(heat_ptr, plane * height * width, y, x, inside, height, width, KERNEL)
-        keys = ordered_bits(values)
-        chosen = tl.reshape((inside & (keys >= bound)).to(tl.int32), (BLOCK_H * BLOCK_W,))
-        start = tl.atomic_add(count_ptr + sample, tl.sum(chosen, axis=0))
-        at = start + tl.cumsum(chosen, axis=0) - chosen
-        wide = tl.reshape((keys.to(tl.int64) << 32) | (0xFFFFFFFF - flat), (BLOCK_H * BLOCK_W,))
-        tl.store(candidates_ptr + sample * capacity + at, wide, mask=(chosen > 0) & (at < capacity))
-
-
-@jit
-def _select_kernel(heat_ptr, candidates_ptr, count_ptr, best_ptr, classes, height, width, capacity,
-                   KERNEL: tl.constexpr, KEEP: tl.constexpr, CHUNK: tl.constexpr):
-    sample = tl.program_id(0).to(tl.int64)
-    lanes = tl.arange(0, CHUNK)
-    is_best = lanes < KEEP
-    best_row = best_ptr + sample * KEEP
-    tl.store(best_row + lanes, tl.full((CHUNK,), -9223372036854775808, tl.int64), mask=is_best)
-    count = tl.load(count_ptr + sample)
-    row_len = classes * height * width
-    overflow = count > capacity
-    total = tl.where(overflow, row_len, count)
-    for start in range(0, total, CHUNK - KEEP):
-        tl.debug_barrier()
-        at = start + lanes - KEEP
-        new = ~is_best & (at < total)
-        if overflow:  # every pixel of the sample, its value recomputed
-            c = at // (height * width)
-            pixel = at % (height * width)
-            y, x = pixel // width, pixel % width
-            base = (sample * classes + c) * height * width
-            values = suppressed_values(heat_ptr, base, y, x, new, height, width, KERNEL)
-            keys = (ordered_bits(values).to(tl.int64) << 32) | (0xFFFFFFFF - at.to(tl.int64))
-        else:
-            keys = tl.load(candidates_ptr + sample * capacity + at, mask=new, other=-9223372036854775808)
-        keys = tl.where(new, keys, -9223372036854775808)
-        keys = tl.where(is_best, tl.load(best_row + lanes, mask=is_best, other=-9223372036854775808), keys)
-        keys = tl.sort(keys, descending=True)
-        tl.debug_barrier()
-        tl.store(best_row + lanes, keys, mask=is_best)
-
-
-@jit
-def _order_kernel(scores_ptr, flat_ptr, out_scores_ptr, labels_ptr, ys_ptr, xs_ptr, indices_ptr, k, plane, width,
-                  KEEP: tl.constexpr):
-    """One row of top-k results put in order (score, then ascending index) and split into their outputs."""
-    row = tl.program_id(0).to(tl.int64) * k
-    lanes = tl.arange(0, KEEP)
-    valid = lanes < k
-    scores = tl.load(scores_ptr + row + lanes, mask=valid, other=0.0).to(tl.float32)
-    flat = tl.load(flat_ptr + row + lanes, mask=valid, other=0)
-    keys = (ordered_bits(scores).to(tl.int64) << 32) | (0xFFFFFFFF - flat)
-    keys = tl.sort(tl.where(valid, keys, -9223372036854775808), descending=True)
-    ordered = (keys >> 32).to(tl.int32)
-    bits = tl.where(ordered < 0, ordered ^ 0x7FFFFFFF, ordered)
-    flat = 0xFFFFFFFF - (keys & 0xFFFFFFFF)
-    index = flat % plane
-    tl.store(out_scores_ptr + row + lanes, bits.to(tl.float32, bitcast=True).to(out_scores_ptr.dtype.element_ty),
-             mask=valid)
-    tl.store(labels_ptr + row + lanes, flat // plane, mask=valid)
-    tl.store(indices_ptr + row + lanes, index, mask=valid)
-    tl.store(ys_ptr + row + lanes, index // width, mask=valid)
-    tl.store(xs_ptr + row + lanes, index % width, mask=valid)
-
-
+TILE_BOUND = PeaksLaunchShape()
 ORDER_LIMIT = 4096  # the most results one program puts in order
 
 
@@ -139,42 +53,46 @@ def order_peaks_triton(scores: torch.Tensor, flat: torch.Tensor, plane: int, wid
     batch, k = scores.shape
     if scores.dtype == torch.float64 or k > ORDER_LIMIT or batch == 0 or k == 0:
         return None
+    from .kernels.peaks import order_kernel
+    from .launch import launch
+
     outputs = [torch.empty_like(scores)] + [torch.empty_like(flat) for _ in range(4)]
-    _launch_order((batch,), (scores.contiguous(), flat.contiguous(), *outputs, k, plane, width),
-                  dict(KEEP=triton.next_power_of_2(k)), num_warps=4)
+    launch(order_kernel, (batch,), num_warps=4, scores_ptr=scores.contiguous(), flat_ptr=flat.contiguous(),
+           out_scores_ptr=outputs[0], labels_ptr=outputs[1], ys_ptr=outputs[2], xs_ptr=outputs[3],
+           indices_ptr=outputs[4], k=k, plane=plane, width=width, KEEP=next_power_of_2(k))
     return outputs
 
 
-_launch_order = Launcher(_order_kernel)
-_launch_tiles = Launcher(_tile_max_kernel)
-_launch_candidates = Launcher(_candidates_kernel)
-_launch_select = Launcher(_select_kernel)
-
-
-def peak_keys_triton(heat: torch.Tensor, k: int, kernel: int) -> torch.Tensor | None:
+def peak_keys_triton(heat: torch.Tensor, k: int, kernel: int, *,
+                     shape: PeaksLaunchShape = TILE_BOUND) -> torch.Tensor | None:
     """(B, k) int64 keys of the top-k peaks of (B, C, H, W) ``heat``, best first (decode with
     :func:`._sort_keys.key_scores` and ``0xFFFFFFFF - (key & 0xFFFFFFFF)``); None where a sample has
     fewer tiles than k (the caller takes the plain top-k)."""
     check_device(heat.device)
+    from .kernels import peaks as kernels
+    from .launch import launch
+
     heat = heat.contiguous()
     batch, classes, height, width = heat.shape
-    tiles_w = triton.cdiv(width, BLOCK_W)
-    tiles_per_plane = triton.cdiv(height, BLOCK_H) * tiles_w
+    tiles_w = cdiv(width, shape.block_w)
+    tiles_per_plane = cdiv(height, shape.block_h) * tiles_w
     if classes * tiles_per_plane < k or classes * height * width >= 2**31:
         return None
-    planes = batch * classes
     tile_max = torch.empty((batch, classes * tiles_per_plane), dtype=torch.int32, device=heat.device)
-    grid = (tiles_per_plane, planes)
-    shape = dict(KERNEL=kernel, BLOCK_H=BLOCK_H, BLOCK_W=BLOCK_W)
-    _launch_tiles(grid, (heat, tile_max, classes, height, width, tiles_w, tiles_per_plane), shape, num_warps=WARPS)
+    grid = (tiles_per_plane, batch * classes)
+    tiles = dict(classes=classes, height=height, width=width, tiles_w=tiles_w, tiles_per_plane=tiles_per_plane,
+                 KERNEL=kernel, BLOCK_H=shape.block_h, BLOCK_W=shape.block_w)
+    launch(kernels.tile_max_kernel, grid, num_warps=shape.warps, heat_ptr=heat, tile_max_ptr=tile_max, **tiles)
     bound = torch.topk(tile_max, k, dim=1).values[:, -1].contiguous()
-    capacity = min(classes * height * width, max(CAPACITY[0] * k, CAPACITY[1]))
+    capacity = min(classes * height * width, max(shape.capacity[0] * k, shape.capacity[1]))
     candidates = torch.empty((batch, capacity), dtype=torch.int64, device=heat.device)
     count = torch.zeros(batch, dtype=torch.int32, device=heat.device)
-    _launch_candidates(grid, (heat, tile_max, bound, candidates, count, classes, height, width, tiles_w,
-                               tiles_per_plane, capacity), shape, num_warps=WARPS)
-    keep = triton.next_power_of_2(k)
+    launch(kernels.candidates_kernel, grid, num_warps=shape.warps, heat_ptr=heat, tile_max_ptr=tile_max,
+           bound_ptr=bound, candidates_ptr=candidates, count_ptr=count, capacity=capacity, **tiles)
+    keep = next_power_of_2(k)
     best = torch.empty((batch, keep), dtype=torch.int64, device=heat.device)
-    _launch_select((batch,), (heat, candidates, count, best, classes, height, width, capacity),
-                   dict(KERNEL=kernel, KEEP=keep, CHUNK=max(CHUNK, 2 * keep)), num_warps=8)
+    chunk = shape.chunk or (64 if interpreting() else 512)
+    launch(kernels.select_kernel, (batch,), num_warps=8, heat_ptr=heat, candidates_ptr=candidates, count_ptr=count,
+           best_ptr=best, classes=classes, height=height, width=width, capacity=capacity,
+           KERNEL=kernel, KEEP=keep, CHUNK=max(chunk, 2 * keep))
     return best[:, :k]
