@@ -112,3 +112,44 @@ def test_validate_true_raises_on_cuda(head):
     with pytest.raises(ValueError, match=r"labels must be in \[0, 5\).*got 99 at sample 0, position 1"):
         call(boxes, labels, counts, validate=True)
     call(boxes, labels, counts)  # unchecked by default on CUDA: the box is skipped
+
+
+def _syncs(fn) -> int:
+    """How many host syncs ``fn`` makes, by torch's sync debug mode (a warning each)."""
+    import warnings
+
+    fn()  # compile and cache first
+    torch.cuda.synchronize()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            fn()
+        finally:
+            torch.cuda.set_sync_debug_mode(0)
+    return sum("synchroniz" in str(w.message).lower() and "prototype" not in str(w.message) for w in caught)
+
+
+@pytest.mark.parametrize("form", ["padded", "list"])
+def test_validate_true_checks_everything_in_one_sync(form):
+    """validate=True reads every value check of a call in one host sync (counts, sample sizes, boxes)."""
+    from gaussdraw import circle_nms_batched, draw_heatmap_batched
+
+    net, point = _centernet_inputs("cuda"), _centerpoint_inputs("cuda")
+    if form == "list":
+        net = ([b[:n] for b, n in zip(net[0], net[2].tolist())], [l[:n] for l, n in zip(net[1], net[2].tolist())],
+               None)
+        point = ([b[:n] for b, n in zip(point[0], point[2].tolist())],
+                 [l[:n] for l, n in zip(point[1], point[2].tolist())], None)
+    centers = [torch.randint(0, 30, (n, 2), device="cuda") for n in (4, 0, 7)]
+    radii = [torch.randint(0, 5, (n,), device="cuda") for n in (4, 0, 7)]
+    heatmap = torch.zeros(3, 32, 32, device="cuda")
+    calls = {
+        "centernet_targets": lambda: _centernet(*net, validate=True),
+        "centerpoint_targets": lambda: _centerpoint(*point, validate=True),
+        "draw_heatmap_batched": lambda: draw_heatmap_batched(heatmap, centers, radii, validate=True),
+        "circle_nms_batched": lambda: circle_nms_batched([c.float() for c in centers], [r.float() for r in radii],
+                                                         1.0, validate=True),
+    }
+    counted = {name: _syncs(call) for name, call in calls.items()}
+    assert all(count == 1 for count in counted.values()), counted
