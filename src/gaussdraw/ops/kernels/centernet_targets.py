@@ -6,7 +6,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from .common import is_finite, mmdet_radius, truncated_radius
+from .common import is_finite, mmdet_radius, sample_block, truncated_radius
 
 INT_ARGS = ["boxes_per_sample", "blocks_per_sample", "num_classes", "feat_h", "feat_w",
             "stride_bb", "stride_bt", "stride_bc", "stride_lb", "stride_lt", "stride_nb",
@@ -22,9 +22,7 @@ def _box_geometry(
     width_ratio, height_ratio, HAS_COUNTS: tl.constexpr, BLOCK: tl.constexpr,
 ):
     """This program's boxes: sample, positions, whether each is drawn, label, float center and size."""
-    pid = tl.program_id(0)
-    b = (pid // blocks_per_sample).to(tl.int64)
-    t = (pid % blocks_per_sample) * BLOCK + tl.arange(0, BLOCK)
+    b, t = sample_block(blocks_per_sample, BLOCK)
     in_grid = t < boxes_per_sample
     used = in_grid
     if HAS_COUNTS:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from .common import cornernet_radius, is_finite, truncated_radius
+from .common import cornernet_radius, is_finite, sample_block, truncated_radius
 
 INT_ARGS = ["num_samples", "boxes_per_sample", "blocks_per_sample", "num_labels", "max_objs", "feat_h", "feat_w",
             "min_radius", "stride_bb", "stride_bt", "stride_bc", "stride_lb", "stride_lt", "stride_nb",
@@ -26,9 +26,7 @@ def centerpoint_assign_kernel(
 ):
     # One program = BLOCK consecutive boxes of one sample: their slots, outputs and draw parameters.
     # out_ptr: the op's buffer (bytes); *_at: byte offsets of the outputs in it.
-    pid = tl.program_id(0)
-    b = (pid // blocks_per_sample).to(tl.int64)
-    t = (pid % blocks_per_sample) * BLOCK + tl.arange(0, BLOCK)
+    b, t = sample_block(blocks_per_sample, BLOCK)
     in_grid = t < boxes_per_sample
     count = boxes_per_sample
     if HAS_COUNTS:

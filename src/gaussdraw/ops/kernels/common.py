@@ -27,6 +27,16 @@ INTERPRETED = type(_probe).__name__ == "InterpretedFunction"  # TRITON_INTERPRET
 
 
 @triton.jit
+def sample_block(blocks_per_sample, BLOCK: tl.constexpr):
+    """(sample b, as int64; positions t, (BLOCK,)) of this program when each program takes BLOCK
+    consecutive boxes of one sample (``blocks_per_sample`` programs a sample)."""
+    pid = tl.program_id(0)
+    b = (pid // blocks_per_sample).to(tl.int64)
+    t = (pid % blocks_per_sample) * BLOCK + tl.arange(0, BLOCK)
+    return b, t
+
+
+@triton.jit
 def is_finite(x):
     return x - x == 0.0  # inf - inf and NaN - NaN are NaN
 

@@ -109,6 +109,40 @@ def _block_inputs(pred_ptr, target_ptr, weight_ptr, o, step, n, x_next, t_next, 
 
 
 @triton.jit
+def _program_blocks(pred_ptr, target_ptr, weight_ptr, n, HAS_WEIGHT: tl.constexpr, BLOCK: tl.constexpr,
+                    PREFETCH: tl.constexpr):
+    """(program id, its first element, the step between its blocks, the first block's prefetched
+    loads): this program takes blocks pid, pid + programs, ..."""
+    pid = tl.program_id(0)
+    step = tl.num_programs(0).to(tl.int64) * BLOCK
+    first = pid.to(tl.int64) * BLOCK
+    x_next, t_next, w_next = _first_block(pred_ptr, target_ptr, weight_ptr, first, n, HAS_WEIGHT, BLOCK, PREFETCH)
+    return pid, first, step, x_next, t_next, w_next
+
+
+@triton.jit
+def _block_terms(pred_ptr, target_ptr, weight_ptr, start, step, n, x_next, t_next, w_next, alpha, gamma,
+                 A_INT: tl.constexpr, G_INT: tl.constexpr, LOGITS: tl.constexpr, HAS_WEIGHT: tl.constexpr,
+                 BLOCK: tl.constexpr, PREFETCH: tl.constexpr):
+    """The block at ``start``: its offsets and mask, its weights, its terms (:func:`_terms`), and
+    the next block's loads that the loop carries on."""
+    o = start + tl.arange(0, BLOCK)
+    x, t, w, x_next, t_next, w_next = _block_inputs(pred_ptr, target_ptr, weight_ptr, o, step, n, x_next, t_next,
+                                                    w_next, HAS_WEIGHT, PREFETCH)
+    log_p, log_q, p, q, q_a, p_a, neg_w, pos = _terms(x, t, alpha, gamma, A_INT, G_INT, LOGITS)
+    return o, o < n, w, log_p, log_q, p, q, q_a, p_a, neg_w, pos, x_next, t_next, w_next
+
+
+@triton.jit
+def _weighted_gradient(log_p, log_q, p, q, q_a, p_a, neg_w, pos, w, alpha, pos_weight, neg_weight,
+                       A_INT: tl.constexpr, LOGITS: tl.constexpr, HAS_WEIGHT: tl.constexpr):
+    b_grad = _gradient(log_p, log_q, p, q, q_a, p_a, neg_w, pos, alpha, pos_weight, neg_weight, A_INT, LOGITS)
+    if HAS_WEIGHT:
+        b_grad = b_grad * w
+    return b_grad
+
+
+@triton.jit
 def focal_loss_forward_kernel(
     pred_ptr, target_ptr, weight_ptr, loss_ptr, grad_pred_ptr, partial_ptr, positives_ptr, n, grad_scale,
     alpha, gamma, pos_weight, neg_weight,
@@ -119,19 +153,15 @@ def focal_loss_forward_kernel(
     # or summed into the program's partial), their count of positives, and with WRITE_GRAD
     # d(loss)/d(pred) * grad_scale. PREFETCH loads the next block before computing this one.
     # The partials' order depends on the shape only.
-    pid = tl.program_id(0)
-    step = tl.num_programs(0).to(tl.int64) * BLOCK
+    pid, first, step, x_next, t_next, w_next = _program_blocks(pred_ptr, target_ptr, weight_ptr, n, HAS_WEIGHT,
+                                                               BLOCK, PREFETCH)
     c_dtype = tl.float64 if pred_ptr.dtype.element_ty == tl.float64 else tl.float32
     b_sum = tl.zeros([BLOCK], dtype=c_dtype)
     b_positives = tl.zeros([BLOCK], dtype=tl.int32)
-    first = pid.to(tl.int64) * BLOCK
-    x_next, t_next, w_next = _first_block(pred_ptr, target_ptr, weight_ptr, first, n, HAS_WEIGHT, BLOCK, PREFETCH)
     for start in range(first, n, step):
-        o = start + tl.arange(0, BLOCK)
-        m = o < n
-        x, t, w, x_next, t_next, w_next = _block_inputs(pred_ptr, target_ptr, weight_ptr, o, step, n, x_next, t_next,
-                                                        w_next, HAS_WEIGHT, PREFETCH)
-        log_p, log_q, p, q, q_a, p_a, neg_w, pos = _terms(x, t, alpha, gamma, A_INT, G_INT, LOGITS)
+        o, m, w, log_p, log_q, p, q, q_a, p_a, neg_w, pos, x_next, t_next, w_next = _block_terms(
+            pred_ptr, target_ptr, weight_ptr, start, step, n, x_next, t_next, w_next, alpha, gamma, A_INT, G_INT,
+            LOGITS, HAS_WEIGHT, BLOCK, PREFETCH)
         b_loss = _loss(log_p, log_q, q_a, p_a, neg_w, pos, pos_weight, neg_weight)
         if HAS_WEIGHT:
             b_loss = b_loss * w
@@ -141,9 +171,8 @@ def focal_loss_forward_kernel(
             tl.store(loss_ptr + o, b_loss.to(loss_ptr.dtype.element_ty), mask=m)
         b_positives += (pos & m).to(tl.int32)
         if WRITE_GRAD:
-            b_grad = _gradient(log_p, log_q, p, q, q_a, p_a, neg_w, pos, alpha, pos_weight, neg_weight, A_INT, LOGITS)
-            if HAS_WEIGHT:
-                b_grad = b_grad * w
+            b_grad = _weighted_gradient(log_p, log_q, p, q, q_a, p_a, neg_w, pos, w, alpha, pos_weight, neg_weight,
+                                        A_INT, LOGITS, HAS_WEIGHT)
             _store_gradient(grad_pred_ptr, o, m, b_grad * grad_scale)
     if REDUCE:
         tl.store(partial_ptr + pid, tl.sum(b_sum, axis=0))
@@ -188,20 +217,15 @@ def focal_loss_backward_kernel(
     GRAD_IS_SCALAR: tl.constexpr, BLOCK: tl.constexpr, PREFETCH: tl.constexpr,
 ):
     # One program = blocks pid, pid + programs, ... of d(loss)/d(pred), recomputed from the inputs.
-    pid = tl.program_id(0)
-    step = tl.num_programs(0).to(tl.int64) * BLOCK
+    _, first, step, x_next, t_next, w_next = _program_blocks(pred_ptr, target_ptr, weight_ptr, n, HAS_WEIGHT, BLOCK,
+                                                             PREFETCH)
     c_dtype = tl.float64 if pred_ptr.dtype.element_ty == tl.float64 else tl.float32
-    first = pid.to(tl.int64) * BLOCK
-    x_next, t_next, w_next = _first_block(pred_ptr, target_ptr, weight_ptr, first, n, HAS_WEIGHT, BLOCK, PREFETCH)
     for start in range(first, n, step):
-        o = start + tl.arange(0, BLOCK)
-        m = o < n
-        x, t, w, x_next, t_next, w_next = _block_inputs(pred_ptr, target_ptr, weight_ptr, o, step, n, x_next, t_next,
-                                                        w_next, HAS_WEIGHT, PREFETCH)
-        log_p, log_q, p, q, q_a, p_a, neg_w, pos = _terms(x, t, alpha, gamma, A_INT, G_INT, LOGITS)
-        b_grad = _gradient(log_p, log_q, p, q, q_a, p_a, neg_w, pos, alpha, pos_weight, neg_weight, A_INT, LOGITS)
-        if HAS_WEIGHT:
-            b_grad = b_grad * w
+        o, m, w, log_p, log_q, p, q, q_a, p_a, neg_w, pos, x_next, t_next, w_next = _block_terms(
+            pred_ptr, target_ptr, weight_ptr, start, step, n, x_next, t_next, w_next, alpha, gamma, A_INT, G_INT,
+            LOGITS, HAS_WEIGHT, BLOCK, PREFETCH)
+        b_grad = _weighted_gradient(log_p, log_q, p, q, q_a, p_a, neg_w, pos, w, alpha, pos_weight, neg_weight,
+                                    A_INT, LOGITS, HAS_WEIGHT)
         if GRAD_IS_SCALAR:
             b_grad = b_grad * tl.load(grad_ptr).to(c_dtype)
         else:
