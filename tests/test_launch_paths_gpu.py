@@ -13,6 +13,8 @@ import torch
 import gaussdraw
 from gaussdraw import Ragged
 
+from .test_repeated_calls_gpu import _batch
+
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 
 SEEDS = (0, 1, 2)  # the first call of a layout compiles, the second launches directly, the third is relaunched
@@ -83,14 +85,9 @@ def _both_paths(run, kernels):
 # ----------------------------------------------------------------------------
 
 
-def _boxes(seed, samples=3, tmax=7, classes=4, height=20, width=30):
-    g = torch.Generator().manual_seed(seed)
-    centers = torch.stack([torch.randint(-3, width + 3, (samples, tmax), generator=g),
-                           torch.randint(-3, height + 3, (samples, tmax), generator=g)], -1)
-    radii = torch.randint(0, 6, (samples, tmax), generator=g)
-    labels = torch.randint(0, classes, (samples, tmax), generator=g)
-    counts = torch.randint(1, tmax + 1, (samples,), generator=g)
-    return [t.cuda() for t in (centers, radii, labels, counts)]
+def _boxes(seed, **sizes):
+    """(centers, radii, labels, counts) on CUDA: the repeated-call tests' batch."""
+    return [t.cuda() for t in _batch(seed, **sizes)]
 
 
 def _start(shape, seed, dtype=torch.float32):
