@@ -213,6 +213,28 @@ def test_circle_nms_bad_arguments():
         circle_nms_batched(torch.zeros(2, 3, 2), torch.zeros(2, 3), 1.0)
 
 
+def test_circle_nms_refuses_what_it_would_cut_or_clamp():
+    """Inputs that the kernels would silently cut or clamp are errors: centers and scores of different
+    lengths (never cut to the shorter), counts outside [0, N] and sample sizes that disagree (checked
+    on the CPU by default, on a GPU with validate=True)."""
+    c, s = torch.rand(10, 2), torch.rand(9)
+    with pytest.raises(ValueError, match=r"one score per center; got centers \(10, 2\) and scores \(9,\)"):
+        circle_nms(c, s, 1.0)
+    with pytest.raises(ValueError, match=r"centers must have shape \(1, 9, 2\), one center per score; got \(1, 10, 2\)"):
+        circle_nms_batched(c[None], s[None], 1.0, counts=torch.tensor([9]))
+    padded_c, padded_s = torch.rand(2, 5, 2), torch.rand(2, 5)
+    for bad in ([6, 2], [-1, 2]):
+        with pytest.raises(ValueError, match=r"counts must be in \[0, 5\]"):
+            circle_nms_batched(padded_c, padded_s, 1.0, counts=torch.tensor(bad))
+    kept = circle_nms_batched(padded_c, padded_s, 1.0, counts=torch.tensor([6, 2]), validate=False)
+    assert int(kept.counts[0]) <= 5  # unchecked: clamped to the padded length, never read past it
+    from gaussdraw import Ragged
+
+    ragged_s = Ragged(padded_s, torch.tensor([5, 2]))
+    with pytest.raises(ValueError, match="centers.sample_sizes must equal scores.sample_sizes"):
+        circle_nms_batched(Ragged(padded_c, torch.tensor([4, 2])), ragged_s, 1.0)
+
+
 def test_circle_nms_order_is_the_same_from_both_key_builders(device_backend):
     """The Triton key kernel and the torch keys order boxes alike: -0.0 ties 0.0, NaN first, padding last."""
     from gaussdraw.ops.circle_nms import sorted_candidates, sorted_candidates_triton

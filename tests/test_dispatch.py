@@ -259,3 +259,17 @@ def test_compiled_centerpoint_training_step_matches_eager():
     for (name, eager), compiled in zip(eager_head.named_parameters(), compiled_head.parameters()):
         assert_close(compiled.grad, eager.grad, 1e-5, f"grad of {name}:")
     assert expected.item() > 0
+
+
+def test_route_is_the_one_rule(monkeypatch):
+    from gaussdraw.dispatch import Route, route
+    from gaussdraw.ops import _triton
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda", 1)
+    assert route("torch", cuda) == Route(False, False) and route("auto", cpu) == Route(False, False)
+    assert route("auto", cuda) == Route(HAVE_TRITON, False)
+    with pytest.raises(ValueError, match="backend must be one of"):
+        route("cuda", cpu)
+    monkeypatch.setattr(_triton, "HAVE_TRITON", False)
+    with pytest.raises(RuntimeError, match="needs the 'triton' package"):
+        route("triton", cuda)  # one clear error before any path, eager fast paths included

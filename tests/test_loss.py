@@ -365,7 +365,8 @@ def test_opcheck(device_backend, reduce):
     # the ops carry no autograd of their own: gaussdraw.loss's one autograd.Function differentiates
     # them, eagerly and compiled (test_compile_fullgraph_training_step)
     pred, target = pred.to(device), target.to(device)
-    torch.library.opcheck(focal_loss_forward_op, (pred, target, None, 2.0, 4.0, 1.0, 1.0, False, reduce, backend == "triton"))
+    torch.library.opcheck(focal_loss_forward_op,
+                          (pred, target, None, 2.0, 4.0, 1.0, 1.0, False, reduce, backend == "triton"))
     grad = torch.ones((), device=device) if reduce else torch.rand(3, 17, device=device)
     torch.library.opcheck(focal_loss_backward_op,
                           (grad, pred.detach(), target, None, 2.0, 4.0, 1.0, 1.0, True, backend == "triton"))

@@ -20,7 +20,7 @@ from .ops.circle_nms import CIRCLE_NMS, float32_threshold, sorted_candidates, so
 from .ops.local_maximum import LOCAL_MAXIMUM
 from .ragged import RaggedLike
 
-NMS_FIELDS = (Field("centers", (2,), floating=True), Field("scores", floating=True))
+NMS_FIELDS = (Field("scores", floating=True), Field("centers", (2,), floating=True))  # scores set S and counts
 
 
 class Peaks(NamedTuple):
@@ -188,9 +188,12 @@ def circle_nms_batched(centers: RaggedLike, scores: RaggedLike, thresh, *, post_
     """
     check_backend(backend)
     batch = batch_inputs({"centers": centers, "scores": scores}, NMS_FIELDS, counts)
-    center_tensor, score_tensor, sizes = batch.used("centers"), batch.used("scores"), batch.counts
+    center_tensor, score_tensor, sizes = batch.tensors["centers"], batch.tensors["scores"], batch.counts
     device = score_tensor.device
     num_samples, longest = score_tensor.shape
+    if center_tensor.shape[1] != longest:  # one center per score: never cut either to the other's length
+        raise ValueError(f"centers must have shape ({num_samples}, {longest}, 2), one center per score; got "
+                         f"{tuple(center_tensor.shape)}")
     if post_max_size is not None and (type(post_max_size) is not int or post_max_size < 0):
         raise ValueError(f"post_max_size must be an integer >= 0 or None; got {post_max_size!r}")
     if num_samples and resolve_validate(validate, device):

@@ -23,7 +23,7 @@ from typing import Callable, NamedTuple
 
 import torch
 
-from .ops._triton import HAVE_TRITON
+from .ops._triton import HAVE_TRITON, require_triton
 
 BACKENDS = ("auto", "triton", "torch")
 
@@ -62,8 +62,11 @@ def uses_triton(backend: str, device: torch.device) -> bool:
 
 def route(backend: str, device: torch.device) -> Route:
     """The route of a call with ``backend`` on tensors of ``device``; ``ValueError`` for an unknown
-    backend. Whether Triton can run there is checked when its kernels launch."""
+    backend, ``RuntimeError`` for ``"triton"`` without Triton installed. Whether Triton can run on
+    ``device`` is checked when its kernels launch."""
     check_backend(backend)
+    if backend == "triton":
+        require_triton()
     return Route(uses_triton(backend, device), torch.compiler.is_compiling())
 
 

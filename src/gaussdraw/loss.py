@@ -228,7 +228,7 @@ def gaussian_focal_loss(
         avg_factor: with "mean", divide the sum by ``avg_factor + eps(float32)``
             instead of the element count; an error with "sum", as in mmdet. A number
             or a one-element tensor (read on the device, no sync); a tensor that
-            needs a gradient gets one, through the unfused path.
+            needs a gradient gets one (the division by it is left to autograd).
         weight: elementwise weights, broadcastable to ``pred``.
         backend: "auto" (Triton on CUDA, torch on CPU), "triton" (on CPU tensors
             only under ``TRITON_INTERPRET=1``) or "torch".

@@ -155,7 +155,7 @@ def _draw_floor(config: TargetConfig, boxes, labels, device):
     options = _options(config)
     if config.head == "centernet":
         classes, (height, width) = options["num_classes"], options["feat_size"]
-        (sample, label, _, _, x, y, _, _, radius), _ = centernet_boxes_torch(
+        sample, label, _, _, x, y, _, _, radius = centernet_boxes_torch(
             *args, classes, height, width, *options["img_size"], 0.3)
     else:
         tasks = [len(t) for t in NUSCENES_TASKS]

@@ -151,15 +151,14 @@ def centernet_box_mask(bboxes, labels, counts, num_classes, feat_h, feat_w, img_
 
 def centernet_boxes_torch(bboxes, labels, counts, num_classes, feat_h, feat_w, img_h, img_w, min_overlap):
     """Per-box quantities of the boxes that are drawn, in (sample, position) order:
-    (sample, label, cx, cy (float), cx_int, cy_int, w, h, radius (int64)), and the (B, T)
-    mask of those boxes."""
+    (sample, label, cx, cy (float), cx_int, cy_int, w, h, radius (int64))."""
     num_samples, boxes_per_sample = labels.shape
     cx, cy, w, h, radius, valid = _box_quantities(bboxes, labels, counts, num_classes, feat_h, feat_w, img_h, img_w,
                                                   min_overlap)
     sample = torch.arange(num_samples, device=labels.device).unsqueeze(1).expand(num_samples, boxes_per_sample)
     cx, cy, w, h, radius = cx[valid], cy[valid], w[valid], h[valid], radius[valid]
     radius = radius.clamp(0, MAX_RADIUS).long()
-    return (sample[valid], labels[valid].long(), cx, cy, cx.long(), cy.long(), w, h, radius), valid
+    return sample[valid], labels[valid].long(), cx, cy, cx.long(), cy.long(), w, h, radius
 
 
 def centernet_targets_torch(bboxes, labels, counts, num_classes, feat_h, feat_w, img_h, img_w, min_overlap):
@@ -168,7 +167,7 @@ def centernet_targets_torch(bboxes, labels, counts, num_classes, feat_h, feat_w,
     at = centernet_layout(num_samples, num_classes, feat_h, feat_w)
     buffer = torch.zeros(at["total"], dtype=torch.float32, device=bboxes.device)
     heatmap, wh, offset, weight, avg_factor = centernet_views(buffer, num_samples, num_classes, feat_h, feat_w)
-    (sample, label, cx, cy, cx_int, cy_int, w, h, radius), _ = centernet_boxes_torch(
+    sample, label, cx, cy, cx_int, cy_int, w, h, radius = centernet_boxes_torch(
         bboxes, labels, counts, num_classes, feat_h, feat_w, img_h, img_w, min_overlap)
     if sample.numel() == 0:
         avg_factor.fill_(1.0)
@@ -218,7 +217,8 @@ def centernet_targets_op(
 ) -> torch.Tensor:
     """The op as torch.compile and the dispatcher see it: the Triton kernels or the torch
     kernels, as ``use_triton`` says (:mod:`gaussdraw.dispatch`)."""
-    return CENTERNET_TARGETS.pick(use_triton)(bboxes, labels, counts, num_classes, feat_h, feat_w, img_h, img_w, min_overlap)
+    return CENTERNET_TARGETS.pick(use_triton)(bboxes, labels, counts, num_classes, feat_h, feat_w, img_h, img_w,
+                                              min_overlap)
 
 
 @centernet_targets_op.register_fake

@@ -195,7 +195,7 @@ def centerpoint_boxes_torch(boxes, labels, counts, task_sizes, feat_h, feat_w, p
     q = _box_quantities(boxes, labels, counts, task_sizes, feat_h, feat_w, point_cloud_range, voxel_size,
                         out_size_factor, gaussian_overlap, max_objs, norm_bbox)
     box, drawn, label = q["box"], q["drawn"], q["label"]
-    x, y, z, dx, dy, dz, yaw = box[..., :7].unbind(-1)
+    z, yaw = box[..., 2], box[..., 6]
     dims = box[..., 3:6].log() if norm_bbox else box[..., 3:6]
     x_int, y_int = q["coor_x"].where(drawn, 0).long(), q["coor_y"].where(drawn, 0).long()
     anno = [(q["coor_x"] - x_int).unsqueeze(-1), (q["coor_y"] - y_int).unsqueeze(-1), z.unsqueeze(-1), dims,
@@ -224,9 +224,8 @@ def centerpoint_targets_torch(boxes, labels, counts, task_sizes, feat_h, feat_w,
     mask = buffer[at["masks"]: at["masks"] + tasks * num_samples * max_objs].view(tasks, num_samples, max_objs)
     if labels.numel() == 0 or planes.numel() == 0:
         return buffer
-    rows = centerpoint_boxes_torch(boxes, labels, counts, task_sizes, feat_h, feat_w, point_cloud_range,
-                                         voxel_size, out_size_factor, gaussian_overlap, min_radius, max_objs,
-                                         norm_bbox)
+    rows = centerpoint_boxes_torch(boxes, labels, counts, task_sizes, feat_h, feat_w, point_cloud_range, voxel_size,
+                                   out_size_factor, gaussian_overlap, min_radius, max_objs, norm_bbox)
     where = (rows["task"], rows["sample"], rows["slot"])
     anno[where] = rows["anno"]
     ind[where] = rows["y_int"] * feat_w + rows["x_int"]

@@ -60,6 +60,7 @@ def sorted_candidates(scores: torch.Tensor, counts: torch.Tensor) -> torch.Tenso
 
 def sorted_candidates_triton(scores: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
     """:func:`sorted_candidates` with its keys from one kernel (then one sort)."""
+    check_device(scores.device)
     num_samples, longest = scores.shape
     keys = torch.empty((num_samples, longest), dtype=torch.int64, device=scores.device)
     if keys.numel():

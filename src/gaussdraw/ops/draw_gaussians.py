@@ -12,9 +12,10 @@ are skipped, so no input writes outside the heatmap.
 
 Two kernels implement it: a Triton kernel (:mod:`.kernels.draw_gaussians`; CUDA, or
 Triton's interpreter on CPU) and a vectorized torch kernel (:mod:`.draw_gaussians_torch`,
-registered for CPU, usable on any device). Eager CUDA calls from :mod:`gaussdraw.draw`
-launch the Triton kernel directly; the registered op serves torch.compile, opcheck and
-the other paths.
+any device). Eager calls run the one :mod:`gaussdraw.dispatch` picks (eager CUDA calls from
+:mod:`gaussdraw.draw` launch the Triton kernel directly, and repeat that launch for calls of
+the same layout); the registered op, whose ``use_triton`` makes the same pick, serves
+torch.compile and opcheck.
 """
 
 from __future__ import annotations

@@ -167,7 +167,8 @@ def focal_loss_forward_op(
     """(sum of the loss as a 0-d fp32/fp64 tensor, or the elementwise loss; number of positives), by the
     Triton kernels or the torch formulas as ``use_triton`` says. Its gradient is
     :func:`focal_loss_backward_op` (``gaussdraw.loss`` differentiates the pair)."""
-    return FOCAL_LOSS_FORWARD.pick(use_triton)(pred, target, weight, alpha, gamma, pos_weight, neg_weight, logits, reduce)
+    return FOCAL_LOSS_FORWARD.pick(use_triton)(pred, target, weight, alpha, gamma, pos_weight, neg_weight, logits,
+                                               reduce)
 
 
 @focal_loss_forward_op.register_fake
@@ -183,7 +184,8 @@ def focal_loss_backward_op(
     alpha: float, gamma: float, pos_weight: float, neg_weight: float, logits: bool, use_triton: bool,
 ) -> torch.Tensor:
     """d(loss)/d(pred) times ``grad`` (0-d for a reduced loss, else pred's shape)."""
-    return FOCAL_LOSS_BACKWARD.pick(use_triton)(grad, pred, target, weight, alpha, gamma, pos_weight, neg_weight, logits)
+    return FOCAL_LOSS_BACKWARD.pick(use_triton)(grad, pred, target, weight, alpha, gamma, pos_weight, neg_weight,
+                                                logits)
 
 
 @focal_loss_backward_op.register_fake
