@@ -60,16 +60,36 @@ def scene_targets(boxes: torch.Tensor, labels: torch.Tensor, device: torch.devic
     return centers.to(device), radii.to(device), labels.to(device)
 
 
-def _time(fn, repeats: int) -> float:
-    fn()
+def _sync() -> None:
     if torch.cuda.is_available():
         torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(repeats):
+
+
+def interleaved_times(calls: dict, rounds: int = 7, budget_s: float = 0.04) -> dict:
+    """Seconds per call of each of ``calls`` (name -> function) in each of ``rounds`` rounds; in every
+    round each function runs in turn, as many calls as fill ``budget_s`` (at least one), so that a
+    slow spell of the machine falls on all of them alike."""
+    counts = {}
+    for name, fn in calls.items():  # warm up, and size each function's batch of calls
         fn()
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / repeats
+        _sync()
+        start = time.perf_counter()
+        fn()
+        _sync()
+        counts[name] = max(1, int(budget_s / max(time.perf_counter() - start, 1e-7)))
+    times = {name: [] for name in calls}
+    for _ in range(rounds):
+        for name, fn in calls.items():
+            start = time.perf_counter()
+            for _ in range(counts[name]):
+                fn()
+            _sync()
+            times[name].append((time.perf_counter() - start) / counts[name])
+    return times
+
+
+def _median(values: list) -> float:
+    return sorted(values)[len(values) // 2]
 
 
 def run(out: str = "demo.png", device: str | None = None) -> str:
@@ -93,7 +113,7 @@ def run(out: str = "demo.png", device: str | None = None) -> str:
     def per_box():
         draw_heatmap_batched_per_box(torch.zeros(shape, device=device), [centers], [radii], labels_list=[labels_d])
 
-    t_ours, t_loop = _time(ours, 20), _time(per_box, 3)
+    times = interleaved_times({"ours": ours, "loop": per_box})
 
     fig, axes = plt.subplots(2, 2, figsize=(12, 7.5), constrained_layout=True)
     centers_px = ((boxes[:, :2] + boxes[:, 2:]) / 2).tolist()
@@ -108,12 +128,17 @@ def run(out: str = "demo.png", device: str | None = None) -> str:
                  "the part of their Gaussian inside it)", fontsize=10)
     fig.savefig(out, dpi=90)
     plt.close(fig)
-    ratio = t_loop / t_ours
+    return _timing_line(times, len(boxes), device) + f"; wrote {out}"
+
+
+def _timing_line(times: dict, num_boxes: int, device: torch.device) -> str:
+    """Medians and min–max of the interleaved rounds, and the ratio of the medians."""
+    ours, loop = (sorted(times[name]) for name in ("ours", "loop"))
+    ratio = _median(loop) / _median(ours)
     speedup = f"{ratio:.1f}x" if ratio < 10 else f"{ratio:.0f}x"
-    return (
-        f"gaussdraw {t_ours * 1e3:.3f} ms vs per-box loop {t_loop * 1e3:.2f} ms "
-        f"({speedup}) for {len(boxes)} boxes on {device.type}; wrote {out}"
-    )
+    return (f"gaussdraw {_median(ours) * 1e3:.3f} ms ({ours[0] * 1e3:.3f}-{ours[-1] * 1e3:.3f}) vs per-box loop "
+            f"{_median(loop) * 1e3:.2f} ms ({loop[0] * 1e3:.2f}-{loop[-1] * 1e3:.2f}): {speedup}, medians of "
+            f"{len(ours)} interleaved rounds, the same {num_boxes} boxes, on {device.type}")
 
 
 _EDGE_COLORS = ["tab:red", "tab:green", "gold"]
