@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+
+import pytest
 import torch
 
 # One unit in the last place at 1.0, the largest value drawn with k_scale = 1.
@@ -30,3 +33,8 @@ def assert_close(actual: torch.Tensor, expected: torch.Tensor, atol: float, what
             f"(max {diff[~diff.isnan()].max().item() if (~diff.isnan()).any() else float('nan'):.3g}):\n"
             + "\n".join(lines)
         )
+
+
+def raises_text(error: type, text: str):
+    """``pytest.raises`` for a message that contains ``text`` as it is (no pattern)."""
+    return pytest.raises(error, match=re.escape(text))

@@ -218,7 +218,8 @@ def test_circle_nms_refuses_what_it_would_cut_or_clamp():
     lengths (never cut to the shorter), counts outside [0, N] and sample sizes that disagree (checked
     on the CPU by default, on a GPU with validate=True)."""
     c, s = torch.rand(10, 2), torch.rand(9)
-    with pytest.raises(ValueError, match=r"one score per center; got centers \(10, 2\) and scores \(9,\)"):
+    with pytest.raises(ValueError, match=r"scores must be \(10,\), one score per center of centers \(10, 2\) "
+                                         r".*; got \(9,\)"):
         circle_nms(c, s, 1.0)
     with pytest.raises(ValueError, match=r"centers must have shape \(1, 9, 2\), one center per score; got \(1, 10, 2\)"):
         circle_nms_batched(c[None], s[None], 1.0, counts=torch.tensor([9]))

@@ -419,12 +419,12 @@ BATCHED_BAD = {
     "counts-float": (_batched_case(counts=T([2.0, 1.0])), TypeError, r"counts must be int32 or int64"),
     "batch-mismatch": (_batched_case(radii=T([[1, 2]])), ValueError, r"radii must have shape \(2, \*\)"),
     "heatmap-3d-with-labels": (_batched_case(heatmap=torch.zeros(2, 10, 12)), ValueError,
-                               r"heatmap must have 4 dimensions"),
+                               r"heatmap must be \(B, C, H, W\) when labels are given; got \(2, 10, 12\)"),
     "sizes-disagree": (_batched_case(counts=None, centers=Ragged(T([[[1, 2], [3, 4]], [[5, 6], [0, 0]]]), T([2, 1])),
                                      radii=Ragged(T([[1, 2], [3, 0]]), T([2, 2]))), ValueError,
                        r"radii.sample_sizes must equal centers.sample_sizes; got 2 at sample 1"),
     "list-shape": (_batched_case(centers=[T([[1, 2]]), T([[1, 2, 3]])], counts=None), ValueError,
-                   r"centers\[1\] has shape \(1, 3\)"),
+                   r"centers\[1\] must have shape \(n, 2\); got \(1, 3\)"),
     "not-a-batch": (_batched_case(centers="boxes"), TypeError, r"centers must be a ragged batch"),
 }
 

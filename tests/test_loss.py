@@ -7,11 +7,12 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import gaussdraw.loss as loss_module
 from gaussdraw import GaussianFocalLoss, gaussian_focal_loss, gaussian_focal_loss_with_logits
 from gaussdraw.ops.focal_loss import focal_loss_backward_op, focal_loss_forward_op
 
 from .conftest import DEVICE_BACKENDS, DEVICE_BACKEND_IDS
-from .helpers import assert_close
+from .helpers import assert_close, raises_text
 from .oracles import mmdet_gaussian_focal_loss
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -336,7 +337,7 @@ BAD = {
     "weight-shape": (dict(pred=torch.rand(2, 3), target=torch.rand(2, 3), weight=torch.rand(4)), ValueError,
                      r"weight of shape \(4,\) does not broadcast"),
     "target-range": (dict(pred=torch.rand(2, 3), target=torch.full((2, 3), 1.5), validate=True), ValueError,
-                     r"target must be in \[0, 1\]; got 1.5 at flat index 0"),
+                     r"target must be in \[0, 1\]; got 1.5 at position 0"),
 }
 
 
@@ -391,3 +392,33 @@ def test_compile_fullgraph_training_step(device):
     actual.backward()  # the backward graph, compiled by AOTAutograd, calls the backward op
     rel_close(actual, expected, 1e-5, "compiled loss:")
     assert_close(compiled_x.grad, eager_x.grad, 1e-6, "compiled grad:")
+
+
+@pytest.mark.parametrize("value", [2.0, -0.5, float("nan")], ids=["above-1", "below-0", "nan"])
+def test_focal_loss_refuses_pred_outside_0_1(value):
+    pred, target = T([[0.5, value]]), T([[1.0, 0.0]])
+    message = "pred must be probabilities in [0, 1] (for logits, use gaussian_focal_loss_with_logits); got"
+    for validate in (True, None):  # None: checked on the CPU
+        with raises_text(ValueError, message):
+            gaussian_focal_loss(pred, target, validate=validate)
+    with raises_text(ValueError, f"{message} {value} at position 1 (1 such entry)"):
+        GaussianFocalLoss()(pred, target)
+    gaussian_focal_loss(pred, target, validate=False)  # unchecked: computed as given
+    assert torch.isfinite(gaussian_focal_loss_with_logits(pred.nan_to_num(), target, validate=True))
+
+
+def test_focal_loss_checks_pred_and_target_in_one_sync(monkeypatch):
+    calls = []
+
+    def recording(checks, *args):
+        calls.append(len(checks))
+        return original(checks, *args)
+
+    original = loss_module.raise_first
+    monkeypatch.setattr(loss_module, "raise_first", recording)
+    pred = torch.rand(2, 3, requires_grad=True)
+    gaussian_focal_loss(pred, torch.rand(2, 3), validate=True).backward()
+    gaussian_focal_loss_with_logits(torch.randn(2, 3) * 9, torch.rand(2, 3), validate=True)
+    assert calls == [2, 1]  # both checks in one raise_first; the logits variant checks the target only
+    with pytest.raises(ValueError, match=r"target must be in \[0, 1\]; got 1.5 at position 0"):
+        gaussian_focal_loss(T([3.0]), T([1.5]), validate=True)  # both bad: the target is named first

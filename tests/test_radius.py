@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from gaussdraw import gaussian_radius
 
+from .helpers import raises_text
 from .oracles import mmdet3d_gaussian_radius, mmdet_gaussian_radius
 
 SIZES = st.one_of(
@@ -111,3 +112,26 @@ def test_bad_arguments(kwargs, error, match):
     formula = args.pop("formula")
     with pytest.raises(error, match=match):
         gaussian_radius(**args, formula=formula)
+
+
+def test_gaussian_radius_takes_mmdets_call_with_a_formula():
+    with raises_text(ValueError, 'det_size (10, 20) needs formula=: mmdet and mmdet3d both call '
+                             'gaussian_radius(det_size, min_overlap) but with different formulas; pass '
+                             'formula="mmdet" (mmdet 3.x) or formula="cornernet" (mmdet3d 1.x), or call '
+                             'gaussian_radius(10, 20, 0.7) for CornerNet\'s'):
+        gaussian_radius((10, 20), 0.7)
+    mmdet = gaussian_radius((10, 20), 0.7, formula="mmdet")
+    assert mmdet.item() == pytest.approx(mmdet_gaussian_radius()((10, 20), 0.7), rel=1e-12)
+    assert torch.equal(mmdet, gaussian_radius(10, 20, 0.7, formula="mmdet"))
+    h, w = torch.tensor(10.0), torch.tensor(20.0)  # mmdet3d's call: 0-d tensors, min_overlap by keyword
+    cornernet = gaussian_radius([h, w], min_overlap=0.5, formula="cornernet")
+    assert torch.equal(cornernet, mmdet3d_gaussian_radius()((h, w), min_overlap=0.5))
+    with raises_text(TypeError, "gaussian_radius takes (height, width, min_overlap) or (det_size, min_overlap); got "
+                            "det_size (10, 20) and both width=0.7 and min_overlap=0.5"):
+        gaussian_radius((10, 20), 0.7, 0.5, formula="mmdet")
+    with raises_text(TypeError, "height must be a tensor or a real number; got a list of 3: for several boxes pass "
+                            "torch.tensor(heights), torch.tensor(widths)"):
+        gaussian_radius([10, 20, 30], [1, 2, 3], 0.7)
+    with raises_text(TypeError, "width is required: call gaussian_radius(height, width, min_overlap), or "
+                            "gaussian_radius((height, width), min_overlap, formula=...) as mmdet does"):
+        gaussian_radius(10.0)

@@ -210,7 +210,7 @@ BAD = {
     "dz": (_case(boxes=[T([_BOX, _box(dz=0.0)])]), ValueError, r"dz > 0 with norm_bbox=True"),
     "huge": (_case(boxes=[T([_BOX, _box(dx=1e20, dy=1e20)])]), ValueError, r"too large for a finite Gaussian"),
     "columns": (_case(boxes=[T([_BOX[:8]] * 2)]), ValueError, r"boxes must have 9 columns"),
-    "int-boxes": (_case(boxes=[T([[1] * 9] * 2)]), TypeError, r"boxes must be a floating-point tensor"),
+    "int-boxes": (_case(boxes=[T([[1] * 9] * 2)]), TypeError, r"boxes\[0\] must be a floating-point tensor"),
     "tasks-empty": (_case(tasks=[]), TypeError, r"tasks must be a non-empty list"),
     "task-empty": (_case(tasks=[["car"], []]), ValueError, r"tasks\[1\] must hold at least one class"),
     "task-type": (_case(tasks=[["car"], 2.5]), TypeError, r"tasks\[1\] must be a list of class names"),

@@ -13,7 +13,7 @@ import torch
 
 from .checks import check_float_tensor, raise_first, resolve_validate
 from .dispatch import check_backend, route, run
-from .inputs import Field, batch_inputs
+from .inputs import Field, batch_inputs, is_numbers, python_tensor
 from .ops._sort_keys import LOW, key_scores, score_keys
 from .ops.peaks import order_peaks_triton, peak_keys_triton
 from .ops.circle_nms import CIRCLE_NMS, float32_threshold, sorted_candidates, sorted_candidates_triton
@@ -164,8 +164,8 @@ def circle_nms_batched(centers: RaggedLike, scores: RaggedLike, thresh, *, post_
     ``post_max_size`` kept boxes.
 
     Args:
-        centers: per-sample (N_b, 2) float (x, y) centers: a list of tensors, a ragged batch, or a
-            padded (S, Nmax, 2) tensor with ``counts``.
+        centers: per-sample (N_b, 2) float (x, y) centers: a list of tensors (or of nested Python
+            lists of numbers), a ragged batch, or a padded (S, Nmax, 2) tensor with ``counts``.
         scores: per-sample (N_b,) float scores, in the same form.
         thresh: the squared-distance threshold: a number, or one per sample (a sequence of S numbers,
             e.g. CenterPoint's ``min_radius`` of each task).
@@ -223,7 +223,8 @@ def circle_nms(centers: torch.Tensor, scores: torch.Tensor, thresh: float, *, po
 
     Args:
         centers: (N, 2) float (x, y); mmdet3d passes ``dets[:, :2]``.
-        scores: (N,) float; mmdet3d passes ``dets[:, 2]``.
+        scores: (N,) float; mmdet3d passes ``dets[:, 2]``. Either may be a nested Python
+            list of numbers (made a tensor of the default float dtype).
         thresh: squared-distance threshold.
         post_max_size: keep at most this many (None: all).
 
@@ -231,11 +232,19 @@ def circle_nms(centers: torch.Tensor, scores: torch.Tensor, thresh: float, *, po
         >>> circle_nms(torch.tensor([[0.0, 0.0], [0.5, 0.0], [3.0, 0.0]]), torch.tensor([0.7, 0.8, 0.9]), 1.0).tolist()
         [2, 1]
     """
-    if not isinstance(centers, torch.Tensor) or not isinstance(scores, torch.Tensor):
-        raise TypeError("centers and scores must be torch.Tensors (circle_nms_batched takes lists)")
-    if centers.dim() != 2 or centers.shape[-1] != 2 or scores.dim() != 1 or centers.shape[0] != scores.shape[0]:
-        raise ValueError(f"centers must be (N, 2) and scores (N,), one score per center; got centers "
-                         f"{tuple(centers.shape)} and scores {tuple(scores.shape)}")
+    device = next((v.device for v in (centers, scores) if isinstance(v, torch.Tensor)), None)
+    centers, scores = (python_tensor(v, name, device, floating=True) if is_numbers(v) else v
+                       for v, name in ((centers, "centers"), (scores, "scores")))
+    for name, value in (("centers", centers), ("scores", scores)):
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor or a list of numbers; got {type(value).__name__} "
+                            "(for per-sample lists of tensors, use circle_nms_batched)")
+    if centers.dim() != 2 or centers.shape[1] != 2:
+        raise ValueError(f"centers must be (N, 2), the (x, y) of each box (mmdet3d passes dets[:, :2]); got "
+                         f"{tuple(centers.shape)}")
+    if scores.dim() != 1 or scores.shape[0] != centers.shape[0]:
+        raise ValueError(f"scores must be ({centers.shape[0]},), one score per center of centers "
+                         f"{tuple(centers.shape)} (mmdet3d passes dets[:, 2]); got {tuple(scores.shape)}")
     count = torch.tensor([scores.shape[0]], device=scores.device)
     kept = circle_nms_batched(centers.unsqueeze(0), scores.unsqueeze(0), thresh, post_max_size=post_max_size,
                               counts=count, backend=backend)

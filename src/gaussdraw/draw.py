@@ -11,7 +11,7 @@ import torch
 from .checks import check_index_tensor, raise_first, resolve_validate, screened
 from .dispatch import Route, check_backend, route, run
 from .draw_plans import layout, planned, ragged_layout, remember, written
-from .inputs import Batch, Field, batch_inputs
+from .inputs import Batch, Field, batch_inputs, is_numbers, python_tensor
 from .ops.draw_gaussians import DRAW_GAUSSIANS, NATIVE_DTYPES, launch
 from .ragged import RaggedLike, device_of, is_ragged
 
@@ -64,6 +64,24 @@ def _check_heatmap(heatmap, min_dim: int, max_dim: int | None = None, k_scale: f
             "heatmap requires grad: drawing writes it in place, which autograd cannot differentiate; "
             "draw into a tensor that does not require grad (targets are constants), e.g. heatmap.detach()"
         )
+
+
+def _check_batched_dims(heatmap, classwise: bool, name: str) -> None:
+    """A (B, H, W) heatmap without labels, (B, C, H, W) with them; ``name``: what the caller gave
+    (``heatmap``, or the ``shape`` of a heatmap to allocate)."""
+    if not isinstance(heatmap, torch.Tensor) or heatmap.dim() == (4 if classwise else 3):
+        return
+    shape, dim = tuple(heatmap.shape), heatmap.dim()
+    if classwise:
+        fix = ": for one plane per sample, leave out labels" if dim == 3 else ""
+        raise ValueError(f"{name} must be (B, C, H, W) when labels are given; got {shape}{fix}")
+    fix = ""
+    if dim == 4:
+        fix = f": to draw into class planes, pass labels= (per-box class indices in [0, {shape[1]}))"
+    elif dim == 2:
+        fix = (": for one sample, pass heatmap.unsqueeze(0) (or draw_heatmap for one list of boxes)"
+               if name == "heatmap" else ": for one sample, pass shape=(1, H, W)")
+    raise ValueError(f"{name} must be (B, H, W) without labels; got {shape}{fix}")
 
 
 def _overlaps(tensor: torch.Tensor) -> bool:
@@ -173,7 +191,9 @@ def draw_heatmap(
             Its leading dimensions are flattened into N planes, which
             ``heatmap_idxes`` index: for (B, C, H, W), ``idx = b * C + label``.
         centers: (T, 2) int32/int64, (x, y) pixel coordinates; centers outside the
-            map draw the part of their window that lies inside it.
+            map draw the part of their window that lies inside it. Here and for
+            ``radii`` and ``heatmap_idxes``, a nested Python list of ints is made a
+            tensor on the heatmap's device (floats are refused, as in a tensor).
         radii: (T,) int32/int64, >= 0. Radius 0 draws one pixel of value ``k_scale``.
         heatmap_idxes: (T,) int32/int64 in [0, N).
         diameter_to_sigma_factor: sigma = diameter / this. Default 6 (mmdet).
@@ -205,6 +225,10 @@ def draw_heatmap(
 def _draw_concat(heatmap, centers, radii, heatmap_idxes, diameter_to_sigma_factor, k_scale, backend, validate,
                  zeroed: bool) -> torch.Tensor:
     """:func:`draw_heatmap`; ``zeroed``: the heatmap is zeros that gaussdraw made."""
+    if type(centers) is not torch.Tensor or type(radii) is not torch.Tensor or type(heatmap_idxes) is not torch.Tensor:
+        centers, radii, heatmap_idxes = (python_tensor(v, name, getattr(heatmap, "device", None)) if is_numbers(v)
+                                         else v for v, name in ((centers, "centers"), (radii, "radii"),
+                                                                (heatmap_idxes, "heatmap_idxes")))
     key, relaunch = planned(heatmap, validate, zeroed, lambda: (
         "concat", layout(heatmap), layout(centers), layout(radii), layout(heatmap_idxes),
         type(diameter_to_sigma_factor), diameter_to_sigma_factor, type(k_scale), k_scale, backend))
@@ -255,7 +279,9 @@ def draw_heatmap_batched(
         centers: per-sample (x, y) int32/int64 centers: a ragged batch (``.tensor``
             (B, Tmax, 2), ``.sample_sizes`` (B,), e.g. :class:`gaussdraw.Ragged` or
             ACCV-Lab's ``RaggedBatch``), a list of B (T_b, 2) tensors, or a padded
-            (B, Tmax, 2) tensor with ``counts``.
+            (B, Tmax, 2) tensor with ``counts``. A list's samples may be nested
+            Python lists of ints (``[[[1, 2]], [[3, 4], [5, 6]]]``), made int64 tensors
+            on the heatmap's device.
         radii: per-sample radii, (B, Tmax) / list of (T_b,), in any of those forms.
         labels: optional per-sample class indices in [0, C), in any of those forms.
         counts: (B,) int32/int64, valid entries per sample, in [0, Tmax]; needed when
@@ -298,6 +324,7 @@ def _draw_batched(heatmap, centers, radii, labels, counts, diameter_to_sigma_fac
         return heatmap
     _check_options(diameter_to_sigma_factor, k_scale, backend)
     classwise = labels is not None
+    _check_batched_dims(heatmap, classwise, "shape" if zeroed else "heatmap")
     _check_heatmap(heatmap, 4 if classwise else 3, 4 if classwise else 3, k_scale=k_scale)
     num_samples, num_classes = heatmap.shape[0], heatmap.shape[1] if classwise else 1
     batch = batch_inputs({"centers": centers, "radii": radii, "labels": labels}, DRAW_FIELDS, counts,
@@ -347,7 +374,8 @@ def render_heatmaps(
         >>> hm[0].tolist()
         [[0.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 0.0]]
     """
-    heatmap = torch.zeros(tuple(shape), dtype=dtype, device=centers.device)
+    device = centers.device if isinstance(centers, torch.Tensor) else None
+    heatmap = torch.zeros(tuple(shape), dtype=dtype, device=device)
     return _draw_concat(heatmap, centers, radii, heatmap_idxes, diameter_to_sigma_factor, k_scale, backend, validate,
                         zeroed=True)
 

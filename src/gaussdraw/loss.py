@@ -17,7 +17,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from .checks import resolve_validate
+from .checks import raise_first, resolve_validate
 from .dispatch import Route, check_backend, route, run
 from .ops.focal_loss import FOCAL_LOSS_BACKWARD, FOCAL_LOSS_FORWARD, focal_loss_triton, scale_gradient_triton
 
@@ -65,10 +65,16 @@ def _check(pred, target, weight, alpha, gamma, reduction, avg_factor, backend, v
         raise ValueError('avg_factor can not be used with reduction="sum"')
     check_backend(backend)
     if resolve_validate(validate, pred.device):
-        bad = (target < 0) | (target > 1) | target.isnan()
-        if bool(bad.any()):
-            first = int(bad.reshape(-1).nonzero()[0, 0])
-            raise ValueError(f"target must be in [0, 1]; got {target.reshape(-1)[first].item()} at flat index {first}")
+        _check_values(pred, target, logits)
+
+
+def _check_values(pred, target, logits: bool) -> None:
+    """Raise for a target, or a probability ``pred``, outside [0, 1] or NaN (one host sync on a GPU)."""
+    checks = [(~((target >= 0) & (target <= 1)), target, "target must be in [0, 1]")]
+    if not logits:
+        checks.append((~((pred >= 0) & (pred <= 1)), pred.detach(),
+                       "pred must be probabilities in [0, 1] (for logits, use gaussian_focal_loss_with_logits)"))
+    raise_first(checks)
 
 
 class _Config(NamedTuple):
@@ -232,9 +238,11 @@ def gaussian_focal_loss(
         weight: elementwise weights, broadcastable to ``pred``.
         backend: "auto" (Triton on CUDA, torch on CPU), "triton" (on CPU tensors
             only under ``TRITON_INTERPRET=1``) or "torch".
-        validate: check that ``target`` lies in [0, 1] and raise ``ValueError`` if not. The
-            default, ``None``, checks on the CPU and not on a GPU, where the check reads
-            values (a host sync); ``GAUSSDRAW_VALIDATE=1`` or
+        validate: check that ``target`` and ``pred`` lie in [0, 1] (not NaN) and raise
+            ``ValueError`` if not (``pred`` outside it is logits: use
+            :func:`gaussian_focal_loss_with_logits`). The default, ``None``, checks on
+            the CPU and not on a GPU, where the check reads values (one host sync for
+            both); ``GAUSSDRAW_VALIDATE=1`` or
             :func:`gaussdraw.set_default_validate` makes it check everywhere.
 
     Returns:
@@ -272,6 +280,7 @@ def gaussian_focal_loss_with_logits(
 
     Args:
         logits: (...) raw scores; other arguments as in :func:`gaussian_focal_loss`.
+        validate: as there, for ``target`` only (every logit is valid).
         avg_factor: also ``"num_pos"``: divide the sum by max(1, number of positives),
             counted in the same pass (CenterNet's usual normalization).
         return_num_pos: also return the number of positives (``target == 1``), a 0-d

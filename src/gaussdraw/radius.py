@@ -77,16 +77,48 @@ def mmdet_radius(height: torch.Tensor, width: torch.Tensor, min_overlap: float) 
     return torch.minimum(torch.minimum(r1, r2), r3)
 
 
-def gaussian_radius(height, width, min_overlap: float = 0.7, *, formula: str = "cornernet") -> torch.Tensor:
+def _det_size_form(det_size, width, min_overlap, formula) -> tuple:
+    """(height, width, min_overlap) of mmdet's and mmdet3d's call ``gaussian_radius(det_size, min_overlap)``."""
+    if len(det_size) != 2 or any(isinstance(v, (list, tuple)) for v in det_size):
+        raise TypeError(f"height must be a tensor or a real number; got a {type(det_size).__name__} of "
+                        f"{len(det_size)}: for several boxes pass torch.tensor(heights), torch.tensor(widths)")
+    if width is not None and min_overlap is not None:
+        raise TypeError(f"gaussian_radius takes (height, width, min_overlap) or (det_size, min_overlap); got "
+                        f"det_size {tuple(det_size)!r} and both width={width!r} and min_overlap={min_overlap!r}")
+    overlap = width if width is not None else min_overlap
+    if formula is None:
+        height, width = det_size
+        raise ValueError(f"det_size {tuple(det_size)!r} needs formula=: mmdet and mmdet3d both call gaussian_radius("
+                         "det_size, min_overlap) but with different formulas; pass formula=\"mmdet\" (mmdet 3.x) or "
+                         f"formula=\"cornernet\" (mmdet3d 1.x), or call gaussian_radius({height!r}, {width!r}, "
+                         f"{overlap if overlap is not None else 0.7!r}) for CornerNet's")
+    return det_size[0], det_size[1], overlap
+
+
+def _arguments(height, width, min_overlap, formula) -> tuple:
+    """(height, width, min_overlap, formula) of either call, defaults filled in."""
+    if isinstance(height, (list, tuple)):
+        height, width, min_overlap = _det_size_form(height, width, min_overlap, formula)
+    elif width is None:
+        raise TypeError("width is required: call gaussian_radius(height, width, min_overlap), or "
+                        "gaussian_radius((height, width), min_overlap, formula=...) as mmdet does")
+    return height, width, 0.7 if min_overlap is None else min_overlap, "cornernet" if formula is None else formula
+
+
+def gaussian_radius(height, width=None, min_overlap: float | None = None, *, formula: str | None = None
+                    ) -> torch.Tensor:
     """The Gaussian radius of boxes of size ``height`` x ``width``, not truncated.
 
-    Elementwise over tensors of broadcastable shapes, or Python numbers.
+    Elementwise over tensors of broadcastable shapes, or Python numbers. mmdet's and mmdet3d's
+    call ``gaussian_radius((height, width), min_overlap)`` is taken too, with ``formula`` given
+    (they compute different radii for it).
 
     Args:
         height, width: box sizes (tensors or numbers), in the pixels of the map drawn on.
         min_overlap: the IoU, in (0, 1), that a box whose corners are shifted by the
-            radius must keep with the box.
-        formula: ``"cornernet"``: the original CornerNet formula, as in mmdet3d 1.x
+            radius must keep with the box. Default (None): 0.7.
+        formula: ``"cornernet"`` (the default, None, for ``(height, width, ...)``): the
+            original CornerNet formula, as in mmdet3d 1.x
             (``mmdet3d.models.utils.gaussian_radius``), CenterNet, CenterPoint and
             OpenPCDet; ``"mmdet"``: mmdet 3.x's corrected formula
             (``mmdet.models.utils.gaussian_radius``). They differ for the same box.
@@ -104,7 +136,10 @@ def gaussian_radius(height, width, min_overlap: float = 0.7, *, formula: str = "
         tensor([ 3.6779, 10.9328])
         >>> round(gaussian_radius(10.0, 20.0, 0.3, formula="mmdet").item(), 4)
         2.8902
+        >>> round(gaussian_radius((10.0, 20.0), 0.3, formula="mmdet").item(), 4)  # mmdet's call
+        2.8902
     """
+    height, width, min_overlap, formula = _arguments(height, width, min_overlap, formula)
     if formula not in FORMULAS:
         raise ValueError(f"formula must be one of {FORMULAS}; got {formula!r}")
     if isinstance(min_overlap, bool) or not isinstance(min_overlap, numbers.Real):

@@ -6,7 +6,8 @@ number of valid entries per sample, ``counts`` (B,).
 
 - a ragged batch: any object with ``.tensor`` (padded, (B, Tmax, ...)) and
   ``.sample_sizes`` ((B,)), such as :class:`Ragged` or ACCV-Lab's ``RaggedBatch``;
-- a list (or tuple) of per-sample tensors, (T_b, ...) each;
+- a list (or tuple) of per-sample tensors, (T_b, ...) each (a sample may be a nested Python
+  list of numbers: :mod:`gaussdraw.inputs` makes it a tensor);
 - a padded tensor (B, Tmax, ...), with ``counts=`` given to the drawing function.
 """
 
@@ -191,8 +192,12 @@ def device_of(value, name: str) -> torch.device:
     """The device of a batched input, read off it (a list is not padded for it)."""
     if isinstance(value, torch.Tensor):
         return value.device
-    if isinstance(value, (list, tuple)) and value and isinstance(value[0], torch.Tensor):
-        return value[0].device
+    if isinstance(value, (list, tuple)) and value:
+        first = next((v for v in value if isinstance(v, torch.Tensor)), None)
+        if first is not None:
+            return first.device
+        if all(isinstance(v, (list, tuple)) for v in value):  # Python samples: made tensors on the CPU
+            return torch.device("cpu")
     if is_ragged(value) and isinstance(value.tensor, torch.Tensor):
         return value.tensor.device
     return to_padded(value, name)[0].device  # raises for what is not a batched input

@@ -64,8 +64,9 @@ def centernet_targets(
 
     Args:
         bboxes: per-sample (n_b, 4) float boxes, (x1, y1, x2, y2) in input-image pixels:
-            a list of tensors, a ragged batch (``.tensor`` (B, T, 4), ``.sample_sizes``),
-            or a padded (B, T, 4) tensor with ``counts``. Computed in float32.
+            a list of tensors (or of nested Python lists of numbers), a ragged batch
+            (``.tensor`` (B, T, 4), ``.sample_sizes``), or a padded (B, T, 4) tensor with
+            ``counts``. Computed in float32.
         labels: per-sample (n_b,) int32/int64 class indices in [0, num_classes), in any
             of those forms.
         num_classes: C, the heatmap's channels.
