@@ -259,3 +259,25 @@ def test_cli_on_a_machine_without_gpu(tmp_path, argv, status, expected):
     if status:  # the whole message is one line, and it says what to do
         assert done.stderr.strip().count("\n") == 0 and ":" in done.stderr, done.stderr
 
+
+@pytest.mark.parametrize("measured, label", [("wall", "wall time per call (µs)"),
+                                             ("kernel", "kernel time, CUDA-graph replay (µs)")])
+def test_plot_labels_what_was_measured(monkeypatch, tmp_path, measured, label):
+    import matplotlib.figure
+
+    from gaussdraw.bench.report import plot
+
+    drawn = []
+    save = matplotlib.figure.Figure.savefig
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig",
+                        lambda fig, *a, **k: drawn.append(fig) or save(fig, *a, **k))
+    for radii in ((1, 2, 4), (1, 2, 4, 8, 16, 32, 64, 128)):  # a narrow and a wide range
+        rows = [dict(radius=r, boxes=8, drawn_pixels=3 * r * r * 8, time_us=300 + r * r * 40.0, measured=measured,
+                     shape=[8, 32, 32]) for r in radii]
+        plot(rows, str(tmp_path / "plot.png"), "CPU")
+        for ax in drawn[-1].axes:
+            assert ax.get_ylabel() == label
+            ticks = [t.get_text() for t in (*ax.get_yticklabels(), *ax.get_xticklabels(),
+                                            *ax.get_yticklabels(minor=True)) if t.get_text()]
+            assert ticks and all("$" not in t and "times" not in t and "^" not in t for t in ticks), ticks
+    assert "8×32×32" in drawn[-1].axes[1].get_title()
