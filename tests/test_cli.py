@@ -192,3 +192,92 @@ def test_bench_one_suite_at_a_time(monkeypatch, capsys):
         main(["bench", "--variants", "v.json", "--device", "cpu"])
     assert str(exit_info.value.code) == "gaussdraw: bench --variants times CUDA kernels: use --device cuda, not cpu"
     assert ran == []
+
+
+# ----------------------------------------------------------------------------
+# every subcommand and option, as a new user runs them: a subprocess that sees no GPU
+# ----------------------------------------------------------------------------
+
+# (id, argv with {tmp} for a scratch folder, exit status, text that stdout or stderr must hold). Every
+# option of `gaussdraw` appears at least once; runs that work use --quick and one small config.
+CPU_RUNS = [
+    ("version", ["--version"], 0, "gaussdraw "),
+    ("help", ["--help"], 0, "bench"),
+    ("bench-help", ["bench", "--help"], 0, "--cpu-table"),
+    ("demo", ["demo", "--out", "{tmp}/demo.png", "--device", "cpu"], 0, "wrote"),
+    ("draw-every-option", ["bench", "seed-concat", "--quick", "--device", "cpu", "--json", "{tmp}/b.json", "--plot",
+                           "{tmp}/b.png", "--no-baseline", "--no-cpu", "--cpu-threads", "1"], 0, "| seed-concat |"),
+    ("draw-reference-on-cpu", ["bench", "seed-batched", "--quick", "--reference", "{tmp}/reference"], 0,
+     "timed on GPUs only"),
+    ("decode", ["bench", "--decode", "--quick", "--json", "{tmp}/d.json"], 0, "peaks: timed on CUDA GPUs only"),
+    ("cpu-table", ["bench", "--cpu-table", "seed-concat", "--quick", "--json", "{tmp}/c.json"], 0, "| seed-concat |"),
+    ("profile", ["bench", "--profile", "--quick"], 0, "function calls"),
+    ("targets", ["bench", "--targets", "centernet-coco", "--quick", "--no-cpu", "--cpu-threads", "1", "--json",
+                 "{tmp}/t.json"], 0, "centernet-coco"),
+    # GPU-only suites and devices: one line, non-zero
+    ("loss", ["bench", "--loss"], 1, "gaussdraw: bench --loss times CUDA kernels"),
+    ("loss-device-cpu", ["bench", "--loss", "--device", "cpu"], 1, "gaussdraw: bench --loss times CUDA kernels"),
+    ("loss-variants", ["bench", "--loss-variants", "{tmp}/lv.json"], 1, "bench --loss-variants times CUDA kernels"),
+    ("variants", ["bench", "--variants", "/nonexistent/x.json"], 1, "bench --variants times CUDA kernels"),
+    ("demo-cuda", ["demo", "--device", "cuda", "--out", "{tmp}/x.png"], 1, "gaussdraw: --device cuda needs a CUDA GPU"),
+    ("bench-device-tpu", ["bench", "--device", "tpu"], 1, "gaussdraw: --device 'tpu' is not a device"),
+    # paths that cannot be written or read: one line, before any work
+    ("demo-out-missing-folder", ["demo", "--out", "/nonexistent/dir/x.png"], 1, "/nonexistent/dir does not exist"),
+    ("demo-out-folder", ["demo", "--out", "{tmp}"], 1, "is a folder: give a file name"),
+    ("demo-out-format", ["demo", "--out", "{tmp}/x.txt"], 1, "end the name in .png"),
+    ("json-missing-folder", ["bench", "--json", "/nonexistent/x.json"], 1, "--json /nonexistent/x.json: the folder"),
+    ("plot-under-a-file", ["bench", "--plot", "{tmp}/file/x.png"], 1, "is a file, not a folder"),
+    ("decode-json-missing-folder", ["bench", "--decode", "--json", "/nonexistent/x.json"], 1, "does not exist"),
+    ("reference-missing", ["bench", "--reference", "/nonexistent"], 1, "--reference /nonexistent is not a folder"),
+    ("reference-empty", ["bench", "--reference", "{tmp}"], 1, "has no load_reference.py"),
+    # wrong options: argparse's status 2, in one line
+    ("cpu-threads-zero", ["bench", "--cpu-threads", "0"], 2, "argument --cpu-threads: must be a whole number"),
+    ("option-not-read", ["bench", "--profile", "--plot", "{tmp}/x.png"], 2, "--profile does not read --plot"),
+    ("unknown-config", ["bench", "no-such-config"], 2, "unknown config 'no-such-config'"),
+    ("unknown-command", ["dem"], 2, "invalid choice: 'dem'"),
+]
+
+
+@pytest.mark.parametrize("argv, status, expected", [run[1:] for run in CPU_RUNS], ids=[run[0] for run in CPU_RUNS])
+def test_cli_on_a_machine_without_gpu(tmp_path, argv, status, expected):
+    import os
+    import subprocess
+    import sys
+
+    import gaussdraw
+
+    (tmp_path / "file").write_text("")
+    (tmp_path / "reference").mkdir()
+    (tmp_path / "reference" / "load_reference.py").write_text("raise ImportError('not loaded on the CPU')\n")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env.update(CUDA_VISIBLE_DEVICES="", PYTHONPATH=os.path.dirname(os.path.dirname(gaussdraw.__file__)))
+    done = subprocess.run([sys.executable, "-m", "gaussdraw", *(a.format(tmp=tmp_path) for a in argv)],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == status, (done.returncode, done.stdout[-2000:], done.stderr[-2000:])
+    assert expected in done.stdout + done.stderr, (done.stdout[-2000:], done.stderr[-2000:])
+    if status:  # the whole message is one line, and it says what to do
+        assert done.stderr.strip().count("\n") == 0 and ":" in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("measured, label", [("wall", "wall time per call (µs)"),
+                                             ("kernel", "kernel time, CUDA-graph replay (µs)")])
+def test_plot_labels_what_was_measured(monkeypatch, tmp_path, measured, label):
+    import matplotlib.figure
+
+    from gaussdraw.bench.report import plot
+
+    drawn = []
+    save = matplotlib.figure.Figure.savefig
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig",
+                        lambda fig, *a, **k: drawn.append(fig) or save(fig, *a, **k))
+    for radii in ((1, 2, 4), (1, 2, 4, 8, 16, 32, 64, 128)):  # a narrow and a wide range
+        rows = [dict(radius=r, boxes=8, drawn_pixels=3 * r * r * 8, time_us=300 + r * r * 40.0, measured=measured,
+                     shape=[8, 32, 32]) for r in radii]
+        plot(rows, str(tmp_path / "plot.png"), "CPU")
+        for ax in drawn[-1].axes:
+            assert ax.get_ylabel() == label
+            ticks = [t.get_text() for t in (*ax.get_yticklabels(), *ax.get_xticklabels(),
+                                            *ax.get_yticklabels(minor=True)) if t.get_text()]
+            assert ticks and all("$" not in t and "times" not in t and "^" not in t for t in ticks), ticks
+    assert "8×32×32" in drawn[-1].axes[1].get_title()

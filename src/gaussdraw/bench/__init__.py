@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from dataclasses import dataclass
 from typing import Callable
 
@@ -37,7 +38,8 @@ class Suite:
 
     ``run(args, device)`` gets the parsed arguments and the device (``--device``, else cuda where the
     suite needs a GPU or one is there, else cpu) and returns the exit status. ``option`` holds the
-    keywords of ``add_argument`` for ``flag``; the default suite has no flag."""
+    keywords of ``add_argument`` for ``flag``; the default suite has no flag. ``reads`` names the shared
+    options the suite uses (``--device`` aside): one given that it does not read is an error, not ignored."""
 
     name: str
     flag: str | None
@@ -45,6 +47,7 @@ class Suite:
     needs_gpu: bool
     run: Callable[[argparse.Namespace, torch.device], int]
     option: tuple = _SWITCH
+    reads: tuple = ()  # the shared options (argparse dests) it reads; another one given is an error
 
     @property
     def dest(self) -> str:
@@ -66,8 +69,26 @@ def _report(json_path, device, suite: str, table_text: str, note: str = "", **ro
     return 0
 
 
+def _reference(a, device):
+    """The loaded reference of --reference (else $GAUSSDRAW_REFERENCE), checked before any work: a
+    folder without ``load_reference.py`` exits with one line; on the CPU it is left out, with a note."""
+    directory = a.reference or os.environ.get("GAUSSDRAW_REFERENCE")
+    if not directory:
+        return None
+    source = "--reference" if a.reference else "$GAUSSDRAW_REFERENCE"
+    if not os.path.isfile(os.path.join(directory, "load_reference.py")):
+        what = "is not a folder" if not os.path.isdir(directory) else "has no load_reference.py"
+        raise SystemExit(f"gaussdraw: {source} {directory} {what}: give the folder that holds ACCV-Lab's "
+                         "load_reference.py, or leave the option out")
+    if device.type != "cuda":
+        print(f"gaussdraw: {source}: ACCV-Lab's draw_heatmap is a CUDA extension, timed on GPUs only; "
+              "this CPU run leaves it out", file=sys.stderr)
+        return None
+    return load_reference(directory)
+
+
 def _run_draw(a, device) -> int:
-    reference = load_reference(a.reference) if device.type == "cuda" else None
+    reference = _reference(a, device)
     text, _ = run(a.configs or None, device, a.quick, a.json_path, a.plot_path, not a.no_baseline, not a.no_cpu,
                   a.cpu_threads, reference=reference)
     print(text)
@@ -80,8 +101,8 @@ def _run_targets(a, device) -> int:
 
 
 def _run_decode(a, device) -> int:
-    peaks = peaks_bench(device) if device.type == "cuda" else []
-    nms = nms_bench(device)
+    peaks = peaks_bench(device, quick=a.quick) if device.type == "cuda" else []
+    nms = nms_bench(device, quick=a.quick)
     return _report(a.json_path, device, "decode", decode_markdown(peaks, nms), peaks=peaks, circle_nms=nms)
 
 
@@ -112,7 +133,7 @@ def _run_loss_variants(a, device) -> int:
 
 
 def _run_profile(a, device) -> int:
-    print(profile_draw(device))
+    print(profile_draw(device, calls=300 if a.quick else 3000))
     return 0
 
 
@@ -130,28 +151,41 @@ def _run_variants(a, device) -> int:
 
 
 # The default suite first; then the others in the order --help lists them. One runs per call.
+_DRAW_OPTIONS = ("configs", "quick", "json_path", "plot_path", "no_baseline", "no_cpu", "cpu_threads", "reference")
 SUITES = (
-    Suite("draw", None, "the drawing configs against the per-box loop (without a suite option)", False, _run_draw),
+    Suite("draw", None, "the drawing configs against the per-box loop (without a suite option)", False, _run_draw,
+          reads=_DRAW_OPTIONS),
     Suite("decode", "--decode", "heatmap peaks against mmdet/mmdet3d's compositions (eager, compiled; GPU) and "
-          "circle NMS against mmdet3d's loop on the CPU, then exit", False, _run_decode),
+          "circle NMS against mmdet3d's loop on the CPU, then exit", False, _run_decode,
+          reads=("quick", "json_path")),
     Suite("cpu-table", "--cpu-table", "CPU: gaussdraw against the per-box loop for one sample of 1 and 10 boxes "
           "and every config (or the CONFIGs given), 2 threads and 1, min/median/max over rounds, then exit",
-          False, _run_cpu_table),
-    Suite("profile", "--profile", "cProfile of the host side of a draw call, then exit", False, _run_profile),
+          False, _run_cpu_table, reads=("configs", "quick", "json_path")),
+    Suite("profile", "--profile", "cProfile of the host side of a draw call, then exit", False, _run_profile,
+          reads=("quick",)),
     Suite("loss", "--loss", "GPU: time the Gaussian focal loss against mmdet's composition (eager, compiled), "
-          "then exit", True, _run_loss),
+          "then exit", True, _run_loss, reads=("json_path",)),
     Suite("loss-variants", "--loss-variants", "GPU: time forced launch shapes of the loss kernels into JSON, "
           "then exit", True, _run_loss_variants, (("default", None), ("metavar", "JSON"))),
     Suite("variants", "--variants", "GPU: time forced launch shapes (boxes per program x window splits) into "
           "JSON, then exit", True, _run_variants, (("default", None), ("metavar", "JSON"))),
     Suite("targets", "--targets", "time whole target assignment against the heads' per-box loops (configs: "
           f"{', '.join(TARGET_CONFIGS)}; default all), then exit", False, _run_targets,
-          (("nargs", "*"), ("default", None), ("choices", tuple(TARGET_CONFIGS)), ("metavar", "CONFIG"))),
+          (("nargs", "*"), ("default", None), ("choices", tuple(TARGET_CONFIGS)), ("metavar", "CONFIG")),
+          reads=("quick", "json_path", "no_cpu", "cpu_threads")),
 )
 
 
+def _threads(text: str) -> int:
+    if not text.lstrip("-").isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of threads, 1 or more; got {text!r}")
+    return int(text)
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="gaussdraw bench", description="gaussdraw against its baselines, with the "
+    from ..cli import OneLineParser
+
+    p = OneLineParser(prog="gaussdraw bench", description="gaussdraw against its baselines, with the "
                                 "floors measured in the same run. Without a suite option: the drawing configs.")
     p.add_argument("configs", nargs="*", metavar="CONFIG",
                    help=f"drawing configs to run (default: all): {', '.join(CONFIGS)}")
@@ -159,15 +193,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="CI-sized configs")
     p.add_argument("--json", dest="json_path", default=None, metavar="FILE", help="write the results as JSON")
     p.add_argument("--plot", dest="plot_path", default=None, metavar="PNG",
-                   help="draw kernel time against drawn pixels and radius into a PNG")
+                   help="draw time against drawn pixels and radius into a PNG (kernel time on CUDA, wall time "
+                        "on the CPU)")
     p.add_argument("--no-baseline", action="store_true", help="skip the per-box loop")
     p.add_argument("--no-cpu", action="store_true", help="on a GPU machine, skip the CPU rows")
-    p.add_argument("--cpu-threads", type=int, default=2, help="torch threads for the CPU rows (default 2)")
+    p.add_argument("--cpu-threads", type=_threads, default=2, help="torch threads for the CPU rows (default 2)")
     suites = p.add_mutually_exclusive_group()
     for suite in SUITES:
         if suite.flag:
             suites.add_argument(suite.flag, help=suite.help, **dict(suite.option))
-    p.add_argument("--reference", default=os.environ.get("GAUSSDRAW_REFERENCE"), metavar="DIR",
+    p.add_argument("--reference", default=None, metavar="DIR",
                    help="GPU: also time ACCV-Lab's draw_heatmap, built from DIR/load_reference.py, on the same "
                         "inputs (default: $GAUSSDRAW_REFERENCE)")
     return p
@@ -181,17 +216,39 @@ def _device(a: argparse.Namespace, suite: Suite) -> torch.device:
     check_device(a.device)
     device = torch.device(a.device or ("cuda" if suite.needs_gpu or torch.cuda.is_available() else "cpu"))
     if suite.needs_gpu and not torch.cuda.is_available():
-        raise SystemExit(f"gaussdraw: bench {suite.flag} times CUDA kernels, and torch sees no CUDA GPU here")
+        on_cpu = ", ".join(s.flag or "no suite option" for s in SUITES if not s.needs_gpu)
+        raise SystemExit(f"gaussdraw: bench {suite.flag} times CUDA kernels, and torch sees no CUDA GPU here: "
+                         f"run it on a CUDA machine (on the CPU: {on_cpu})")
     if suite.needs_gpu and device.type != "cuda":
         raise SystemExit(f"gaussdraw: bench {suite.flag} times CUDA kernels: use --device cuda, not {a.device}")
     return device
 
 
+def _check_options(p: argparse.ArgumentParser, a: argparse.Namespace, suite: Suite) -> None:
+    """Before any work: an option the suite does not read is an error (argparse's one line), and a file
+    it will write that cannot be written exits with one line."""
+    from ..cli import check_output
+
+    for dest in _DRAW_OPTIONS:
+        value = getattr(a, dest)
+        if dest not in suite.reads and value not in (None, False, []) and value != p.get_default(dest):
+            option = "CONFIG" if dest == "configs" else "--" + dest.removesuffix("_path").replace("_", "-")
+            p.error(f"{suite.flag} does not read {option}: leave it out, or drop {suite.flag}")
+    for dest, option in (("json_path", "--json"), ("plot_path", "--plot"), ("variants", "--variants"),
+                         ("loss_variants", "--loss-variants")):
+        if getattr(a, dest):
+            check_output(getattr(a, dest), option, plot=dest == "plot_path")
+
+
 def main(argv=None) -> int:
+    from ..cli import without_traceback
+
     p = _parser()
     a = p.parse_args(argv)
     unknown = [c for c in a.configs if c not in CONFIGS]
     if unknown:
         p.error(f"unknown config {unknown[0]!r}; choose from {', '.join(CONFIGS)}")
     suite = next((s for s in SUITES if s.flag and s.selected(a)), SUITES[0])
-    return suite.run(a, _device(a, suite))
+    device = _device(a, suite)
+    _check_options(p, a, suite)
+    return without_traceback(suite.run, a, device)

@@ -20,6 +20,12 @@ PEAK_CONFIGS = {  # name: (shape, k, kernel, per_class_k)
     "centerpoint-nus": ((4, 10, 128, 128), 500, 1, 500),
 }
 NMS_SIZES = (1000, 4000)
+QUICK_NMS_SIZES = (100, 300)  # --quick: fewer candidates, and the loop timed for 0.05 s rather than 0.5 s
+
+
+def quick_peaks(shape: tuple, k: int) -> tuple:
+    """A CI-sized peaks config (--quick): one sample, at most 3 classes, a quarter of each side."""
+    return (1, min(shape[1], 3), shape[2] // 4, shape[3] // 4), min(k, 20)
 
 
 def peak_inputs(shape, device, seed=0):
@@ -28,10 +34,14 @@ def peak_inputs(shape, device, seed=0):
     return torch.sigmoid(torch.randn(shape, generator=g) * 2 - 4).to(device)
 
 
-def peaks_bench(device, rounds: int = 5) -> list[dict]:
+def peaks_bench(device, rounds: int = 5, quick: bool = False) -> list[dict]:
+    """GPU: heatmap peaks against the compositions; ``quick``: small shapes (:func:`quick_peaks`), 2 rounds."""
     bandwidth = copy_bandwidth(device)
     rows = []
     for name, (shape, k, kernel, per_class_k) in PEAK_CONFIGS.items():
+        if quick:
+            shape, k = quick_peaks(shape, k)
+            per_class_k, rounds = per_class_k and k, 2
         heat = peak_inputs(shape, device)
         if per_class_k is None:
             reference = lambda h=heat, k=k, kernel=kernel: heatmap_peaks_composed(h, k, kernel)  # noqa: E731
@@ -83,7 +93,11 @@ def nms_inputs(count, device, seed=0):
     return centers.to(device), scores.to(device)
 
 
-def nms_bench(device, thresh: float = 4.0, post_max_size: int = 83, sizes=NMS_SIZES) -> list[dict]:
+def nms_bench(device, thresh: float = 4.0, post_max_size: int = 83, sizes=None, quick: bool = False) -> list[dict]:
+    """Circle NMS against the per-box loop for ``sizes`` candidates (default :data:`NMS_SIZES`, or
+    :data:`QUICK_NMS_SIZES` with ``quick``)."""
+    sizes = sizes or (QUICK_NMS_SIZES if quick else NMS_SIZES)
+    loop_s = 0.05 if quick else 0.5
     loop, kind = _circle_nms_loop()
     rows = []
     for count in sizes:
@@ -93,7 +107,7 @@ def nms_bench(device, thresh: float = 4.0, post_max_size: int = 83, sizes=NMS_SI
         loop(*dets, thresh, post_max_size)  # compile
         start = time.perf_counter()
         repeats = 0
-        while time.perf_counter() - start < 0.5 or repeats < 3:
+        while time.perf_counter() - start < loop_s or repeats < 3:
             expected = loop(*dets, thresh, post_max_size)
             repeats += 1
         loop_us = (time.perf_counter() - start) / repeats * 1e6
@@ -103,7 +117,7 @@ def nms_bench(device, thresh: float = 4.0, post_max_size: int = 83, sizes=NMS_SI
         kept = call()
         same = kept.indices[0, : int(kept.counts[0])].tolist() == [int(i) for i in expected]
         row = dict(candidates=count, thresh=thresh, post_max_size=post_max_size, loop=kind, loop_us=loop_us,
-                   same_as_loop=same, wall_us=wall_time(call, device, 50) * 1e6,
+                   same_as_loop=same, wall_us=wall_time(call, device, 5 if quick else 50) * 1e6,
                    gpu_us=graph_time_or_none(call) if device.type == "cuda" else None)
         row["speedup_wall"] = loop_us / row["wall_us"]
         rows.append(row)
@@ -112,6 +126,10 @@ def nms_bench(device, thresh: float = 4.0, post_max_size: int = 83, sizes=NMS_SI
 
 
 def decode_markdown(peaks: list[dict], nms: list[dict]) -> str:
+    """The peaks and circle NMS tables; without peak rows (a CPU run), a line saying why in its place."""
+    if not peaks:
+        return "\n".join(["peaks: timed on CUDA GPUs only (mmdet's compositions against gaussdraw's kernels); "
+                           "this run times circle NMS alone", "", *_nms_markdown(nms)])
     lines = ["| peaks | k | gaussdraw GPU / wall (µs) | reference eager GPU / wall | reference compiled GPU / wall "
              "| bytes floor (µs) | GPU ÷ floor | compiled ÷ gaussdraw (GPU) | local max / top-k alone, GPU (µs) "
              "| same scores |",
@@ -126,10 +144,14 @@ def decode_markdown(peaks: list[dict], nms: list[dict]) -> str:
         lines.append(f"| {r['config']} {tuple(r['shape'])} | {r['k']} | {pair('gaussdraw')} | {pair('reference eager')} "
                      f"| {pair('reference compiled')} | {r['floor_us']:.1f} | {over} | {ratio} "
                      f"| {_fmt(r.get('local maximum GPU us'))} / {_fmt(r.get('topk GPU us'))} | {r['scores_equal']} |")
-    lines += ["", "| circle NMS candidates | mmdet3d loop (µs) | gaussdraw wall (µs) | gaussdraw GPU (µs) | × loop (wall) "
-              "| same kept boxes |", "|---|---|---|---|---|---|"]
+    return "\n".join(lines + [""] + _nms_markdown(nms))
+
+
+def _nms_markdown(nms: list[dict]) -> list[str]:
+    lines = ["| circle NMS candidates | mmdet3d loop (µs) | gaussdraw wall (µs) | gaussdraw GPU (µs) "
+             "| × loop (wall) | same kept boxes |", "|---|---|---|---|---|---|"]
     for r in nms:
         gpu = f"{r['gpu_us']:,.1f}" if r.get("gpu_us") is not None else "-"
         lines.append(f"| {r['candidates']} | {r['loop_us']:,.1f} ({r['loop']}) | {r['wall_us']:,.1f} | {gpu} "
                      f"| {r['speedup_wall']:,.0f} | {r['same_as_loop']} |")
-    return "\n".join(lines)
+    return lines

@@ -223,7 +223,7 @@ def _launch_path():
 
 
 # ----------------------------------------------------------------------------
-# scaling sweep for the plot: kernel time against drawn pixels and radius
+# scaling sweep for the plot: kernel time (CUDA; wall time on the CPU) against drawn pixels and radius
 # ----------------------------------------------------------------------------
 
 
@@ -235,7 +235,8 @@ def sweep(device, radii=(1, 2, 4, 8, 16, 32, 64, 128), boxes=256, size=512) -> l
         heatmap = torch.zeros(config.shape, device=device)
         draw, _ = _calls(inputs, validate=False)
         t = graph_time(lambda: draw(heatmap)) if device.type == "cuda" else wall_time(lambda: draw(heatmap), device, 2)
-        rows.append(dict(radius=r, boxes=inputs.boxes, drawn_pixels=inputs.drawn_pixels(), time_us=t * 1e6))
+        rows.append(dict(radius=r, boxes=inputs.boxes, drawn_pixels=inputs.drawn_pixels(), time_us=t * 1e6,
+                         measured="kernel" if device.type == "cuda" else "wall", shape=list(config.shape)))
     return rows
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import platform
 import sys
 from datetime import date
@@ -9,25 +10,54 @@ from datetime import date
 import torch
 
 
+MEASURED = {"kernel": "kernel time, CUDA-graph replay (µs)", "wall": "wall time per call (µs)"}
+
+
+def plain_number(value: float, _position=None) -> str:
+    """A tick label as a plain number (1, 20, 1,350, 0.5), not mathtext's 1.35×10²."""
+    return f"{value:,.0f}" if value >= 1 else f"{value:.2g}"
+
+
+def _plain_log_ticks(ax) -> None:
+    """Plain numbers on both log axes. Minor ticks are labelled where few major ticks fall: all of them on
+    an axis under one decade, those at 2 and 5 times a power of ten on an axis under two."""
+    from matplotlib.ticker import FuncFormatter
+
+    def minor(axis):
+        def label(value, _position=None):
+            low, high = axis.get_view_interval()
+            span = high / max(low, 1e-30)
+            lead = round(value / 10 ** math.floor(math.log10(value)), 6) if value > 0 else 0
+            return plain_number(value) if span < 10 or (span < 100 and lead in (2, 5)) else ""
+        return FuncFormatter(label)
+
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_formatter(FuncFormatter(plain_number))
+        axis.set_minor_formatter(minor(axis))
+
+
 def plot(rows: list[dict], path: str, device_name: str) -> None:
+    """Time against drawn pixels and against radius (the sweep's rows), into ``path``. The y-axis says what
+    was measured: kernel time on CUDA, wall time on the CPU (rows' ``measured``)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    ylabel = MEASURED[rows[0].get("measured", "kernel")]
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
-    px = [r["drawn_pixels"] for r in rows]
     t = [r["time_us"] for r in rows]
-    a.loglog(px, t, "o-")
+    a.loglog([r["drawn_pixels"] for r in rows], t, "o-")
     a.set_xlabel("drawn pixels (after clipping)")
-    a.set_ylabel("kernel time (µs)")
     a.set_title("cost against drawn pixels")
     b.loglog([r["radius"] for r in rows], t, "o-")
     b.set_xlabel("radius (px)")
-    b.set_ylabel("kernel time (µs)")
-    b.set_title(f"{rows[0]['boxes']} boxes on 8×512×512")
+    shape = "×".join(str(n) for n in rows[0].get("shape", (8, 512, 512)))
+    b.set_title(f"{rows[0]['boxes']} boxes on {shape}")
     for ax in (a, b):
+        ax.set_ylabel(ylabel)
         ax.grid(True, which="both", alpha=0.3)
+        _plain_log_ticks(ax)
     fig.suptitle(f"gaussdraw draw_heatmap_batched, {device_name}")
     fig.savefig(path, dpi=100)
     plt.close(fig)
