@@ -12,7 +12,8 @@ import importlib
 
 import pytest
 
-MODULES_WITH_EXAMPLES = ["gaussdraw", "gaussdraw.checks", "gaussdraw.draw", "gaussdraw.ragged", "gaussdraw.loss", "gaussdraw.radius",
+MODULES_WITH_EXAMPLES = ["gaussdraw", "gaussdraw.checks", "gaussdraw.dispatch", "gaussdraw.inputs", "gaussdraw.draw",
+                         "gaussdraw.ragged", "gaussdraw.loss", "gaussdraw.radius",
                          "gaussdraw.targets.centernet", "gaussdraw.targets.centerpoint"]
 
 
