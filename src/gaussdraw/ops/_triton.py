@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import sys
 
 import torch
 
@@ -29,15 +28,17 @@ def require_triton() -> None:
 
 
 def interpreting() -> bool:
-    """Whether Triton kernels run in Triton's interpreter: the environment's TRITON_INTERPRET, as
-    Triton reads it, until Triton is imported; after, whether the kernels were made interpreted."""
+    """Whether Triton kernels run in Triton's interpreter (``TRITON_INTERPRET=1``), as Triton itself
+    reads it (``triton.knobs.runtime.interpret``; the environment on a Triton without knobs). Asking
+    imports Triton."""
     if not HAVE_TRITON:
         return False
-    if "triton" not in sys.modules:
-        return os.environ.get("TRITON_INTERPRET", "").strip().lower() in ("1", "true", "on")  # Triton's reading
-    from .kernels.common import INTERPRETED
+    import triton
 
-    return INTERPRETED
+    runtime = getattr(getattr(triton, "knobs", None), "runtime", None)
+    if runtime is not None and hasattr(runtime, "interpret"):
+        return bool(runtime.interpret)
+    return os.environ.get("TRITON_INTERPRET", "").strip().lower() in ("1", "true", "on")
 
 
 def check_device(device: torch.device) -> None:

@@ -135,10 +135,14 @@ def _on_device(device: torch.device):
     return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
 
 
-def _run(compiled, grid, index: int, values) -> None:
-    """The direct launch: the compiled kernel's launcher, with no launch metadata and no hooks."""
-    compiled.run(grid[0], grid[1] if len(grid) > 1 else 1, grid[2] if len(grid) > 2 else 1, _raw_stream(index),
-                 compiled.function, compiled.packed_metadata, None, None, None, *values)
+def _grid3(grid) -> tuple:
+    return grid[0], grid[1] if len(grid) > 1 else 1, grid[2] if len(grid) > 2 else 1
+
+
+def _run(compiled, grid3, index: int, values) -> None:
+    """The direct launch (the one call of Triton's private launcher): the compiled kernel's launcher on
+    a 3-d grid, with no launch metadata and no hooks."""
+    compiled.run(*grid3, _raw_stream(index), compiled.function, compiled.packed_metadata, None, None, None, *values)
 
 
 class Launcher:
@@ -204,7 +208,7 @@ class Launcher:
     def _direct(self, compiled, grid, index, values) -> bool:
         """Launch directly; False (and Triton's launch from now on) where the first direct launch raises."""
         try:
-            _run(compiled, grid, index, values)
+            _run(compiled, _grid3(grid), index, values)
         except Exception:
             if self.launched_direct:
                 raise
@@ -230,7 +234,7 @@ class Relaunch:
             raise ValueError(f"relaunch must name the kernel's leading parameters, {launcher.names[:len(names)]}; "
                              f"got {names}")
         self.launcher, self.compiled, self.names = launcher, compiled, names
-        self.grid = (grid[0], grid[1] if len(grid) > 1 else 1, grid[2] if len(grid) > 2 else 1)
+        self.grid = _grid3(grid)
         self.fixed = {name: value for name, value in arguments.items() if name not in names}
         self.values = launcher.values(arguments)[len(names):]
         self.num_warps, self.compile_options, self.specialization = num_warps, compile_options, specialization
@@ -242,9 +246,7 @@ class Relaunch:
             self.launcher(self.grid, self.num_warps, self.compile_options, self.specialization, (),
                           dict(zip(self.names, tensors), **self.fixed))
             return
-        compiled = self.compiled
-        compiled.run(*self.grid, _raw_stream(index), compiled.function, compiled.packed_metadata, None, None, None,
-                     *tensors, *self.values)
+        _run(self.compiled, self.grid, index, (*tensors, *self.values))
 
 
 _LAUNCHERS: dict = {}
