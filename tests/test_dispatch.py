@@ -14,7 +14,8 @@ import pytest
 import torch
 
 import gaussdraw
-from gaussdraw import Ragged, decode, draw, loss
+from gaussdraw import Ragged, draw, loss
+from gaussdraw.decode import peaks as decode_peaks
 from gaussdraw.ops._triton import HAVE_TRITON, interpreting
 from gaussdraw.ops.centernet_targets import CENTERNET_TARGETS
 from gaussdraw.ops.centerpoint_targets import CENTERPOINT_TARGETS
@@ -148,7 +149,7 @@ OPS = {
     "centerpoint_targets": (call_centerpoint_targets, ["list", "ragged", "padded"], [CENTERPOINT_TARGETS], []),
     "circle_nms_batched": (call_circle_nms_batched, ["list", "ragged", "padded"], [CIRCLE_NMS], []),
     "heatmap_peaks": (call_heatmap_peaks, ["tensor"], [LOCAL_MAXIMUM],
-                      [(decode, "peak_keys_triton"), (decode, "order_peaks_triton")]),
+                      [(decode_peaks, "peak_keys_triton"), (decode_peaks, "order_peaks_triton")]),
     "gaussian_focal_loss": (call_focal_loss, ["tensor"], [FOCAL_LOSS_FORWARD, FOCAL_LOSS_BACKWARD],
                             [(loss, "focal_loss_triton")]),
 }
