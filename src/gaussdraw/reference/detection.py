@@ -1,4 +1,5 @@
-"""Plain per-box implementations: the obviously-correct baseline for tests and benchmarks.
+"""Plain per-box implementations of the detection side: the obviously-correct baseline for tests and
+benchmarks.
 
 These follow mmdet3d's ``draw_heatmap_gaussian``: for each box, float64 numpy
 Gaussian values on the part of its window inside the map, thresholded, moved to

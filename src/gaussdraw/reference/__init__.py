@@ -1,0 +1,13 @@
+"""Plain implementations (loops, float64 where it helps): what the kernels must equal, for tests
+and benchmarks. One module a topic:
+
+- :mod:`.detection`: drawing, targets, the focal loss, peaks and circle NMS (mmdet/mmdet3d's semantics).
+"""
+
+from .detection import (centernet_targets_per_box, centerpoint_targets_per_box, centerpoint_topk_composed,
+                        circle_nms_per_box, draw_heatmap_batched_per_box, draw_heatmap_per_box, draw_one_box,
+                        gaussian_focal_loss_composed, gaussian_values, heatmap_peaks_composed)
+
+__all__ = ["centernet_targets_per_box", "centerpoint_targets_per_box", "centerpoint_topk_composed",
+           "circle_nms_per_box", "draw_heatmap_batched_per_box", "draw_heatmap_per_box", "draw_one_box",
+           "gaussian_focal_loss_composed", "gaussian_values", "heatmap_peaks_composed"]
