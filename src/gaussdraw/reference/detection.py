@@ -71,7 +71,7 @@ def centernet_targets_per_box(bboxes, labels, num_classes, feat_size, img_size, 
     """CenterNet targets one box at a time, as mmdet's ``CenterNetHead.get_targets`` computes
     them: ``(dict(center_heatmap_target=..., wh_target=..., offset_target=...,
     wh_offset_target_weight=...), avg_factor)`` for lists of (n_b, 4) boxes and (n_b,) labels."""
-    from .radius import gaussian_radius
+    from ..radius import gaussian_radius
 
     (feat_h, feat_w), (img_h, img_w) = feat_size, img_size
     width_ratio, height_ratio = float(feat_w / img_w), float(feat_h / img_h)
@@ -101,7 +101,7 @@ def centerpoint_targets_per_box(boxes, labels, task_sizes, *, point_cloud_range,
     """CenterPoint targets one box at a time, as mmdet3d's ``CenterHead.get_targets`` computes
     them: ``(heatmaps, anno_boxes, inds, masks)``, lists over tasks, for lists of (n_b, 9)
     boxes (gravity-center z) and (n_b,) global labels; ``task_sizes``: classes per task."""
-    from .radius import gaussian_radius
+    from ..radius import gaussian_radius
 
     feat_w, feat_h = grid_size[0] // out_size_factor, grid_size[1] // out_size_factor
     slots = max_objs * dense_reg
