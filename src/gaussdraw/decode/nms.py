@@ -8,8 +8,10 @@ import torch
 
 from ..checks import raise_first, resolve_validate
 from ..dispatch import check_backend, route, run
+from ..draw_plans import layout, planned, remember
 from ..inputs import Field, batch_inputs, is_numbers, python_tensor
-from ..ops.circle_nms import CIRCLE_NMS, float32_threshold, sorted_candidates, sorted_candidates_triton
+from ..ops.circle_nms import (CIRCLE_NMS, circle_nms_sorted_triton, float32_threshold, sorted_candidates,
+                              sorted_candidates_triton, sorted_walk_fits)
 from ..ragged import RaggedLike
 
 NMS_FIELDS = (Field("scores", floating=True), Field("centers", (2,), floating=True))  # scores set S and counts
@@ -77,6 +79,15 @@ def circle_nms_batched(centers: RaggedLike, scores: RaggedLike, thresh, *, post_
         >>> kept.indices.tolist(), kept.counts.tolist()
         ([[0, 2], [0, -1]], [2, 1])
     """
+    key, relaunch = planned(scores, validate, False, lambda: _layout_key(centers, scores, counts, thresh,
+                                                                          post_max_size, backend))
+    if relaunch is not None:  # a repeated unchecked CUDA call: the launch of its layout's first call
+        num_samples, longest = scores.shape
+        size = min(post_max_size, longest) if post_max_size is not None else longest
+        kept = torch.empty((num_samples, size), dtype=torch.int64, device=scores.device)
+        kept_counts = torch.empty(num_samples, dtype=torch.int64, device=scores.device)
+        relaunch(kept, kept_counts, scores, centers, counts)
+        return KeptBoxes(kept, kept_counts)
     check_backend(backend)
     batch = batch_inputs({"centers": centers, "scores": scores}, NMS_FIELDS, counts)
     center_tensor, score_tensor, sizes = batch.tensors["centers"], batch.tensors["scores"], batch.counts
@@ -95,14 +106,31 @@ def circle_nms_batched(centers: RaggedLike, scores: RaggedLike, thresh, *, post_
         raise ValueError(f"thresh must be a number or one number per sample ({num_samples}); got {thresh!r}")
     thresholds = _thresholds(tuple(float(t) for t in thresholds), device)
     size = min(post_max_size, longest) if post_max_size is not None else longest
-    centers_f32 = center_tensor.float().contiguous()
     chosen = route(backend, device)
+    if chosen.use_triton and not chosen.traced and sorted_walk_fits(longest):  # one launch: sort and walk
+        kept, kept_counts, relaunch = circle_nms_sorted_triton(score_tensor, center_tensor, sizes, thresholds, size,
+                                                               bind=key is not None)
+        remember(key, relaunch)
+        return KeptBoxes(kept, kept_counts)
+    centers_f32 = center_tensor.float().contiguous()
     if chosen.use_triton and not chosen.traced:  # eager Triton: the candidates' order by a kernel too
         order = sorted_candidates_triton(score_tensor.contiguous(), sizes)
     else:
         order = sorted_candidates(score_tensor, sizes)
     kept, kept_counts = run(CIRCLE_NMS, chosen, centers_f32, order, sizes, thresholds, size)
     return KeptBoxes(kept, kept_counts)
+
+
+def _layout_key(centers, scores, counts, thresh, post_max_size, backend) -> tuple:
+    """What a call's checks and launch read of its arguments (:mod:`gaussdraw.draw_plans`): the
+    tensors' layouts and 16-byte alignment, the thresholds' values and the options; TypeError where
+    an argument is not a plain tensor, a number or a list of numbers."""
+    if type(thresh) is not float and type(thresh) is not int:
+        thresh = tuple(thresh) if type(thresh) in (list, tuple) else None
+        if thresh is None or not all(type(t) is float or type(t) is int for t in thresh):
+            raise TypeError
+    return ("circle_nms", layout(centers), layout(scores), layout(counts), centers.data_ptr() % 16,
+            scores.data_ptr() % 16, counts.data_ptr() % 16, thresh, post_max_size, backend)
 
 
 def circle_nms(centers: torch.Tensor, scores: torch.Tensor, thresh: float, *, post_max_size: int | None = 83,

@@ -93,6 +93,42 @@ def circle_nms_triton(centers, order, counts, thresholds, post_max_size: int):
     return kept, kept_counts
 
 
+SORTED_LONGEST = 4096  # the longest padded length that one program sorts in registers
+# the sorted walk's arguments that a relaunch (gaussdraw.decode.nms) takes anew, its leading parameters
+SORTED_RELAUNCHED = ("kept_ptr", "kept_count_ptr", "scores_ptr", "centers_ptr", "counts_ptr")
+
+
+def sorted_walk_fits(longest: int) -> bool:
+    """Whether :func:`circle_nms_sorted_triton` takes samples of padded length ``longest``."""
+    return longest <= SORTED_LONGEST
+
+
+def circle_nms_sorted_triton(scores, centers, counts, thresholds, post_max_size: int, bind: bool = False):
+    """(kept, counts, relaunch): :func:`circle_nms_triton` of :func:`sorted_candidates`' order, in one
+    launch (each program sorts its sample's keys in registers, then walks them): (S, N) float
+    ``scores`` and (S, N, 2) float ``centers`` of any strides, N at most :data:`SORTED_LONGEST`.
+    ``bind``: return the direct launch's :class:`~gaussdraw.ops.launch.Relaunch` (None where the
+    launch was not direct), to repeat with new ``SORTED_RELAUNCHED`` tensors of the same layout."""
+    check_device(centers.device)
+    num_samples, longest = scores.shape
+    kept = torch.empty((num_samples, post_max_size), dtype=torch.int64, device=centers.device)
+    kept_counts = torch.empty(num_samples, dtype=torch.int64, device=centers.device)
+    if num_samples == 0 or post_max_size == 0:
+        return kept, kept_counts.zero_(), None
+    from .kernels.circle_nms import sorted_walk_kernel
+    from .launch import launch
+
+    sort = max(16, 1 << (longest - 1).bit_length())
+    relaunch = launch(
+        sorted_walk_kernel, (num_samples,), num_warps=4 if sort <= 1024 else 8,
+        compile_options={"enable_fp_fusion": False}, relaunch=SORTED_RELAUNCHED if bind else (),
+        kept_ptr=kept, kept_count_ptr=kept_counts, scores_ptr=scores, centers_ptr=centers, counts_ptr=counts,
+        thresh_ptr=thresholds, longest=longest, post_max_size=post_max_size, score_stride_s=scores.stride(0),
+        score_stride_n=scores.stride(1), center_stride_s=centers.stride(0), center_stride_n=centers.stride(1),
+        center_stride_c=centers.stride(2), SORT=sort, BLOCK=min(BLOCK, sort))
+    return kept, kept_counts, relaunch
+
+
 # ----------------------------------------------------------------------------
 # torch implementation (CPU; the same blocks and rounds)
 # ----------------------------------------------------------------------------
