@@ -25,24 +25,30 @@ class KeptBoxes(NamedTuple):
     counts: torch.Tensor
 
 
-_THRESHOLD_TENSORS: dict = {}
+_CONSTANTS: dict = {}
+
+
+def _device_constant(values: tuple, dtype: torch.dtype, device: torch.device, convert=None) -> torch.Tensor:
+    """A (len(values),) tensor of ``values`` (each through ``convert`` if given) on ``device``, kept for
+    the next call with the same ones: made once, copied from pinned memory (no sync, and nothing to
+    copy while a CUDA graph captures). Callers never write to it."""
+    if torch.compiler.is_compiling():
+        return torch.tensor([convert(v) for v in values] if convert else values, dtype=dtype, device=device)
+    key = (values, dtype, device, convert)
+    tensor = _CONSTANTS.get(key)
+    if tensor is None:
+        tensor = torch.tensor([convert(v) for v in values] if convert else values, dtype=dtype)
+        tensor = tensor.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else tensor.to(device)
+        if len(_CONSTANTS) >= 64:
+            _CONSTANTS.clear()
+        _CONSTANTS[key] = tensor
+    return tensor
 
 
 def _thresholds(values: tuple, device: torch.device) -> torch.Tensor:
-    """(S,) float32 thresholds on ``device`` (each the largest float32 at most the given one, see
-    :func:`~gaussdraw.ops.circle_nms.float32_threshold`), kept for the next call with the same ones:
-    made once, copied from pinned memory (no sync, and nothing to copy while a CUDA graph captures)."""
-    if torch.compiler.is_compiling():
-        return torch.tensor([float32_threshold(v) for v in values], dtype=torch.float32, device=device)
-    key = (values, device)
-    tensor = _THRESHOLD_TENSORS.get(key)
-    if tensor is None:
-        tensor = torch.tensor([float32_threshold(v) for v in values], dtype=torch.float32)
-        tensor = tensor.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else tensor.to(device)
-        if len(_THRESHOLD_TENSORS) >= 64:
-            _THRESHOLD_TENSORS.clear()
-        _THRESHOLD_TENSORS[key] = tensor
-    return tensor
+    """(S,) float32 thresholds on ``device``, each the largest float32 at most the given one (see
+    :func:`~gaussdraw.ops.circle_nms.float32_threshold`), kept for the next call with the same ones."""
+    return _device_constant(values, torch.float32, device, float32_threshold)
 
 
 def circle_nms_batched(centers: RaggedLike, scores: RaggedLike, thresh, *, post_max_size: int | None = 83,
@@ -164,7 +170,7 @@ def circle_nms(centers: torch.Tensor, scores: torch.Tensor, thresh: float, *, po
     if scores.dim() != 1 or scores.shape[0] != centers.shape[0]:
         raise ValueError(f"scores must be ({centers.shape[0]},), one score per center of centers "
                          f"{tuple(centers.shape)} (mmdet3d passes dets[:, 2]); got {tuple(scores.shape)}")
-    count = torch.tensor([scores.shape[0]], device=scores.device)
+    count = _device_constant((scores.shape[0],), torch.int64, scores.device)  # the same tensor each time
     kept = circle_nms_batched(centers.unsqueeze(0), scores.unsqueeze(0), thresh, post_max_size=post_max_size,
                               counts=count, backend=backend)
     return kept.indices[0, : int(kept.counts[0])]
