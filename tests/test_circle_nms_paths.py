@@ -39,7 +39,7 @@ def _samples(lengths, levels, spread, seed):
 def _padded(centers, scores, device, dtype=torch.float32, fill=float("nan")):
     """Padded (S, N, 2) centers (a strided view: every other column of a wider tensor) and (S, N)
     scores (a transposed view), filled past each sample's length, with the counts."""
-    longest = max([len(s) for s in scores] + [1])
+    longest = max(len(s) for s in scores)
     wide = torch.full((len(scores), longest, 4), fill, dtype=dtype)
     scores_t = torch.full((longest, len(scores)), fill, dtype=dtype)
     for b, (c, s) in enumerate(zip(centers, scores)):
