@@ -45,10 +45,15 @@ def _device_constant(values: tuple, dtype: torch.dtype, device: torch.device, co
     return tensor
 
 
-def _thresholds(values: tuple, device: torch.device) -> torch.Tensor:
-    """(S,) float32 thresholds on ``device``, each the largest float32 at most the given one (see
-    :func:`~gaussdraw.ops.circle_nms.float32_threshold`), kept for the next call with the same ones."""
-    return _device_constant(values, torch.float32, device, float32_threshold)
+def _threshold_tensor(thresh, num_samples: int, device: torch.device) -> torch.Tensor:
+    """(S,) float32 thresholds on ``device`` of ``thresh`` (a number, or one per sample), each the largest
+    float32 at most the given one (see :func:`~gaussdraw.ops.circle_nms.float32_threshold`), kept for
+    the next call with the same ones."""
+    thresholds = [thresh] * num_samples if isinstance(thresh, (int, float)) and not isinstance(thresh, bool) \
+        else list(thresh)
+    if len(thresholds) != num_samples or not all(isinstance(t, (int, float)) for t in thresholds):
+        raise ValueError(f"thresh must be a number or one number per sample ({num_samples}); got {thresh!r}")
+    return _device_constant(tuple(float(t) for t in thresholds), torch.float32, device, float32_threshold)
 
 
 def circle_nms_batched(centers: RaggedLike, scores: RaggedLike, thresh, *, post_max_size: int | None = 83,
@@ -87,13 +92,8 @@ def circle_nms_batched(centers: RaggedLike, scores: RaggedLike, thresh, *, post_
     """
     key, relaunch = planned(scores, validate, False, lambda: _layout_key(centers, scores, counts, thresh,
                                                                           post_max_size, backend))
-    if relaunch is not None:  # a repeated unchecked CUDA call: the launch of its layout's first call
-        num_samples, longest = scores.shape
-        size = min(post_max_size, longest) if post_max_size is not None else longest
-        kept = torch.empty((num_samples, size), dtype=torch.int64, device=scores.device)
-        kept_counts = torch.empty(num_samples, dtype=torch.int64, device=scores.device)
-        relaunch(kept, kept_counts, scores, centers, counts)
-        return KeptBoxes(kept, kept_counts)
+    if relaunch is not None:  # a repeated unchecked CUDA call: the launch of an earlier one of its layout
+        return _replay(relaunch, centers, scores, counts, post_max_size)
     check_backend(backend)
     batch = batch_inputs({"centers": centers, "scores": scores}, NMS_FIELDS, counts)
     center_tensor, score_tensor, sizes = batch.tensors["centers"], batch.tensors["scores"], batch.counts
@@ -106,11 +106,7 @@ def circle_nms_batched(centers: RaggedLike, scores: RaggedLike, thresh, *, post_
         raise ValueError(f"post_max_size must be an integer >= 0 or None; got {post_max_size!r}")
     if num_samples and resolve_validate(validate, device):
         raise_first(batch.count_checks())
-    thresholds = [thresh] * num_samples if isinstance(thresh, (int, float)) and not isinstance(thresh, bool) \
-        else list(thresh)
-    if len(thresholds) != num_samples or not all(isinstance(t, (int, float)) for t in thresholds):
-        raise ValueError(f"thresh must be a number or one number per sample ({num_samples}); got {thresh!r}")
-    thresholds = _thresholds(tuple(float(t) for t in thresholds), device)
+    thresholds = _threshold_tensor(thresh, num_samples, device)
     size = min(post_max_size, longest) if post_max_size is not None else longest
     chosen = route(backend, device)
     if chosen.use_triton and not chosen.traced and sorted_walk_fits(longest):  # one launch: sort and walk
@@ -127,13 +123,29 @@ def circle_nms_batched(centers: RaggedLike, scores: RaggedLike, thresh, *, post_
     return KeptBoxes(kept, kept_counts)
 
 
+_NUMBER_TYPES = frozenset({float, int})
+
+
+def _replay(relaunch, centers, scores, counts, post_max_size) -> KeptBoxes:
+    """A call whose layout (:func:`_layout_key`) an earlier checked call had: its outputs, and the
+    earlier call's launch repeated with this call's tensors."""
+    num_samples, longest = scores.shape
+    size = min(post_max_size, longest) if post_max_size is not None else longest
+    kept = torch.empty((num_samples, size), dtype=torch.int64, device=scores.device)
+    kept_counts = torch.empty(num_samples, dtype=torch.int64, device=scores.device)
+    relaunch(kept, kept_counts, scores, centers, counts)
+    return KeptBoxes(kept, kept_counts)
+
+
 def _layout_key(centers, scores, counts, thresh, post_max_size, backend) -> tuple:
     """What a call's checks and launch read of its arguments (:mod:`gaussdraw.draw_plans`): the
     tensors' layouts and 16-byte alignment, the thresholds' values and the options; TypeError where
     an argument is not a plain tensor, a number or a list of numbers."""
     if type(thresh) is not float and type(thresh) is not int:
-        thresh = tuple(thresh) if type(thresh) in (list, tuple) else None
-        if thresh is None or not all(type(t) is float or type(t) is int for t in thresh):
+        if type(thresh) is not list and type(thresh) is not tuple:
+            raise TypeError
+        thresh = tuple(thresh)
+        if not set(map(type, thresh)) <= _NUMBER_TYPES:
             raise TypeError
     return ("circle_nms", layout(centers), layout(scores), layout(counts), centers.data_ptr() % 16,
             scores.data_ptr() % 16, counts.data_ptr() % 16, thresh, post_max_size, backend)

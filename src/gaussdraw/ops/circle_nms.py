@@ -15,7 +15,9 @@ greedy one, box for box.
 
 - Triton (:mod:`.kernels.circle_nms`): one program per sample, the whole walk in the kernel (no
   host loop, no sync), compiled without fused multiply-adds (the distance rounds as mmdet3d's
-  float32 does).
+  float32 does). Up to :data:`SORTED_LONGEST` candidates a sample, one launch does it all
+  (:func:`circle_nms_sorted_triton`: each program sorts its sample's keys in registers, then walks
+  them; any float dtype and strides); beyond, a key kernel, ``torch.sort`` and the walk.
 - torch (CPU, and the reference): the same blocks, a Python loop over blocks and rounds.
 
 Outputs: ``kept`` (S, P) int64 indices into each sample's own boxes in keeping order, padded with
