@@ -137,7 +137,7 @@ def test_circle_nms_one_launch_matches_cpu(samples, count, levels, dtype):
     lengths = [count - count // 5 * b // max(samples - 1, 1) for b in range(samples)]
     centers = [(torch.rand(n, 2, generator=g) * 60).to(dtype) for n in lengths]
     scores = [(torch.randint(0, levels, (n,), generator=g).float() / levels).to(dtype) for n in lengths]
-    for post in (83, None, 1):
+    for post in (83, None, 1) if dtype == torch.float32 else (83,):  # None: every block walked
         cpu = circle_nms_batched(centers, scores, 2.0, post_max_size=post)
         padded_c, padded_s, counts = _padded_cuda(centers, scores, dtype=dtype)
         _poisoned_outputs(samples, cpu.indices.shape[1])
