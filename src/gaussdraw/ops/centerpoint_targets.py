@@ -3,7 +3,8 @@
 ``gaussdraw::centerpoint_targets`` takes padded boxes (B, T, 7 or 9) [x, y, z, dx, dy, dz,
 yaw(, vx, vy)] with the gravity-center z, global labels (B, T) and optional counts (B,),
 and returns one uint8 buffer holding, for all tasks (see :func:`centerpoint_views`): the
-float32 heatmaps (task-major: task t's (B, C_t, H, W) after task t - 1's), ``anno_box``
+float32 heatmaps (each task's (B, C_t, H, W), the tasks grouped by class count, see
+:func:`heatmap_order`, so that one view carves a group's), ``anno_box``
 (tasks, B, M, 10 or 8) float32, ``ind`` (tasks, B, M) int64 and ``mask`` (tasks, B, M)
 uint8, where M = max_objs * dense_reg.
 
@@ -36,7 +37,7 @@ from ._box_math import MAX_RADIUS, radius_arguments
 from ._triton import check_device, next_power_of_2
 from .draw_gaussians import draw_gaussians_torch, launch as launch_draw
 
-_TABLE_COLUMNS = 5  # task, class in task, task's first label, classes before the task, classes in the task
+_TABLE_COLUMNS = 5  # task, class in task, task's first label, planes before the task's in the buffer, classes in the task
 
 
 def centerpoint_layout(task_sizes, num_samples, height, width, max_objs, columns) -> dict:
@@ -61,42 +62,62 @@ def centerpoint_views(buffer, task_sizes, num_samples, height, width, max_objs, 
                   *carving(tuple(task_sizes), num_samples, height, width, max_objs, columns))
 
 
+def heatmap_order(task_sizes) -> tuple:
+    """The tasks in the order of their heatmaps in the buffer: grouped by class count (the counts in
+    order of first appearance), in task order within a group."""
+    return tuple(t for size in dict.fromkeys(task_sizes) for t, classes in enumerate(task_sizes) if classes == size)
+
+
 def _carving(task_sizes, num_samples, height, width, max_objs, columns):
-    """What :func:`_carve` needs: the float32 pieces' sizes (each task's heatmaps, anno_box, the rest),
-    the bytes' pieces' sizes (up to ind, ind, mask, the rest) and the views' shapes."""
+    """What :func:`_carve` needs: the float32 pieces' sizes (each group of tasks' heatmaps, see
+    :func:`heatmap_order`; anno_box; the rest), the bytes' pieces' sizes (up to ind, ind, mask,
+    the rest), the views' shapes, and where each task's heatmap is among the groups'."""
     at = centerpoint_layout(task_sizes, num_samples, height, width, max_objs, columns)
     tasks = len(task_sizes)
     slots = tasks * num_samples * max_objs
     anno = slots * columns
-    heat = [num_samples * c * height * width for c in task_sizes]
+    groups = [(size, task_sizes.count(size)) for size in dict.fromkeys(task_sizes)]
+    heat = [count * num_samples * size * height * width for size, count in groups]
     float_sizes = [*heat, anno, at["total"] // 4 - at["anno_boxes"] // 4 - anno]
     byte_sizes = [at["inds"], 8 * slots, slots, at["total"] - at["masks"] - slots]
-    heat_shapes = [(num_samples, c, height, width) for c in task_sizes]
-    return float_sizes, byte_sizes, heat_shapes, (tasks, num_samples, max_objs, columns), (tasks, num_samples, max_objs)
+    group_shapes = [(count, num_samples, size, height, width) for size, count in groups]
+    order = heatmap_order(task_sizes)
+    where = [order.index(t) for t in range(tasks)]
+    return (float_sizes, byte_sizes, group_shapes, where, (tasks, num_samples, max_objs, columns),
+            (tasks, num_samples, max_objs))
 
 
 _cached_carving = functools.lru_cache(maxsize=256)(_carving)
 
 
-def _carve(buffer, floats, float_sizes, byte_sizes, heat_shapes, anno_shape, slot_shape):
+def _carve(buffer, floats, float_sizes, byte_sizes, group_shapes, where, anno_shape, slot_shape):
     """The views of ``buffer`` (uint8) and ``floats`` (the same buffer as float32)."""
     *heat, anno, _ = floats.split_with_sizes(float_sizes)
     _, inds, masks, _ = buffer.split_with_sizes(byte_sizes)
-    return ([piece.view(shape) for piece, shape in zip(heat, heat_shapes)], list(anno.view(anno_shape).unbind(0)),
-            list(inds.view(torch.int64).view(slot_shape).unbind(0)), list(masks.view(slot_shape).unbind(0)))
+    if len(group_shapes) == 1:
+        heatmaps = list(heat[0].view(group_shapes[0]).unbind(0))
+    else:
+        grouped = [h for piece, shape in zip(heat, group_shapes) for h in piece.view(shape).unbind(0)]
+        heatmaps = [grouped[i] for i in where]
+    return (heatmaps, list(anno.view(anno_shape).unbind(0)), list(inds.view(torch.int64).view(slot_shape).unbind(0)),
+            list(masks.view(slot_shape).unbind(0)))
 
 
 def task_table(task_sizes, device: torch.device) -> torch.Tensor:
     """(labels, 5) int32: for each global label, its task, class in the task, the task's first
-    label, the classes before the task and the task's classes. Cached per device."""
+    label, the classes whose heatmaps come before the task's in the buffer (:func:`heatmap_order`)
+    and the task's classes. Cached per device."""
     return _task_table(tuple(task_sizes), device.type, device.index)
 
 
 @functools.lru_cache(maxsize=64)
 def _task_table(task_sizes, device_type, device_index):
+    planes_before, before = {}, 0
+    for task in heatmap_order(task_sizes):
+        planes_before[task], before = before, before + task_sizes[task]
     rows, first = [], 0
     for task, classes in enumerate(task_sizes):
-        rows += [[task, c, first, first, classes] for c in range(classes)]
+        rows += [[task, c, first, planes_before[task], classes] for c in range(classes)]
         first += classes
     table = torch.tensor(rows, dtype=torch.int32).reshape(-1, _TABLE_COLUMNS)
     if device_type == "cuda":  # queued from pinned memory: no host sync, once per device
