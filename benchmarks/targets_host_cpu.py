@@ -25,7 +25,8 @@ import torch  # noqa: E402
 
 import gaussdraw  # noqa: E402
 from gaussdraw import draw_plans  # noqa: E402
-from gaussdraw.bench.targets import NUSCENES_TASKS, TARGET_CONFIGS, _options, centernet_inputs, centerpoint_inputs  # noqa: E402,E501
+from gaussdraw.bench.targets import (NUSCENES_TASKS, TARGET_CONFIGS, _options, centernet_inputs,  # noqa: E402
+                                     centerpoint_inputs)
 from gaussdraw.ops import centernet_targets as centernet_op  # noqa: E402
 from gaussdraw.ops import centerpoint_targets as centerpoint_op  # noqa: E402
 from gaussdraw.ops import launch as launching  # noqa: E402
@@ -157,6 +158,31 @@ def draw_call():
     return call, restore
 
 
+def counted(fn) -> tuple[int, int, int]:
+    """(aten ops, tensors they return, Python function calls) of one call of ``fn``: host work that does not
+    depend on the machine's load."""
+    import cProfile
+    import pstats
+
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Count(TorchDispatchMode):
+        ops = tensors = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            Count.ops += 1
+            Count.tensors += len(out) if isinstance(out, (list, tuple)) else 1
+            return out
+
+    fn()
+    with Count():
+        fn()
+    profile = cProfile.Profile()
+    profile.runcall(fn)
+    return Count.ops, Count.tensors, pstats.Stats(profile).total_calls
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=300)
@@ -172,11 +198,13 @@ def main():
     draw, _ = draw_call()
     draw_us = per_call(draw, args.calls * 3)
     print(f"draw_heatmap_batched seed-classwise (relaunch): {draw_us:.1f} us")
+    print("  %d aten ops returning %d tensors, %d Python function calls" % counted(draw))
     for name in ("centernet-coco", "centerpoint-nus"):
         as_padded, as_list, op = target_calls(name)
         padded_us, list_us, op_us = (per_call(f, args.calls) for f in (as_padded, as_list, op))
         print(f"{name}: padded {padded_us:.1f} us ({padded_us / draw_us:.1f}x the draw call), "
               f"lists {list_us:.1f} us, op alone {op_us:.1f} us")
+        print("  padded call: %d aten ops returning %d tensors, %d Python function calls" % counted(as_padded))
         if args.profile:
             import cProfile
             import pstats

@@ -232,11 +232,14 @@ def test_no_plan_without_the_direct_launch():
     assert plans.PLANS == before
 
 
-def test_the_key_tells_devices_apart():
+def test_the_key_tells_devices_apart(monkeypatch):
+    monkeypatch.setattr(plans, "PLANS", {})
     box, labels, counts = _centernet_inputs(0)
     keys = [plans.plan_key((3,), "triton", False, (b, labels), counts) for b in (box, box.to("meta"))]
     assert None not in keys and keys[0] != keys[1]
     assert plans.plan_key((3,), "triton", True, (box, labels), counts) is None
     assert plans.plan_key((3,), "triton", None, (box, labels), counts) is None  # CPU: checked by default
     assert plans.plan_key((3,), "triton", False, ([box[0]], labels), counts) is None
-    assert plans.plan_key(([3],), "triton", False, (box, labels), counts) is None  # unhashable options
+    unhashable = plans.plan_key(([3],), "triton", False, (box, labels), counts)  # options of a list
+    plans.remember(unhashable, object())
+    assert plans.planned(unhashable) is None

@@ -37,7 +37,7 @@ from ._box_math import MAX_RADIUS, radius_arguments
 from ._triton import check_device, next_power_of_2
 from .draw_gaussians import draw_gaussians_torch, launch as launch_draw
 
-_TABLE_COLUMNS = 5  # task, class in task, task's first label, planes before the task's in the buffer, classes in the task
+_TABLE_COLUMNS = 5  # task, class in task, first label of the task, planes before its heatmaps, classes in the task
 
 
 def centerpoint_layout(task_sizes, num_samples, height, width, max_objs, columns) -> dict:

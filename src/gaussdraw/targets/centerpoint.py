@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass
 from typing import NamedTuple, Sequence
 
 import torch
@@ -21,9 +20,8 @@ from .plans import plan_key, planned, remember, tensors_of, unsliced
 FIELDS = (Field("boxes", (None,), floating=True), Field("labels"))
 
 
-@dataclass(frozen=True)
-class _Options:
-    """The op's options, checked, from the head's configuration (hashable: a plan's key)."""
+class _Options(NamedTuple):
+    """The op's options, checked, from the head's configuration (a tuple: hashed in a plan's key)."""
 
     task_sizes: tuple
     feat_h: int

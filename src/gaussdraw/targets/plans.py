@@ -34,29 +34,32 @@ def plan_key(options, backend: str, validate, inputs: tuple, counts):
     """The key of an unchecked eager call (``options`` checked and hashable, the inputs' layouts,
     ``counts``'s, the backend), or None where the call must take the checked path (checks on,
     torch.compile tracing, inputs that are not plain tensors or ragged batches of them)."""
-    if (validate is True or torch.compiler.is_compiling()) or (validate is not None and validate is not False):
+    if (validate is not None and validate is not False) or torch.compiler.is_compiling():
         return None
     try:
-        layouts = tuple(_input_layout(value) for value in inputs)
-        key = (options, backend, layouts, None if counts is None else layout(counts))
+        layouts = tuple([_input_layout(value) for value in inputs])
         device = layouts[0][3] if len(layouts[0]) == 4 else layouts[0][1][3]
-        if resolve_validate(validate, device):
+        if validate is None and resolve_validate(None, device):
             return None
-        hash(key)
+        return options, backend, layouts, None if counts is None else layout(counts)
     except (TypeError, AttributeError):
         return None
-    return key
 
 
 def planned(key):
-    """The plan of ``key`` (None for no key or no plan yet)."""
-    return None if key is None else PLANS.get(key)
+    """The plan of ``key`` (None for no key, a key that cannot be hashed, or no plan yet)."""
+    if key is None:
+        return None
+    try:
+        return PLANS.get(key)
+    except TypeError:  # options that are not hashable
+        return None
 
 
 def tensors_of(inputs: tuple, counts):
     """(padded tensors, counts) of a planned call's inputs, as the checked call took them: the
     given ``counts``, else the first ragged input's sample sizes."""
-    tensors = tuple(v if type(v) is torch.Tensor else v.tensor for v in inputs)
+    tensors = tuple([v if type(v) is torch.Tensor else v.tensor for v in inputs])
     if counts is None:
         counts = next(v.sample_sizes for v in inputs if type(v) is not torch.Tensor)
     return tensors, counts
@@ -71,6 +74,10 @@ def unsliced(batch) -> bool:
 def remember(key, plan) -> None:
     """Keep ``plan`` for calls of ``key`` (at most 64 layouts)."""
     if key is not None and plan is not None:
+        try:
+            hash(key)
+        except TypeError:
+            return
         if len(PLANS) >= 64:
             PLANS.clear()
         PLANS[key] = plan
