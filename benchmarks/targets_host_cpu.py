@@ -118,22 +118,17 @@ def target_calls(name: str):
 
 def draw_call():
     """A repeated seed-classwise ``draw_heatmap_batched`` call (padded + counts), its plan's relaunch
-    reached on CPU tensors (the heatmap's CUDA check stood in for)."""
+    reached on CPU tensors: ``draw_plans.planned``'s CUDA, compile and validate tests are left out (a
+    few attribute reads), and the first call launches through the eager fast path's launch."""
     from gaussdraw.bench.draw import CONFIGS, make_inputs
 
     inputs = make_inputs(CONFIGS["seed-classwise"], torch.device("cpu"))
     heatmap = torch.zeros(CONFIGS["seed-classwise"].shape)
-    planned = draw_plans.planned
-
-    class _Cuda:  # the checked first call plans as on CUDA; later calls find the plan
-        pass
-
     def as_cuda_planned(heatmap, validate, zeroed, layout_key):
         key = (*layout_key(), zeroed)
         return key, draw_plans.PLANS.get(key)
 
     gaussdraw.draw.planned = as_cuda_planned
-    original_draw = gaussdraw.draw._draw
 
     def draw_fast(heatmap, *args):  # the first call's launch, with bind=True, through the fast path's launch
         from gaussdraw.ops.draw_gaussians import launch as launch_draw
@@ -154,8 +149,7 @@ def draw_call():
     call()
     call()
     assert draw_plans.PLANS, "the draw call did not plan"
-    restore = (planned, original_draw)
-    return call, restore
+    return call
 
 
 def counted(fn) -> tuple[int, int, int]:
@@ -195,7 +189,7 @@ def main():
     print(f"floors: a native torch op (add_) {per_call(lambda: small.add_(1.0), 3000):.2f} us, "
           f"torch.zeros(16) {per_call(lambda: torch.zeros(16), 3000):.2f} us, "
           f"a view {per_call(lambda: small.view(4, 4), 3000):.2f} us")
-    draw, _ = draw_call()
+    draw = draw_call()
     draw_us = per_call(draw, args.calls * 3)
     print(f"draw_heatmap_batched seed-classwise (relaunch): {draw_us:.1f} us")
     print("  %d aten ops returning %d tensors, %d Python function calls" % counted(draw))
