@@ -40,8 +40,9 @@ class _Interpreted:
 
 
 @pytest.fixture
-def direct(monkeypatch):
-    """CPU tensors take the direct launch (which runs the interpreter); no plans or launchers yet."""
+def served(monkeypatch):
+    """CPU tensors take the direct launch (which runs the interpreter); no plans or launchers yet. Returns
+    the list of plans that served a call, one entry per call."""
     monkeypatch.setattr(launching, "_plain_cuda", lambda tensor: type(tensor) is torch.Tensor)
     monkeypatch.setattr(launching, "_current_device", lambda: None)
     monkeypatch.setattr(launching, "_raw_stream", lambda index: "stream")
@@ -108,14 +109,14 @@ def _same(ours, expected):
 
 
 @pytest.mark.parametrize("head", ["centernet", "centerpoint"])
-def test_a_repeated_call_is_served_by_its_plan_with_new_values(direct, head):
+def test_a_repeated_call_is_served_by_its_plan_with_new_values(served, head):
     call, inputs = (_centernet, _centernet_inputs) if head == "centernet" else (_centerpoint, _centerpoint_inputs)
     call(inputs(0))  # compiles (Triton's launch)
     call(inputs(1))  # direct launches: planned
-    assert len(plans.PLANS) == 1 and not direct
+    assert len(plans.PLANS) == 1 and not served
     for seed in (2, 3):
         ours = call(inputs(seed))
-        assert len(direct) == seed - 1
+        assert len(served) == seed - 1
         _same(ours, call(inputs(seed), backend="torch"))
     # outputs are fresh tensors on every call
     again = call(inputs(3))
@@ -136,7 +137,7 @@ CENTERNET_CHANGES = {
 
 
 @pytest.mark.parametrize("change", CENTERNET_CHANGES)
-def test_a_centernet_plan_never_serves_another_layout_or_option(direct, change):
+def test_a_centernet_plan_never_serves_another_layout_or_option(served, change):
     what = CENTERNET_CHANGES[change]
     for seed in (0, 1):
         _centernet(_centernet_inputs(seed))
@@ -144,7 +145,7 @@ def test_a_centernet_plan_never_serves_another_layout_or_option(direct, change):
     inputs = _centernet_inputs(5, **what.get("inputs", {}))
     options = what.get("options", {})
     ours = _centernet(inputs, backend=what.get("backend", "triton"), **options)
-    assert not direct  # the first call of the new layout takes the checked path
+    assert not served  # the first call of the new layout takes the checked path
     assert set(plans.PLANS) >= set(planned)
     _same(ours, _centernet(inputs, backend="torch", **options))
 
@@ -162,28 +163,28 @@ CENTERPOINT_CHANGES = {
 
 
 @pytest.mark.parametrize("change", CENTERPOINT_CHANGES)
-def test_a_centerpoint_plan_never_serves_another_layout_or_option(direct, change):
+def test_a_centerpoint_plan_never_serves_another_layout_or_option(served, change):
     what = CENTERPOINT_CHANGES[change]
     for seed in (0, 1):
         _centerpoint(_centerpoint_inputs(seed))
     inputs = _centerpoint_inputs(5, **what.get("inputs", {}))
     ours = _centerpoint(inputs, **what.get("options", {}))
-    assert not direct
+    assert not served
     _same(ours, _centerpoint(inputs, backend="torch", **what.get("options", {})))
 
 
-def test_an_option_list_changed_in_place_is_not_served_by_the_old_plan(direct):
+def test_an_option_list_changed_in_place_is_not_served_by_the_old_plan(served):
     voxel = [0.5, 0.5, 0.2]
     for seed in (0, 1):
         _centerpoint(_centerpoint_inputs(seed), voxel_size=voxel)
     voxel[0] = 0.25
     inputs = _centerpoint_inputs(2)
     ours = _centerpoint(inputs, voxel_size=voxel)
-    assert not direct
+    assert not served
     _same(ours, _centerpoint(inputs, backend="torch", voxel_size=voxel))
 
 
-def test_strides_forms_and_counts_are_part_of_the_layout(direct):
+def test_strides_forms_and_counts_are_part_of_the_layout(served):
     box, labels, counts = _centernet_inputs(0, boxes=4)
     for _ in range(2):
         _centernet((box, labels, counts))
@@ -193,16 +194,16 @@ def test_strides_forms_and_counts_are_part_of_the_layout(direct):
     for inputs in variants:
         ours = _centernet(inputs)
         _same(ours, _centernet(inputs, backend="torch"))
-    assert not direct
+    assert not served
     ragged_box, ragged_labels = Ragged(box, counts), Ragged(labels, counts)
     for _ in range(3):
         ours = gaussdraw.centernet_targets(ragged_box, ragged_labels, 3, (8, 10), (64, 64), backend="triton",
                                            validate=False)
-    assert len(direct) == 2  # the ragged form's own plan (made by its first call)
+    assert len(served) == 2  # the ragged form's own plan (made by its first call)
     _same(ours, _centernet((box, labels, counts), backend="torch"))
 
 
-def test_checked_list_and_cut_calls_take_the_checked_path(direct):
+def test_checked_list_and_cut_calls_take_the_checked_path(served):
     box, labels, counts = _centernet_inputs(0)
     for _ in range(2):
         _centernet((box, labels, counts))
@@ -220,7 +221,7 @@ def test_checked_list_and_cut_calls_take_the_checked_path(direct):
         _same(ours, _centernet((box, labels, counts), backend="torch"))
         longer = torch.cat([labels, labels], 1)
         _same(_centernet((box, longer, counts)), _centernet((box, labels, counts), backend="torch"))
-    assert not direct
+    assert not served
 
 
 def test_no_plan_without_the_direct_launch():
