@@ -1,0 +1,197 @@
+"""The keypoint heatmap op: mmpose 1.3.2's heatmap encoding (MSRA, UDP, DARK) of a whole batch.
+
+``gaussdraw::keypoint_heatmaps(keypoints (B, N, K, 2), visible (B, N, K), counts (B,),
+sigma_tensor, sigma, height, width, method)`` -> (heatmaps (B, K, H, W) float32, weights
+(B, N, K) float32). Instance n of sample b is in use when ``n < counts[b]``. σ is ``sigma``
+(``sigma_tensor`` None), per instance (``sigma_tensor`` (B, N)) or per keypoint (``sigma_tensor``
+(K,)), read in float64. For each keypoint in use whose visibility is not below 0.5:
+
+- ``"msra"``, ``"udp"``: centre mu = (kp + 0.5) truncated (the sum in the keypoints' dtype);
+  window [trunc(mu - 3σ), trunc(mu + 3σ + 1)) per axis, float bounds truncated toward zero; the
+  Gaussian's centre sits at the window start + floor((6σ + 1) / 2) (mu for integer 3σ), moved by
+  kp - mu for UDP; values in float32;
+- ``"dark"``: the unrounded centre, the Gaussian over the whole map, in float32;
+- a keypoint whose 3σ square misses the map (start >= size or end < 0 on an axis) draws nothing
+  and its weight is 0; other weights are the visibilities; instances merge by max.
+
+Implementations: a Triton kernel (:mod:`.kernels.keypoint_heatmaps`: one launch, each output
+pixel written once), and a vectorized torch one (every instance at every pixel, a max over
+instances). Non-finite keypoints (refused by the public function's value check) draw nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+
+import torch
+
+from ..dispatch import Implementations
+from ._triton import cdiv, check_device
+
+METHODS = ("msra", "udp", "dark")
+_BIG = 2.0**40  # as the kernel's BIG and CENTRE_LIMIT
+_CENTRE_LIMIT = 2**24
+
+
+# ----------------------------------------------------------------------------
+# torch implementation
+# ----------------------------------------------------------------------------
+
+
+def _sigma_and_denominator(sigma_tensor, sigma: float):
+    """(σ as float64, broadcastable to (B, N, K), or a Python float; -2σ² in float32, the same)."""
+    if sigma_tensor is None:
+        return sigma, -float(torch.tensor(2.0 * (sigma * sigma), dtype=torch.float32))
+    s = sigma_tensor.double()
+    s = s[:, :, None] if s.dim() == 2 else s[None, None, :]
+    return s, (-2.0 * (s * s)).float()
+
+
+def _axis_geometry(coordinate: torch.Tensor, radius, size: int, method: str):
+    """(window start, end (clamped to [0, size]), integer centre, float32 sub-pixel offset, reaches
+    the map) of one axis of every keypoint: the kernel's ``_rounded_axis``."""
+    if method == "dark":
+        radius_d = torch.as_tensor(radius, dtype=coordinate.dtype, device=coordinate.device)
+        start = coordinate - radius_d
+        end = (coordinate + radius_d) + 1
+        reaches = (start < size) & (end >= 0)
+        zero = torch.zeros((), dtype=torch.float64, device=coordinate.device)
+        return zero, zero + size, zero, coordinate.float(), reaches
+    shifted = (coordinate + 0.5).double()  # the sum rounded in the keypoints' dtype
+    mu = shifted.nan_to_num(nan=-_BIG).clamp(-_BIG, _BIG).trunc()
+    start, end = (mu - radius).trunc(), (mu + radius + 1.0).trunc()
+    reaches = (start < size) & (end >= 0)
+    centre_index = math.floor((2 * radius + 1) / 2) if isinstance(radius, float) else torch.floor(
+        (2.0 * radius + 1.0) * 0.5)
+    centre = (start + centre_index).clamp(-_CENTRE_LIMIT, _CENTRE_LIMIT)
+    offset = (coordinate.double() - mu).float() if method == "udp" else torch.zeros((), device=mu.device)
+    return start.clamp(0, size), end.clamp(0, size), centre, offset, reaches
+
+
+def keypoint_geometry(keypoints, visible, counts, sigma_tensor, sigma, height, width, method):
+    """Per keypoint (B, N, K): the two axes of :func:`_axis_geometry`, whether it draws, its weight,
+    and -2σ² (float32)."""
+    sigma, negative_denominator = _sigma_and_denominator(sigma_tensor, sigma)
+    radius = sigma * 3.0
+    x_axis = _axis_geometry(keypoints[..., 0], radius, width, method)
+    y_axis = _axis_geometry(keypoints[..., 1], radius, height, method)
+    num_instances = keypoints.shape[1]
+    in_use = (torch.arange(num_instances, device=keypoints.device) < counts[:, None])[:, :, None]
+    shown = ~(visible < 0.5)
+    reaches = x_axis[4] & y_axis[4]
+    weights = torch.where(in_use & ~(shown & ~reaches), visible.float(), 0.0)
+    drawn = in_use & shown & reaches
+    return x_axis, y_axis, drawn, weights, negative_denominator
+
+
+def _squared_offsets(axis, drawn, size: int, extra_dims: int):
+    """(B, N, K, size) squared float32 distance of each pixel along one axis, +inf outside the window
+    or where the keypoint does not draw; viewed with ``extra_dims`` trailing singleton dims."""
+    lo, hi, centre, offset, _ = (t.unsqueeze(-1) if isinstance(t, torch.Tensor) and t.dim() else t for t in axis)
+    pixels = torch.arange(size, device=drawn.device)
+    distance = (pixels - centre).float() - offset
+    inside = (pixels >= lo) & (pixels < hi) & drawn.unsqueeze(-1)
+    squared = torch.where(inside, distance * distance, float("inf"))
+    return squared.view(*squared.shape, *(1,) * extra_dims)
+
+
+def keypoint_heatmaps_torch(keypoints, visible, counts, sigma_tensor, sigma, height, width, method):
+    """Every instance at every pixel, then the max over instances: (B, K, H, W), (B, N, K)."""
+    x_axis, y_axis, drawn, weights, negative_denominator = keypoint_geometry(
+        keypoints, visible, counts, sigma_tensor, sigma, height, width, method)
+    num_samples, num_instances, num_keypoints = visible.shape
+    if num_instances == 0:
+        return keypoints.new_zeros((num_samples, num_keypoints, height, width), dtype=torch.float32), weights
+    dx2 = _squared_offsets(x_axis, drawn, width, 0).unsqueeze(-2)  # (B, N, K, 1, W)
+    dy2 = _squared_offsets(y_axis, drawn, height, 1)  # (B, N, K, H, 1)
+    values = dx2 + dy2
+    if isinstance(negative_denominator, torch.Tensor):
+        negative_denominator = negative_denominator[..., None, None]
+    values = values.div_(negative_denominator).exp_()
+    heat = values[:, 0] if num_instances == 1 else values.amax(1)
+    return heat.contiguous(), weights
+
+
+# ----------------------------------------------------------------------------
+# Triton implementation (the kernel: kernels/keypoint_heatmaps.py)
+# ----------------------------------------------------------------------------
+
+
+def block_size(pixels: int) -> int:
+    """Pixels per program: 1024 (a plane of a few chunks, each a contiguous 4 KiB of output), fewer
+    for maps of fewer pixels."""
+    return min(1024, 1 << max(pixels - 1, 0).bit_length())
+
+
+def _float64_bits(value: float) -> int:
+    return struct.unpack("<q", struct.pack("<d", value))[0]
+
+
+def keypoint_heatmaps_triton(keypoints, visible, counts, sigma_tensor, sigma, height, width, method):
+    """One launch: one program per (sample, keypoint, chunk of pixels) (module docstring)."""
+    check_device(keypoints.device)
+    from .kernels.keypoint_heatmaps import keypoint_heatmaps_kernel
+    from .launch import launch
+
+    num_samples, num_instances, num_keypoints = visible.shape
+    heat = torch.empty((num_samples, num_keypoints, height, width), dtype=torch.float32, device=keypoints.device)
+    weights = torch.empty((num_samples, num_instances, num_keypoints), dtype=torch.float32, device=keypoints.device)
+    if heat.numel() == 0:
+        return heat.zero_(), weights.zero_()
+    block = block_size(height * width)
+    chunks = cdiv(height * width, block)
+    if sigma_tensor is None:
+        sigma_mode, sigma_strides, sigma_tensor = 0, (0, 0, 0), counts
+    elif sigma_tensor.dim() == 2:
+        sigma_mode, sigma_strides = 1, (*sigma_tensor.stride(), 0)
+    else:
+        sigma_mode, sigma_strides = 2, (0, 0, sigma_tensor.stride(0))
+    launch(
+        keypoint_heatmaps_kernel, (num_samples * num_keypoints, chunks), num_warps=4,
+        compile_options={"enable_fp_fusion": False},
+        heat_ptr=heat, weights_ptr=weights, keypoints_ptr=keypoints, visible_ptr=visible, counts_ptr=counts,
+        sigma_ptr=sigma_tensor, sigma_bits=_float64_bits(float(sigma)),
+        num_keypoints=num_keypoints, num_instances=num_instances, height=height, width=width, chunks=chunks,
+        stride_kb=keypoints.stride(0), stride_kn=keypoints.stride(1), stride_kk=keypoints.stride(2),
+        stride_kc=keypoints.stride(3), stride_vb=visible.stride(0), stride_vn=visible.stride(1),
+        stride_vk=visible.stride(2), stride_cb=counts.stride(0), stride_sb=sigma_strides[0],
+        stride_sn=sigma_strides[1], stride_sk=sigma_strides[2],
+        METHOD=METHODS.index(method), SIGMA_MODE=sigma_mode, BLOCK=block,
+    )
+    return heat, weights
+
+
+# ----------------------------------------------------------------------------
+# torch.library registration
+# ----------------------------------------------------------------------------
+
+
+@torch.library.custom_op("gaussdraw::keypoint_heatmaps", mutates_args=())
+def keypoint_heatmaps_op(
+    keypoints: torch.Tensor,
+    visible: torch.Tensor,
+    counts: torch.Tensor,
+    sigma_tensor: torch.Tensor | None,
+    sigma: float,
+    height: int,
+    width: int,
+    method: str,
+    use_triton: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The op as torch.compile and the dispatcher see it: the Triton kernel or the torch
+    implementation, as ``use_triton`` says (:mod:`gaussdraw.dispatch`)."""
+    heat, weights = KEYPOINT_HEATMAPS.pick(use_triton)(keypoints, visible, counts, sigma_tensor, sigma, height,
+                                                        width, method)
+    return heat, weights
+
+
+@keypoint_heatmaps_op.register_fake
+def _keypoint_heatmaps_fake(keypoints, visible, counts, sigma_tensor, sigma, height, width, method, use_triton):
+    num_samples, num_instances, num_keypoints = visible.shape
+    heat = keypoints.new_empty((num_samples, num_keypoints, height, width), dtype=torch.float32)
+    return heat, keypoints.new_empty((num_samples, num_instances, num_keypoints), dtype=torch.float32)
+
+
+KEYPOINT_HEATMAPS = Implementations(triton=keypoint_heatmaps_triton, torch=keypoint_heatmaps_torch,
+                                    registered=keypoint_heatmaps_op)
