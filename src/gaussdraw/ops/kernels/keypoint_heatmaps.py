@@ -71,19 +71,22 @@ def keypoint_heatmaps_kernel(
     o_y = o_pixel // width
     o_x = o_pixel - o_y * width
     b_heat = tl.zeros([BLOCK], dtype=tl.float32)
+    p_kp = keypoints_ptr + b * stride_kb + k * stride_kk  # instance 0's, advanced by n below
+    p_visible = visible_ptr + b * stride_vb + k * stride_vk
+    p_sigma = sigma_ptr + b * stride_sb + k * stride_sk  # per instance: + n * stride_sn
+    p_weight = weights_ptr + b * num_instances * num_keypoints + k
     if SIGMA_MODE == 0:
-        sigma0 = sigma_bits.to(tl.int64).to(tl.float64, bitcast=True)
+        sigma = sigma_bits.to(tl.int64).to(tl.float64, bitcast=True)
+    elif SIGMA_MODE == 2:
+        sigma = tl.load(p_sigma).to(tl.float64)
     for n in range(0, count):
-        p_kp = keypoints_ptr + b * stride_kb + n * stride_kn + k * stride_kk
         x = tl.load(p_kp)
         y = tl.load(p_kp + stride_kc)
-        shown = ~(tl.load(visible_ptr + b * stride_vb + n * stride_vn + k * stride_vk) < 0.5)
-        if SIGMA_MODE == 0:
-            sigma = sigma0
-        elif SIGMA_MODE == 1:
-            sigma = tl.load(sigma_ptr + b * stride_sb + n * stride_sn).to(tl.float64)
-        else:
-            sigma = tl.load(sigma_ptr + k * stride_sk).to(tl.float64)
+        flag = tl.load(p_visible)
+        shown = ~(flag < 0.5)
+        if SIGMA_MODE == 1:
+            sigma = tl.load(p_sigma).to(tl.float64)
+            p_sigma += stride_sn
         radius = sigma * 3.0
         x_lo, x_hi, x_centre, x_offset, x_reaches = _rounded_axis(x, radius, width, METHOD)
         y_lo, y_hi, y_centre, y_offset, y_reaches = _rounded_axis(y, radius, height, METHOD)
@@ -96,10 +99,13 @@ def keypoint_heatmaps_kernel(
         b_dy2 = tl.where((o_y >= y_lo) & (o_y < y_hi), b_dy * b_dy, float("inf"))
         b_heat = tl.maximum(b_heat, tl.exp((b_dx2 + b_dy2) / negative_denominator))
         if chunk == 0:
-            weight = tl.load(visible_ptr + b * stride_vb + n * stride_vn + k * stride_vk).to(tl.float32)
-            weight = tl.where(shown & ~(x_reaches & y_reaches), 0.0, weight)
-            tl.store(weights_ptr + (b * num_instances + n) * num_keypoints + k, weight)
+            weight = tl.where(shown & ~(x_reaches & y_reaches), 0.0, flag.to(tl.float32))
+            tl.store(p_weight, weight)
+        p_kp += stride_kn
+        p_visible += stride_vn
+        p_weight += num_keypoints
     if chunk == 0:
         for n in range(count, num_instances):
-            tl.store(weights_ptr + (b * num_instances + n) * num_keypoints + k, 0.0)
+            tl.store(p_weight, 0.0)
+            p_weight += num_keypoints
     tl.store(heat_ptr + plane.to(tl.int64) * height * width + o_pixel, b_heat, mask=m_pixel)
