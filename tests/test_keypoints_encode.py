@@ -171,6 +171,27 @@ def test_sweep_across_the_borders(method, sigma):
     assert 0 < expected[1].sum() < 2 * steps.numel()
 
 
+@pytest.mark.parametrize("method", ["msra", "udp"])
+@pytest.mark.parametrize("sigma", [0.7, 1.3, 2, "per_instance"])
+def test_large_maps_small_windows(method, sigma):
+    """Maps much larger than the windows (the torch implementation scatters windows there), with
+    instances that overlap and keypoints past every border."""
+    if sigma == "per_instance" and method == "udp":
+        pytest.skip("σ per instance is MSRA's")
+    g = torch.Generator().manual_seed(5)
+    sizes = (3, 0, 5)
+    keypoints = [torch.rand(n, 4, 2, generator=g) * torch.tensor([50.0, 43.0]) - 5 for n in sizes]
+    keypoints[2][1] = keypoints[2][0] + 0.7  # overlapping instances
+    visible = [(torch.rand(n, 4, generator=g) > 0.1).float() for n in sizes]
+    if sigma == "per_instance":
+        sigma = [(torch.rand(n, generator=g) * 2 + 0.4).double() for n in sizes]
+    expected = oracle(keypoints, visible, (40, 33), sigma, method)
+    for backend in BACKENDS:
+        actual = keypoint_heatmaps(keypoints, visible, (40, 33), sigma, method=method, backend=backend)
+        assert_matches(actual, expected, f"{backend} {method}", method)
+    assert expected[0].sum() > 0
+
+
 def _forms(tensors):
     ragged = Ragged.from_list(tensors)
     return {"list": (tensors, None), "ragged": (ragged, None), "padded": (ragged.tensor, ragged.sample_sizes)}

@@ -15,8 +15,8 @@ sigma_tensor, sigma, height, width, method)`` -> (heatmaps (B, K, H, W) float32,
   and its weight is 0; other weights are the visibilities; instances merge by max.
 
 Implementations: a Triton kernel (:mod:`.kernels.keypoint_heatmaps`: one launch, each output
-pixel written once), and a vectorized torch one (every instance at every pixel, a max over
-instances). Non-finite keypoints (refused by the public function's value check) draw nothing.
+pixel written once), and a vectorized torch one (MSRA/UDP windows scattered by max into a
+zeroed map; DARK: every instance at every pixel, a max over instances). Non-finite keypoints (refused by the public function's value check) draw nothing.
 """
 
 from __future__ import annotations
@@ -97,20 +97,55 @@ def _squared_offsets(axis, drawn, size: int, extra_dims: int):
 
 
 def keypoint_heatmaps_torch(keypoints, visible, counts, sigma_tensor, sigma, height, width, method):
-    """Every instance at every pixel, then the max over instances: (B, K, H, W), (B, N, K)."""
+    """(B, K, H, W), (B, N, K): MSRA/UDP windows scattered by max into a zeroed map where they are
+    smaller than the map (:func:`_scatter_windows`); else every instance at every pixel, then the
+    max over instances."""
     x_axis, y_axis, drawn, weights, negative_denominator = keypoint_geometry(
         keypoints, visible, counts, sigma_tensor, sigma, height, width, method)
     num_samples, num_instances, num_keypoints = visible.shape
     if num_instances == 0:
         return keypoints.new_zeros((num_samples, num_keypoints, height, width), dtype=torch.float32), weights
-    dx2 = _squared_offsets(x_axis, drawn, width, 0).unsqueeze(-2)  # (B, N, K, 1, W)
-    dy2 = _squared_offsets(y_axis, drawn, height, 1)  # (B, N, K, H, 1)
-    values = dx2 + dy2
     if isinstance(negative_denominator, torch.Tensor):
         negative_denominator = negative_denominator[..., None, None]
-    values = values.div_(negative_denominator).exp_()
+    window = _window_length(sigma_tensor, sigma, keypoints.device) if method != "dark" else None
+    if window is not None and window * window * 4 <= height * width:
+        return _scatter_windows(x_axis, y_axis, drawn, negative_denominator, window, height, width), weights
+    dx2 = _squared_offsets(x_axis, drawn, width, 0).unsqueeze(-2)  # (B, N, K, 1, W)
+    dy2 = _squared_offsets(y_axis, drawn, height, 1)  # (B, N, K, H, 1)
+    values = (dx2 + dy2).div_(negative_denominator).exp_()
     heat = values[:, 0] if num_instances == 1 else values.amax(1)
     return heat.contiguous(), weights
+
+
+def _window_length(sigma_tensor, sigma, device) -> int | None:
+    """The longest MSRA/UDP window side, floor(6σ) + 2 for the largest σ (trunc(mu + 3σ + 1) -
+    trunc(mu - 3σ) <= 6σ + 2); None where finding it would sync a GPU."""
+    if sigma_tensor is None:
+        return math.floor(6 * sigma) + 2
+    if device.type != "cpu" or sigma_tensor.numel() == 0:
+        return None
+    return math.floor(6 * float(sigma_tensor.double().max().clamp(max=1e6))) + 2
+
+
+def _scatter_windows(x_axis, y_axis, drawn, negative_denominator, window: int, height: int, width: int):
+    """Each keypoint's Gaussian on its window x window square (pixels past its window: 0), merged
+    into a zeroed (B, K, H, W) map by scatter-max."""
+    def axis_values(axis, size):
+        lo, hi, centre, offset, _ = axis
+        pixels = lo.unsqueeze(-1) + torch.arange(window, device=lo.device)  # (B, N, K, window)
+        distance = (pixels - centre.unsqueeze(-1)).float() - (offset.unsqueeze(-1) if offset.dim() else offset)
+        inside = (pixels < hi.unsqueeze(-1)) & drawn.unsqueeze(-1)
+        return torch.where(inside, distance * distance, float("inf")), pixels.clamp(max=size - 1).long()
+
+    dx2, xs = axis_values(x_axis, width)
+    dy2, ys = axis_values(y_axis, height)
+    values = (dx2.unsqueeze(-2) + dy2.unsqueeze(-1)).div_(negative_denominator).exp_()  # (B, N, K, w, w)
+    num_samples, num_instances, num_keypoints = drawn.shape
+    planes = torch.arange(num_samples * num_keypoints, device=xs.device).view(num_samples, 1, num_keypoints, 1, 1)
+    index = (planes * height + ys.unsqueeze(-1)) * width + xs.unsqueeze(-2)
+    heat = torch.zeros(num_samples * num_keypoints * height * width, device=xs.device)
+    heat.scatter_reduce_(0, index.reshape(-1), values.reshape(-1), "amax")
+    return heat.view(num_samples, num_keypoints, height, width)
 
 
 # ----------------------------------------------------------------------------
