@@ -16,7 +16,8 @@ sigma_tensor, sigma, height, width, method)`` -> (heatmaps (B, K, H, W) float32,
 
 Implementations: a Triton kernel (:mod:`.kernels.keypoint_heatmaps`: one launch, each output
 pixel written once), and a vectorized torch one (MSRA/UDP windows scattered by max into a
-zeroed map; DARK: every instance at every pixel, a max over instances). Non-finite keypoints (refused by the public function's value check) draw nothing.
+zeroed map; DARK: every instance at every pixel, a max over instances). Non-finite keypoints
+(refused by the public function's value check) draw nothing.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import struct
 import torch
 
 from ..dispatch import Implementations
-from ._triton import cdiv, check_device
+from ._triton import cdiv, check_device, next_power_of_2
 
 METHODS = ("msra", "udp", "dark")
 _BIG = 2.0**40  # as the kernel's BIG and CENTRE_LIMIT
@@ -118,13 +119,13 @@ def keypoint_heatmaps_torch(keypoints, visible, counts, sigma_tensor, sigma, hei
 
 
 def _window_length(sigma_tensor, sigma, device) -> int | None:
-    """The longest MSRA/UDP window side, floor(6σ) + 2 for the largest σ (trunc(mu + 3σ + 1) -
-    trunc(mu - 3σ) <= 6σ + 2); None where finding it would sync a GPU."""
+    """The longest MSRA/UDP window side for the largest σ: floor(2r) + 2 >= ceil(2r + 1) >=
+    trunc(mu + r + 1) - trunc(mu - r), r = 3σ; None where finding it would sync a GPU."""
     if sigma_tensor is None:
-        return math.floor(6 * sigma) + 2
+        return math.floor(2 * (sigma * 3.0)) + 2
     if device.type != "cpu" or sigma_tensor.numel() == 0:
         return None
-    return math.floor(6 * float(sigma_tensor.double().max().clamp(max=1e6))) + 2
+    return math.floor(2 * (float(sigma_tensor.double().max().clamp(max=1e6)) * 3.0)) + 2
 
 
 def _scatter_windows(x_axis, y_axis, drawn, negative_denominator, window: int, height: int, width: int):
@@ -153,10 +154,11 @@ def _scatter_windows(x_axis, y_axis, drawn, negative_denominator, window: int, h
 # ----------------------------------------------------------------------------
 
 
-def block_size(pixels: int) -> int:
-    """Pixels per program: 1024 (a plane of a few chunks, each a contiguous 4 KiB of output), fewer
-    for maps of fewer pixels."""
-    return min(1024, 1 << max(pixels - 1, 0).bit_length())
+def tile_shape(height: int, width: int) -> tuple[int, int]:
+    """(BLOCK_H, BLOCK_W): a row of up to 256 columns (the map's width rounded up to a power of 2),
+    and rows up to 4096 pixels a program (32 a thread at 4 warps), fewer for maps of fewer rows."""
+    block_w = min(256, next_power_of_2(width))
+    return min(next_power_of_2(height), max(1, 4096 // block_w)), block_w
 
 
 def _float64_bits(value: float) -> int:
@@ -164,7 +166,7 @@ def _float64_bits(value: float) -> int:
 
 
 def keypoint_heatmaps_triton(keypoints, visible, counts, sigma_tensor, sigma, height, width, method):
-    """One launch: one program per (sample, keypoint, chunk of pixels) (module docstring)."""
+    """One launch: one program per (sample, keypoint, tile of pixels) (module docstring)."""
     check_device(keypoints.device)
     from .kernels.keypoint_heatmaps import keypoint_heatmaps_kernel
     from .launch import launch
@@ -174,8 +176,8 @@ def keypoint_heatmaps_triton(keypoints, visible, counts, sigma_tensor, sigma, he
     weights = torch.empty((num_samples, num_instances, num_keypoints), dtype=torch.float32, device=keypoints.device)
     if heat.numel() == 0:
         return heat.zero_(), weights.zero_()
-    block = block_size(height * width)
-    chunks = cdiv(height * width, block)
+    block_h, block_w = tile_shape(height, width)
+    column_tiles = cdiv(width, block_w)
     if sigma_tensor is None:
         sigma_mode, sigma_strides, sigma_tensor = 0, (0, 0, 0), counts
     elif sigma_tensor.dim() == 2:
@@ -183,16 +185,16 @@ def keypoint_heatmaps_triton(keypoints, visible, counts, sigma_tensor, sigma, he
     else:
         sigma_mode, sigma_strides = 2, (0, 0, sigma_tensor.stride(0))
     launch(
-        keypoint_heatmaps_kernel, (num_samples * num_keypoints, chunks), num_warps=4,
+        keypoint_heatmaps_kernel, (num_samples * num_keypoints, cdiv(height, block_h) * column_tiles), num_warps=4,
         compile_options={"enable_fp_fusion": False},
         heat_ptr=heat, weights_ptr=weights, keypoints_ptr=keypoints, visible_ptr=visible, counts_ptr=counts,
         sigma_ptr=sigma_tensor, sigma_bits=_float64_bits(float(sigma)),
-        num_keypoints=num_keypoints, num_instances=num_instances, height=height, width=width, chunks=chunks,
+        num_keypoints=num_keypoints, num_instances=num_instances, height=height, width=width, column_tiles=column_tiles,
         stride_kb=keypoints.stride(0), stride_kn=keypoints.stride(1), stride_kk=keypoints.stride(2),
         stride_kc=keypoints.stride(3), stride_vb=visible.stride(0), stride_vn=visible.stride(1),
         stride_vk=visible.stride(2), stride_cb=counts.stride(0), stride_sb=sigma_strides[0],
         stride_sn=sigma_strides[1], stride_sk=sigma_strides[2],
-        METHOD=METHODS.index(method), SIGMA_MODE=sigma_mode, BLOCK=block,
+        METHOD=METHODS.index(method), SIGMA_MODE=sigma_mode, BLOCK_H=block_h, BLOCK_W=block_w,
     )
     return heat, weights
 

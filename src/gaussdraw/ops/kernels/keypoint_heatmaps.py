@@ -1,10 +1,11 @@
 """Triton kernel of :mod:`gaussdraw.ops.keypoint_heatmaps`: mmpose's keypoint heatmap encoding.
 
-One program = one chunk of BLOCK pixels of one heatmap plane (sample b, keypoint k): it loops
+One program = one BLOCK_H x BLOCK_W tile of one heatmap plane (sample b, keypoint k): it loops
 over the sample's instances, works out each one's window, centre and σ from its keypoint
 (scalars, in float64 and the keypoints' dtype, as mmpose rounds), and keeps the max over
-instances of the float32 Gaussian at each of its pixels. Every output pixel is written once
-(no zero fill, no atomics); the program of chunk 0 also writes the plane's keypoint weights.
+instances of the float32 Gaussian at each of its pixels (squared offsets per row and per
+column, then one add, divide and exp per pixel). Every output pixel is written once
+(no zero fill, no atomics); the program of tile 0 also writes the plane's keypoint weights.
 Compiled without fused multiply-adds, so that dx * dx + dy * dy rounds as NumPy's does.
 """
 
@@ -15,8 +16,8 @@ import triton.language as tl
 
 MSRA, UDP, DARK = 0, 1, 2  # METHOD
 SCALAR_SIGMA, SIGMA_PER_INSTANCE, SIGMA_PER_KEYPOINT = 0, 1, 2  # SIGMA_MODE
-BIG = 2.0**40  # rounded centres are clamped to +-BIG (NaN: -BIG), far outside any map
-CENTRE_LIMIT = 2**24  # window centres are clamped to +-CENTRE_LIMIT (int32 pixel offsets)
+BIG = tl.constexpr(2.0**40)  # rounded centres are clamped to +-BIG (NaN: -BIG), far outside any map
+CENTRE_LIMIT = tl.constexpr(2**24)  # window centres are clamped to +-CENTRE_LIMIT (int32 pixel offsets)
 
 
 @triton.jit
@@ -55,22 +56,22 @@ def _rounded_axis(coordinate, radius, size, METHOD: tl.constexpr):
 @triton.jit
 def keypoint_heatmaps_kernel(
     heat_ptr, weights_ptr, keypoints_ptr, visible_ptr, counts_ptr, sigma_ptr, sigma_bits,
-    num_keypoints, num_instances, height, width, chunks,
+    num_keypoints, num_instances, height, width, column_tiles,
     stride_kb, stride_kn, stride_kk, stride_kc, stride_vb, stride_vn, stride_vk, stride_cb,
     stride_sb, stride_sn, stride_sk,
-    METHOD: tl.constexpr, SIGMA_MODE: tl.constexpr, BLOCK: tl.constexpr,
+    METHOD: tl.constexpr, SIGMA_MODE: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr,
 ):
     plane = tl.program_id(0)  # b * K + k
-    chunk = tl.program_id(1)
+    tile = tl.program_id(1)  # row tile * column_tiles + column tile
     b = plane // num_keypoints
     k = plane - b * num_keypoints
     count = tl.load(counts_ptr + b * stride_cb).to(tl.int32)
     count = tl.minimum(tl.maximum(count, 0), num_instances)
-    o_pixel = chunk * BLOCK + tl.arange(0, BLOCK)
-    m_pixel = o_pixel < height * width
-    o_y = o_pixel // width
-    o_x = o_pixel - o_y * width
-    b_heat = tl.zeros([BLOCK], dtype=tl.float32)
+    row_tile = tile // column_tiles
+    o_y = (row_tile * BLOCK_H + tl.arange(0, BLOCK_H))[:, None]
+    o_x = ((tile - row_tile * column_tiles) * BLOCK_W + tl.arange(0, BLOCK_W))[None, :]
+    m_pixel = (o_y < height) & (o_x < width)
+    b_heat = tl.zeros([BLOCK_H, BLOCK_W], dtype=tl.float32)
     p_kp = keypoints_ptr + b * stride_kb + k * stride_kk  # instance 0's, advanced by n below
     p_visible = visible_ptr + b * stride_vb + k * stride_vk
     p_sigma = sigma_ptr + b * stride_sb + k * stride_sk  # per instance: + n * stride_sn
@@ -98,14 +99,14 @@ def keypoint_heatmaps_kernel(
         b_dx2 = tl.where((o_x >= x_lo) & (o_x < x_hi), b_dx * b_dx, float("inf"))
         b_dy2 = tl.where((o_y >= y_lo) & (o_y < y_hi), b_dy * b_dy, float("inf"))
         b_heat = tl.maximum(b_heat, tl.exp((b_dx2 + b_dy2) / negative_denominator))
-        if chunk == 0:
+        if tile == 0:
             weight = tl.where(shown & ~(x_reaches & y_reaches), 0.0, flag.to(tl.float32))
             tl.store(p_weight, weight)
         p_kp += stride_kn
         p_visible += stride_vn
         p_weight += num_keypoints
-    if chunk == 0:
+    if tile == 0:
         for n in range(count, num_instances):
             tl.store(p_weight, 0.0)
             p_weight += num_keypoints
-    tl.store(heat_ptr + plane.to(tl.int64) * height * width + o_pixel, b_heat, mask=m_pixel)
+    tl.store(heat_ptr + plane.to(tl.int64) * height * width + o_y * width + o_x, b_heat, mask=m_pixel)
