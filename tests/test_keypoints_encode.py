@@ -227,6 +227,15 @@ def test_empty_batch_and_no_instances():
     assert out.heatmaps.shape == (1, 5, 3, 4) and out.weights.shape == (1, 0, 5) and out.heatmaps.abs().sum() == 0
 
 
+def test_bench_suite_runs_and_agrees_with_mmpose():
+    from gaussdraw.bench.keypoints import keypoints_bench, keypoints_table
+
+    rows = keypoints_bench(torch.device("cpu"), ["coco"], quick=True)
+    assert [r["method"] for r in rows] == list(METHODS) and "mmpose loop (ms)" in keypoints_table(rows)
+    assert all(r["weights_equal"] and r["max_abs_diff_vs_mmpose"] <= VALUE_TOLERANCE and r["wall_us"] > 0
+               for r in rows), rows
+
+
 def test_public_names():
     assert gaussdraw.keypoint_heatmaps is keypoint_heatmaps and "KeypointHeatmaps" in gaussdraw.__all__
 

@@ -13,7 +13,7 @@ from ..dispatch import check_backend, route, run
 from ..inputs import Batch, Field, batch_inputs, is_numbers, python_tensor
 from ..ops.keypoint_heatmaps import KEYPOINT_HEATMAPS, METHODS
 from ..ragged import RaggedLike, is_ragged
-from ..targets.common import pair, positive_int
+from ..targets.common import cached, pair, positive_int
 
 FIELDS = (Field("keypoints", (None, 2), floating=True), Field("visible", (None,), floating=True))
 SIGMA_FIELD = Field("sigma", (), floating=True)
@@ -90,9 +90,7 @@ def keypoint_heatmaps(
         (1.0, 0.6065)
     """
     check_backend(backend)
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}; got {method!r}")
-    width, height = pair(heatmap_size, "heatmap_size", positive_int, "(W, H) of ints > 0")
+    width, height = _checked_options(heatmap_size, method)
     per_instance = _sigma_is_per_instance(sigma)
     if per_instance and method != "msra":
         raise ValueError(f"sigma per instance applies to method='msra' only (mmpose's UDP and DARK encoders take "
@@ -110,6 +108,14 @@ def keypoint_heatmaps(
     heatmaps, weights = run(KEYPOINT_HEATMAPS, route(backend, points.device), points, flags, counts, sigma_tensor,
                             sigma_value, height, width, method)
     return KeypointHeatmaps(heatmaps, weights)
+
+
+@cached
+def _checked_options(heatmap_size, method):
+    """(W, H), checked, and the method."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}; got {method!r}")
+    return pair(heatmap_size, "heatmap_size", positive_int, "(W, H) of ints > 0")
 
 
 def _sigma_is_per_instance(sigma) -> bool:

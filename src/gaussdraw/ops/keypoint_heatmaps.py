@@ -113,9 +113,17 @@ def keypoint_heatmaps_torch(keypoints, visible, counts, sigma_tensor, sigma, hei
         return _scatter_windows(x_axis, y_axis, drawn, negative_denominator, window, height, width), weights
     dx2 = _squared_offsets(x_axis, drawn, width, 0).unsqueeze(-2)  # (B, N, K, 1, W)
     dy2 = _squared_offsets(y_axis, drawn, height, 1)  # (B, N, K, H, 1)
-    values = (dx2 + dy2).div_(negative_denominator).exp_()
+    values = _exp_flushed((dx2 + dy2).div_(negative_denominator))
     heat = values[:, 0] if num_instances == 1 else values.amax(1)
     return heat.contiguous(), weights
+
+
+def _exp_flushed(arguments: torch.Tensor) -> torch.Tensor:
+    """exp of ``arguments`` in place, 0 where it is below float32's normal range (< exp(-87)):
+    torch's CPU exp takes a slow path (10-25x) for such arguments, which DARK's whole maps are full
+    of; the values it gives there differ from 0 by less than 1.7e-38."""
+    underflow = arguments < -87.0
+    return arguments.clamp_(min=-87.0).exp_().masked_fill_(underflow, 0.0)
 
 
 def _window_length(sigma_tensor, sigma, device) -> int | None:
@@ -140,7 +148,7 @@ def _scatter_windows(x_axis, y_axis, drawn, negative_denominator, window: int, h
 
     dx2, xs = axis_values(x_axis, width)
     dy2, ys = axis_values(y_axis, height)
-    values = (dx2.unsqueeze(-2) + dy2.unsqueeze(-1)).div_(negative_denominator).exp_()  # (B, N, K, w, w)
+    values = _exp_flushed((dx2.unsqueeze(-2) + dy2.unsqueeze(-1)).div_(negative_denominator))  # (B, N, K, w, w)
     num_samples, num_instances, num_keypoints = drawn.shape
     planes = torch.arange(num_samples * num_keypoints, device=xs.device).view(num_samples, 1, num_keypoints, 1, 1)
     index = (planes * height + ys.unsqueeze(-1)) * width + xs.unsqueeze(-2)
