@@ -16,7 +16,7 @@ from triton.backends.compiler import GPUTarget
 import triton.language as tl
 
 from gaussdraw.ops.kernels import (centernet_targets, centerpoint_targets, circle_nms, draw_gaussians,
-                                   local_maximum, peaks)
+                                   keypoint_heatmaps, local_maximum, peaks)
 
 FLOATS = {"sigma_factor", "k_scale", "zero_below", "width_ratio", "height_ratio", "one_minus", "one_plus", "minus_two_o", "o_minus_one", "sixteen_o", "eight_o",
           "range_x", "range_y", "voxel_x", "voxel_y", "out_size_factor"}
@@ -39,6 +39,10 @@ KERNELS = [  # (kernel, constexprs, compiled without fused multiply-adds[, point
     (peaks.tile_max_kernel, dict(KERNEL=3, BLOCK_H=16, BLOCK_W=64), False),
     (peaks.candidates_kernel, dict(KERNEL=3, BLOCK_H=16, BLOCK_W=64), False),
     (peaks.select_kernel, dict(KERNEL=3, KEEP=128, CHUNK=2048), False),
+    *((keypoint_heatmaps.keypoint_heatmaps_kernel, dict(METHOD=method, SIGMA_MODE=sigma_mode, BLOCK_H=32, BLOCK_W=128), True,
+       {"keypoints_ptr": keypoints, "sigma_ptr": "*fp64" if sigma_mode else "*i64", "sigma_bits": "i64"})
+      for method, sigma_mode, keypoints in [(0, 0, "*fp32"), (1, 0, "*fp16"), (2, 0, "*fp64"), (0, 1, "*fp32"),
+                                            (2, 2, "*fp32")]),
     (peaks.order_kernel, dict(KEEP=512), False, {"scores_ptr": "*fp32", "flat_ptr": "*i64", "labels_ptr": "*i64",
                                                   "ys_ptr": "*i64", "xs_ptr": "*i64", "indices_ptr": "*i64"}),
 ]
@@ -48,8 +52,10 @@ def signature(kernel, constexprs, pointers=None):
     def kind(name):
         if name in constexprs:
             return "constexpr"
+        if name in (pointers or {}):
+            return pointers[name]
         if name.endswith("_ptr"):
-            return {**POINTERS, **(pointers or {})}.get(name, "*fp32")
+            return POINTERS.get(name, "*fp32")
         return "fp32" if name in FLOATS else "i32"
 
     return {name: kind(name) for name in kernel.arg_names}

@@ -1,7 +1,7 @@
-"""The real mmdet / mmdet3d drawing functions, loaded by file path.
+"""The real mmdet / mmdet3d / mmpose functions, loaded by file path.
 
-Their wheels are installed with ``--no-deps``; these two files import only torch and
-numpy, so they load without the rest of either package.
+Their wheels are installed with ``--no-deps``; the files loaded here import only torch and
+numpy (or are cut out of their files), so they load without the rest of each package.
 """
 
 from __future__ import annotations
@@ -227,3 +227,13 @@ def mmdet3d_circle_nms(stable: bool = False):
     namespace = dict(np=np, Tensor=object)
     exec(compile(ast.Module(body=[fn], type_ignores=[]), path, "exec"), namespace)
     return namespace["circle_nms"]
+
+
+def mmpose_keypoint_encoder(method: str):
+    """mmpose 1.3.2's heatmap encoder of one sample, ``(heatmap_size (W, H), keypoints (N, K, D),
+    keypoints_visible (N, K), sigma) -> (heatmaps (K, H, W), keypoint_weights (N, K))``:
+    ``generate_gaussian_heatmaps`` ("msra"), ``generate_udp_gaussian_heatmaps`` ("udp") or
+    ``generate_unbiased_gaussian_heatmaps`` ("dark"). Their file imports only NumPy."""
+    module = _load("mmpose", "codecs/utils/gaussian_heatmap.py")
+    return dict(msra=module.generate_gaussian_heatmaps, udp=module.generate_udp_gaussian_heatmaps,
+                dark=module.generate_unbiased_gaussian_heatmaps)[method]

@@ -23,6 +23,7 @@ from gaussdraw.ops.centerpoint_targets import CENTERPOINT_TARGETS
 from gaussdraw.ops.circle_nms import CIRCLE_NMS
 from gaussdraw.ops.draw_gaussians import DRAW_GAUSSIANS
 from gaussdraw.ops.focal_loss import FOCAL_LOSS_BACKWARD, FOCAL_LOSS_FORWARD
+from gaussdraw.ops.keypoint_heatmaps import KEYPOINT_HEATMAPS
 from gaussdraw.ops.local_maximum import LOCAL_MAXIMUM
 
 from .helpers import assert_close
@@ -141,6 +142,18 @@ def call_focal_loss(form, backend):
                                                               backend=backend))
 
 
+def call_keypoint_heatmaps(form, backend):
+    g = _generator(8)
+    sizes = (2, 0, 1)
+    keypoints = [(torch.rand(n, 3, 2, generator=g) * 12 - 1).to(DEVICE) for n in sizes]
+    visible = [(torch.rand(n, 3, generator=g) > 0.2).float().to(DEVICE) for n in sizes]
+    sigmas = [(torch.rand(n, generator=g) + 0.5).to(DEVICE) for n in sizes]
+    (k, counts), (v, _), (s, _) = _form(keypoints, form), _form(visible, form), _form(sigmas, form)
+    return lambda: (*gaussdraw.keypoint_heatmaps(k, v, (9, 7), s, counts=counts, backend=backend),
+                    *gaussdraw.keypoint_heatmaps(k, v, (9, 7), 1.5, method="udp", counts=counts, backend=backend),
+                    *gaussdraw.keypoint_heatmaps(k, v, (9, 7), 1.0, method="dark", counts=counts, backend=backend))
+
+
 # name -> (call, forms, implementations it runs, eager Triton helpers beside them: (module, name))
 OPS = {
     "draw_heatmap": (call_draw_heatmap, ["tensor"], [DRAW_GAUSSIANS], [(draw, "launch")]),
@@ -152,6 +165,7 @@ OPS = {
                            [(decode_nms, "circle_nms_sorted_triton")]),
     "heatmap_peaks": (call_heatmap_peaks, ["tensor"], [LOCAL_MAXIMUM],
                       [(decode_peaks, "peak_keys_triton"), (decode_peaks, "order_peaks_triton")]),
+    "keypoint_heatmaps": (call_keypoint_heatmaps, ["list", "ragged", "padded"], [KEYPOINT_HEATMAPS], []),
     "gaussian_focal_loss": (call_focal_loss, ["tensor"], [FOCAL_LOSS_FORWARD, FOCAL_LOSS_BACKWARD],
                             [(loss, "focal_loss_triton")]),
 }

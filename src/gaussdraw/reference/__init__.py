@@ -1,13 +1,16 @@
 """Plain implementations (loops, float64 where it helps): what the kernels must equal, for tests
 and benchmarks. One module a topic:
 
-- :mod:`.detection`: drawing, targets, the focal loss, peaks and circle NMS (mmdet/mmdet3d's semantics).
+- :mod:`.detection`: drawing, targets, the focal loss, peaks and circle NMS (mmdet/mmdet3d's semantics);
+- :mod:`.keypoints`: keypoint heatmap encoding (mmpose's MSRA, UDP and DARK encoders).
 """
 
 from .detection import (centernet_targets_per_box, centerpoint_targets_per_box, centerpoint_topk_composed,
                         circle_nms_per_box, draw_heatmap_batched_per_box, draw_heatmap_per_box, draw_one_box,
                         gaussian_focal_loss_composed, gaussian_values, heatmap_peaks_composed)
+from .keypoints import keypoint_heatmaps_per_keypoint
 
 __all__ = ["centernet_targets_per_box", "centerpoint_targets_per_box", "centerpoint_topk_composed",
            "circle_nms_per_box", "draw_heatmap_batched_per_box", "draw_heatmap_per_box", "draw_one_box",
-           "gaussian_focal_loss_composed", "gaussian_values", "heatmap_peaks_composed"]
+           "gaussian_focal_loss_composed", "gaussian_values", "heatmap_peaks_composed",
+           "keypoint_heatmaps_per_keypoint"]
