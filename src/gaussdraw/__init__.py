@@ -11,6 +11,7 @@ training targets, the Gaussian focal loss, and the decoding of predicted heatmap
 from .checks import set_default_validate
 from .decode import KeptBoxes, Peaks, circle_nms, circle_nms_batched, heatmap_peaks
 from .draw import draw_heatmap, draw_heatmap_batched, render_heatmaps, render_heatmaps_batched
+from .keypoints import KeypointPeaks, keypoint_decode
 from .loss import GaussianFocalLoss, gaussian_focal_loss, gaussian_focal_loss_with_logits
 from .radius import gaussian_radius
 from .ragged import Ragged
@@ -21,6 +22,7 @@ __all__ = [
     "CenterPointTargets",
     "GaussianFocalLoss",
     "KeptBoxes",
+    "KeypointPeaks",
     "Peaks",
     "Ragged",
     "centernet_targets",
@@ -32,6 +34,7 @@ __all__ = [
     "gaussian_focal_loss",
     "gaussian_radius",
     "heatmap_peaks",
+    "keypoint_decode",
     "gaussian_focal_loss_with_logits",
     "render_heatmaps",
     "render_heatmaps_batched",

@@ -1,0 +1,175 @@
+"""The keypoint-decode kernel: one program = one (sample, keypoint) map (see
+:mod:`gaussdraw.ops.keypoint_decode`).
+
+1. the map is read once in chunks of BLOCK pixels; each lane keeps its largest value and where it
+   first saw it (later chunks replace it only when strictly larger), so the lane-wise minimum
+   position among the lanes holding the maximum is the first maximum in row-major order;
+2. shift: the four neighbours; DARK / DARK-UDP: the blurred values of the 5 x 5 pixels around
+   the peak, from the REGION x REGION window of the map that reaches them (zero outside the map,
+   as mmpose's padding): a row pass and a column pass, each a product with the banded matrix of
+   the OpenCV weights;
+3. the rescale to the map's maximum cancels in the step unless a clamp bites at a stencil pixel;
+   only then the program blurs its whole map for the blurred maximum (tiles, exact, slow).
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+DARK_LOW = 1e-10
+UDP_LOW = 1e-3
+UDP_HIGH = 50.0
+
+
+@triton.jit
+def _first_maximum(base, size, BLOCK: tl.constexpr):
+    """(value in the map's dtype, flat position) of the first maximum of ``size`` pixels at ``base``."""
+    lanes = tl.arange(0, BLOCK)
+    best = tl.load(base + lanes, mask=lanes < size, other=float("-inf"))
+    best_at = lanes
+    for start in range(BLOCK, size, BLOCK):
+        at = start + lanes
+        values = tl.load(base + at, mask=at < size, other=float("-inf"))
+        better = values > best
+        best = tl.where(better, values, best)
+        best_at = tl.where(better, at, best_at)
+    maximum = tl.max(best, axis=0)
+    return maximum, tl.min(tl.where(best == maximum, best_at, size), axis=0)
+
+
+@triton.jit
+def _blurred_window(base, weights_ptr, x, y, height, width, KSIZE: tl.constexpr, REGION: tl.constexpr):
+    """(8, 8) float32: the blur (before the rescale) at map pixel (y - 2 + i, x - 2 + j), i, j < 5."""
+    radius: tl.constexpr = KSIZE // 2
+    region = tl.arange(0, REGION)
+    rows = (y - 2 - radius + region)[:, None]
+    cols = (x - 2 - radius + region)[None, :]
+    window = tl.load(base + rows * width + cols, mask=(rows >= 0) & (rows < height) & (cols >= 0) & (cols < width),
+                     other=0.0).to(tl.float32)
+    tap = region[:, None] - tl.arange(0, 8)[None, :]  # banded (REGION, 8): weight of window pixel c for output j
+    band = tl.load(weights_ptr + tap, mask=(tap >= 0) & (tap < KSIZE) & (tl.arange(0, 8)[None, :] < 5), other=0.0)
+    along_rows = tl.sum(window[:, :, None] * band[None, :, :], axis=1)  # (REGION, 8)
+    return tl.sum(band[:, :, None] * along_rows[:, None, :], axis=0)  # (8, 8)
+
+
+@triton.jit
+def _blurred_maximum(base, weights_ptr, height, width, KSIZE: tl.constexpr, TILE_W: tl.constexpr):
+    """The maximum of the whole blurred map (before the rescale): tiles of 16 x TILE_W, direct sums."""
+    radius: tl.constexpr = KSIZE // 2
+    rows0 = tl.arange(0, 16)[:, None]
+    cols0 = tl.arange(0, TILE_W)[None, :]
+    best = tl.full((16, TILE_W), float("-inf"), tl.float32)
+    for top in range(0, height, 16):
+        for left in range(0, width, TILE_W):
+            rows, cols = top + rows0, left + cols0
+            total = tl.zeros((16, TILE_W), tl.float32)
+            for i in range(KSIZE):
+                along_row = tl.zeros((16, TILE_W), tl.float32)
+                r = rows + i - radius
+                for j in range(KSIZE):
+                    c = cols + j - radius
+                    pixels = tl.load(base + r * width + c, mask=(r >= 0) & (r < height) & (c >= 0) & (c < width),
+                                     other=0.0).to(tl.float32)
+                    along_row += tl.load(weights_ptr + j) * pixels
+                total += tl.load(weights_ptr + i) * along_row
+            best = tl.maximum(best, tl.where((rows < height) & (cols < width), total, float("-inf")))
+    return tl.max(tl.max(best, axis=1), axis=0)
+
+
+@triton.jit
+def _pick(values, dy, dx):
+    """values[2 + dy, 2 + dx] of an (8, 8) window."""
+    at = (tl.arange(0, 8)[:, None] == 2 + dy) & (tl.arange(0, 8)[None, :] == 2 + dx)
+    return tl.sum(tl.sum(tl.where(at, values, 0.0), axis=1), axis=0)
+
+
+@triton.jit
+def _dark_step(logs):
+    """(offset x, offset y) of refine_keypoints_dark; zeros where the Hessian's determinant is 0."""
+    center = _pick(logs, 0, 0)
+    dx = 0.5 * (_pick(logs, 0, 1) - _pick(logs, 0, -1))
+    dy = 0.5 * (_pick(logs, 1, 0) - _pick(logs, -1, 0))
+    dxx = 0.25 * (_pick(logs, 0, 2) - 2 * center + _pick(logs, 0, -2))
+    dxy = 0.25 * (_pick(logs, 1, 1) - _pick(logs, -1, 1) - _pick(logs, 1, -1) + _pick(logs, -1, -1))
+    dyy = 0.25 * (_pick(logs, 2, 0) - 2 * center + _pick(logs, -2, 0))
+    det = dxx * dyy - dxy * dxy
+    singular = det == 0
+    det = tl.where(singular, 1.0, det)
+    return (tl.where(singular, 0.0, -(dyy * dx - dxy * dy) / det),
+            tl.where(singular, 0.0, -(dxx * dy - dxy * dx) / det))
+
+
+@triton.jit
+def _udp_step(logs, x, y, height, width, udp_eps):
+    """(offset x, offset y) of refine_keypoints_dark_udp: a 3 x 3 stencil, edge-replicated."""
+    left = tl.maximum(x - 1, 0) - x
+    right = tl.minimum(x + 1, width - 1) - x
+    up = tl.maximum(y - 1, 0) - y
+    down = tl.minimum(y + 1, height - 1) - y
+    center = _pick(logs, 0, 0)
+    at_left, at_right = _pick(logs, 0, left), _pick(logs, 0, right)
+    at_up, at_down = _pick(logs, up, 0), _pick(logs, down, 0)
+    dx = 0.5 * (at_right - at_left)
+    dy = 0.5 * (at_down - at_up)
+    dxx = at_right - 2 * center + at_left + udp_eps
+    dyy = at_down - 2 * center + at_up + udp_eps
+    dxy = 0.5 * (_pick(logs, down, right) - at_right - at_down + 2 * center - at_left - at_up + _pick(logs, up, left))
+    det = dxx * dyy - dxy * dxy
+    return -(dyy * dx - dxy * dy) / det, -(dxx * dy - dxy * dx) / det
+
+
+@triton.jit
+def keypoint_decode_kernel(heat_ptr, weights_ptr, keypoints_ptr, scores_ptr, height, width, udp_eps,
+                           REFINE: tl.constexpr, KSIZE: tl.constexpr, REGION: tl.constexpr, BLOCK: tl.constexpr,
+                           TILE_W: tl.constexpr):
+    plane = tl.program_id(0).to(tl.int64)
+    base = heat_ptr + plane * height * width
+    maximum, flat = _first_maximum(base, height * width, BLOCK)
+    tl.store(scores_ptr + plane, maximum)
+    x, y = flat % width, flat // width
+    valid = maximum > 0
+    offset_x = 0.0
+    offset_y = 0.0
+    if REFINE == 1:  # shift: a quarter pixel toward the larger neighbour, mmpose's bounds
+        left = tl.load(base + flat - 1, mask=valid & (x > 0), other=0.0)
+        right = tl.load(base + flat + 1, mask=valid & (x < width - 1), other=0.0)
+        up = tl.load(base + flat - width, mask=valid & (y > 0), other=0.0)
+        down = tl.load(base + flat + width, mask=valid & (y < height - 1), other=0.0)
+        step_x = tl.where(right > left, 0.25, tl.where(right < left, -0.25, 0.0))
+        step_y = tl.where(down > up, 0.25, tl.where(down < up, -0.25, 0.0))
+        offset_x = tl.where((x > 1) & (x < width - 1) & (y > 0), step_x, 0.0)
+        offset_y = tl.where((y > 1) & (y < height - 1) & (x > 0), step_y, 0.0)
+    if REFINE >= 2:  # DARK (2) and DARK-UDP (3)
+        blurred = _blurred_window(base, weights_ptr, x, y, height, width, KSIZE, REGION)
+        dy = tl.arange(0, 8)[:, None] - 2
+        dx = tl.arange(0, 8)[None, :] - 2
+        if REFINE == 2:
+            stencil = (tl.abs(dy) + tl.abs(dx)) <= 2
+            refining = valid & (x > 1) & (x < width - 2) & (y > 1) & (y < height - 2)
+            low = DARK_LOW
+            high = float("inf")
+            exact = tl.min(tl.min(tl.where(stencil, blurred, float("inf")), axis=1), axis=0) > DARK_LOW * 1.0001
+        else:
+            stencil = (tl.abs(dy) <= 1) & (tl.abs(dx) <= 1) & (y + dy >= 0) & (y + dy < height) & (x + dx >= 0) & \
+                (x + dx < width)
+            refining = valid
+            low = UDP_LOW
+            high = UDP_HIGH
+            exact = (tl.min(tl.min(tl.where(stencil, blurred, float("inf")), axis=1), axis=0) > UDP_LOW * 1.0001) & \
+                (maximum.to(tl.float32) < UDP_HIGH * 0.9999)
+        scale = tl.zeros_like(maximum.to(tl.float32)) + 1.0  # where no clamp bites, the rescale cancels
+        if refining & ~exact:
+            scale = maximum.to(tl.float32) / _blurred_maximum(base, weights_ptr, height, width, KSIZE, TILE_W)
+        scaled = blurred * scale
+        logs = tl.log(tl.where(scaled < low, low, tl.where(scaled > high, high, scaled)))
+        if REFINE == 2:
+            step_x, step_y = _dark_step(logs)
+        else:
+            step_x, step_y = _udp_step(logs, x, y, height, width, udp_eps)
+        offset_x = tl.where(refining, step_x, 0.0)
+        offset_y = tl.where(refining, step_y, 0.0)
+    keypoint_x = tl.where(valid, x.to(tl.float32) + offset_x, -1.0)
+    keypoint_y = tl.where(valid, y.to(tl.float32) + offset_y, -1.0)
+    tl.store(keypoints_ptr + plane * 2, keypoint_x)
+    tl.store(keypoints_ptr + plane * 2 + 1, keypoint_y)

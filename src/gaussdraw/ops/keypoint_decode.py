@@ -1,0 +1,198 @@
+"""The keypoint-decode op: mmpose 1.3.2's ``get_heatmap_maximum`` and one of its refinements,
+for every keypoint of a (B, K, H, W) heatmap batch at once.
+
+- maximum: the first maximum in row-major order; keypoints whose maximum is <= 0 are (-1, -1)
+  and are not refined;
+- ``REFINE_SHIFT``: ``refine_keypoints``, a quarter pixel toward the larger neighbour;
+- ``REFINE_DARK``: ``refine_keypoints_dark``: the map blurred as mmpose does (zero-padded by
+  (ksize - 1) / 2, then OpenCV's separable Gaussian, whose reflect-101 border never reaches the
+  map), rescaled to the map's maximum, clamped at 1e-10, log, then a Newton step from the
+  5-point derivatives (interior peaks, 1 < x < W - 2 and 1 < y < H - 2; none where the
+  Hessian's determinant is 0);
+- ``REFINE_DARK_UDP``: ``refine_keypoints_dark_udp``: the same blur and rescale, clipped to
+  [1e-3, 50], log, a 3 x 3 edge-replicated stencil, Newton step with Hessian + eps * I.
+
+Implementations:
+
+- torch: vectorized over B x K: ``argmax`` of the flattened maps, the blur as two 1-D
+  convolutions, the stencils as gathers (float32; float64 for float64 maps);
+- Triton (:mod:`.kernels.keypoint_decode`): one program per map, in one launch: the map read
+  once for its maximum, then the blurred values of the few pixels the step needs, computed
+  from a small window around the peak. The rescale needs the maximum of the whole blurred map
+  only where a clamp bites at a stencil pixel (a blurred value <= 1e-10, or for UDP < 1e-3,
+  or a maximum > 50); those programs blur their whole map (slow, exact, rare for real heatmaps).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import torch
+import torch.nn.functional as F
+
+from ..dispatch import Implementations
+from ._triton import check_device, next_power_of_2
+
+REFINE_NONE, REFINE_SHIFT, REFINE_DARK, REFINE_DARK_UDP = 0, 1, 2, 3
+REFINE_MODES = {None: REFINE_NONE, "shift": REFINE_SHIFT, "dark": REFINE_DARK, "dark_udp": REFINE_DARK_UDP}
+UDP_EPS = 2.0**-23  # np.finfo(np.float32).eps, added to the Hessian's diagonal
+
+_OPENCV_TABLE = {  # getGaussianKernel(ksize, 0) for small sizes: fixed tables (OpenCV 5.x has 1..9)
+    1: (1.0,), 3: (0.25, 0.5, 0.25), 5: (0.0625, 0.25, 0.375, 0.25, 0.0625),
+    7: (0.03125, 0.109375, 0.21875, 0.28125, 0.21875, 0.109375, 0.03125),
+    9: tuple(v / 256 for v in (4, 13, 30, 51, 60, 51, 30, 13, 4)),
+}
+
+
+@cache
+def _weights_cpu(ksize: int) -> torch.Tensor:
+    if ksize in _OPENCV_TABLE:
+        return torch.tensor(_OPENCV_TABLE[ksize], dtype=torch.float32)
+    sigma = 0.3 * ((ksize - 1) * 0.5 - 1) + 0.8  # OpenCV's sigma for sigma=0
+    offsets = torch.arange(ksize, dtype=torch.float64) - (ksize - 1) / 2
+    raw = torch.exp(-offsets * offsets / (2 * sigma * sigma))
+    return (raw / raw.sum()).float()  # normalised in float64, then float32, as OpenCV
+
+
+_WEIGHTS_ON_DEVICE: dict = {}
+
+
+def blur_weights(ksize: int, device: torch.device) -> torch.Tensor:
+    """OpenCV's float32 ``getGaussianKernel(ksize, 0)`` on ``device`` (made once per device: no copy
+    on later calls, so that they can be captured in a CUDA graph)."""
+    key = (ksize, str(device))
+    if key not in _WEIGHTS_ON_DEVICE:
+        _WEIGHTS_ON_DEVICE[key] = _weights_cpu(ksize).to(device)
+    return _WEIGHTS_ON_DEVICE[key]
+
+
+# ----------------------------------------------------------------------------
+# torch
+# ----------------------------------------------------------------------------
+
+
+def _blurred_torch(maps: torch.Tensor, ksize: int, work: torch.dtype) -> torch.Tensor:
+    """(N, H, W) maps -> mmpose's blur before the rescale, in ``work`` (the maps rounded to float32 first)."""
+    weights = blur_weights(ksize, maps.device).to(work)
+    radius = ksize // 2
+    planes = maps.float().to(work).unsqueeze(1)
+    planes = F.conv2d(planes, weights.view(1, 1, ksize, 1), padding=(radius, 0))
+    return F.conv2d(planes, weights.view(1, 1, 1, ksize), padding=(0, radius)).squeeze(1)
+
+
+def _gather(maps: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """maps[n, y[n], x[n]] for (N, H, W) maps and (N,) coordinates (clamped into the map)."""
+    height, width = maps.shape[-2:]
+    flat = y.clamp(0, height - 1) * width + x.clamp(0, width - 1)
+    return maps.reshape(maps.shape[0], -1).gather(1, flat.unsqueeze(1)).squeeze(1)
+
+
+def _shift_torch(maps, x, y, valid):
+    height, width = maps.shape[-2:]
+    with_x = valid & (x > 1) & (x < width - 1) & (y > 0)
+    with_y = valid & (y > 1) & (y < height - 1) & (x > 0)
+    step_x = torch.sign(_gather(maps, y, x + 1).double() - _gather(maps, y, x - 1).double()) * with_x
+    step_y = torch.sign(_gather(maps, y + 1, x).double() - _gather(maps, y - 1, x).double()) * with_y
+    return torch.stack([step_x, step_y], -1).float() * 0.25
+
+
+def _log_map_torch(maps, maximum, ksize, low, high, work):
+    """log of the blurred maps rescaled to their maxima, clipped to [low, high] (NaN propagates)."""
+    blurred = _blurred_torch(maps, ksize, work)
+    scale = maximum.to(work) / blurred.amax(dim=(1, 2))
+    scaled = blurred * scale[:, None, None]
+    return torch.log(scaled.clamp(min=low) if high is None else scaled.clamp(min=low, max=high))
+
+
+def _dark_torch(logs, x, y, valid):
+    height, width = logs.shape[-2:]
+    at = lambda dy, dx: _gather(logs, y + dy, x + dx)  # noqa: E731
+    dx, dy = 0.5 * (at(0, 1) - at(0, -1)), 0.5 * (at(1, 0) - at(-1, 0))
+    dxx = 0.25 * (at(0, 2) - 2 * at(0, 0) + at(0, -2))
+    dxy = 0.25 * (at(1, 1) - at(-1, 1) - at(1, -1) + at(-1, -1))
+    dyy = 0.25 * (at(2, 0) - 2 * at(0, 0) + at(-2, 0))
+    det = dxx * dyy - dxy * dxy
+    inside = valid & (x > 1) & (x < width - 2) & (y > 1) & (y < height - 2) & (det != 0)
+    offset = torch.stack([-(dyy * dx - dxy * dy) / det, -(dxx * dy - dxy * dx) / det], -1)
+    return torch.where(inside.unsqueeze(-1), offset, torch.zeros_like(offset)).float()
+
+
+def _dark_udp_torch(logs, x, y, valid):
+    at = lambda dy, dx: _gather(logs, y + dy, x + dx)  # noqa: E731 (edge-replicated: clamped)
+    center = at(0, 0)
+    dx, dy = 0.5 * (at(0, 1) - at(0, -1)), 0.5 * (at(1, 0) - at(-1, 0))
+    dxx = at(0, 1) - 2 * center + at(0, -1) + UDP_EPS
+    dyy = at(1, 0) - 2 * center + at(-1, 0) + UDP_EPS
+    dxy = 0.5 * (at(1, 1) - at(0, 1) - at(1, 0) + 2 * center - at(0, -1) - at(-1, 0) + at(-1, -1))
+    det = dxx * dyy - dxy * dxy
+    offset = torch.stack([-(dyy * dx - dxy * dy) / det, -(dxx * dy - dxy * dx) / det], -1)
+    return torch.where(valid.unsqueeze(-1), offset, torch.zeros_like(offset)).float()
+
+
+def keypoint_decode_torch(heatmaps: torch.Tensor, refine: int, blur_kernel_size: int):
+    """(B, K, H, W) -> (keypoints (B, K, 2) float32, scores (B, K) in the heatmaps' dtype)."""
+    batch, joints, height, width = heatmaps.shape
+    maps = heatmaps.reshape(batch * joints, height, width)
+    if maps.numel() == 0:
+        return (heatmaps.new_zeros((batch, joints, 2), dtype=torch.float32) - 1, heatmaps.new_zeros((batch, joints)))
+    flat = maps.reshape(batch * joints, -1).argmax(dim=1)
+    scores = maps.reshape(batch * joints, -1).gather(1, flat.unsqueeze(1)).squeeze(1)
+    x, y = flat % width, flat // width
+    valid = scores > 0
+    keypoints = torch.stack([x, y], -1).float()
+    work = torch.float64 if heatmaps.dtype == torch.float64 else torch.float32
+    if refine == REFINE_SHIFT:
+        keypoints = keypoints + _shift_torch(maps, x, y, valid)
+    elif refine == REFINE_DARK:
+        keypoints = keypoints + _dark_torch(_log_map_torch(maps, scores, blur_kernel_size, 1e-10, None, work), x, y,
+                                            valid)
+    elif refine == REFINE_DARK_UDP:
+        offset = _dark_udp_torch(_log_map_torch(maps, scores, blur_kernel_size, 1e-3, 50.0, work), x, y, valid)
+        keypoints = keypoints + offset
+    keypoints = torch.where(valid.unsqueeze(-1), keypoints, torch.full_like(keypoints, -1.0))
+    return keypoints.reshape(batch, joints, 2), scores.reshape(batch, joints)
+
+
+# ----------------------------------------------------------------------------
+# Triton
+# ----------------------------------------------------------------------------
+
+
+def keypoint_decode_triton(heatmaps: torch.Tensor, refine: int, blur_kernel_size: int, *, block: int = 2048,
+                           warps: int = 4):
+    """As :func:`keypoint_decode_torch`, in one launch (module docstring); the maximum is searched in
+    chunks of ``block`` pixels."""
+    check_device(heatmaps.device)
+    from .kernels.keypoint_decode import keypoint_decode_kernel
+    from .launch import launch
+
+    heatmaps = heatmaps.contiguous()
+    batch, joints, height, width = heatmaps.shape
+    keypoints = torch.empty((batch, joints, 2), dtype=torch.float32, device=heatmaps.device)
+    scores = torch.empty((batch, joints), dtype=heatmaps.dtype, device=heatmaps.device)
+    if batch * joints == 0:
+        return keypoints, scores
+    weights = blur_weights(blur_kernel_size, heatmaps.device)
+    launch(keypoint_decode_kernel, (batch * joints,), num_warps=warps, heat_ptr=heatmaps, weights_ptr=weights,
+           keypoints_ptr=keypoints, scores_ptr=scores, height=height, width=width, udp_eps=UDP_EPS,
+           REFINE=refine, KSIZE=blur_kernel_size, REGION=next_power_of_2(blur_kernel_size + 4),
+           BLOCK=min(block, next_power_of_2(height * width)), TILE_W=min(64, next_power_of_2(width)))
+    return keypoints, scores
+
+
+@torch.library.custom_op("gaussdraw::keypoint_decode", mutates_args=())
+def keypoint_decode_op(heatmaps: torch.Tensor, refine: int, blur_kernel_size: int,
+                       use_triton: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The op as torch.compile and the dispatcher see it: the Triton kernel or the torch
+    implementation, as ``use_triton`` says (:mod:`gaussdraw.dispatch`)."""
+    return KEYPOINT_DECODE.pick(use_triton)(heatmaps, refine, blur_kernel_size)
+
+
+@keypoint_decode_op.register_fake
+def _keypoint_decode_fake(heatmaps, refine, blur_kernel_size, use_triton):
+    batch, joints = heatmaps.shape[:2]
+    return (heatmaps.new_empty((batch, joints, 2), dtype=torch.float32), heatmaps.new_empty((batch, joints)))
+
+
+KEYPOINT_DECODE = Implementations(triton=keypoint_decode_triton, torch=keypoint_decode_torch,
+                                  registered=keypoint_decode_op)
