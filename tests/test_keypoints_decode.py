@@ -116,6 +116,17 @@ def pose_heatmaps(draw, max_side=9):
     return heat.double()
 
 
+def comparable(expected, actual, heat, refine):
+    """mmpose's keypoints, except along an axis of one pixel under DARK-UDP: there mmpose's Hessian is
+    eps-sized and its step the rounding residue of its cross term; ours (exactly 0) is kept."""
+    expected = expected.clone()
+    if refine == "dark_udp":
+        for axis, side in ((0, heat.shape[3]), (1, heat.shape[2])):
+            if side == 1:
+                expected[..., axis] = actual[..., axis].to(expected.dtype)
+    return expected
+
+
 def _integer_locations(heat):
     flat = heat.reshape(*heat.shape[:2], -1).double().argmax(-1)
     return torch.stack([flat % heat.shape[3], flat // heat.shape[3]], -1)
@@ -165,6 +176,7 @@ def test_reference_matches_mmpose(heat, dtype, refine, ksize):
     assert (keypoints[~valid] == -1).all()
     if refine != "dark_udp":  # mmpose moves UDP's invalid keypoints (test_udp_invalid_keypoints_stay)
         assert torch.equal(expected_keypoints[~valid], keypoints[~valid])
+    expected_keypoints = comparable(expected_keypoints, keypoints, heat, refine)
     assert_keypoints_close(keypoints[valid], expected_keypoints[valid].float(), _integer_locations(heat)[valid],
                            refine, "reference vs mmpose:")
 
@@ -192,3 +204,195 @@ def test_triton_matches_torch(heat, dtype, refine, ksize):
                                                           backend="torch")
     assert torch.equal(scores, expected_scores)
     assert_keypoints_close(keypoints, expected_keypoints, _integer_locations(heat), refine, "triton vs torch:")
+
+
+# ----------------------------------------------------------------------------
+# chosen cases: small maps, borders, ties, the rescale, invalid keypoints
+# ----------------------------------------------------------------------------
+
+
+def _backends():
+    return ["torch"] + (["triton"] if TRITON_CPU else [])
+
+
+@pytest.mark.parametrize("backend", _backends())
+@pytest.mark.parametrize("refine", MODES)
+@pytest.mark.parametrize("side", [1, 2, 3, 4, 5, 6])
+def test_every_peak_position_of_small_maps(side, refine, backend):
+    """A blob at every pixel of a side x side map (borders and corners; DARK's bounds bite below 6)."""
+    ys, xs = torch.meshgrid(torch.arange(side), torch.arange(side), indexing="ij")
+    centres = torch.stack([xs.reshape(-1), ys.reshape(-1)], -1).double() + 0.3
+    squared = (xs[None] - centres[:, 0, None, None]) ** 2 + (ys[None] - centres[:, 1, None, None]) ** 2
+    heat = torch.exp(-squared / 4.5).unsqueeze(0)  # (1, side * side, side, side)
+    keypoints, scores = keypoint_decode(heat, refine=refine, backend=backend)
+    expected_keypoints, expected_scores = mmpose_decode(heat, refine)
+    assert torch.equal(scores, expected_scores)
+    expected_keypoints = comparable(expected_keypoints, keypoints, heat, refine)
+    assert_keypoints_close(keypoints, expected_keypoints, _integer_locations(heat), refine, f"side {side}:")
+
+
+@pytest.mark.parametrize("backend", _backends())
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_ties_take_the_first_in_row_major_order(backend, dtype):
+    """Equal maxima: the first in row-major order (also when they lie in different chunks of the search)."""
+    heat = torch.zeros(2, 3, 5, 7, dtype=dtype)
+    heat[0, 0, 3, 1] = heat[0, 0, 1, 6] = heat[0, 0, 4, 0] = 0.5  # first: (y 1, x 6)
+    heat[0, 1] = 0.25  # a plateau: (0, 0)
+    heat[0, 2, 4, 6] = heat[0, 2, 4, 5] = 1.0
+    heat[1] = -0.5  # no positive maximum: (-1, -1), score -0.5
+    keypoints, scores = keypoint_decode(heat, backend=backend)
+    assert keypoints.tolist() == [[[6.0, 1.0], [0.0, 0.0], [5.0, 4.0]], [[-1.0, -1.0]] * 3]
+    assert scores.tolist() == [[0.5, 0.25, 1.0], [-0.5] * 3]
+    if backend == "triton":
+        from gaussdraw.ops.keypoint_decode import keypoint_decode_triton
+
+        small_chunks = keypoint_decode_triton(heat, 0, 11, block=4)
+        assert torch.equal(small_chunks[0], keypoints) and torch.equal(small_chunks[1], scores)
+
+
+@pytest.mark.skipif(not TRITON_CPU, reason="needs TRITON_INTERPRET=1")
+@pytest.mark.parametrize("block", [4, 16, 64])
+def test_triton_search_in_chunks_equals_torch(block):
+    from gaussdraw.ops.keypoint_decode import keypoint_decode_triton
+
+    g = torch.Generator().manual_seed(block)
+    heat = torch.randint(0, 4, (2, 3, 9, 11), generator=g).float()  # many ties across chunks
+    for refine in range(4):
+        got = keypoint_decode_triton(heat, refine, 5, block=block)
+        want = keypoint_decode_torch(heat, refine, 5)
+        assert torch.equal(got[1], want[1])
+        assert_keypoints_close(got[0], want[0], _integer_locations(heat), [None, "shift", "dark", "dark"][refine])
+
+
+@pytest.mark.parametrize("backend", _backends())
+@pytest.mark.parametrize("refine", ["dark", "dark_udp"])
+def test_rescale_decides_where_clamps_bite(refine, backend):
+    """Negative pixels near the peak: blurred values clamp at 1e-10 (UDP: 1e-3), and the clamped log
+    depends on the map's blurred maximum; a large map maximum (> 50) clips UDP's top."""
+    g = torch.Generator().manual_seed(3)
+    heat = torch.randn(2, 4, 12, 13, generator=g)
+    heat[:, :, 6, 6] = 3.0
+    heat[:, :, 5, 6] = -4.0
+    heat[1, 0] *= 40  # maximum 120 for UDP's upper clip
+    heat[1, 1, 2:5, 8:11] = 2.0  # the blurred maximum away from the peak
+    keypoints, _ = keypoint_decode(heat, refine=refine, backend=backend)
+    expected, _ = mmpose_decode(heat, refine)
+    assert_keypoints_close(keypoints, expected, _integer_locations(heat), refine, "clamped:")
+    assert (keypoints != _integer_locations(heat)).any(), "no refinement: a weak test"
+
+
+def test_udp_invalid_keypoints_stay():
+    """mmpose's refine_keypoints_dark_udp reads the previous keypoint's map around the flat index of
+    (-1, -1) and moves the keypoint; gaussdraw leaves it at (-1, -1)."""
+    heat = torch.zeros(1, 2, 8, 8)
+    heat[0, 0, 7, 7], heat[0, 0, 7, 6], heat[0, 0, 6, 7] = 1.0, 0.9, 0.2  # keypoint 1's garbage neighbours
+    expected, _ = mmpose_decode(heat, "dark_udp")
+    assert not torch.equal(expected[0, 1], torch.tensor([-1.0, -1.0])), "mmpose changed: revisit the deviation"
+    for backend in _backends():
+        keypoints, _ = keypoint_decode(heat, refine="dark_udp", backend=backend)
+        assert keypoints[0, 1].tolist() == [-1.0, -1.0]
+
+
+@pytest.mark.parametrize("backend", _backends())
+def test_empty_batches(backend):
+    for shape in [(0, 17, 4, 4), (2, 0, 4, 4)]:
+        keypoints, scores = keypoint_decode(torch.zeros(shape), refine="dark", backend=backend)
+        assert keypoints.shape == (*shape[:2], 2) and scores.shape == shape[:2]
+
+
+def test_heatmaps_are_not_modified():
+    heat = torch.rand(2, 3, 8, 9)
+    before = heat.clone()
+    for refine in MODES:
+        keypoint_decode(heat, refine=refine)
+    assert torch.equal(heat, before)
+
+
+# ----------------------------------------------------------------------------
+# messages, registration
+# ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("call,error,text", [
+    (lambda: keypoint_decode(np.zeros((1, 1, 4, 4))), TypeError, "torch.as_tensor(x) converts a NumPy array"),
+    (lambda: keypoint_decode(torch.zeros(1, 1, 4, 4, dtype=torch.int64)), TypeError,
+     "heatmaps must be float16, float32 or float64; got torch.int64"),
+    (lambda: keypoint_decode(torch.zeros(1, 1, 4, 4, dtype=torch.bfloat16)), TypeError, "heatmaps.float()"),
+    (lambda: keypoint_decode(torch.zeros(3, 4, 4)), ValueError, "heatmaps.unsqueeze(0)"),
+    (lambda: keypoint_decode(torch.zeros(1, 1, 0, 4)), ValueError, "H >= 1 and W >= 1; got shape (1, 1, 0, 4)"),
+    (lambda: keypoint_decode(torch.zeros(1, 1, 4, 4), refine="udp"), ValueError,
+     "refine must be one of [None, 'shift', 'dark', 'dark_udp']; got 'udp'"),
+    (lambda: keypoint_decode(torch.zeros(1, 1, 4, 4), refine="dark", blur_kernel_size=4), ValueError,
+     "blur_kernel_size must be an odd integer >= 3"),
+    (lambda: keypoint_decode(torch.zeros(1, 1, 4, 4), blur_kernel_size=1), ValueError, "got 1"),
+    (lambda: keypoint_decode(torch.zeros(1, 1, 4, 4), backend="cuda"), ValueError, "backend must be one of"),
+    (lambda: keypoint_decode(torch.tensor([[[[0.0, float("nan")]]]])), ValueError,
+     "heatmaps must be finite (no NaN or infinity); got nan at position 1"),
+])
+def test_messages(call, error, text):
+    with raises_text(error, text):
+        call()
+
+
+def test_validate_false_skips_the_value_check():
+    keypoint_decode(torch.tensor([[[[0.0, float("inf")]]]]), validate=False)
+
+
+def test_exported():
+    assert gaussdraw.keypoint_decode is keypoint_decode and "KeypointPeaks" in gaussdraw.__all__
+
+
+@pytest.mark.parametrize("use_triton", [False] + ([True] if TRITON_CPU else []))
+def test_opcheck(use_triton):
+    heat = torch.rand(2, 3, 7, 8)
+    torch.library.opcheck(keypoint_decode_op, (heat, 2, 5, use_triton))
+
+
+# ----------------------------------------------------------------------------
+# on a GPU
+# ----------------------------------------------------------------------------
+
+
+def _coco_like(shape, device, seed=0):
+    """Blobs of sigma 2 at random centres with noise, some maps empty: a pose head's output."""
+    g = torch.Generator().manual_seed(seed)
+    batch, joints, height, width = shape
+    centre = torch.rand(batch, joints, 2, 1, 1, generator=g) * torch.tensor([width, height]).view(1, 1, 2, 1, 1)
+    ys, xs = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
+    squared = (xs - centre[:, :, 0]) ** 2 + (ys - centre[:, :, 1]) ** 2
+    heat = torch.exp(-squared / 8) + 0.02 * torch.randn(shape, generator=g)
+    heat[:, ::7] = -0.01 * torch.rand(heat[:, ::7].shape, generator=g)  # invisible keypoints
+    return heat.to(device)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("refine", MODES)
+def test_cuda_triton_equals_torch_sync_free_and_capturable(refine, dtype):
+    heat = _coco_like((8, 133, 96, 72), "cuda").to(dtype)
+    heat[0, 1] = torch.randn(96, 72, device="cuda").to(dtype)  # clamps bite: the whole-map path
+    want = keypoint_decode(heat, refine=refine, backend="torch")
+    cpu = keypoint_decode(heat.cpu(), refine=refine, backend="torch")
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        got = keypoint_decode(heat, refine=refine, backend="triton")
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            captured = keypoint_decode(heat, refine=refine, backend="triton")
+    torch.cuda.current_stream().wait_stream(stream)
+    captured.keypoints.fill_(float("nan"))  # poison, then replay
+    captured.scores.fill_(-7)
+    graph.replay()
+    torch.cuda.synchronize()
+    integer = _integer_locations(heat.cpu())
+    for keypoints, scores in (got, captured, cpu):
+        assert torch.equal(scores.cpu(), want.scores.cpu())
+        assert_keypoints_close(keypoints.cpu(), want.keypoints.cpu(), integer, refine, "cuda:")
+    assert (want.keypoints.cpu() != integer).any() or refine is None

@@ -123,7 +123,8 @@ def _dark_udp_torch(logs, x, y, valid):
     dx, dy = 0.5 * (at(0, 1) - at(0, -1)), 0.5 * (at(1, 0) - at(-1, 0))
     dxx = at(0, 1) - 2 * center + at(0, -1) + UDP_EPS
     dyy = at(1, 0) - 2 * center + at(-1, 0) + UDP_EPS
-    dxy = 0.5 * (at(1, 1) - at(0, 1) - at(1, 0) + 2 * center - at(0, -1) - at(-1, 0) + at(-1, -1))
+    # mmpose's sum as differences of differences: exactly 0 along an axis of one pixel
+    dxy = 0.5 * ((at(1, 1) - at(1, 0)) - (at(0, 1) - center) + (at(-1, -1) - at(0, -1)) - (at(-1, 0) - center))
     det = dxx * dyy - dxy * dxy
     offset = torch.stack([-(dyy * dx - dxy * dy) / det, -(dxx * dy - dxy * dx) / det], -1)
     return torch.where(valid.unsqueeze(-1), offset, torch.zeros_like(offset)).float()

@@ -88,7 +88,8 @@ def _dark_udp(log_map: np.ndarray, x: int, y: int) -> tuple[float, float]:
     dy = 0.5 * (at(1, 0) - at(-1, 0))
     dxx = at(0, 1) - 2 * at(0, 0) + at(0, -1)
     dyy = at(1, 0) - 2 * at(0, 0) + at(-1, 0)
-    dxy = 0.5 * (at(1, 1) - at(0, 1) - at(1, 0) + 2 * at(0, 0) - at(0, -1) - at(-1, 0) + at(-1, -1))
+    # mmpose's sum, grouped as differences of differences: exactly 0 along an axis of one pixel
+    dxy = 0.5 * ((at(1, 1) - at(1, 0)) - (at(0, 1) - at(0, 0)) + (at(-1, -1) - at(0, -1)) - (at(-1, 0) - at(0, 0)))
     eps = float(np.finfo(np.float32).eps)
     a, d = dxx + eps, dyy + eps
     det = a * d - dxy * dxy

@@ -114,7 +114,9 @@ def _udp_step(logs, x, y, height, width, udp_eps):
     dy = 0.5 * (at_down - at_up)
     dxx = at_right - 2 * center + at_left + udp_eps
     dyy = at_down - 2 * center + at_up + udp_eps
-    dxy = 0.5 * (_pick(logs, down, right) - at_right - at_down + 2 * center - at_left - at_up + _pick(logs, up, left))
+    # mmpose's sum as differences of differences: exactly 0 along an axis of one pixel
+    dxy = 0.5 * ((_pick(logs, down, right) - at_down) - (at_right - center) + (_pick(logs, up, left) - at_left)
+                 - (at_up - center))
     det = dxx * dyy - dxy * dxy
     return -(dyy * dx - dxy * dy) / det, -(dxx * dy - dxy * dx) / det
 
