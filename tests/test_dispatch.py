@@ -22,6 +22,7 @@ from gaussdraw.ops.centerpoint_targets import CENTERPOINT_TARGETS
 from gaussdraw.ops.circle_nms import CIRCLE_NMS
 from gaussdraw.ops.draw_gaussians import DRAW_GAUSSIANS
 from gaussdraw.ops.focal_loss import FOCAL_LOSS_BACKWARD, FOCAL_LOSS_FORWARD
+from gaussdraw.ops.keypoint_decode import KEYPOINT_DECODE
 from gaussdraw.ops.local_maximum import LOCAL_MAXIMUM
 
 from .helpers import assert_close
@@ -140,6 +141,16 @@ def call_focal_loss(form, backend):
                                                               backend=backend))
 
 
+def call_keypoint_decode(form, backend):
+    g = _generator(8)
+    heat = torch.rand(2, 3, 9, 11, generator=g)
+    heat[0, 1] = -heat[0, 1]  # no positive maximum: (-1, -1)
+    heat = heat.to(DEVICE)
+    return lambda: (*gaussdraw.keypoint_decode(heat, refine="dark", blur_kernel_size=5, backend=backend),
+                    *gaussdraw.keypoint_decode(heat, refine="dark_udp", backend=backend),
+                    *gaussdraw.keypoint_decode(heat, refine="shift", backend=backend))
+
+
 # name -> (call, forms, implementations it runs, eager Triton helpers beside them: (module, name))
 OPS = {
     "draw_heatmap": (call_draw_heatmap, ["tensor"], [DRAW_GAUSSIANS], [(draw, "launch")]),
@@ -152,6 +163,7 @@ OPS = {
                       [(decode_peaks, "peak_keys_triton"), (decode_peaks, "order_peaks_triton")]),
     "gaussian_focal_loss": (call_focal_loss, ["tensor"], [FOCAL_LOSS_FORWARD, FOCAL_LOSS_BACKWARD],
                             [(loss, "focal_loss_triton")]),
+    "keypoint_decode": (call_keypoint_decode, ["tensor"], [KEYPOINT_DECODE], []),
 }
 CASES = [(name, form) for name, (_, forms, _, _) in OPS.items() for form in forms]
 CASE_IDS = [f"{name}-{form}" for name, form in CASES]

@@ -78,21 +78,26 @@ def _blurred_maximum(base, weights_ptr, height, width, KSIZE: tl.constexpr, TILE
 
 
 @triton.jit
-def _pick(values, dy, dx):
-    """values[2 + dy, 2 + dx] of an (8, 8) window."""
-    at = (tl.arange(0, 8)[:, None] == 2 + dy) & (tl.arange(0, 8)[None, :] == 2 + dx)
-    return tl.sum(tl.sum(tl.where(at, values, 0.0), axis=1), axis=0)
+def _at(dy, dx):
+    """(8, 8) float32 indicator of window pixel (2 + dy, 2 + dx)."""
+    return ((tl.arange(0, 8)[:, None] == 2 + dy) & (tl.arange(0, 8)[None, :] == 2 + dx)).to(tl.float32)
+
+
+@triton.jit
+def _weighted(logs, weights):
+    """The sum of ``weights`` * ``logs`` over the (8, 8) window (pixels of weight 0 left out)."""
+    return tl.sum(tl.sum(tl.where(weights != 0, logs * weights, 0.0), axis=1), axis=0)
 
 
 @triton.jit
 def _dark_step(logs):
-    """(offset x, offset y) of refine_keypoints_dark; zeros where the Hessian's determinant is 0."""
-    center = _pick(logs, 0, 0)
-    dx = 0.5 * (_pick(logs, 0, 1) - _pick(logs, 0, -1))
-    dy = 0.5 * (_pick(logs, 1, 0) - _pick(logs, -1, 0))
-    dxx = 0.25 * (_pick(logs, 0, 2) - 2 * center + _pick(logs, 0, -2))
-    dxy = 0.25 * (_pick(logs, 1, 1) - _pick(logs, -1, 1) - _pick(logs, 1, -1) + _pick(logs, -1, -1))
-    dyy = 0.25 * (_pick(logs, 2, 0) - 2 * center + _pick(logs, -2, 0))
+    """(offset x, offset y) of refine_keypoints_dark; zeros where the Hessian's determinant is 0.
+    Each derivative is one weighted sum over the window (five reductions, not a pick per pixel)."""
+    dx = _weighted(logs, 0.5 * (_at(0, 1) - _at(0, -1)))
+    dy = _weighted(logs, 0.5 * (_at(1, 0) - _at(-1, 0)))
+    dxx = _weighted(logs, 0.25 * (_at(0, 2) - 2 * _at(0, 0) + _at(0, -2)))
+    dxy = _weighted(logs, 0.25 * (_at(1, 1) - _at(-1, 1) - _at(1, -1) + _at(-1, -1)))
+    dyy = _weighted(logs, 0.25 * (_at(2, 0) - 2 * _at(0, 0) + _at(-2, 0)))
     det = dxx * dyy - dxy * dxy
     singular = det == 0
     det = tl.where(singular, 1.0, det)
@@ -102,21 +107,19 @@ def _dark_step(logs):
 
 @triton.jit
 def _udp_step(logs, x, y, height, width, udp_eps):
-    """(offset x, offset y) of refine_keypoints_dark_udp: a 3 x 3 stencil, edge-replicated."""
+    """(offset x, offset y) of refine_keypoints_dark_udp: a 3 x 3 stencil, edge-replicated (the
+    neighbours' offsets clamped into the map; along an axis of one pixel the weights cancel exactly)."""
     left = tl.maximum(x - 1, 0) - x
     right = tl.minimum(x + 1, width - 1) - x
     up = tl.maximum(y - 1, 0) - y
     down = tl.minimum(y + 1, height - 1) - y
-    center = _pick(logs, 0, 0)
-    at_left, at_right = _pick(logs, 0, left), _pick(logs, 0, right)
-    at_up, at_down = _pick(logs, up, 0), _pick(logs, down, 0)
-    dx = 0.5 * (at_right - at_left)
-    dy = 0.5 * (at_down - at_up)
-    dxx = at_right - 2 * center + at_left + udp_eps
-    dyy = at_down - 2 * center + at_up + udp_eps
-    # mmpose's sum as differences of differences: exactly 0 along an axis of one pixel
-    dxy = 0.5 * ((_pick(logs, down, right) - at_down) - (at_right - center) + (_pick(logs, up, left) - at_left)
-                 - (at_up - center))
+    dx = _weighted(logs, 0.5 * (_at(0, right) - _at(0, left)))
+    dy = _weighted(logs, 0.5 * (_at(down, 0) - _at(up, 0)))
+    dxx = _weighted(logs, _at(0, right) - 2 * _at(0, 0) + _at(0, left)) + udp_eps
+    dyy = _weighted(logs, _at(down, 0) - 2 * _at(0, 0) + _at(up, 0)) + udp_eps
+    # mmpose's cross term: (x+1, y+1) - (x+1) - (y+1) + 2 (x, y) - (x-1) - (y-1) + (x-1, y-1)
+    dxy = _weighted(logs, 0.5 * ((_at(down, right) - _at(down, 0)) - (_at(0, right) - _at(0, 0))
+                                 + (_at(up, left) - _at(0, left)) - (_at(up, 0) - _at(0, 0))))
     det = dxx * dyy - dxy * dxy
     return -(dyy * dx - dxy * dy) / det, -(dxx * dy - dxy * dx) / det
 
