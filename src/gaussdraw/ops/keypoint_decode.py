@@ -14,8 +14,8 @@ for every keypoint of a (B, K, H, W) heatmap batch at once.
 
 Implementations:
 
-- torch: vectorized over B x K: ``argmax`` of the flattened maps, the blur as two 1-D
-  convolutions, the stencils as gathers (float32; float64 for float64 maps);
+- torch: vectorized over B x K: ``argmax`` of the flattened maps, the blur as two products with
+  banded matrices, the stencils as gathers (float32; float64 for float64 maps);
 - Triton (:mod:`.kernels.keypoint_decode`): one program per map, in one launch: the map read
   once for its maximum, then the blurred values of the few pixels the step needs, computed
   from a small window around the peak. The rescale needs the maximum of the whole blurred map
@@ -28,7 +28,6 @@ from __future__ import annotations
 from functools import cache
 
 import torch
-import torch.nn.functional as F
 
 from ..dispatch import Implementations
 from ._triton import check_device, next_power_of_2
@@ -71,13 +70,26 @@ def blur_weights(ksize: int, device: torch.device) -> torch.Tensor:
 # ----------------------------------------------------------------------------
 
 
+def _band(size: int, weights: torch.Tensor) -> torch.Tensor:
+    """(size, size) matrix M with M[c, x] = weights[c - x + radius] (0 off the band): ``rows @ M`` blurs
+    each row with zeros beyond its ends."""
+    radius = weights.shape[0] // 2
+    positions = torch.arange(size, device=weights.device)
+    tap = positions[:, None] - positions[None, :] + radius
+    inside = (tap >= 0) & (tap < weights.shape[0])
+    return torch.where(inside, weights[tap.clamp(0, weights.shape[0] - 1)], torch.zeros((), dtype=weights.dtype,
+                                                                                         device=weights.device))
+
+
 def _blurred_torch(maps: torch.Tensor, ksize: int, work: torch.dtype) -> torch.Tensor:
-    """(N, H, W) maps -> mmpose's blur before the rescale, in ``work`` (the maps rounded to float32 first)."""
+    """(N, H, W) maps -> mmpose's blur before the rescale, in ``work`` (the maps rounded to float32
+    first): two products with banded matrices (on a CPU far faster than a one-channel convolution;
+    on a GPU in float64, out of reach of TF32 settings)."""
+    work = torch.float64 if maps.device.type == "cuda" else work
     weights = blur_weights(ksize, maps.device).to(work)
-    radius = ksize // 2
-    planes = maps.float().to(work).unsqueeze(1)
-    planes = F.conv2d(planes, weights.view(1, 1, ksize, 1), padding=(radius, 0))
-    return F.conv2d(planes, weights.view(1, 1, 1, ksize), padding=(0, radius)).squeeze(1)
+    height, width = maps.shape[-2:]
+    planes = maps.float().to(work)
+    return _band(height, weights).transpose(0, 1) @ (planes @ _band(width, weights))
 
 
 def _gather(maps: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -96,17 +108,20 @@ def _shift_torch(maps, x, y, valid):
     return torch.stack([step_x, step_y], -1).float() * 0.25
 
 
-def _log_map_torch(maps, maximum, ksize, low, high, work):
-    """log of the blurred maps rescaled to their maxima, clipped to [low, high] (NaN propagates)."""
+def _log_stencil(maps, maximum, ksize, low, high, work, y, x):
+    """``at(dy, dx)``: per map, the log of the blurred map rescaled to the map's maximum and clipped to
+    [low, high] (NaN propagates) at pixel (y + dy, x + dx) clamped into the map. The whole map is
+    blurred for its maximum; the rescale, clip and log touch only the stencil's pixels."""
     blurred = _blurred_torch(maps, ksize, work)
-    scale = maximum.to(work) / blurred.amax(dim=(1, 2))
-    scaled = blurred * scale[:, None, None]
-    return torch.log(scaled.clamp(min=low) if high is None else scaled.clamp(min=low, max=high))
+    scale = maximum.to(blurred.dtype) / blurred.amax(dim=(1, 2))
+
+    def at(dy: int, dx: int) -> torch.Tensor:
+        scaled = _gather(blurred, y + dy, x + dx) * scale
+        return torch.log(scaled.clamp(min=low) if high is None else scaled.clamp(min=low, max=high))
+    return at
 
 
-def _dark_torch(logs, x, y, valid):
-    height, width = logs.shape[-2:]
-    at = lambda dy, dx: _gather(logs, y + dy, x + dx)  # noqa: E731
+def _dark_torch(at, x, y, valid, height, width):
     dx, dy = 0.5 * (at(0, 1) - at(0, -1)), 0.5 * (at(1, 0) - at(-1, 0))
     dxx = 0.25 * (at(0, 2) - 2 * at(0, 0) + at(0, -2))
     dxy = 0.25 * (at(1, 1) - at(-1, 1) - at(1, -1) + at(-1, -1))
@@ -117,8 +132,8 @@ def _dark_torch(logs, x, y, valid):
     return torch.where(inside.unsqueeze(-1), offset, torch.zeros_like(offset)).float()
 
 
-def _dark_udp_torch(logs, x, y, valid):
-    at = lambda dy, dx: _gather(logs, y + dy, x + dx)  # noqa: E731 (edge-replicated: clamped)
+def _dark_udp_torch(at, valid):
+    """The UDP step; ``at`` clamps the stencil into the map (edge replication)."""
     center = at(0, 0)
     dx, dy = 0.5 * (at(0, 1) - at(0, -1)), 0.5 * (at(1, 0) - at(-1, 0))
     dxx = at(0, 1) - 2 * center + at(0, -1) + UDP_EPS
@@ -145,11 +160,11 @@ def keypoint_decode_torch(heatmaps: torch.Tensor, refine: int, blur_kernel_size:
     if refine == REFINE_SHIFT:
         keypoints = keypoints + _shift_torch(maps, x, y, valid)
     elif refine == REFINE_DARK:
-        keypoints = keypoints + _dark_torch(_log_map_torch(maps, scores, blur_kernel_size, 1e-10, None, work), x, y,
-                                            valid)
+        at = _log_stencil(maps, scores, blur_kernel_size, 1e-10, None, work, y, x)
+        keypoints = keypoints + _dark_torch(at, x, y, valid, height, width)
     elif refine == REFINE_DARK_UDP:
-        offset = _dark_udp_torch(_log_map_torch(maps, scores, blur_kernel_size, 1e-3, 50.0, work), x, y, valid)
-        keypoints = keypoints + offset
+        keypoints = keypoints + _dark_udp_torch(_log_stencil(maps, scores, blur_kernel_size, 1e-3, 50.0, work, y, x),
+                                                valid)
     keypoints = torch.where(valid.unsqueeze(-1), keypoints, torch.full_like(keypoints, -1.0))
     return keypoints.reshape(batch, joints, 2), scores.reshape(batch, joints)
 
