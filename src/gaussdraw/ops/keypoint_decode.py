@@ -174,10 +174,11 @@ def keypoint_decode_torch(heatmaps: torch.Tensor, refine: int, blur_kernel_size:
 # ----------------------------------------------------------------------------
 
 
-def keypoint_decode_triton(heatmaps: torch.Tensor, refine: int, blur_kernel_size: int, *, block: int = 2048,
-                           warps: int = 4):
-    """As :func:`keypoint_decode_torch`, in one launch (module docstring); the maximum is searched in
-    chunks of ``block`` pixels."""
+def keypoint_decode_triton(heatmaps: torch.Tensor, refine: int, blur_kernel_size: int, *, block: int | None = None,
+                           warps: int | None = None):
+    """As :func:`keypoint_decode_torch`, in one launch (module docstring). The maximum is searched in
+    chunks of ``block`` pixels (None: the whole map, up to 8192) with ``warps`` warps (None: 8 for
+    chunks of 4096 pixels or more, else 4)."""
     check_device(heatmaps.device)
     from .kernels.keypoint_decode import keypoint_decode_kernel
     from .launch import launch
@@ -188,11 +189,12 @@ def keypoint_decode_triton(heatmaps: torch.Tensor, refine: int, blur_kernel_size
     scores = torch.empty((batch, joints), dtype=heatmaps.dtype, device=heatmaps.device)
     if batch * joints == 0:
         return keypoints, scores
+    block = min(block or 8192, next_power_of_2(height * width))
     weights = blur_weights(blur_kernel_size, heatmaps.device)
-    launch(keypoint_decode_kernel, (batch * joints,), num_warps=warps, heat_ptr=heatmaps, weights_ptr=weights,
-           keypoints_ptr=keypoints, scores_ptr=scores, height=height, width=width, udp_eps=UDP_EPS,
-           REFINE=refine, KSIZE=blur_kernel_size, REGION=next_power_of_2(blur_kernel_size + 4),
-           BLOCK=min(block, next_power_of_2(height * width)), TILE_W=min(64, next_power_of_2(width)))
+    launch(keypoint_decode_kernel, (batch * joints,), num_warps=warps or (8 if block >= 4096 else 4),
+           heat_ptr=heatmaps, weights_ptr=weights, keypoints_ptr=keypoints, scores_ptr=scores, height=height,
+           width=width, udp_eps=UDP_EPS, REFINE=refine, KSIZE=blur_kernel_size,
+           REGION=next_power_of_2(blur_kernel_size + 4), BLOCK=block, TILE_W=min(64, next_power_of_2(width)))
     return keypoints, scores
 
 

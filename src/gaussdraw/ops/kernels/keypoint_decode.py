@@ -41,7 +41,7 @@ def _first_maximum(base, size, BLOCK: tl.constexpr):
 @triton.jit
 def _blurred_window(base, weights_ptr, x, y, height, width, KSIZE: tl.constexpr, REGION: tl.constexpr):
     """(8, 8) float32: the blur (before the rescale) at map pixel (y - 2 + i, x - 2 + j), i, j < 5."""
-    radius: tl.constexpr = KSIZE // 2
+    radius = KSIZE // 2
     region = tl.arange(0, REGION)
     rows = (y - 2 - radius + region)[:, None]
     cols = (x - 2 - radius + region)[None, :]
@@ -56,7 +56,7 @@ def _blurred_window(base, weights_ptr, x, y, height, width, KSIZE: tl.constexpr,
 @triton.jit
 def _blurred_maximum(base, weights_ptr, height, width, KSIZE: tl.constexpr, TILE_W: tl.constexpr):
     """The maximum of the whole blurred map (before the rescale): tiles of 16 x TILE_W, direct sums."""
-    radius: tl.constexpr = KSIZE // 2
+    radius = KSIZE // 2
     rows0 = tl.arange(0, 16)[:, None]
     cols0 = tl.arange(0, TILE_W)[None, :]
     best = tl.full((16, TILE_W), float("-inf"), tl.float32)
