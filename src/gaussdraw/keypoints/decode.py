@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
 from ..checks import raise_first, resolve_validate
@@ -39,6 +40,15 @@ def _check_arguments(heatmaps, refine, blur_kernel_size) -> None:
     if type(blur_kernel_size) is not int or blur_kernel_size < 3 or blur_kernel_size % 2 == 0:
         raise ValueError(f"blur_kernel_size must be an odd integer >= 3 (mmpose's gaussian_blur pads by "
                          f"(size - 1) / 2 > 0); got {blur_kernel_size!r}")
+
+
+def _finite_screen(heatmaps: torch.Tensor) -> bool:
+    """Whether the smallest and largest values are finite (NaN propagates through both): NumPy's on
+    the CPU (several times faster than torch's there), else one sync."""
+    if heatmaps.device.type == "cpu":
+        values = heatmaps.detach().numpy()
+        return bool(np.isfinite(values.min()) and np.isfinite(values.max()))
+    return bool(torch.isfinite(torch.stack([heatmaps.amin(), heatmaps.amax()])).all())
 
 
 def keypoint_decode(heatmaps: torch.Tensor, *, refine: str | None = None, blur_kernel_size: int = 11,
@@ -85,8 +95,8 @@ def keypoint_decode(heatmaps: torch.Tensor, *, refine: str | None = None, blur_k
     check_backend(backend)
     _check_arguments(heatmaps, refine, blur_kernel_size)
     if resolve_validate(validate, heatmaps.device) and heatmaps.numel():
-        finite = torch.isfinite(heatmaps)
-        raise_first([(~finite, heatmaps, "heatmaps must be finite (no NaN or infinity)")])
+        if not _finite_screen(heatmaps):
+            raise_first([(~torch.isfinite(heatmaps), heatmaps, "heatmaps must be finite (no NaN or infinity)")])
     keypoints, scores = run(KEYPOINT_DECODE, route(backend, heatmaps.device), heatmaps, REFINE_MODES[refine],
                             blur_kernel_size)
     return KeypointPeaks(keypoints, scores)

@@ -53,7 +53,7 @@ def _weights_cpu(ksize: int) -> torch.Tensor:
     return (raw / raw.sum()).float()  # normalised in float64, then float32, as OpenCV
 
 
-_WEIGHTS_ON_DEVICE: dict = {}
+_WEIGHTS_ON_DEVICE: dict = {}  # also the stencils' offsets
 
 
 def blur_weights(ksize: int, device: torch.device) -> torch.Tensor:
@@ -108,17 +108,33 @@ def _shift_torch(maps, x, y, valid):
     return torch.stack([step_x, step_y], -1).float() * 0.25
 
 
-def _log_stencil(maps, maximum, ksize, low, high, work, y, x):
-    """``at(dy, dx)``: per map, the log of the blurred map rescaled to the map's maximum and clipped to
-    [low, high] (NaN propagates) at pixel (y + dy, x + dx) clamped into the map. The whole map is
-    blurred for its maximum; the rescale, clip and log touch only the stencil's pixels."""
-    blurred = _blurred_torch(maps, ksize, work)
-    scale = maximum.to(blurred.dtype) / blurred.amax(dim=(1, 2))
+DARK_STENCIL = ((0, 0), (0, 1), (0, -1), (1, 0), (-1, 0), (0, 2), (0, -2), (2, 0), (-2, 0), (1, 1), (-1, 1), (1, -1),
+                (-1, -1))
+UDP_STENCIL = tuple((dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1))
 
-    def at(dy: int, dx: int) -> torch.Tensor:
-        scaled = _gather(blurred, y + dy, x + dx) * scale
-        return torch.log(scaled.clamp(min=low) if high is None else scaled.clamp(min=low, max=high))
-    return at
+
+def _stencil_offsets(stencil: tuple, device: torch.device):
+    """(dy, dx) int64 tensors of ``stencil`` on ``device``, made once per device (as :func:`blur_weights`)."""
+    key = (stencil, str(device))
+    if key not in _WEIGHTS_ON_DEVICE:
+        _WEIGHTS_ON_DEVICE[key] = torch.tensor(stencil, dtype=torch.int64).to(device).unbind(1)
+    return _WEIGHTS_ON_DEVICE[key]
+
+
+def _log_stencil(maps, maximum, ksize, low, high, work, y, x, stencil):
+    """``at(dy, dx)``: per map, the log of the blurred map rescaled to the map's maximum and clipped to
+    [low, high] (NaN propagates) at pixel (y + dy, x + dx) clamped into the map, for (dy, dx) in
+    ``stencil``. The whole map is blurred for its maximum; the rescale, clip and log touch only the
+    stencil's pixels (one gather, one log)."""
+    blurred = _blurred_torch(maps, ksize, work)
+    height, width = maps.shape[-2:]
+    scale = maximum.to(blurred.dtype) / blurred.amax(dim=(1, 2))
+    dy, dx = _stencil_offsets(stencil, maps.device)
+    flat = (y[:, None] + dy).clamp(0, height - 1) * width + (x[:, None] + dx).clamp(0, width - 1)
+    scaled = blurred.reshape(blurred.shape[0], -1).gather(1, flat) * scale[:, None]
+    logs = torch.log(scaled.clamp(min=low) if high is None else scaled.clamp(min=low, max=high))
+    column = {offset: i for i, offset in enumerate(stencil)}
+    return lambda dy, dx: logs[:, column[(dy, dx)]]
 
 
 def _dark_torch(at, x, y, valid, height, width):
@@ -145,13 +161,21 @@ def _dark_udp_torch(at, valid):
     return torch.where(valid.unsqueeze(-1), offset, torch.zeros_like(offset)).float()
 
 
+def _first_maximum(rows: torch.Tensor) -> torch.Tensor:
+    """(N,) int64 position of each row's first maximum: ``argmax`` (NumPy's on the CPU, several times
+    faster than torch's there; both take the first of equal maxima)."""
+    if rows.device.type == "cpu":
+        return torch.from_numpy(rows.detach().numpy().argmax(axis=1).astype("int64"))
+    return rows.argmax(dim=1)
+
+
 def keypoint_decode_torch(heatmaps: torch.Tensor, refine: int, blur_kernel_size: int):
     """(B, K, H, W) -> (keypoints (B, K, 2) float32, scores (B, K) in the heatmaps' dtype)."""
     batch, joints, height, width = heatmaps.shape
     maps = heatmaps.reshape(batch * joints, height, width)
     if maps.numel() == 0:
         return (heatmaps.new_zeros((batch, joints, 2), dtype=torch.float32) - 1, heatmaps.new_zeros((batch, joints)))
-    flat = maps.reshape(batch * joints, -1).argmax(dim=1)
+    flat = _first_maximum(maps.reshape(batch * joints, -1))
     scores = maps.reshape(batch * joints, -1).gather(1, flat.unsqueeze(1)).squeeze(1)
     x, y = flat % width, flat // width
     valid = scores > 0
@@ -160,11 +184,11 @@ def keypoint_decode_torch(heatmaps: torch.Tensor, refine: int, blur_kernel_size:
     if refine == REFINE_SHIFT:
         keypoints = keypoints + _shift_torch(maps, x, y, valid)
     elif refine == REFINE_DARK:
-        at = _log_stencil(maps, scores, blur_kernel_size, 1e-10, None, work, y, x)
+        at = _log_stencil(maps, scores, blur_kernel_size, 1e-10, None, work, y, x, DARK_STENCIL)
         keypoints = keypoints + _dark_torch(at, x, y, valid, height, width)
     elif refine == REFINE_DARK_UDP:
-        keypoints = keypoints + _dark_udp_torch(_log_stencil(maps, scores, blur_kernel_size, 1e-3, 50.0, work, y, x),
-                                                valid)
+        keypoints = keypoints + _dark_udp_torch(_log_stencil(maps, scores, blur_kernel_size, 1e-3, 50.0, work, y, x,
+                                                             UDP_STENCIL), valid)
     keypoints = torch.where(valid.unsqueeze(-1), keypoints, torch.full_like(keypoints, -1.0))
     return keypoints.reshape(batch, joints, 2), scores.reshape(batch, joints)
 
