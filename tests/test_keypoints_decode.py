@@ -356,3 +356,19 @@ def test_docstring_example():
 
     result = doctest.testmod(decode, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize("backend", _backends())
+@pytest.mark.parametrize("refine", ["dark", "dark_udp"])
+def test_weak_maps_clamp_everywhere(refine, backend):
+    """A maximum below the clamp (1e-10; UDP: 1e-3): every rescaled value clamps, the step is 0."""
+    heat = torch.zeros(1, 3, 9, 10)
+    heat[0, :, 4, 5], heat[0, :, 4, 6], heat[0, :, 3, 5] = 1.0, 0.6, 0.3
+    heat[0, 0] *= 5e-4 if refine == "dark_udp" else 5e-11
+    heat[0, 2] *= -1
+    keypoints, _ = keypoint_decode(heat, refine=refine, backend=backend)
+    expected, _ = mmpose_decode(heat, refine)
+    assert keypoints[0, 0].tolist() == [5.0, 4.0] and keypoints[0, 2].tolist() == [-1.0, -1.0]
+    assert torch.equal(keypoints[0, 0], expected[0, 0].float())
+    assert_keypoints_close(keypoints[:, :2], expected[:, :2], _integer_locations(heat)[:, :2], refine, "weak:")
+    assert keypoints[0, 1, 0] > 5.05, "the strong map is refined toward x + 1"

@@ -8,8 +8,9 @@
    the peak, from the REGION x REGION window of the map that reaches them (zero outside the map,
    as mmpose's padding): a row pass and a column pass, each a product with the banded matrix of
    the OpenCV weights;
-3. the rescale to the map's maximum cancels in the step unless a clamp bites at a stencil pixel;
-   only then the program blurs its whole map for the blurred maximum (tiles, exact, slow).
+3. the rescale to the map's maximum cancels in the step unless a clamp bites at some stencil pixels
+   and not at others (:func:`_scale_cancels`); only then the program blurs its whole map for the
+   blurred maximum (tiles, exact, slow).
 """
 
 from __future__ import annotations
@@ -125,6 +126,23 @@ def _udp_step(logs, x, y, height, width, udp_eps):
 
 
 @triton.jit
+def _scale_cancels(blurred, stencil, maximum, x, y, height, width, low, high):
+    """Whether the step is the same for every rescale s = maximum / (blurred map's maximum), as when
+    s = 1: no clamp bites at the stencil's pixels (their blurred values above ``low``, with s >= 1, and
+    the maximum, the largest rescaled value, below ``high``), or it bites at every pixel (the maximum
+    below ``low``, with a positive blurred value in the window). Margins of 1e-4 cover float32 sums."""
+    dy = tl.arange(0, 8)[:, None] - 2
+    dx = tl.arange(0, 8)[None, :] - 2
+    in_map = (tl.abs(dy) <= 2) & (tl.abs(dx) <= 2) & (y + dy >= 0) & (y + dy < height) & (x + dx >= 0) & \
+        (x + dx < width)
+    stencil_min = tl.min(tl.min(tl.where(stencil & in_map, blurred, float("inf")), axis=1), axis=0)
+    window_max = tl.max(tl.max(tl.where(in_map, blurred, float("-inf")), axis=1), axis=0)
+    no_clamp = (stencil_min > low * 1.0001) & (maximum < high * 0.9999)
+    all_clamped = (window_max > 0) & (maximum < low * 0.9999)
+    return no_clamp | all_clamped
+
+
+@triton.jit
 def keypoint_decode_kernel(heat_ptr, weights_ptr, keypoints_ptr, scores_ptr, height, width, udp_eps,
                            REFINE: tl.constexpr, KSIZE: tl.constexpr, REGION: tl.constexpr, BLOCK: tl.constexpr,
                            TILE_W: tl.constexpr):
@@ -154,15 +172,12 @@ def keypoint_decode_kernel(heat_ptr, weights_ptr, keypoints_ptr, scores_ptr, hei
             refining = valid & (x > 1) & (x < width - 2) & (y > 1) & (y < height - 2)
             low = DARK_LOW
             high = float("inf")
-            exact = tl.min(tl.min(tl.where(stencil, blurred, float("inf")), axis=1), axis=0) > DARK_LOW * 1.0001
         else:
-            stencil = (tl.abs(dy) <= 1) & (tl.abs(dx) <= 1) & (y + dy >= 0) & (y + dy < height) & (x + dx >= 0) & \
-                (x + dx < width)
+            stencil = (tl.abs(dy) <= 1) & (tl.abs(dx) <= 1)
             refining = valid
             low = UDP_LOW
             high = UDP_HIGH
-            exact = (tl.min(tl.min(tl.where(stencil, blurred, float("inf")), axis=1), axis=0) > UDP_LOW * 1.0001) & \
-                (maximum.to(tl.float32) < UDP_HIGH * 0.9999)
+        exact = _scale_cancels(blurred, stencil, maximum.to(tl.float32), x, y, height, width, low, high)
         scale = tl.zeros_like(maximum.to(tl.float32)) + 1.0  # where no clamp bites, the rescale cancels
         if refining & ~exact:
             scale = maximum.to(tl.float32) / _blurred_maximum(base, weights_ptr, height, width, KSIZE, TILE_W)
