@@ -18,9 +18,9 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-DARK_LOW = 1e-10
-UDP_LOW = 1e-3
-UDP_HIGH = 50.0
+DARK_LOW = tl.constexpr(1e-10)  # refine_keypoints_dark's clamp
+UDP_LOW = tl.constexpr(1e-3)  # refine_keypoints_dark_udp's clip
+UDP_HIGH = tl.constexpr(50.0)
 
 
 @triton.jit
