@@ -201,8 +201,9 @@ def keypoint_decode_torch(heatmaps: torch.Tensor, refine: int, blur_kernel_size:
 def keypoint_decode_triton(heatmaps: torch.Tensor, refine: int, blur_kernel_size: int, *, block: int | None = None,
                            warps: int | None = None):
     """As :func:`keypoint_decode_torch`, in one launch (module docstring). The maximum is searched in
-    chunks of ``block`` pixels (None: the whole map, up to 8192) with ``warps`` warps (None: 8 for
-    chunks of 4096 pixels or more, else 4)."""
+    chunks of ``block`` pixels (None: 2048, or the map's next power of 2 where smaller) with ``warps``
+    warps (None: 4): 16 values and positions a thread, so that many programs stay resident while the
+    stencil step waits on its loads (benchmarks/keypoint_decode_profile.py sweeps both)."""
     check_device(heatmaps.device)
     from .kernels.keypoint_decode import keypoint_decode_kernel
     from .launch import launch
@@ -213,9 +214,9 @@ def keypoint_decode_triton(heatmaps: torch.Tensor, refine: int, blur_kernel_size
     scores = torch.empty((batch, joints), dtype=heatmaps.dtype, device=heatmaps.device)
     if batch * joints == 0:
         return keypoints, scores
-    block = min(block or 8192, next_power_of_2(height * width))
+    block = min(block or 2048, next_power_of_2(height * width))
     weights = blur_weights(blur_kernel_size, heatmaps.device)
-    launch(keypoint_decode_kernel, (batch * joints,), num_warps=warps or (8 if block >= 4096 else 4),
+    launch(keypoint_decode_kernel, (batch * joints,), num_warps=warps or 4,
            heat_ptr=heatmaps, weights_ptr=weights, keypoints_ptr=keypoints, scores_ptr=scores, height=height,
            width=width, udp_eps=UDP_EPS, REFINE=refine, KSIZE=blur_kernel_size,
            REGION=next_power_of_2(blur_kernel_size + 4), BLOCK=block, TILE_W=min(64, next_power_of_2(width)))
