@@ -24,6 +24,7 @@ from gaussdraw.ops.circle_nms import CIRCLE_NMS
 from gaussdraw.ops.draw_gaussians import DRAW_GAUSSIANS
 from gaussdraw.ops.focal_loss import FOCAL_LOSS_BACKWARD, FOCAL_LOSS_FORWARD
 from gaussdraw.ops.keypoint_heatmaps import KEYPOINT_HEATMAPS
+from gaussdraw.ops.keypoint_decode import KEYPOINT_DECODE
 from gaussdraw.ops.local_maximum import LOCAL_MAXIMUM
 
 from .helpers import assert_close
@@ -154,6 +155,16 @@ def call_keypoint_heatmaps(form, backend):
                     *gaussdraw.keypoint_heatmaps(k, v, (9, 7), 1.0, method="dark", counts=counts, backend=backend))
 
 
+def call_keypoint_decode(form, backend):
+    g = _generator(8)
+    heat = torch.rand(2, 3, 9, 11, generator=g)
+    heat[0, 1] = -heat[0, 1]  # no positive maximum: (-1, -1)
+    heat = heat.to(DEVICE)
+    return lambda: (*gaussdraw.keypoint_decode(heat, refine="dark", blur_kernel_size=5, backend=backend),
+                    *gaussdraw.keypoint_decode(heat, refine="dark_udp", backend=backend),
+                    *gaussdraw.keypoint_decode(heat, refine="shift", backend=backend))
+
+
 # name -> (call, forms, implementations it runs, eager Triton helpers beside them: (module, name))
 OPS = {
     "draw_heatmap": (call_draw_heatmap, ["tensor"], [DRAW_GAUSSIANS], [(draw, "launch")]),
@@ -168,6 +179,7 @@ OPS = {
     "keypoint_heatmaps": (call_keypoint_heatmaps, ["list", "ragged", "padded"], [KEYPOINT_HEATMAPS], []),
     "gaussian_focal_loss": (call_focal_loss, ["tensor"], [FOCAL_LOSS_FORWARD, FOCAL_LOSS_BACKWARD],
                             [(loss, "focal_loss_triton")]),
+    "keypoint_decode": (call_keypoint_decode, ["tensor"], [KEYPOINT_DECODE], []),
 }
 CASES = [(name, form) for name, (_, forms, _, _) in OPS.items() for form in forms]
 CASE_IDS = [f"{name}-{form}" for name, form in CASES]

@@ -11,7 +11,7 @@ training targets, the Gaussian focal loss, and the decoding of predicted heatmap
 from .checks import set_default_validate
 from .decode import KeptBoxes, Peaks, circle_nms, circle_nms_batched, heatmap_peaks
 from .draw import draw_heatmap, draw_heatmap_batched, render_heatmaps, render_heatmaps_batched
-from .keypoints import KeypointHeatmaps, keypoint_heatmaps
+from .keypoints import KeypointHeatmaps, KeypointPeaks, keypoint_decode, keypoint_heatmaps
 from .loss import GaussianFocalLoss, gaussian_focal_loss, gaussian_focal_loss_with_logits
 from .radius import gaussian_radius
 from .ragged import Ragged
@@ -23,6 +23,7 @@ __all__ = [
     "GaussianFocalLoss",
     "KeptBoxes",
     "KeypointHeatmaps",
+    "KeypointPeaks",
     "Peaks",
     "Ragged",
     "centernet_targets",
@@ -35,6 +36,7 @@ __all__ = [
     "gaussian_radius",
     "heatmap_peaks",
     "keypoint_heatmaps",
+    "keypoint_decode",
     "gaussian_focal_loss_with_logits",
     "render_heatmaps",
     "render_heatmaps_batched",
