@@ -1,0 +1,197 @@
+"""Whole-head decoding against mmdet's and mmdet3d's own code: ``centernet_decode`` against
+``CenterNetHead._decode_heatmap``, ``centerpoint_decode`` against ``CenterHead.predict_by_feat``
+(circle NMS without numba, rotated NMS with a float64 polygon-IoU stand-in for mmcv's
+``nms_rotated``), on every backend, with random head outputs."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gaussdraw import centernet_decode, centernet_rescale, centerpoint_decode
+from gaussdraw.reference.head_decode import nms_rotated_reference
+
+from .helpers import assert_close, raises_text
+from .oracles import mmdet3d_centerpoint_predict, mmdet_centernet_decode_heatmap
+
+SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+HAVE_ROTATED_NMS = importlib.util.find_spec("gaussdraw.decode.rotated_nms") is not None
+CHANNELS = [("reg", 2), ("height", 1), ("dim", 3), ("rot", 2), ("vel", 2)]
+RANGE = dict(point_cloud_range=[-8.0, -6.4, -5.0, 8.0, 6.4, 3.0], voxel_size=[0.2, 0.2, 8], out_size_factor=4)
+
+
+def _heads(seed, batch, classes, height, width, velocity=True, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    heads = []
+    for count in classes:
+        head = {"heatmap": torch.randn(batch, count, height, width, generator=g, dtype=torch.float64) * 2}
+        for name, channels in CHANNELS if velocity else CHANNELS[:-1]:
+            head[name] = torch.randn(batch, channels, height, width, generator=g, dtype=torch.float64)
+        heads.append({name: value.to(dtype) for name, value in head.items()})
+    return heads
+
+
+@st.composite
+def centerpoint_cases(draw):
+    classes = draw(st.lists(st.integers(1, 3), min_size=1, max_size=3))
+    height, width = draw(st.integers(3, 9)), draw(st.integers(3, 9))
+    return dict(seed=draw(st.integers(0, 2**16)), batch=draw(st.integers(1, 2)), classes=classes,
+                height=height, width=width, max_num=draw(st.integers(1, min(height * width, 30))),
+                velocity=draw(st.booleans()), norm_bbox=draw(st.booleans()),
+                score_threshold=draw(st.sampled_from([0.0, 0.1, 0.5, 0.9999])),
+                post_center_range=draw(st.sampled_from([[-10.0, -10.0, -10.0, 10.0, 10.0, 10.0],
+                                                         [-5.0, -4.0, -1.0, 6.0, 4.5, 1.5]])),
+                min_radius=draw(st.lists(st.sampled_from([0.5, 1.0, 4.0, 12.0]), min_size=len(classes),
+                                         max_size=len(classes))),
+                post_max_size=draw(st.sampled_from([1, 4, 83])))
+
+
+def _oracle(heads, tasks, case, nms):
+    """mmdet3d's predict_by_feat on ``heads``: lists over samples of (boxes, scores, labels). Without NMS:
+    circle NMS that suppresses nothing (a negative radius) and keeps everything."""
+    none = nms in ("none", None)
+    test_cfg = dict(nms_type="circle" if none else nms, score_threshold=case["score_threshold"],
+                    min_radius=[-1.0] * len(tasks) if none else case["min_radius"],
+                    post_max_size=case["max_num"] if none else case["post_max_size"],
+                    post_center_limit_range=case["post_center_range"], nms_thr=case.get("nms_thr", 0.2),
+                    pre_max_size=case.get("pre_max_size", 1000))
+    coder = dict(max_num=case["max_num"], out_size_factor=RANGE["out_size_factor"], voxel_size=RANGE["voxel_size"],
+                 pc_range=RANGE["point_cloud_range"], post_center_range=case["post_center_range"],
+                 score_threshold=case["score_threshold"], code_size=9 if case["velocity"] else 7)
+    run = mmdet3d_centerpoint_predict(nms_rotated_reference)
+    return run([[{k: v.float() if v.dtype == torch.float16 else v for k, v in h.items()}] for h in heads], tasks,
+               test_cfg, coder, case["norm_bbox"])
+
+
+def _ours(heads, tasks, case, nms, device, backend):
+    return centerpoint_decode([{k: v.to(device) for k, v in h.items()} for h in heads], tasks, **RANGE,
+                              post_center_range=case["post_center_range"], max_num=case["max_num"],
+                              score_threshold=case["score_threshold"], nms=nms, min_radius=case["min_radius"],
+                              nms_thr=case.get("nms_thr", 0.2), pre_max_size=case.get("pre_max_size", 1000),
+                              post_max_size=case["post_max_size"], norm_bbox=case["norm_bbox"], backend=backend)
+
+
+def _compare(ours, expected, columns):
+    """Every sample's rows equal mmdet3d's (boxes to an ulp of atan2/exp, which differ between vectorized
+    and scalar CPU loops), the padding zeros and -1."""
+    ours = type(ours)(*(t.cpu() for t in ours))
+    assert ours.boxes.shape[-1] == columns and ours.labels.dtype == torch.int64
+    for b, (boxes, scores, labels) in enumerate(expected):
+        count = int(ours.counts[b])
+        assert count == len(scores), f"sample {b}: {count} boxes, mmdet3d {len(scores)}"
+        assert torch.equal(ours.scores[b, :count], scores), f"sample {b} scores"
+        assert torch.equal(ours.labels[b, :count], labels.long()), f"sample {b} labels"
+        scale = boxes.abs().amax().item() if count else 1.0
+        assert_close(ours.boxes[b, :count], boxes, 4e-7 * max(scale, 1.0), f"sample {b} boxes:")
+        assert not ours.boxes[b, count:].any() and not ours.scores[b, count:].any()
+        assert (ours.labels[b, count:] == -1).all()
+
+
+def _tasks(classes):
+    return [dict(num_class=c, class_names=[f"class{t}_{i}" for i in range(c)]) for t, c in enumerate(classes)]
+
+
+@SETTINGS
+@given(case=centerpoint_cases(), nms=st.sampled_from(["circle", "none"]), dtype=st.sampled_from([torch.float32,
+                                                                                                torch.float64]))
+def test_centerpoint_matches_mmdet3d(device_backend, case, nms, dtype):
+    device, backend = device_backend
+    heads = _heads(case["seed"], case["batch"], case["classes"], case["height"], case["width"], case["velocity"],
+                   dtype)
+    tasks = _tasks(case["classes"])
+    expected = _oracle(heads, tasks, case, nms)
+    ours = _ours(heads, tasks, case, nms, device, backend)
+    _compare(ours, expected, 9 if case["velocity"] else 7)
+
+
+@pytest.mark.skipif(not HAVE_ROTATED_NMS, reason="gaussdraw.decode.rotated_nms is not there yet")
+@SETTINGS
+@given(case=centerpoint_cases(), nms_thr=st.sampled_from([0.05, 0.2, 0.5]), pre_max_size=st.sampled_from([2, 1000]))
+def test_centerpoint_rotate_matches_mmdet3d(device_backend, case, nms_thr, pre_max_size):
+    device, backend = device_backend
+    case = dict(case, nms_thr=nms_thr, pre_max_size=pre_max_size)
+    heads = _heads(case["seed"], case["batch"], case["classes"], case["height"], case["width"], case["velocity"])
+    tasks = _tasks(case["classes"])
+    _compare(_ours(heads, tasks, case, "rotate", device, backend), _oracle(heads, tasks, case, "rotate"),
+             9 if case["velocity"] else 7)
+
+
+def test_centerpoint_nuscenes_layout_and_preds_dicts_form(device_backend):
+    """Six tasks of nuScenes' layout, in mmdet3d's own preds_dicts form, the tasks as in its config."""
+    device, backend = device_backend
+    classes = [1, 2, 2, 1, 2, 2]
+    case = dict(max_num=40, velocity=True, norm_bbox=True, score_threshold=0.1, post_max_size=20,
+                post_center_range=[-10.0, -10.0, -10.0, 10.0, 10.0, 10.0], min_radius=[4, 12, 10, 1, 0.85, 0.175])
+    heads = _heads(3, 2, classes, 16, 16)
+    tasks = _tasks(classes)
+    expected = _oracle(heads, tasks, case, "circle")
+    preds_dicts = tuple([{k: v.to(device) for k, v in h.items()}] for h in heads)
+    ours = centerpoint_decode(preds_dicts, tasks, **RANGE, post_center_range=case["post_center_range"],
+                              max_num=40, min_radius=case["min_radius"], post_max_size=20, backend=backend)
+    assert ours.boxes.shape == (2, 6 * 20, 9)
+    assert (ours.counts > 20).all()  # a test with boxes of many tasks
+    _compare(ours, expected, 9)
+
+
+def test_centerpoint_no_box_passes(device_backend):
+    device, backend = device_backend
+    heads = _heads(5, 2, [1, 2], 6, 7)
+    for head in heads:
+        head["heatmap"] = head["heatmap"] - 30.0  # every sigmoid below the threshold
+    case = dict(max_num=10, velocity=True, norm_bbox=True, score_threshold=0.1, post_max_size=5,
+                post_center_range=[-10.0, -10.0, -10.0, 10.0, 10.0, 10.0], min_radius=[1.0, 1.0])
+    ours = _ours(heads, _tasks([1, 2]), case, "circle", device, backend)
+    assert ours.counts.tolist() == [0, 0] and ours.boxes.shape == (2, 10, 9)
+    assert (ours.labels == -1).all() and not ours.boxes.any()
+
+
+def test_centerpoint_nan_logits_give_no_box(device_backend):
+    """NaN logits take top-k places (as torch.topk ranks NaN first) and fail the score threshold."""
+    device, backend = device_backend
+    heads = _heads(6, 1, [2], 5, 5)
+    case = dict(max_num=6, velocity=True, norm_bbox=True, score_threshold=0.1, post_max_size=83,
+                post_center_range=[-10.0, -10.0, -10.0, 10.0, 10.0, 10.0], min_radius=[0.1])
+    heads[0]["heatmap"][0, 1, 2, 3] = float("nan")
+    ours = _ours(heads, _tasks([2]), case, "none", device, backend)
+    count = int(ours.counts[0])
+    assert not ours.scores[0, :count].isnan().any() and count <= 5
+
+
+def _bad_call(heads=None, tasks=None, **options):
+    heads = heads if heads is not None else _heads(0, 2, [1, 2], 5, 5)
+    arguments = dict(RANGE, post_center_range=[-10.0, -10.0, -10.0, 10.0, 10.0, 10.0], max_num=4,
+                     min_radius=[1.0, 1.0])
+    arguments.update(options)
+    return lambda: centerpoint_decode(heads, tasks if tasks is not None else _tasks([1, 2]), **arguments)
+
+
+def test_centerpoint_bad_inputs():
+    heads = _heads(0, 2, [1, 2], 5, 5)
+    with raises_text(ValueError, "nms must be 'circle', 'rotate', 'none' or None; got 'soft'"):
+        _bad_call(nms="soft")()
+    with raises_text(ValueError, "min_radius must be a list of 2 numbers"):
+        _bad_call(min_radius=[1.0])()
+    with raises_text(ValueError, "max_num must be an integer in [1, H * W = 25]"):
+        _bad_call(max_num=26)()
+    with raises_text(ValueError, "tasks must be a list of 2 dicts"):
+        _bad_call(tasks=_tasks([1]))()
+    wrong = [dict(heads[0]), dict(heads[1])]
+    wrong[1]["heatmap"] = wrong[1]["heatmap"][:1]
+    with raises_text(ValueError, "preds[1]['heatmap'] must have shape (2, 2, 5, 5); got (1, 2, 5, 5)"):
+        _bad_call(heads=wrong)()
+    wrong = [dict(heads[0]), dict(heads[1])]
+    wrong[0]["dim"] = wrong[0]["dim"][:, :2]
+    with raises_text(ValueError, "preds[0]['dim'] must have shape (2, 3, 5, 5)"):
+        _bad_call(heads=wrong)()
+    wrong = [dict(heads[0]), dict(heads[1])]
+    del wrong[1]["vel"]
+    with raises_text(ValueError, "preds[1] lacks 'vel'"):
+        _bad_call(heads=wrong)()
+    with raises_text(ValueError, "tasks[1]: num_class 2 but 1 class_names"):
+        _bad_call(tasks=[dict(num_class=1, class_names=["a"]), dict(num_class=2, class_names=["b"])])()
+    with raises_text(TypeError, "preds must be a non-empty list over tasks"):
+        _bad_call(heads={})()
