@@ -20,11 +20,9 @@ def centernet_boxes_kernel(wh_ptr, offset_ptr, indices_ptr, out_ptr, k, plane, w
     xs = (pixel % width).to(tl.float32) + tl.load(offset_ptr + base, mask=m_peak, other=0.0)
     ys = (pixel // width).to(tl.float32) + tl.load(offset_ptr + base + plane, mask=m_peak, other=0.0)
     half_w = w * 0.5  # = w / 2 exactly (mmdet's division), never an approximate divide
-    half_h = h * 0.5
-    rx = ratio_x.to(tl.float32)  # Inductor may pass Python floats as fp64: mmdet multiplies in float32
-    ry = ratio_y.to(tl.float32)
+    half_h = h * 0.5  # ratio_x, ratio_y: float32 arguments, mmdet's float32 products
     p_out = out_ptr + (sample * k + o_peak) * 4
-    tl.store(p_out, (xs - half_w) * rx, mask=m_peak)
-    tl.store(p_out + 1, (ys - half_h) * ry, mask=m_peak)
-    tl.store(p_out + 2, (xs + half_w) * rx, mask=m_peak)
-    tl.store(p_out + 3, (ys + half_h) * ry, mask=m_peak)
+    tl.store(p_out, (xs - half_w) * ratio_x, mask=m_peak)
+    tl.store(p_out + 1, (ys - half_h) * ratio_y, mask=m_peak)
+    tl.store(p_out + 2, (xs + half_w) * ratio_x, mask=m_peak)
+    tl.store(p_out + 3, (ys + half_h) * ratio_y, mask=m_peak)
