@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from functools import cache
 
 
@@ -17,9 +18,11 @@ def _load(package: str, relative_path: str):
     if spec is None or not spec.submodule_search_locations:
         raise ImportError(f"{package} is not installed (pip install --no-deps {package})")
     path = os.path.join(spec.submodule_search_locations[0], relative_path)
-    module_spec = importlib.util.spec_from_file_location(f"_oracle_{package}", path)
+    name = f"_oracle_{package}_" + relative_path.replace("/", "_").removesuffix(".py")
+    module_spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
+    sys.modules[name] = module  # found by name: torch.compile of its functions imports their module
     return module
 
 
@@ -275,11 +278,12 @@ class _BoxesStandIn:
 
 
 @cache
-def mmdet3d_centerpoint_predict(nms_rotated=None):
+def mmdet3d_centerpoint_predict(nms_rotated=None, circle_nms=None):
     """mmdet3d 1.x ``CenterHead.predict_by_feat`` (with ``CenterPointBBoxCoder.decode``, ``get_task_detections``,
     ``circle_nms`` without numba, stable as :func:`mmdet3d_circle_nms`, ``nms_bev``, ``xywhr2xyxyr``) as
     ``fn(preds_dicts, tasks, test_cfg, coder_cfg, norm_bbox)`` -> list over samples of (boxes, scores, labels).
-    ``nms_rotated``: a stand-in for mmcv's ``nms_rotated(boxes, scores, thr) -> (dets, keep)``."""
+    ``nms_rotated``: a stand-in for mmcv's ``nms_rotated(boxes, scores, thr) -> (dets, keep)``; ``circle_nms``:
+    another ``circle_nms`` (e.g. the loop compiled by numba again, as mmdet3d runs it)."""
     import types
 
     import numpy as np
@@ -295,7 +299,8 @@ def mmdet3d_centerpoint_predict(nms_rotated=None):
     nms_bev = _cut_function("mmdet3d", "models/layers/box3d_nms.py", "nms_bev",
                             dict(torch=torch, Tensor=Tensor, nms_rotated=nms_rotated))
     head_path = "models/dense_heads/centerpoint_head.py"
-    head_names = dict(torch=torch, Tensor=Tensor, InstanceData=_Instances, circle_nms=mmdet3d_circle_nms(True),
+    head_names = dict(torch=torch, Tensor=Tensor, InstanceData=_Instances,
+                      circle_nms=circle_nms or mmdet3d_circle_nms(True),
                       xywhr2xyxyr=xywhr2xyxyr, nms_bev=nms_bev, Dict=dict)
     predict = _cut_method("mmdet3d", head_path, "CenterHead", "predict_by_feat", head_names)
     task_detections = _cut_method("mmdet3d", head_path, "CenterHead", "get_task_detections", head_names)

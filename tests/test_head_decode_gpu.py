@@ -1,0 +1,104 @@
+"""Whole-head decoding on a GPU: no host sync, CUDA-graph capture with poisoned outputs, the GPU
+against the CPU on nuScenes-sized inputs, and opcheck of the CenterNet box op on every device."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gaussdraw import centernet_decode, centerpoint_decode
+from gaussdraw.ops.centernet_boxes import centernet_boxes_op
+
+NUSCENES_CLASSES = [1, 2, 2, 1, 2, 2]
+NUSCENES = dict(point_cloud_range=[-51.2, -51.2, -5.0, 51.2, 51.2, 3.0], voxel_size=[0.2, 0.2, 8], out_size_factor=4,
+                post_center_range=[-61.2, -61.2, -10.0, 61.2, 61.2, 10.0], max_num=500, score_threshold=0.1,
+                min_radius=[4, 12, 10, 1, 0.85, 0.175], post_max_size=83)
+TASKS = [dict(num_class=c, class_names=[f"c{t}_{i}" for i in range(c)]) for t, c in enumerate(NUSCENES_CLASSES)]
+
+
+def nuscenes_heads(device, batch=2, size=128, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    heads = []
+    for count in NUSCENES_CLASSES:
+        head = {"heatmap": torch.randn(batch, count, size, size, generator=g) * 2 - 2}
+        for name, channels in (("reg", 2), ("height", 1), ("dim", 3), ("rot", 2), ("vel", 2)):
+            head[name] = torch.randn(batch, channels, size, size, generator=g)
+        heads.append({name: value.to(device) for name, value in head.items()})
+    return heads
+
+
+def _capture_and_replay(decode):
+    """Run ``decode`` with syncs as errors, capture it in a CUDA graph, poison the captured outputs,
+    replay, and return (eager result, replayed result)."""
+    expected = decode()
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        decode()
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        decode()  # warm up on the side stream
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            captured = decode()
+    torch.cuda.current_stream().wait_stream(stream)
+    for output in captured:
+        output.fill_(-7)  # poison, then replay
+    graph.replay()
+    torch.cuda.synchronize()
+    return expected, captured
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("nms", ["circle", "none"])
+@pytest.mark.parametrize("backend", ["triton", "torch"])
+def test_centerpoint_decode_is_sync_free_and_graph_capturable(nms, backend):
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    heads = nuscenes_heads("cuda")
+    expected, captured = _capture_and_replay(lambda: tuple(centerpoint_decode(heads, TASKS, nms=nms, backend=backend,
+                                                                              **NUSCENES)))
+    assert int(expected[3].min()) > 0, "a test with boxes"
+    for got, want in zip(captured, expected):
+        assert torch.equal(got, want)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("backend", ["triton", "torch"])
+def test_centernet_decode_is_sync_free_and_graph_capturable(backend):
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    g = torch.Generator().manual_seed(1)
+    heat = torch.rand(4, 80, 128, 128, generator=g).cuda()
+    wh, offset = (torch.rand(4, 2, 128, 128, generator=g) * 30).cuda(), torch.rand(4, 2, 128, 128, generator=g).cuda()
+    expected, captured = _capture_and_replay(lambda: tuple(centernet_decode(heat, wh, offset, (512, 512),
+                                                                            backend=backend)))
+    for got, want in zip(captured, expected):
+        assert torch.equal(got, want)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("size", [128, 180])
+def test_centerpoint_gpu_matches_cpu_at_nuscenes_size(size):
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    heads = nuscenes_heads("cpu", batch=2, size=size, seed=size)
+    cpu = centerpoint_decode(heads, TASKS, **NUSCENES)
+    gpu = centerpoint_decode([{k: v.cuda() for k, v in h.items()} for h in heads], TASKS, **NUSCENES)
+    assert torch.equal(gpu.counts.cpu(), cpu.counts) and int(cpu.counts.min()) > 0
+    assert torch.equal(gpu.labels.cpu(), cpu.labels) and torch.equal(gpu.scores.cpu(), cpu.scores)
+    torch.testing.assert_close(gpu.boxes.cpu(), cpu.boxes, rtol=1e-6, atol=1e-5)  # atan2/exp: an ulp or two
+
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_centernet_boxes_op_passes_opcheck(device):
+    g = torch.Generator().manual_seed(2)
+    wh, offset = torch.rand(2, 2, 5, 6, generator=g).to(device), torch.rand(2, 2, 5, 6, generator=g).to(device)
+    indices = torch.randint(0, 30, (2, 7), generator=g).to(device)
+    torch.library.opcheck(centernet_boxes_op, (wh, offset, indices, 6, 4.0, 3.5, device == "cuda"))
