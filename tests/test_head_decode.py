@@ -320,3 +320,19 @@ def test_centernet_bad_inputs():
         centernet_decode(heat, torch.rand(2, 2, 6, 7), torch.rand(2, 2, 6, 7), (24,))
     with raises_text(ValueError, "k must be at most 126"):
         centernet_decode(heat, torch.rand(2, 2, 6, 7), torch.rand(2, 2, 6, 7), (24, 28), k=127)
+
+
+def test_centerpoint_merge_backends_agree(device_backend):
+    """The merge op's Triton kernel writes what its torch gathers and scatters write, padding included."""
+    from gaussdraw.ops.centerpoint_merge import CENTERPOINT_MERGE
+
+    from .test_head_decode_gpu import _merge_inputs
+
+    device, backend = device_backend
+    for columns, seed in ((9, 0), (7, 1)):
+        inputs = _merge_inputs(device, columns=columns, seed=seed)
+        expected = CENTERPOINT_MERGE.torch(*(t.cpu() if isinstance(t, torch.Tensor) else t for t in inputs))
+        got = CENTERPOINT_MERGE.pick(backend == "triton")(*inputs)
+        assert int(expected[3].sum()) > 0
+        for a, e in zip(got, expected):
+            assert torch.equal(a.cpu(), e)

@@ -8,6 +8,7 @@ import torch
 
 from gaussdraw import centernet_decode, centerpoint_decode
 from gaussdraw.ops.centernet_boxes import centernet_boxes_op
+from gaussdraw.ops.centerpoint_merge import centerpoint_merge_op, centerpoint_merge_torch
 
 NUSCENES_CLASSES = [1, 2, 2, 1, 2, 2]
 NUSCENES = dict(point_cloud_range=[-51.2, -51.2, -5.0, 51.2, 51.2, 3.0], voxel_size=[0.2, 0.2, 8], out_size_factor=4,
@@ -102,3 +103,36 @@ def test_centernet_boxes_op_passes_opcheck(device):
     wh, offset = torch.rand(2, 2, 5, 6, generator=g).to(device), torch.rand(2, 2, 5, 6, generator=g).to(device)
     indices = torch.randint(0, 30, (2, 7), generator=g).to(device)
     torch.library.opcheck(centernet_boxes_op, (wh, offset, indices, 6, 4.0, 3.5, device == "cuda"))
+
+
+def _merge_inputs(device, tasks=3, batch=2, candidates=11, width=5, columns=9, seed=3):
+    g = torch.Generator().manual_seed(seed)
+    problems = tasks * batch
+    boxes = torch.randn(problems, candidates, columns, generator=g).to(device)
+    scores = torch.rand(problems, candidates, generator=g).to(device)
+    labels = torch.randint(0, 7, (problems, candidates), generator=g).to(device)
+    order = torch.stack([torch.randperm(candidates, generator=g) for _ in range(problems)]).to(device)
+    kept_counts = torch.randint(0, width + 1, (problems,), generator=g)
+    kept_counts[0] = width
+    kept = torch.stack([torch.cat([torch.randperm(candidates, generator=g)[:n], torch.full((width - n,), -1)])
+                        for n in kept_counts.tolist()]).to(device)
+    return boxes, scores, labels, order, kept, kept_counts.to(device), tasks
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_centerpoint_merge_op_passes_opcheck(device):
+    torch.library.opcheck(centerpoint_merge_op, (*_merge_inputs(device), device == "cuda"))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("columns", [7, 9])
+def test_centerpoint_merge_kernel_matches_torch_on_poisoned_outputs(columns):
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    inputs = _merge_inputs("cuda", tasks=6, batch=4, candidates=500, width=83, columns=columns)
+    expected = centerpoint_merge_torch(*inputs)
+    for _ in range(2):  # the kernel writes every output element: empty memory is poisoned first
+        torch.empty(4 * 6 * 83 * columns * 2, device="cuda").fill_(float("nan"))
+        got = centerpoint_merge_op(*inputs, True)
+        for a, e in zip(got, expected):
+            assert torch.equal(a, e)

@@ -8,7 +8,8 @@ from typing import NamedTuple
 import torch
 
 from ..checks import check_float_tensor
-from ..dispatch import check_backend
+from ..dispatch import check_backend, route, run
+from ..ops.centerpoint_merge import CENTERPOINT_MERGE
 from .nms import circle_nms_batched
 from .peaks import heatmap_peaks
 
@@ -197,24 +198,6 @@ def _kept(candidates: dict, nms, *, tasks: int, min_radius, nms_thr, pre_max_siz
     return torch.where(positions < counts.unsqueeze(1), positions, -1), counts
 
 
-def _merged(boxes, scores, labels, kept, kept_counts, batch: int, tasks: int) -> CenterPointDetections:
-    """Each sample's kept rows of every task (``boxes`` (S, P, C), ``scores``, ``labels`` (S, P), S = B * T,
-    the first ``kept_counts`` of each row valid), task by task, moved to the front of (B, T * P) rows."""
-    width = kept.shape[1]
-    kept_counts = kept_counts.view(batch, tasks)
-    starts = torch.cumsum(kept_counts, 1) - kept_counts  # (B, T): each task's first row in its sample
-    slot = torch.arange(width, device=kept.device)
-    total = tasks * width
-    target = torch.where(slot < kept_counts.unsqueeze(2), starts.unsqueeze(2) + slot, total).view(batch, -1)
-    columns = boxes.shape[2]
-    out_boxes = boxes.new_zeros(batch, total + 1, columns)
-    out_boxes.scatter_(1, target.unsqueeze(2).expand(-1, -1, columns), boxes.view(batch, total, columns))
-    out_scores = scores.new_zeros(batch, total + 1).scatter_(1, target, scores.view(batch, total))
-    out_labels = labels.new_full((batch, total + 1), -1).scatter_(1, target, labels.view(batch, total))
-    return CenterPointDetections(out_boxes[:, :total], out_scores[:, :total], out_labels[:, :total],
-                                 kept_counts.sum(1))
-
-
 def centerpoint_decode(preds, tasks, *, point_cloud_range, voxel_size, out_size_factor, post_center_range,
                        max_num: int = 500, score_threshold: float | None = 0.1, nms: str | None = "circle",
                        min_radius=None, nms_thr: float = 0.2, pre_max_size: int | None = 1000,
@@ -288,11 +271,9 @@ def centerpoint_decode(preds, tasks, *, point_cloud_range, voxel_size, out_size_
     kept, kept_counts = _kept(candidates, nms if nms != "none" else None, tasks=num_tasks, min_radius=min_radius,
                               nms_thr=nms_thr, pre_max_size=pre_max_size, post_max_size=post_max_size,
                               backend=backend)
-    rows = order.gather(1, kept.clamp(min=0))
-    bottom = boxes.gather(1, kept.clamp(min=0).unsqueeze(2).expand(-1, -1, boxes.shape[2]))
-    bottom = torch.cat([bottom[..., :2], bottom[..., 2:3] - bottom[..., 5:6] * 0.5, bottom[..., 3:]], -1)
-    return _merged(bottom, candidates["scores"].gather(1, kept.clamp(min=0)), labels.gather(1, rows), kept,
-                   kept_counts, batch, num_tasks)
+    merged = run(CENTERPOINT_MERGE, route(backend, device), candidates["boxes"], candidates["scores"], labels, order,
+                 kept, kept_counts, num_tasks)
+    return CenterPointDetections(*merged)
 
 
 def _inside(boxes: torch.Tensor, post_center_range) -> torch.Tensor:
