@@ -19,6 +19,7 @@ from gaussdraw.decode import peaks as decode_peaks
 from gaussdraw.ops._triton import HAVE_TRITON, interpreting
 from gaussdraw.ops.centernet_boxes import CENTERNET_BOXES
 from gaussdraw.ops.centernet_targets import CENTERNET_TARGETS
+from gaussdraw.ops.centerpoint_candidates import CENTERPOINT_CANDIDATES
 from gaussdraw.ops.centerpoint_merge import CENTERPOINT_MERGE
 from gaussdraw.ops.centerpoint_targets import CENTERPOINT_TARGETS
 from gaussdraw.ops.circle_nms import CIRCLE_NMS
@@ -182,7 +183,7 @@ OPS = {
                       [(decode_peaks, "peak_keys_triton"), (decode_peaks, "order_peaks_triton")]),
     "centernet_decode": (call_centernet_decode, ["tensor"], [LOCAL_MAXIMUM, CENTERNET_BOXES],
                          [(decode_peaks, "peak_keys_triton"), (decode_peaks, "order_peaks_triton")]),
-    "centerpoint_decode": (call_centerpoint_decode, ["tensor"], [CIRCLE_NMS, CENTERPOINT_MERGE],
+    "centerpoint_decode": (call_centerpoint_decode, ["tensor"], [CENTERPOINT_CANDIDATES, CIRCLE_NMS, CENTERPOINT_MERGE],
                            [(decode_peaks, "order_peaks_triton")]),
     "gaussian_focal_loss": (call_focal_loss, ["tensor"], [FOCAL_LOSS_FORWARD, FOCAL_LOSS_BACKWARD],
                             [(loss, "focal_loss_triton")]),

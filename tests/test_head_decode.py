@@ -336,3 +336,21 @@ def test_centerpoint_merge_backends_agree(device_backend):
         assert int(expected[3].sum()) > 0
         for a, e in zip(got, expected):
             assert torch.equal(a.cpu(), e)
+
+
+@pytest.mark.parametrize("channels", [8, 10])
+@pytest.mark.parametrize("with_range,threshold", [(True, 0.3), (False, float("nan")), (True, float("nan"))])
+def test_centerpoint_candidates_backends_agree(device_backend, channels, with_range, threshold):
+    """The candidates op's Triton kernel (mmdet3d's float32 operations, no fused multiply-adds) writes what
+    mmdet3d's expressions give."""
+    from gaussdraw.ops.centerpoint_candidates import CENTERPOINT_CANDIDATES
+
+    from .test_head_decode_gpu import _candidate_inputs
+
+    device, backend = device_backend
+    inputs = _candidate_inputs(device, channels=channels, with_range=with_range, threshold=threshold)
+    expected = CENTERPOINT_CANDIDATES.torch(*(t.cpu() if isinstance(t, torch.Tensor) else t for t in inputs))
+    got = CENTERPOINT_CANDIDATES.pick(backend == "triton")(*inputs)
+    assert 0 < int(expected[1].sum()) <= expected[1].numel() - (with_range or threshold == threshold)
+    for a, e in zip(got, expected):
+        assert torch.equal(a.cpu(), e)

@@ -8,6 +8,7 @@ import torch
 
 from gaussdraw import centernet_decode, centerpoint_decode
 from gaussdraw.ops.centernet_boxes import centernet_boxes_op
+from gaussdraw.ops.centerpoint_candidates import centerpoint_candidates_op, centerpoint_candidates_torch
 from gaussdraw.ops.centerpoint_merge import centerpoint_merge_op, centerpoint_merge_torch
 
 NUSCENES_CLASSES = [1, 2, 2, 1, 2, 2]
@@ -134,5 +135,38 @@ def test_centerpoint_merge_kernel_matches_torch_on_poisoned_outputs(columns):
     for _ in range(2):  # the kernel writes every output element: empty memory is poisoned first
         torch.empty(4 * 6 * 83 * columns * 2, device="cuda").fill_(float("nan"))
         got = centerpoint_merge_op(*inputs, True)
+        for a, e in zip(got, expected):
+            assert torch.equal(a, e)
+
+
+def _candidate_inputs(device, tasks=2, batch=2, k=37, channels=10, seed=4, with_range=True, threshold=0.3):
+    g = torch.Generator().manual_seed(seed)
+    problems = tasks * batch
+    gathered = torch.randn(problems, channels, k, generator=g)
+    dims, yaw = torch.exp(gathered[:, 3:6]), torch.atan2(gathered[:, 6], gathered[:, 7])
+    scores = torch.rand(problems, k, generator=g)
+    xs, ys = torch.randint(0, 20, (problems, k), generator=g), torch.randint(0, 20, (problems, k), generator=g)
+    labels = torch.randint(0, 2, (problems, k), generator=g)
+    offsets = torch.tensor([0, 1, 3][:tasks])
+    bounds = torch.tensor([-3.0, -2.5, -1.0, 4.0, 3.5, 1.0]) if with_range else torch.empty(0)
+    tensors = [t.to(device) for t in (gathered, dims, yaw, scores, xs, ys, labels, offsets)]
+    return (*tensors, 4.0, 0.2, 0.3, -4.0, -3.2, bounds.to(device), threshold)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_centerpoint_candidates_op_passes_opcheck(device):
+    torch.library.opcheck(centerpoint_candidates_op, (*_candidate_inputs(device), device == "cuda"))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("channels", [8, 10])
+def test_centerpoint_candidates_kernel_matches_torch(channels):
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    for with_range, threshold in ((True, 0.3), (False, float("nan"))):
+        inputs = _candidate_inputs("cuda", tasks=6, batch=4, k=500, channels=channels, with_range=with_range,
+                                   threshold=threshold)
+        expected = centerpoint_candidates_torch(*inputs)
+        got = centerpoint_candidates_op(*inputs, True)
         for a, e in zip(got, expected):
             assert torch.equal(a, e)

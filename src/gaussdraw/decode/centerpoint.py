@@ -9,6 +9,7 @@ import torch
 
 from ..checks import check_float_tensor
 from ..dispatch import check_backend, route, run
+from ..ops.centerpoint_candidates import CENTERPOINT_CANDIDATES
 from ..ops.centerpoint_merge import CENTERPOINT_MERGE
 from .nms import circle_nms_batched
 from .peaks import heatmap_peaks
@@ -133,19 +134,6 @@ def _gathered_regressions(dicts: list, with_velocity: bool, indices: torch.Tenso
     return maps.gather(3, indices.unsqueeze(2).expand(-1, -1, maps.shape[2], -1))
 
 
-def _decoded_boxes(gathered: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, *, voxel_size, out_size_factor,
-                   point_cloud_range, norm_bbox: bool) -> torch.Tensor:
-    """(B, T, K, 9 or 7) boxes [x, y, z, dx, dy, dz, yaw(, vx, vy)] from the gathered (B, T, R, K)
-    regressions and the peaks' pixels, in mmdet3d's float arithmetic (``CenterPointBBoxCoder.decode``)."""
-    x = (xs.float() + gathered[:, :, 0]) * out_size_factor * voxel_size[0] + point_cloud_range[0]
-    y = (ys.float() + gathered[:, :, 1]) * out_size_factor * voxel_size[1] + point_cloud_range[1]
-    dims = gathered[:, :, 3:6]
-    dims = torch.exp(dims) if norm_bbox else dims
-    yaw = torch.atan2(gathered[:, :, 6], gathered[:, :, 7])
-    columns = [x.unsqueeze(2), y.unsqueeze(2), gathered[:, :, 2:3], dims, yaw.unsqueeze(2), gathered[:, :, 8:10]]
-    return torch.cat(columns, 2).transpose(2, 3)
-
-
 def _front_first(valid: torch.Tensor) -> tuple:
     """(order, counts): for each row of ``valid`` (S, K), the positions of its valid entries first
     (in their order), then the others; and how many are valid."""
@@ -256,30 +244,26 @@ def centerpoint_decode(preds, tasks, *, point_cloud_range, voxel_size, out_size_
     peaks = heatmap_peaks(_stacked_logits(dicts, classes, batch, height, width), k, 1, per_class_k=k,
                           backend=backend)
     scores = torch.sigmoid(peaks.scores)  # the top-k of the logits: the top-k of their sigmoid
-    gathered = _gathered_regressions(dicts, with_velocity, peaks.indices.view(batch, num_tasks, k))
-    boxes = _decoded_boxes(gathered, peaks.ys.view(batch, num_tasks, k), peaks.xs.view(batch, num_tasks, k),
-                           voxel_size=voxel_size, out_size_factor=out_size_factor,
-                           point_cloud_range=point_cloud_range, norm_bbox=norm_bbox).flatten(0, 1)
-    valid = _inside(boxes, post_center_range)
-    if score_threshold:
-        valid = valid & (scores > score_threshold)
-    order, counts = _front_first(valid)
+    gathered = _gathered_regressions(dicts, with_velocity, peaks.indices.view(batch, num_tasks, k)).flatten(0, 1)
+    dims = torch.exp(gathered[:, 3:6]) if norm_bbox else gathered[:, 3:6].contiguous()
+    yaw = torch.atan2(gathered[:, 6], gathered[:, 7])
+    bounds = (device_constant(tuple(float(v) for v in post_center_range), torch.float32, device)
+              if post_center_range is not None else torch.empty(0, dtype=torch.float32, device=device))
     offsets = device_constant(tuple(sum(classes[:t]) for t in range(num_tasks)), torch.int64, device)
-    labels = peaks.labels + offsets.repeat(batch).unsqueeze(1)
+    arguments = (gathered, dims, yaw, scores, peaks.xs, peaks.ys, peaks.labels, offsets, float(out_size_factor),
+                 float(voxel_size[0]), float(voxel_size[1]), float(point_cloud_range[0]), float(point_cloud_range[1]),
+                 bounds, float(score_threshold) if score_threshold else float("nan"))
+    chosen = route(backend, device)
+    if gathered.dtype == torch.float32:
+        boxes, valid, labels = run(CENTERPOINT_CANDIDATES, chosen, *arguments)
+    else:  # mmdet3d's expressions in the predictions' dtype
+        boxes, valid, labels = CENTERPOINT_CANDIDATES.torch(*arguments)
+    order, counts = _front_first(valid)
     boxes = boxes.gather(1, order.unsqueeze(2).expand(-1, -1, boxes.shape[2]))
     candidates = dict(boxes=boxes, scores=scores.gather(1, order), counts=counts)
     kept, kept_counts = _kept(candidates, nms if nms != "none" else None, tasks=num_tasks, min_radius=min_radius,
                               nms_thr=nms_thr, pre_max_size=pre_max_size, post_max_size=post_max_size,
                               backend=backend)
-    merged = run(CENTERPOINT_MERGE, route(backend, device), candidates["boxes"], candidates["scores"], labels, order,
+    merged = run(CENTERPOINT_MERGE, chosen, candidates["boxes"], candidates["scores"], labels, order,
                  kept, kept_counts, num_tasks)
     return CenterPointDetections(*merged)
-
-
-def _inside(boxes: torch.Tensor, post_center_range) -> torch.Tensor:
-    """(S, K) whether each box center lies in ``post_center_range`` (float32, as mmdet3d's tensor)."""
-    if post_center_range is None:
-        return torch.ones(boxes.shape[:2], dtype=torch.bool, device=boxes.device)
-    bounds = device_constant(tuple(float(v) for v in post_center_range), torch.float32, boxes.device)
-    centers = boxes[..., :3]
-    return (centers >= bounds[:3]).all(-1) & (centers <= bounds[3:]).all(-1)
