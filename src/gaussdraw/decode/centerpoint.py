@@ -57,7 +57,8 @@ def _task_dicts(preds) -> list:
     over tasks of one-element lists of dicts)."""
     if isinstance(preds, dict) or not isinstance(preds, (list, tuple)) or not preds:
         raise TypeError("preds must be a non-empty list over tasks of dicts (heatmap, reg, height, dim, rot, "
-                        f"vel), or mmdet3d's preds_dicts (a tuple of one-element lists of dicts); got {type(preds).__name__}")
+                        "vel), or mmdet3d's preds_dicts (a tuple of one-element lists of dicts); got "
+                        f"{type(preds).__name__}")
     dicts = []
     for task, entry in enumerate(preds):
         if isinstance(entry, (list, tuple)):

@@ -46,14 +46,12 @@ def _clip(polygon: list, a, b) -> list:
     for i, current in enumerate(polygon):
         previous = polygon[i - 1]
         s_cur, s_prev = side(current), side(previous)
-        if s_cur >= 0:
-            if s_prev < 0:
-                t = s_prev / (s_prev - s_cur)
-                result.append((previous[0] + t * (current[0] - previous[0]), previous[1] + t * (current[1] - previous[1])))
-            result.append(current)
-        elif s_prev >= 0:
+        crossing = (s_cur >= 0) != (s_prev >= 0)
+        if crossing:
             t = s_prev / (s_prev - s_cur)
             result.append((previous[0] + t * (current[0] - previous[0]), previous[1] + t * (current[1] - previous[1])))
+        if s_cur >= 0:
+            result.append(current)
     return result
 
 
