@@ -91,8 +91,10 @@ def test_centerpoint_gpu_matches_cpu_at_nuscenes_size(size):
     cpu = centerpoint_decode(heads, TASKS, **NUSCENES)
     gpu = centerpoint_decode([{k: v.cuda() for k, v in h.items()} for h in heads], TASKS, **NUSCENES)
     assert torch.equal(gpu.counts.cpu(), cpu.counts) and int(cpu.counts.min()) > 0
-    assert torch.equal(gpu.labels.cpu(), cpu.labels) and torch.equal(gpu.scores.cpu(), cpu.scores)
-    torch.testing.assert_close(gpu.boxes.cpu(), cpu.boxes, rtol=1e-6, atol=1e-5)  # atan2/exp: an ulp or two
+    assert torch.equal(gpu.labels.cpu(), cpu.labels)
+    # sigmoid, exp and atan2 of the CPU's vectorized loops and of CUDA may differ by an ulp or two
+    torch.testing.assert_close(gpu.scores.cpu(), cpu.scores, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(gpu.boxes.cpu(), cpu.boxes, rtol=1e-6, atol=1e-5)
 
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
