@@ -9,7 +9,8 @@ training targets, the Gaussian focal loss, and the decoding of predicted heatmap
 """
 
 from .checks import set_default_validate
-from .decode import KeptBoxes, Peaks, circle_nms, circle_nms_batched, heatmap_peaks
+from .decode import (CenterNetDetections, CenterPointDetections, KeptBoxes, Peaks, centernet_decode, centernet_rescale,
+                     centerpoint_decode, circle_nms, circle_nms_batched, heatmap_peaks)
 from .draw import draw_heatmap, draw_heatmap_batched, render_heatmaps, render_heatmaps_batched
 from .keypoints import KeypointHeatmaps, KeypointPeaks, keypoint_decode, keypoint_heatmaps
 from .loss import GaussianFocalLoss, gaussian_focal_loss, gaussian_focal_loss_with_logits
@@ -18,7 +19,9 @@ from .ragged import Ragged
 from .targets import CenterNetTargets, CenterPointTargets, centernet_targets, centerpoint_targets
 
 __all__ = [
+    "CenterNetDetections",
     "CenterNetTargets",
+    "CenterPointDetections",
     "CenterPointTargets",
     "GaussianFocalLoss",
     "KeptBoxes",
@@ -26,7 +29,10 @@ __all__ = [
     "KeypointPeaks",
     "Peaks",
     "Ragged",
+    "centernet_decode",
+    "centernet_rescale",
     "centernet_targets",
+    "centerpoint_decode",
     "centerpoint_targets",
     "circle_nms",
     "circle_nms_batched",

@@ -23,6 +23,7 @@ from .draw import CONFIGS, Config, bench_config, make_inputs, profile_draw, quic
 from .cpu import cpu_markdown, cpu_table
 from .decode import decode_markdown, nms_bench, peaks_bench
 from .keypoints import KEYPOINT_CONFIGS, keypoints_bench, keypoints_table
+from .head_decode import head_decode_bench, head_decode_markdown
 from .loss import loss_bench, loss_table, loss_variants
 from .reference import load as load_reference
 from .report import environment, render_markdown
@@ -110,7 +111,9 @@ def _run_keypoints(a, device) -> int:
 def _run_decode(a, device) -> int:
     peaks = peaks_bench(device, quick=a.quick) if device.type == "cuda" else []
     nms = nms_bench(device, quick=a.quick)
-    return _report(a.json_path, device, "decode", decode_markdown(peaks, nms), peaks=peaks, circle_nms=nms)
+    heads = head_decode_bench(device, quick=a.quick)
+    markdown = decode_markdown(peaks, nms) + "\n\n" + head_decode_markdown(heads)
+    return _report(a.json_path, device, "decode", markdown, peaks=peaks, circle_nms=nms, head_decode=heads)
 
 
 def _run_cpu_table(a, device) -> int:
