@@ -12,7 +12,7 @@ from .checks import set_default_validate
 from .decode import (CenterNetDetections, CenterPointDetections, KeptBoxes, Peaks, centernet_decode, centernet_rescale,
                      centerpoint_decode, circle_nms, circle_nms_batched, heatmap_peaks)
 from .draw import draw_heatmap, draw_heatmap_batched, render_heatmaps, render_heatmaps_batched
-from .keypoints import KeypointHeatmaps, KeypointPeaks, keypoint_decode, keypoint_heatmaps
+from .keypoints import KeypointHeatmaps, KeypointPeaks, MSRAHeatmap, UDPHeatmap, keypoint_decode, keypoint_heatmaps
 from .loss import GaussianFocalLoss, gaussian_focal_loss, gaussian_focal_loss_with_logits
 from .radius import gaussian_radius
 from .ragged import Ragged
@@ -27,8 +27,10 @@ __all__ = [
     "KeptBoxes",
     "KeypointHeatmaps",
     "KeypointPeaks",
+    "MSRAHeatmap",
     "Peaks",
     "Ragged",
+    "UDPHeatmap",
     "centernet_decode",
     "centernet_rescale",
     "centernet_targets",

@@ -22,6 +22,7 @@ import torch
 from .draw import CONFIGS, Config, bench_config, make_inputs, profile_draw, quick, run, variants
 from .cpu import cpu_markdown, cpu_table
 from .decode import decode_markdown, nms_bench, peaks_bench
+from .keypoint_decode import keypoint_decode_bench, keypoint_decode_markdown
 from .keypoints import KEYPOINT_CONFIGS, keypoints_bench, keypoints_table
 from .head_decode import head_decode_bench, head_decode_markdown
 from .loss import loss_bench, loss_table, loss_variants
@@ -105,7 +106,9 @@ def _run_targets(a, device) -> int:
 
 def _run_keypoints(a, device) -> int:
     rows = keypoints_bench(device, a.keypoints or None, quick=a.quick, cpu=not a.no_cpu, cpu_threads=a.cpu_threads)
-    return _report(a.json_path, device, "keypoints", keypoints_table(rows), keypoints=rows)
+    decoded = keypoint_decode_bench(device, quick=a.quick)
+    markdown = keypoints_table(rows) + "\n\n" + keypoint_decode_markdown(decoded)
+    return _report(a.json_path, device, "keypoints", markdown, keypoints=rows, keypoint_decode=decoded)
 
 
 def _run_decode(a, device) -> int:
@@ -183,7 +186,8 @@ SUITES = (
           f"{', '.join(TARGET_CONFIGS)}; default all), then exit", False, _run_targets,
           (("nargs", "*"), ("default", None), ("choices", tuple(TARGET_CONFIGS)), ("metavar", "CONFIG")),
           reads=("quick", "json_path", "no_cpu", "cpu_threads")),
-    Suite("keypoints", "--keypoints", "time keypoint heatmap encoding (MSRA, UDP, DARK) against mmpose's encoder "
+    Suite("keypoints", "--keypoints", "time keypoint heatmap encoding (MSRA, UDP, DARK) and decoding (maximum, "
+          "shift, DARK, DARK-UDP) against mmpose's functions "
           f"looped over the batch (configs: {', '.join(KEYPOINT_CONFIGS)}; default all), then exit", False,
           _run_keypoints, (("nargs", "*"), ("default", None), ("choices", tuple(KEYPOINT_CONFIGS)),
                            ("metavar", "CONFIG")),
