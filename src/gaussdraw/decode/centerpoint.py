@@ -9,6 +9,7 @@ import torch
 
 from ..checks import check_float_tensor
 from ..dispatch import check_backend, route, run
+from ..ops._constants import device_constant
 from ..ops.centerpoint_candidates import CENTERPOINT_CANDIDATES
 from ..ops.centerpoint_merge import CENTERPOINT_MERGE
 from .nms import circle_nms_batched
@@ -31,25 +32,6 @@ class CenterPointDetections(NamedTuple):
     scores: torch.Tensor
     labels: torch.Tensor
     counts: torch.Tensor
-
-
-_CONSTANTS: dict = {}
-
-
-def device_constant(values: tuple, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """A small constant tensor on ``device``, made once per (values, dtype, device) and copied from
-    pinned memory: no sync, and nothing to copy while a CUDA graph captures a later call."""
-    if torch.compiler.is_compiling():
-        return torch.tensor(values, dtype=dtype, device=device)
-    key = (values, dtype, device)
-    tensor = _CONSTANTS.get(key)
-    if tensor is None:
-        tensor = torch.tensor(values, dtype=dtype)
-        tensor = tensor.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else tensor.to(device)
-        if len(_CONSTANTS) >= 256:
-            _CONSTANTS.clear()
-        _CONSTANTS[key] = tensor
-    return tensor
 
 
 def _task_dicts(preds) -> list:

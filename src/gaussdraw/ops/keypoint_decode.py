@@ -30,6 +30,7 @@ from functools import cache
 import torch
 
 from ..dispatch import Implementations
+from ._constants import device_constant
 from ._triton import check_device, next_power_of_2
 
 REFINE_NONE, REFINE_SHIFT, REFINE_DARK, REFINE_DARK_UDP = 0, 1, 2, 3
@@ -53,16 +54,10 @@ def _weights_cpu(ksize: int) -> torch.Tensor:
     return (raw / raw.sum()).float()  # normalised in float64, then float32, as OpenCV
 
 
-_WEIGHTS_ON_DEVICE: dict = {}  # also the stencils' offsets
-
-
 def blur_weights(ksize: int, device: torch.device) -> torch.Tensor:
-    """OpenCV's float32 ``getGaussianKernel(ksize, 0)`` on ``device`` (made once per device: no copy
-    on later calls, so that they can be captured in a CUDA graph)."""
-    key = (ksize, str(device))
-    if key not in _WEIGHTS_ON_DEVICE:
-        _WEIGHTS_ON_DEVICE[key] = _weights_cpu(ksize).to(device)
-    return _WEIGHTS_ON_DEVICE[key]
+    """OpenCV's float32 ``getGaussianKernel(ksize, 0)`` on ``device`` (made once per device, copied
+    without a sync: later calls can be captured in a CUDA graph)."""
+    return device_constant(tuple(_weights_cpu(ksize).tolist()), torch.float32, device)
 
 
 # ----------------------------------------------------------------------------
@@ -115,10 +110,7 @@ UDP_STENCIL = tuple((dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1))
 
 def _stencil_offsets(stencil: tuple, device: torch.device):
     """(dy, dx) int64 tensors of ``stencil`` on ``device``, made once per device (as :func:`blur_weights`)."""
-    key = (stencil, str(device))
-    if key not in _WEIGHTS_ON_DEVICE:
-        _WEIGHTS_ON_DEVICE[key] = torch.tensor(stencil, dtype=torch.int64).to(device).unbind(1)
-    return _WEIGHTS_ON_DEVICE[key]
+    return device_constant(stencil, torch.int64, device).unbind(1)
 
 
 def _log_stencil(maps, maximum, ksize, low, high, work, y, x, stencil):
