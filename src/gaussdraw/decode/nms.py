@@ -26,16 +26,17 @@ class KeptBoxes(NamedTuple):
 _THRESHOLD_TENSORS: dict = {}
 
 
-def _thresholds(values: tuple, device: torch.device) -> torch.Tensor:
-    """(S,) float32 thresholds on ``device`` (each the largest float32 at most the given one, see
-    :func:`~gaussdraw.ops.circle_nms.float32_threshold`), kept for the next call with the same ones:
-    made once, copied from pinned memory (no sync, and nothing to copy while a CUDA graph captures)."""
+def _thresholds(values: tuple, device: torch.device, convert=float32_threshold) -> torch.Tensor:
+    """(S,) float32 thresholds on ``device`` (each ``convert``-ed: by default the largest float32 at
+    most the given one, see :func:`~gaussdraw.ops.circle_nms.float32_threshold`), kept for the next
+    call with the same ones: made once, copied from pinned memory (no sync, and nothing to copy
+    while a CUDA graph captures)."""
     if torch.compiler.is_compiling():
-        return torch.tensor([float32_threshold(v) for v in values], dtype=torch.float32, device=device)
-    key = (values, device)
+        return torch.tensor([convert(v) for v in values], dtype=torch.float32, device=device)
+    key = (values, device, convert)
     tensor = _THRESHOLD_TENSORS.get(key)
     if tensor is None:
-        tensor = torch.tensor([float32_threshold(v) for v in values], dtype=torch.float32)
+        tensor = torch.tensor([convert(v) for v in values], dtype=torch.float32)
         tensor = tensor.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else tensor.to(device)
         if len(_THRESHOLD_TENSORS) >= 64:
             _THRESHOLD_TENSORS.clear()
