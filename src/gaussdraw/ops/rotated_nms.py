@@ -35,7 +35,7 @@ from ._triton import cdiv, check_device, next_power_of_2
 
 DEGENERATE_AREA = 1e-14  # mmcv: a box with w * h below this has IoU 0 with every box
 WORD = 64  # suppression bits per int64 word
-ROWS = 8  # ranks per program of the bit-matrix kernel
+ROWS = 8  # ranks per program of the bit-matrix kernel (on a GPU; 64 in the interpreter: fewer programs)
 PAIRS_PER_CHUNK = 1 << 20  # torch: pairs whose IoU is computed at once
 
 
@@ -171,11 +171,12 @@ def rotated_nms_triton(geometry, order, counts, thresholds, post_max_size: int):
     from .launch import launch
 
     words = cdiv(longest, WORD)
+    rows = ROWS if geometry.device.type == "cuda" else WORD
     bits = torch.empty((num_problems, longest, words), dtype=torch.int64, device=order.device)
     geometry, order = geometry.contiguous(), order.contiguous()
-    launch(suppression_bits_kernel, (num_problems, cdiv(longest, ROWS), words), num_warps=4,
+    launch(suppression_bits_kernel, (num_problems, cdiv(longest, rows), words), num_warps=4,
            compile_options={"enable_fp_fusion": False}, geometry_ptr=geometry, counts_ptr=counts,
-           thresh_ptr=thresholds, bits_ptr=bits, longest=longest, words=words, ROWS=ROWS, WORD=WORD)
+           thresh_ptr=thresholds, bits_ptr=bits, longest=longest, words=words, ROWS=rows, WORD=WORD)
     launch(greedy_walk_kernel, (num_problems,), num_warps=1, bits_ptr=bits, order_ptr=order, counts_ptr=counts,
            kept_ptr=kept, kept_count_ptr=kept_counts, longest=longest, words=words, post_max_size=post_max_size,
            WORDS=next_power_of_2(words), WORD=WORD, BLOCK=128)
