@@ -36,7 +36,7 @@ from ._triton import cdiv, check_device, next_power_of_2
 DEGENERATE_AREA = 1e-14  # mmcv: a box with w * h below this has IoU 0 with every box
 WORD = 64  # suppression bits per int64 word
 ROWS = 8  # ranks per program of the bit-matrix kernel (on a GPU; 64 in the interpreter: fewer programs)
-PAIRS_PER_CHUNK = 1 << 20  # torch: pairs whose IoU is computed at once
+PAIRS_PER_CHUNK = 1 << 15  # torch: pairs whose IoU is computed at once
 
 
 def sorted_candidates(scores: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
@@ -50,16 +50,25 @@ def sorted_candidates(scores: torch.Tensor, counts: torch.Tensor) -> torch.Tenso
 
 def box_geometry(boxes: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """(..., 8) ``dtype`` rows of (..., 5) boxes (x, y, w, h, angle): x, y, the offsets of corners 0
-    and 1 from the center (corners 2 and 3 are their negatives), and 1 where ``w * h`` is below
-    1e-14 (else 0). As mmcv's ``get_rotated_vertices``: cos and sin in float64, then ``dtype``;
-    corner 0 is (-w/2, +h/2) rotated counter-clockwise by the angle, corner 1 (-w/2, -h/2)."""
+    and 1 from the center (corners 2 and 3 are their negatives), 1 where ``w * h`` is below 1e-14
+    (else 0), and a reach: a little over the half diagonal (boxes whose reaches do not meet have
+    IoU 0). As mmcv's ``get_rotated_vertices``: cos and sin in float64, then ``dtype``; corner 0
+    is (-w/2, +h/2) rotated counter-clockwise by the angle, corner 1 (-w/2, -h/2)."""
     x, y, w, h = (boxes[..., k].to(dtype) for k in range(4))
     angle = boxes[..., 4].double()
     cos_half, sin_half = torch.cos(angle).to(dtype) * 0.5, torch.sin(angle).to(dtype) * 0.5
     first_x, first_y = -(sin_half * h) - cos_half * w, cos_half * h - sin_half * w
     second_x, second_y = sin_half * h - cos_half * w, -(cos_half * h) - sin_half * w
     degenerate = ((w * h) < DEGENERATE_AREA).to(dtype)
-    return torch.stack([x, y, first_x, first_y, second_x, second_y, degenerate, torch.zeros_like(x)], -1)
+    reach = torch.maximum(first_x * first_x + first_y * first_y, second_x * second_x + second_y * second_y).sqrt()
+    return torch.stack([x, y, first_x, first_y, second_x, second_y, degenerate, reach * 1.001], -1)
+
+
+def far_apart(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+    """(...) bool: pairs of :func:`box_geometry` rows whose reaches do not meet (IoU 0)."""
+    dx, dy = first[..., 0] - second[..., 0], first[..., 1] - second[..., 1]
+    reach = first[..., 7] + second[..., 7]
+    return (dx * dx + dy * dy) > reach * reach
 
 
 # ----------------------------------------------------------------------------
@@ -115,22 +124,25 @@ def pair_iou(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
         inter = inter + _edge_part(polygon_b[k], polygon_b[(k + 1) % 4], polygon_a, against=True)
     inter = torch.clamp(inter, min=0)
     iou = inter / (area_a + area_b - inter)
-    return torch.where((first[..., 6] + second[..., 6]) > 0, torch.zeros_like(iou), iou)
+    zero = ((first[..., 6] + second[..., 6]) > 0) | far_apart(first, second)
+    return torch.where(zero, torch.zeros_like(iou), iou)
 
 
 def suppression_matrix(geometry: torch.Tensor, counts: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
-    """(S, P, P) bool: [s, i, j] where rank j (< counts[s]) comes after rank i and IoU >= threshold."""
+    """(S, P, P) bool: [s, i, j] where rank j (< counts[s]) comes after rank i and IoU >= threshold.
+    The IoU is computed for the pairs whose reaches meet (read back: one sync), in chunks; it is 0
+    for the others."""
     num_problems, longest, _ = geometry.shape
     ranks = torch.arange(longest, device=geometry.device)
-    limit = thresholds.to(geometry.dtype)[:, None, None]
-    rows = max(1, PAIRS_PER_CHUNK // max(1, num_problems * longest))
-    chunks = []
-    for start in range(0, longest, rows):  # a loop over row chunks, each a batch of pairs
-        first = geometry[:, start:start + rows, None, :]
-        chunks.append(pair_iou(first, geometry[:, None, :, :]) >= limit)
-    matrix = torch.cat(chunks, 1) if chunks else geometry.new_zeros((num_problems, 0, 0), dtype=torch.bool)
-    later = ranks[None, :] > ranks[:, None]
-    return matrix & later & (ranks < counts[:, None])[:, None, :]
+    limit = thresholds.to(geometry.dtype)
+    pairs = (ranks[None, :] > ranks[:, None]) & (ranks < counts[:, None])[:, None, :]
+    near = pairs & ~far_apart(geometry[:, :, None, :], geometry[:, None, :, :])
+    suppress = pairs & (limit <= 0)[:, None, None]  # IoU 0 of the pairs far apart
+    problem, row, col = near.nonzero(as_tuple=True)
+    for start in range(0, problem.shape[0], PAIRS_PER_CHUNK):  # a loop over chunks, each a batch of pairs
+        p, i, j = (index[start:start + PAIRS_PER_CHUNK] for index in (problem, row, col))
+        suppress[p, i, j] = pair_iou(geometry[p, i], geometry[p, j]) >= limit[p]
+    return suppress
 
 
 def rotated_nms_torch(geometry, order, counts, thresholds, post_max_size: int):

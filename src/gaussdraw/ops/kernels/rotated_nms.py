@@ -58,12 +58,18 @@ def _cross_next(px, py, qx, qy):
 
 
 @triton.jit
-def _pair_iou(g_ptr_a, g_ptr_b, mask_a, mask_b):
-    """IoU of the boxes whose geometry rows (8 values) start at the (broadcast) pointers."""
-    xa = tl.load(g_ptr_a, mask=mask_a, other=0.0)
-    ya = tl.load(g_ptr_a + 1, mask=mask_a, other=0.0)
-    xb = tl.load(g_ptr_b, mask=mask_b, other=0.0)
-    yb = tl.load(g_ptr_b + 1, mask=mask_b, other=0.0)
+def _far_apart(xa, ya, xb, yb, g_ptr_a, g_ptr_b, mask_a, mask_b):
+    """Pairs whose reaches (slot 7 of the geometry rows) do not meet: IoU 0."""
+    dx = xa - xb
+    dy = ya - yb
+    reach = tl.load(g_ptr_a + 7, mask=mask_a, other=0.0) + tl.load(g_ptr_b + 7, mask=mask_b, other=0.0)
+    return (dx * dx + dy * dy) > reach * reach
+
+
+@triton.jit
+def _pair_iou(g_ptr_a, g_ptr_b, mask_a, mask_b, xa, ya, xb, yb, far):
+    """IoU of the boxes whose geometry rows (8 values) start at the (broadcast) pointers; (xa, ya),
+    (xb, yb) their centers and ``far`` :func:`_far_apart` of them."""
     half_dx = (xa - xb) * 0.5
     half_dy = (ya - yb) * 0.5
     fxa = tl.load(g_ptr_a + 2, mask=mask_a, other=0.0)
@@ -108,7 +114,7 @@ def _pair_iou(g_ptr_a, g_ptr_b, mask_a, mask_b):
     inter = inter + _edge_part(b3x, b3y, b0x, b0y, a0x, a0y, a1x, a1y, a2x, a2y, a3x, a3y, True)
     inter = tl.maximum(inter, 0.0)
     iou = _divide(inter, area_a + area_b - inter)
-    return tl.where(degenerate > 0, 0.0, iou)
+    return tl.where((degenerate > 0) | far, 0.0, iou)
 
 
 @triton.jit
@@ -128,11 +134,19 @@ def suppression_bits_kernel(geometry_ptr, counts_ptr, thresh_ptr, bits_ptr, long
     if (word * WORD + WORD - 1 > first_row) & (first_row < n):  # some later rank in this tile
         row_ok = rows < n
         col_ok = cols < n
-        p_rows = geometry_ptr + (problem * longest + rows) * 8
-        p_cols = geometry_ptr + (problem * longest + cols) * 8
-        iou = _pair_iou(p_rows[:, None], p_cols[None, :], row_ok[:, None], col_ok[None, :])
-        limit = tl.load(thresh_ptr + problem).to(iou.dtype)
-        suppress = (iou >= limit) & (cols[None, :] > rows[:, None]) & row_ok[:, None] & col_ok[None, :]
+        pairs = (cols[None, :] > rows[:, None]) & row_ok[:, None] & col_ok[None, :]
+        p_rows = (geometry_ptr + (problem * longest + rows) * 8)[:, None]
+        p_cols = (geometry_ptr + (problem * longest + cols) * 8)[None, :]
+        xa = tl.load(p_rows, mask=row_ok[:, None], other=0.0)
+        ya = tl.load(p_rows + 1, mask=row_ok[:, None], other=0.0)
+        xb = tl.load(p_cols, mask=col_ok[None, :], other=0.0)
+        yb = tl.load(p_cols + 1, mask=col_ok[None, :], other=0.0)
+        far = _far_apart(xa, ya, xb, yb, p_rows, p_cols, row_ok[:, None], col_ok[None, :])
+        limit = tl.load(thresh_ptr + problem).to(xa.dtype)
+        suppress = pairs & (tl.zeros_like(xa) >= limit)  # IoU 0 of the pairs far apart
+        if tl.max((pairs & ~far).to(tl.int32)) > 0:  # some pair near enough to overlap
+            iou = _pair_iou(p_rows, p_cols, row_ok[:, None], col_ok[None, :], xa, ya, xb, yb, far)
+            suppress = pairs & (iou >= limit)
         bits = tl.sum(suppress.to(tl.int64) << lanes[None, :].to(tl.int64), axis=1)  # disjoint bits: sum = or
     tl.store(bits_ptr + (problem * longest + rows) * words + word, bits, mask=rows < longest)
 
