@@ -234,7 +234,8 @@ def test_float16_boxes_are_computed_in_float32(backend):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_thresholds_zero_and_one(backend):
-    boxes = torch.tensor([[0, 0, 2, 1, 0.3], [0, 0, 2, 1, 0.3], [0.001, 0, 2, 1, 0.3], [9, 9, 1, 1, 0], [4, 4, 0, 1, 0]])
+    boxes = torch.tensor([[0, 0, 2, 1, 0.3], [0, 0, 2, 1, 0.3], [0.001, 0, 2, 1, 0.3], [9, 9, 1, 1, 0],
+                          [4, 4, 0, 1, 0]])
     scores = torch.tensor([0.9, 0.8, 0.7, 0.6, 0.95])
     assert rotated_nms(boxes, scores, 1.0, backend=backend).tolist() == [4, 0, 2, 3]  # only the identical pair
     assert rotated_nms(boxes, scores, 0.0, backend=backend).tolist() == [4]  # a zero-area box: IoU 0 >= 0

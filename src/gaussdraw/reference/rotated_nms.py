@@ -67,6 +67,9 @@ def rotated_iou(first, second) -> float:
     area_second = float(second[2]) * float(second[3])
     if area_first < DEGENERATE_AREA or area_second < DEGENERATE_AREA:
         return 0.0
+    reach = (math.hypot(first[2], first[3]) + math.hypot(second[2], second[3])) / 2
+    if math.hypot(float(first[0]) - float(second[0]), float(first[1]) - float(second[1])) > reach * 1.000001:
+        return 0.0  # the circles about the boxes do not meet (no clipping needed)
     shift_x, shift_y = (float(first[0]) + float(second[0])) / 2, (float(first[1]) + float(second[1])) / 2
     polygon_first = rotated_corners(first, shift_x, shift_y)
     polygon_second = rotated_corners(second, shift_x, shift_y)
