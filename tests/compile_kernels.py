@@ -16,7 +16,7 @@ from triton.backends.compiler import GPUTarget
 import triton.language as tl
 
 from gaussdraw.ops.kernels import (centernet_targets, centerpoint_targets, circle_nms, draw_gaussians,
-                                   local_maximum, peaks)
+                                   local_maximum, peaks, rotated_nms)
 
 FLOATS = {"sigma_factor", "k_scale", "zero_below", "width_ratio", "height_ratio", "one_minus", "one_plus", "minus_two_o", "o_minus_one", "sixteen_o", "eight_o",
           "range_x", "range_y", "voxel_x", "voxel_y", "out_size_factor"}
@@ -39,6 +39,9 @@ KERNELS = [  # (kernel, constexprs, compiled without fused multiply-adds[, point
     (peaks.tile_max_kernel, dict(KERNEL=3, BLOCK_H=16, BLOCK_W=64), False),
     (peaks.candidates_kernel, dict(KERNEL=3, BLOCK_H=16, BLOCK_W=64), False),
     (peaks.select_kernel, dict(KERNEL=3, KEEP=128, CHUNK=2048), False),
+    (rotated_nms.suppression_bits_kernel, dict(ROWS=8, WORD=64), True, {"geometry_ptr": "*fp32", "bits_ptr": "*i64"}),
+    (rotated_nms.suppression_bits_kernel, dict(ROWS=8, WORD=64), True, {"geometry_ptr": "*fp64", "bits_ptr": "*i64"}),
+    (rotated_nms.greedy_walk_kernel, dict(WORDS=16, WORD=64, BLOCK=128), False, {"bits_ptr": "*i64"}),
     (peaks.order_kernel, dict(KEEP=512), False, {"scores_ptr": "*fp32", "flat_ptr": "*i64", "labels_ptr": "*i64",
                                                   "ys_ptr": "*i64", "xs_ptr": "*i64", "indices_ptr": "*i64"}),
 ]
@@ -62,7 +65,7 @@ def main() -> int:
         compiled = triton.compile(source, target=GPUTarget("cuda", 90, 32),
                                   options={"enable_fp_fusion": not unfused, "num_warps": 4})
         ptx = compiled.asm["ptx"]
-        fused = [line.strip() for line in ptx.splitlines() if line.strip().startswith("fma.rn.f32")]
+        fused = [line.strip() for line in ptx.splitlines() if line.strip().startswith(("fma.rn.f32", "fma.rn.f64"))]
         print(f"{kernel.fn.__name__}: {len(ptx.splitlines())} PTX lines, {len(fused)} fused multiply-adds")
         if fused and unfused:
             return 1

@@ -96,10 +96,10 @@ def test_one_problem_and_other_device_index():
 
 @pytest.mark.parametrize("use_triton", [False, True])
 def test_opcheck(use_triton):
-    from gaussdraw.ops.rotated_nms import box_geometry, sorted_candidates
+    from gaussdraw.ops.rotated_nms import box_geometry, stable_score_order
 
     boxes, scores, counts = (t.cuda() for t in detections(3, 40, seed=3))
-    order = sorted_candidates(scores, counts)
+    order = stable_score_order(scores, counts)
     geometry = box_geometry(torch.gather(boxes, 1, order[..., None].expand(3, 40, 5)), torch.float32)
     thresholds = torch.full((3,), 0.3, device="cuda")
     torch.library.opcheck(rotated_nms_op, (geometry, order, counts, thresholds, 10, use_triton))

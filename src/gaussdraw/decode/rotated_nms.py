@@ -10,7 +10,7 @@ import torch
 from ..checks import raise_first, resolve_validate
 from ..dispatch import check_backend, route, run
 from ..inputs import Field, batch_inputs, is_numbers, python_tensor
-from ..ops.rotated_nms import ROTATED_NMS, box_geometry, sorted_candidates
+from ..ops.rotated_nms import ROTATED_NMS, box_geometry, stable_score_order
 from ..ragged import RaggedLike
 from .nms import KeptBoxes, _thresholds
 
@@ -51,13 +51,16 @@ def rotated_nms_batched(boxes: RaggedLike, scores: RaggedLike, thresh, *, pre_ma
       threshold of 0, are suppressed). Identical boxes have IoU exactly 1 here. mmcv finds the
       polygon by a convex hull with absolute epsilons (1e-6 on cross products), so for boxes
       smaller than about 1e-3 units its IoU can differ from the exact one.
-    - Boxes are visited by descending score, equal scores by index (the lower first, as the
-      stable ``torch.sort`` of ``nms_bev`` on the CPU orders them; NaN scores first). Only the best
-      ``pre_max_size`` take part. A box is kept unless a kept box has IoU >= ``thresh`` with it
+    - Boxes are visited by descending score, equal scores by index (the lower first: a stable
+      descending sort; NaN scores first, as ``torch.sort`` puts them). ``nms_bev`` sorts with
+      ``torch.sort``'s default, unstable sort, which leaves equal scores in an order of its own
+      (on the CPU, the stable order up to 16 boxes only). Only the best ``pre_max_size`` take part. A box is kept unless a kept box has IoU >= ``thresh`` with it
       (mmcv's CPU kernel compares ``>=``, its CUDA kernel ``>``: they differ only where an IoU
       equals the threshold, e.g. at 0 with disjoint boxes or at 1 with identical ones), the
       threshold rounded to float32 as mmcv takes it (a C ``float``). Then the first
       ``post_max_size`` kept boxes.
+    - ``nms_bev`` gets ``xywhr2xyxyr(boxes)`` and turns it back into ``((x1 + x2) / 2, (y1 + y2)
+      / 2, x2 - x1, y2 - y1, r)``; pass boxes through the same round trip to match it to the bit.
     - Computed in float64 for float64 boxes, else in float32 (float16 and bfloat16 boxes are cast
       to float32, where mmcv's CUDA kernel would compute in half). Decisions can differ from
       mmcv's only where an IoU lies within rounding of the threshold.
@@ -106,7 +109,7 @@ def rotated_nms_batched(boxes: RaggedLike, scores: RaggedLike, thresh, *, pre_ma
         raise_first(batch.count_checks() + [(~finite, box_tensor, "boxes must be finite", longest)])
     candidates = longest if pre_max_size is None else min(pre_max_size, longest)
     size = candidates if post_max_size is None else min(post_max_size, candidates)
-    order = sorted_candidates(score_tensor, sizes)[:, :candidates]
+    order = stable_score_order(score_tensor, sizes)[:, :candidates]
     in_order = torch.gather(box_tensor, 1, order.unsqueeze(2).expand(num_problems, candidates, 5))
     geometry = box_geometry(in_order, torch.float64 if box_tensor.dtype == torch.float64 else torch.float32)
     used = sizes.clamp(0, candidates).to(torch.int64)

@@ -1,7 +1,7 @@
 """The rotated-NMS op: mmcv's ``nms_rotated`` (as mmdet3d's ``nms_bev`` calls it) for a batch of
 problems: a pairwise suppression matrix, then a greedy walk.
 
-Both implementations take each problem's boxes already in visiting order (:func:`sorted_candidates`,
+Both implementations take each problem's boxes already in visiting order (:func:`stable_score_order`,
 cut to ``pre_max_size``) as :func:`box_geometry` rows, computed once by torch for both, so that
 their inputs are the same bits:
 
@@ -39,10 +39,9 @@ ROWS = 8  # ranks per program of the bit-matrix kernel (on a GPU; 64 in the inte
 PAIRS_PER_CHUNK = 1 << 15  # torch: pairs whose IoU is computed at once
 
 
-def sorted_candidates(scores: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+def stable_score_order(scores: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
     """(S, N) int64: each problem's box indices by descending score, equal scores by index (a
-    stable descending ``torch.sort``, as mmdet3d's ``nms_bev`` sorts on the CPU; NaN first, as
-    torch sorts it), entries past ``counts`` last."""
+    stable descending ``torch.sort``; NaN first, as torch sorts it), entries past ``counts`` last."""
     position = torch.arange(scores.shape[1], device=scores.device)
     padded = scores.masked_fill(position >= counts.unsqueeze(1), float("-inf"))
     return torch.sort(padded, dim=1, descending=True, stable=True).indices
@@ -194,12 +193,12 @@ def rotated_nms_triton(geometry, order, counts, thresholds, post_max_size: int):
     rows = ROWS if geometry.device.type == "cuda" else WORD
     bits = torch.empty((num_problems, longest, words), dtype=torch.int64, device=order.device)
     geometry, order = geometry.contiguous(), order.contiguous()
-    launch(suppression_bits_kernel, (num_problems, cdiv(longest, rows), words), num_warps=4,
+    launch(suppression_bits_kernel, (num_problems, cdiv(longest, rows), words), num_warps=8,
            compile_options={"enable_fp_fusion": False}, geometry_ptr=geometry, counts_ptr=counts,
            thresh_ptr=thresholds, bits_ptr=bits, longest=longest, words=words, ROWS=rows, WORD=WORD)
     launch(greedy_walk_kernel, (num_problems,), num_warps=1, bits_ptr=bits, order_ptr=order, counts_ptr=counts,
            kept_ptr=kept, kept_count_ptr=kept_counts, longest=longest, words=words, post_max_size=post_max_size,
-           WORDS=next_power_of_2(words), WORD=WORD, BLOCK=128)
+           WORDS=max(16, next_power_of_2(words)), WORD=WORD, BLOCK=128)
     return kept, kept_counts
 
 

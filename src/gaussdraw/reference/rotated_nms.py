@@ -79,7 +79,7 @@ def rotated_iou(first, second) -> float:
 
 def descending_order(scores) -> list[int]:
     """Indices by descending score, equal scores by index, NaN first (as a stable descending
-    ``torch.sort``, which mmdet3d's ``nms_bev`` calls)."""
+    ``torch.sort``)."""
     values = [float(s) for s in scores]
     return sorted(range(len(values)), key=lambda i: (0, 0.0, i) if math.isnan(values[i]) else (1, -values[i], i))
 
