@@ -54,7 +54,8 @@ def rotated_nms_batched(boxes: RaggedLike, scores: RaggedLike, thresh, *, pre_ma
     - Boxes are visited by descending score, equal scores by index (the lower first: a stable
       descending sort; NaN scores first, as ``torch.sort`` puts them). ``nms_bev`` sorts with
       ``torch.sort``'s default, unstable sort, which leaves equal scores in an order of its own
-      (on the CPU, the stable order up to 16 boxes only). Only the best ``pre_max_size`` take part. A box is kept unless a kept box has IoU >= ``thresh`` with it
+      (on the CPU, the stable order up to 16 boxes only). Only the best ``pre_max_size`` take
+      part. A box is kept unless a kept box has IoU >= ``thresh`` with it
       (mmcv's CPU kernel compares ``>=``, its CUDA kernel ``>``: they differ only where an IoU
       equals the threshold, e.g. at 0 with disjoint boxes or at 1 with identical ones), the
       threshold rounded to float32 as mmcv takes it (a C ``float``). Then the first
