@@ -107,3 +107,61 @@ def test_decode_compiles_fullgraph():
     compiled = torch.compile(decode, fullgraph=True)
     for got, want in zip(compiled(heat, centers, scores, counts), decode(heat, centers, scores, counts)):
         assert torch.equal(got, want)
+
+
+def _poisoned_outputs(num_samples, size):
+    """Fill the caching allocator's next blocks of the outputs' sizes with -7, so that an entry the
+    kernel does not write shows (torch.empty then reuses them)."""
+    blocks = [torch.full((num_samples, size), -7, dtype=torch.int64, device="cuda"),
+              torch.full((num_samples,), -7, dtype=torch.int64, device="cuda")]
+    del blocks
+
+
+def _padded_cuda(centers, scores, longest=None, dtype=torch.float32):
+    longest = longest or max(len(s) for s in scores)
+    padded_c = torch.full((len(scores), longest, 2), float("nan"), dtype=dtype)
+    padded_s = torch.full((len(scores), longest), float("nan"), dtype=dtype)
+    for b, (c, s) in enumerate(zip(centers, scores)):
+        padded_c[b, : len(s)], padded_s[b, : len(s)] = c.to(dtype), s.to(dtype)
+    return padded_c.cuda(), padded_s.cuda(), torch.tensor([len(s) for s in scores]).cuda()
+
+
+@cuda
+@pytest.mark.parametrize("samples, count, levels", [(1, 1000, 10**6), (24, 500, 10**6), (24, 500, 7), (2, 4096, 50),
+                                                    (3, 4097, 10**6), (5, 17, 3)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64])
+def test_circle_nms_one_launch_matches_cpu(samples, count, levels, dtype):
+    """The one-launch sorted walk (up to 4096 candidates; 4097 takes the two-launch path) against the
+    CPU, ties included (few score levels), samples of different lengths, poisoned outputs."""
+    g = torch.Generator().manual_seed(count + levels)
+    lengths = [count - count // 5 * b // max(samples - 1, 1) for b in range(samples)]
+    centers = [(torch.rand(n, 2, generator=g) * 60).to(dtype) for n in lengths]
+    scores = [(torch.randint(0, levels, (n,), generator=g).float() / levels).to(dtype) for n in lengths]
+    for post in (83, None, 1) if dtype == torch.float32 else (83,):  # None: every block walked
+        cpu = circle_nms_batched(centers, scores, 2.0, post_max_size=post)
+        padded_c, padded_s, counts = _padded_cuda(centers, scores, dtype=dtype)
+        _poisoned_outputs(samples, cpu.indices.shape[1])
+        gpu = circle_nms_batched(padded_c, padded_s, 2.0, post_max_size=post, counts=counts)
+        assert torch.equal(gpu.indices.cpu(), cpu.indices) and torch.equal(gpu.counts.cpu(), cpu.counts)
+
+
+@cuda
+def test_circle_nms_repeated_calls_relaunch_with_their_tensors():
+    """Unchecked calls of one layout repeat an earlier one's launch (gaussdraw.draw_plans) with their own
+    tensors; other thresholds plan anew; validate=True still checks."""
+    from gaussdraw.draw_plans import PLANS
+    from gaussdraw.ops.launch import direct_launch_active
+
+    PLANS.clear()
+    for seed in range(5):
+        centers, scores = nms_batch("cpu", samples=4, count=500, seed=seed)
+        thresh = [4.0, 2.0, 4.0, 1.0] if seed < 4 else 3.0
+        cpu = circle_nms_batched(centers, scores, thresh)
+        padded_c, padded_s, counts = _padded_cuda(centers, scores, longest=500)
+        _poisoned_outputs(4, 83)
+        gpu = circle_nms_batched(padded_c, padded_s, thresh, counts=counts)
+        assert torch.equal(gpu.indices.cpu(), cpu.indices) and torch.equal(gpu.counts.cpu(), cpu.counts), seed
+    if direct_launch_active():
+        assert sum(key[0] == "circle_nms" for key in PLANS) == 2  # the fifth call's thresholds: a layout of its own
+    with pytest.raises(ValueError, match="counts must be in"):
+        circle_nms_batched(padded_c, padded_s, 3.0, counts=counts + 1000, validate=True)

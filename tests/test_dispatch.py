@@ -15,6 +15,7 @@ import torch
 
 import gaussdraw
 from gaussdraw import Ragged, draw, loss
+from gaussdraw.decode import nms as decode_nms
 from gaussdraw.decode import peaks as decode_peaks
 from gaussdraw.ops._triton import HAVE_TRITON, interpreting
 from gaussdraw.ops.centernet_targets import CENTERNET_TARGETS
@@ -158,7 +159,8 @@ OPS = {
                              [(draw, "launch")]),
     "centernet_targets": (call_centernet_targets, ["list", "ragged", "padded"], [CENTERNET_TARGETS], []),
     "centerpoint_targets": (call_centerpoint_targets, ["list", "ragged", "padded"], [CENTERPOINT_TARGETS], []),
-    "circle_nms_batched": (call_circle_nms_batched, ["list", "ragged", "padded"], [CIRCLE_NMS], []),
+    "circle_nms_batched": (call_circle_nms_batched, ["list", "ragged", "padded"], [CIRCLE_NMS],
+                           [(decode_nms, "circle_nms_sorted_triton")]),
     "rotated_nms_batched": (call_rotated_nms_batched, ["list", "ragged", "padded"], [ROTATED_NMS], []),
     "heatmap_peaks": (call_heatmap_peaks, ["tensor"], [LOCAL_MAXIMUM],
                       [(decode_peaks, "peak_keys_triton"), (decode_peaks, "order_peaks_triton")]),

@@ -257,18 +257,10 @@ def _draw_concat(heatmap, centers, radii, heatmap_idxes, diameter_to_sigma_facto
     return heatmap
 
 
-def draw_heatmap_batched(
-    heatmap: torch.Tensor,
-    centers: RaggedLike,
-    radii: RaggedLike,
-    diameter_to_sigma_factor: float = 6.0,
-    k_scale: float = 1.0,
-    labels: RaggedLike | None = None,
-    *,
-    counts: torch.Tensor | None = None,
-    backend: str = "auto",
-    validate: bool | None = None,
-) -> torch.Tensor:
+def draw_heatmap_batched(heatmap: torch.Tensor, centers: RaggedLike, radii: RaggedLike,
+                         diameter_to_sigma_factor: float = 6.0, k_scale: float = 1.0,
+                         labels: RaggedLike | None = None, *, counts: torch.Tensor | None = None,
+                         backend: str = "auto", validate: bool | None = None) -> torch.Tensor:
     """Draw Gaussians into per-sample heatmaps, in place, from per-sample sets of boxes.
 
     Same values as :func:`draw_heatmap`; sample ``b``'s boxes draw into

@@ -201,20 +201,10 @@ def _focal_loss(pred, target, alpha, gamma, pos_weight, neg_weight, reduction, a
     return (loss * loss_weight if not config.reduce and loss_weight != 1 else loss), positives
 
 
-def gaussian_focal_loss(
-    pred: torch.Tensor,
-    target: torch.Tensor,
-    alpha: float = 2.0,
-    gamma: float = 4.0,
-    pos_weight: float = 1.0,
-    neg_weight: float = 1.0,
-    reduction: str = "mean",
-    avg_factor: float | torch.Tensor | None = None,
-    weight: torch.Tensor | None = None,
-    *,
-    backend: str = "auto",
-    validate: bool | None = None,
-) -> torch.Tensor:
+def gaussian_focal_loss(pred: torch.Tensor, target: torch.Tensor, alpha: float = 2.0, gamma: float = 4.0,
+                        pos_weight: float = 1.0, neg_weight: float = 1.0, reduction: str = "mean",
+                        avg_factor: float | torch.Tensor | None = None, weight: torch.Tensor | None = None, *,
+                        backend: str = "auto", validate: bool | None = None) -> torch.Tensor:
     """Gaussian focal loss of probabilities ``pred`` against Gaussian heatmaps ``target``.
 
     Same values as mmdet 3.x's ``gaussian_focal_loss`` with its ``weighted_loss``

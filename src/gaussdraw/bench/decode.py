@@ -21,6 +21,8 @@ PEAK_CONFIGS = {  # name: (shape, k, kernel, per_class_k)
 }
 NMS_SIZES = (1000, 4000)
 QUICK_NMS_SIZES = (100, 300)  # --quick: fewer candidates, and the loop timed for 0.05 s rather than 0.5 s
+NMS_BATCHES = ((24, 500),)  # (problems, most candidates) in one call: CenterPoint's 6 tasks x 4 samples
+QUICK_NMS_BATCHES = ((3, 100),)
 
 
 def quick_peaks(shape: tuple, k: int) -> tuple:
@@ -93,35 +95,50 @@ def nms_inputs(count, device, seed=0):
     return centers.to(device), scores.to(device)
 
 
-def nms_bench(device, thresh: float = 4.0, post_max_size: int = 83, sizes=None, quick: bool = False) -> list[dict]:
-    """Circle NMS against the per-box loop for ``sizes`` candidates (default :data:`NMS_SIZES`, or
-    :data:`QUICK_NMS_SIZES` with ``quick``)."""
+def nms_bench(device, thresh: float = 4.0, post_max_size: int = 83, sizes=None, quick: bool = False,
+              batches=None) -> list[dict]:
+    """Circle NMS against the per-box loop: one problem of each of ``sizes`` candidates (default
+    :data:`NMS_SIZES`, or :data:`QUICK_NMS_SIZES` with ``quick``), then each (problems, most
+    candidates) of ``batches`` in one call (default :data:`NMS_BATCHES`), against the loop over them."""
     sizes = sizes or (QUICK_NMS_SIZES if quick else NMS_SIZES)
+    batches = batches or (QUICK_NMS_BATCHES if quick else NMS_BATCHES)
     loop_s = 0.05 if quick else 0.5
     loop, kind = _circle_nms_loop()
     rows = []
-    for count in sizes:
-        centers, scores = nms_inputs(count, device)
-        dets = tuple(np.ascontiguousarray(column) for column in
-                     torch.cat([centers, scores[:, None]], 1).cpu().numpy().T)  # xs, ys, scores (float32)
-        loop(*dets, thresh, post_max_size)  # compile
+    for problems, count in [(1, size) for size in sizes] + list(batches):
+        lengths = [count - count // 5 * b // max(problems - 1, 1) for b in range(problems)]  # count down to 0.8 count
+        inputs = [nms_inputs(n, device, seed=b) for b, n in enumerate(lengths)]
+        dets = [tuple(np.ascontiguousarray(column) for column in torch.cat([c, s[:, None]], 1).cpu().numpy().T)
+                for c, s in inputs]  # xs, ys, scores (float32) of each problem
+        loop(*dets[0], thresh, post_max_size)  # compile
         start = time.perf_counter()
         repeats = 0
         while time.perf_counter() - start < loop_s or repeats < 3:
-            expected = loop(*dets, thresh, post_max_size)
+            expected = [loop(*d, thresh, post_max_size) for d in dets]
             repeats += 1
         loop_us = (time.perf_counter() - start) / repeats * 1e6
-        batch = (centers.unsqueeze(0), scores.unsqueeze(0))
-        counts = torch.tensor([count], device=device)
-        call = lambda: circle_nms_batched(*batch, thresh, post_max_size=post_max_size, counts=counts)  # noqa: E731
+        centers = torch.zeros(problems, count, 2, device=device)
+        scores = torch.zeros(problems, count, device=device)
+        for b, (c, s) in enumerate(inputs):
+            centers[b, : len(s)], scores[b, : len(s)] = c, s
+        counts = torch.tensor(lengths, device=device)
+        call = lambda: circle_nms_batched(centers, scores, thresh, post_max_size=post_max_size, counts=counts)  # noqa: E731
         kept = call()
-        same = kept.indices[0, : int(kept.counts[0])].tolist() == [int(i) for i in expected]
-        row = dict(candidates=count, thresh=thresh, post_max_size=post_max_size, loop=kind, loop_us=loop_us,
-                   same_as_loop=same, wall_us=wall_time(call, device, 5 if quick else 50) * 1e6,
+        same = all(kept.indices[b, : int(kept.counts[b])].tolist() == [int(i) for i in expected[b]]
+                   for b in range(problems))
+        row = dict(candidates=count, problems=problems, thresh=thresh, post_max_size=post_max_size, loop=kind,
+                   loop_us=loop_us, same_as_loop=same, wall_us=wall_time(call, device, 5 if quick else 50) * 1e6,
                    gpu_us=graph_time_or_none(call) if device.type == "cuda" else None)
         row["speedup_wall"] = loop_us / row["wall_us"]
+        if device.type == "cuda":  # the one-launch kernel alone, by warps per program (its default: sorted_walk_warps)
+            from ..ops.circle_nms import circle_nms_sorted_triton, sorted_walk_fits
+
+            thresholds = torch.full((problems,), thresh, device=device)
+            row["sorted walk GPU us by warps"] = {w: graph_time_or_none(
+                lambda w=w: circle_nms_sorted_triton(scores, centers, counts, thresholds, post_max_size, num_warps=w))
+                for w in (2, 4, 8, 16)} if sorted_walk_fits(count) else None
         rows.append(row)
-        print(f"  circle NMS {count}: done", flush=True)
+        print(f"  circle NMS {problems} x {count}: done", flush=True)
     return rows
 
 
@@ -152,6 +169,8 @@ def _nms_markdown(nms: list[dict]) -> list[str]:
              "| × loop (wall) | same kept boxes |", "|---|---|---|---|---|---|"]
     for r in nms:
         gpu = f"{r['gpu_us']:,.1f}" if r.get("gpu_us") is not None else "-"
-        lines.append(f"| {r['candidates']} | {r['loop_us']:,.1f} ({r['loop']}) | {r['wall_us']:,.1f} | {gpu} "
+        problems = r.get("problems", 1)
+        candidates = r["candidates"] if problems == 1 else f"{problems} × ≤{r['candidates']}"
+        lines.append(f"| {candidates} | {r['loop_us']:,.1f} ({r['loop']}) | {r['wall_us']:,.1f} | {gpu} "
                      f"| {r['speedup_wall']:,.0f} | {r['same_as_loop']} |")
     return lines

@@ -8,8 +8,10 @@ import torch
 
 from ..checks import raise_first, resolve_validate
 from ..dispatch import check_backend, route, run
+from ..draw_plans import layout, planned, remember
 from ..inputs import Field, batch_inputs, is_numbers, python_tensor
-from ..ops.circle_nms import CIRCLE_NMS, float32_threshold, sorted_candidates, sorted_candidates_triton
+from ..ops.circle_nms import (CIRCLE_NMS, circle_nms_sorted_triton, float32_threshold, sorted_candidates,
+                              sorted_candidates_triton, sorted_walk_fits)
 from ..ragged import RaggedLike
 
 NMS_FIELDS = (Field("scores", floating=True), Field("centers", (2,), floating=True))  # scores set S and counts
@@ -23,25 +25,35 @@ class KeptBoxes(NamedTuple):
     counts: torch.Tensor
 
 
-_THRESHOLD_TENSORS: dict = {}
+_CONSTANTS: dict = {}
 
 
-def _thresholds(values: tuple, device: torch.device, convert=float32_threshold) -> torch.Tensor:
-    """(S,) float32 thresholds on ``device`` (each ``convert``-ed: by default the largest float32 at
-    most the given one, see :func:`~gaussdraw.ops.circle_nms.float32_threshold`), kept for the next
-    call with the same ones: made once, copied from pinned memory (no sync, and nothing to copy
-    while a CUDA graph captures)."""
+def _device_constant(values: tuple, dtype: torch.dtype, device: torch.device, convert=None) -> torch.Tensor:
+    """A (len(values),) tensor of ``values`` (each through ``convert`` if given) on ``device``, kept for
+    the next call with the same ones: made once, copied from pinned memory (no sync, and nothing to
+    copy while a CUDA graph captures). Callers never write to it."""
     if torch.compiler.is_compiling():
-        return torch.tensor([convert(v) for v in values], dtype=torch.float32, device=device)
-    key = (values, device, convert)
-    tensor = _THRESHOLD_TENSORS.get(key)
+        return torch.tensor([convert(v) for v in values] if convert else values, dtype=dtype, device=device)
+    key = (values, dtype, device, convert)
+    tensor = _CONSTANTS.get(key)
     if tensor is None:
-        tensor = torch.tensor([convert(v) for v in values], dtype=torch.float32)
+        tensor = torch.tensor([convert(v) for v in values] if convert else values, dtype=dtype)
         tensor = tensor.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else tensor.to(device)
-        if len(_THRESHOLD_TENSORS) >= 64:
-            _THRESHOLD_TENSORS.clear()
-        _THRESHOLD_TENSORS[key] = tensor
+        if len(_CONSTANTS) >= 64:
+            _CONSTANTS.clear()
+        _CONSTANTS[key] = tensor
     return tensor
+
+
+def _threshold_tensor(thresh, num_samples: int, device: torch.device) -> torch.Tensor:
+    """(S,) float32 thresholds on ``device`` of ``thresh`` (a number, or one per sample), each the largest
+    float32 at most the given one (see :func:`~gaussdraw.ops.circle_nms.float32_threshold`), kept for
+    the next call with the same ones."""
+    thresholds = [thresh] * num_samples if isinstance(thresh, (int, float)) and not isinstance(thresh, bool) \
+        else list(thresh)
+    if len(thresholds) != num_samples or not all(isinstance(t, (int, float)) for t in thresholds):
+        raise ValueError(f"thresh must be a number or one number per sample ({num_samples}); got {thresh!r}")
+    return _device_constant(tuple(float(t) for t in thresholds), torch.float32, device, float32_threshold)
 
 
 def circle_nms_batched(centers: RaggedLike, scores: RaggedLike, thresh, *, post_max_size: int | None = 83,
@@ -78,6 +90,10 @@ def circle_nms_batched(centers: RaggedLike, scores: RaggedLike, thresh, *, post_
         >>> kept.indices.tolist(), kept.counts.tolist()
         ([[0, 2], [0, -1]], [2, 1])
     """
+    key, relaunch = planned(scores, validate, False, lambda: _layout_key(centers, scores, counts, thresh,
+                                                                          post_max_size, backend))
+    if relaunch is not None:  # a repeated unchecked CUDA call: the launch of an earlier one of its layout
+        return _replay(relaunch, centers, scores, counts, post_max_size)
     check_backend(backend)
     batch = batch_inputs({"centers": centers, "scores": scores}, NMS_FIELDS, counts)
     center_tensor, score_tensor, sizes = batch.tensors["centers"], batch.tensors["scores"], batch.counts
@@ -90,20 +106,49 @@ def circle_nms_batched(centers: RaggedLike, scores: RaggedLike, thresh, *, post_
         raise ValueError(f"post_max_size must be an integer >= 0 or None; got {post_max_size!r}")
     if num_samples and resolve_validate(validate, device):
         raise_first(batch.count_checks())
-    thresholds = [thresh] * num_samples if isinstance(thresh, (int, float)) and not isinstance(thresh, bool) \
-        else list(thresh)
-    if len(thresholds) != num_samples or not all(isinstance(t, (int, float)) for t in thresholds):
-        raise ValueError(f"thresh must be a number or one number per sample ({num_samples}); got {thresh!r}")
-    thresholds = _thresholds(tuple(float(t) for t in thresholds), device)
+    thresholds = _threshold_tensor(thresh, num_samples, device)
     size = min(post_max_size, longest) if post_max_size is not None else longest
-    centers_f32 = center_tensor.float().contiguous()
     chosen = route(backend, device)
+    if chosen.use_triton and not chosen.traced and sorted_walk_fits(longest):  # one launch: sort and walk
+        kept, kept_counts, relaunch = circle_nms_sorted_triton(score_tensor, center_tensor, sizes, thresholds, size,
+                                                               bind=key is not None)
+        remember(key, relaunch)
+        return KeptBoxes(kept, kept_counts)
+    centers_f32 = center_tensor.float().contiguous()
     if chosen.use_triton and not chosen.traced:  # eager Triton: the candidates' order by a kernel too
         order = sorted_candidates_triton(score_tensor.contiguous(), sizes)
     else:
         order = sorted_candidates(score_tensor, sizes)
     kept, kept_counts = run(CIRCLE_NMS, chosen, centers_f32, order, sizes, thresholds, size)
     return KeptBoxes(kept, kept_counts)
+
+
+_NUMBER_TYPES = frozenset({float, int})
+
+
+def _replay(relaunch, centers, scores, counts, post_max_size) -> KeptBoxes:
+    """A call whose layout (:func:`_layout_key`) an earlier checked call had: its outputs, and the
+    earlier call's launch repeated with this call's tensors."""
+    num_samples, longest = scores.shape
+    size = min(post_max_size, longest) if post_max_size is not None else longest
+    kept = torch.empty((num_samples, size), dtype=torch.int64, device=scores.device)
+    kept_counts = torch.empty(num_samples, dtype=torch.int64, device=scores.device)
+    relaunch(kept, kept_counts, scores, centers, counts)
+    return KeptBoxes(kept, kept_counts)
+
+
+def _layout_key(centers, scores, counts, thresh, post_max_size, backend) -> tuple:
+    """What a call's checks and launch read of its arguments (:mod:`gaussdraw.draw_plans`): the
+    tensors' layouts and 16-byte alignment, the thresholds' values and the options; TypeError where
+    an argument is not a plain tensor, a number or a list of numbers."""
+    if type(thresh) is not float and type(thresh) is not int:
+        if type(thresh) is not list and type(thresh) is not tuple:
+            raise TypeError
+        thresh = tuple(thresh)
+        if not set(map(type, thresh)) <= _NUMBER_TYPES:
+            raise TypeError
+    return ("circle_nms", layout(centers), layout(scores), layout(counts), centers.data_ptr() % 16,
+            scores.data_ptr() % 16, counts.data_ptr() % 16, thresh, post_max_size, backend)
 
 
 def circle_nms(centers: torch.Tensor, scores: torch.Tensor, thresh: float, *, post_max_size: int | None = 83,
@@ -137,7 +182,7 @@ def circle_nms(centers: torch.Tensor, scores: torch.Tensor, thresh: float, *, po
     if scores.dim() != 1 or scores.shape[0] != centers.shape[0]:
         raise ValueError(f"scores must be ({centers.shape[0]},), one score per center of centers "
                          f"{tuple(centers.shape)} (mmdet3d passes dets[:, 2]); got {tuple(scores.shape)}")
-    count = torch.tensor([scores.shape[0]], device=scores.device)
+    count = _device_constant((scores.shape[0],), torch.int64, scores.device)  # the same tensor each time
     kept = circle_nms_batched(centers.unsqueeze(0), scores.unsqueeze(0), thresh, post_max_size=post_max_size,
                               counts=count, backend=backend)
     return kept.indices[0, : int(kept.counts[0])]

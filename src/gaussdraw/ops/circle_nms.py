@@ -15,7 +15,9 @@ greedy one, box for box.
 
 - Triton (:mod:`.kernels.circle_nms`): one program per sample, the whole walk in the kernel (no
   host loop, no sync), compiled without fused multiply-adds (the distance rounds as mmdet3d's
-  float32 does).
+  float32 does). Up to :data:`SORTED_LONGEST` candidates a sample, one launch does it all
+  (:func:`circle_nms_sorted_triton`: each program sorts its sample's keys in registers, then walks
+  them; any float dtype and strides); beyond, a key kernel, ``torch.sort`` and the walk.
 - torch (CPU, and the reference): the same blocks, a Python loop over blocks and rounds.
 
 Outputs: ``kept`` (S, P) int64 indices into each sample's own boxes in keeping order, padded with
@@ -29,7 +31,7 @@ import torch
 
 from ..dispatch import Implementations
 from ._sort_keys import score_keys
-from ._triton import check_device
+from ._triton import check_device, interpreting
 
 BLOCK = 128  # candidates decided together
 
@@ -91,6 +93,50 @@ def circle_nms_triton(centers, order, counts, thresholds, post_max_size: int):
            kept_xy_ptr=kept_xy, kept_count_ptr=kept_counts, longest=longest, post_max_size=post_max_size,
            BLOCK=BLOCK)
     return kept, kept_counts
+
+
+SORTED_LONGEST = 4096  # the longest padded length that one program sorts in registers (keys hold 16 bits of it)
+# the sorted walk's arguments that a relaunch (gaussdraw.decode.nms) takes anew, its leading parameters
+SORTED_RELAUNCHED = ("kept_ptr", "kept_count_ptr", "scores_ptr", "centers_ptr", "counts_ptr")
+
+
+def sorted_walk_fits(longest: int) -> bool:
+    """Whether :func:`circle_nms_sorted_triton` takes samples of padded length ``longest``."""
+    return longest <= SORTED_LONGEST
+
+
+def sorted_walk_warps(longest: int) -> int:
+    """The sorted walk's warps per program for samples of padded length ``longest``."""
+    return 4 if longest <= 1024 else 8 if longest <= 2048 else 16
+
+
+def circle_nms_sorted_triton(scores, centers, counts, thresholds, post_max_size: int, bind: bool = False,
+                             num_warps: int | None = None):
+    """(kept, counts, relaunch): :func:`circle_nms_triton` of :func:`sorted_candidates`' order, in one
+    launch (each program sorts its sample's keys in registers, then walks them): (S, N) float
+    ``scores`` and (S, N, 2) float ``centers`` of any strides, N at most :data:`SORTED_LONGEST`.
+    ``bind``: return the direct launch's :class:`~gaussdraw.ops.launch.Relaunch` (None where the
+    launch was not direct), to repeat with new ``SORTED_RELAUNCHED`` tensors of the same layout;
+    ``num_warps``: default :func:`sorted_walk_warps` (the benchmark tries others)."""
+    check_device(centers.device)
+    num_samples, longest = scores.shape
+    kept = torch.empty((num_samples, post_max_size), dtype=torch.int64, device=centers.device)
+    kept_counts = torch.empty(num_samples, dtype=torch.int64, device=centers.device)
+    if num_samples == 0 or post_max_size == 0:
+        return kept, kept_counts.zero_(), None
+    from .kernels.circle_nms import sorted_walk_kernel
+    from .launch import launch
+
+    sort = max(16, 1 << (longest - 1).bit_length())
+    relaunch = launch(
+        sorted_walk_kernel, (num_samples,), num_warps=num_warps or sorted_walk_warps(longest),
+        compile_options={"enable_fp_fusion": False}, relaunch=SORTED_RELAUNCHED if bind else (),
+        kept_ptr=kept, kept_count_ptr=kept_counts, scores_ptr=scores, centers_ptr=centers, counts_ptr=counts,
+        thresh_ptr=thresholds, longest=longest, post_max_size=post_max_size, score_stride_s=scores.stride(0),
+        score_stride_n=scores.stride(1), center_stride_s=centers.stride(0), center_stride_n=centers.stride(1),
+        center_stride_c=centers.stride(2), SORT=sort, SORT_DIMS=sort.bit_length() - 1, BLOCK=min(BLOCK, sort),
+        NATIVE_SORT=not interpreting())
+    return kept, kept_counts, relaunch
 
 
 # ----------------------------------------------------------------------------
