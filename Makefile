@@ -28,8 +28,9 @@ $(VENV)/.demo: $(VENV)/.torch pyproject.toml
 
 $(VENV)/.test: $(VENV)/.torch pyproject.toml
 	$(BIN)/pip install -e ".[test]"
-	# the oracles: mmdet / mmdet3d drawing code, without their dependency trees
-	$(BIN)/pip install -q --no-deps mmdet==3.3.0 mmdet3d==1.4.0
+	# the oracles: mmdet / mmdet3d drawing code and mmpose's codecs, without their dependency trees
+	# (opencv-python-headless: cv2, which mmpose's keypoint decoding imports)
+	$(BIN)/pip install -q --no-deps mmdet==3.3.0 mmdet3d==1.4.0 mmpose==1.3.2 opencv-python-headless
 	touch $@
 
 demo: $(VENV)/.demo

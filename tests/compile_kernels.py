@@ -16,10 +16,10 @@ from triton.backends.compiler import GPUTarget
 import triton.language as tl
 
 from gaussdraw.ops.kernels import (centernet_targets, centerpoint_targets, circle_nms, draw_gaussians,
-                                   local_maximum, peaks, rotated_nms)
+                                   keypoint_decode, keypoint_heatmaps, local_maximum, peaks, rotated_nms)
 
 FLOATS = {"sigma_factor", "k_scale", "zero_below", "width_ratio", "height_ratio", "one_minus", "one_plus", "minus_two_o", "o_minus_one", "sixteen_o", "eight_o",
-          "range_x", "range_y", "voxel_x", "voxel_y", "out_size_factor"}
+          "range_x", "range_y", "voxel_x", "voxel_y", "out_size_factor", "udp_eps"}
 POINTERS = {"centers_ptr": "*i64", "radii_ptr": "*i64", "index_ptr": "*i64", "labels_ptr": "*i64", "counts_ptr": "*i64", "scratch_ptr": "*i32", "counters_ptr": "*i32",
             "table_ptr": "*i32", "ind_ptr": "*i64", "mask_ptr": "*u8", "order_ptr": "*i64", "kept_ptr": "*i64",
             "kept_count_ptr": "*i64", "keys_ptr": "*i64", "tile_max_ptr": "*i32", "bound_ptr": "*i32",
@@ -44,8 +44,17 @@ KERNELS = [  # (kernel, constexprs, compiled without fused multiply-adds[, point
     (rotated_nms.suppression_bits_kernel, dict(ROWS=8, WORD=64), True, {"geometry_ptr": "*fp64",
                                                                          "bits_ptr": "*i64"}),
     (rotated_nms.greedy_walk_kernel, dict(WORDS=16, WORD=64, BLOCK=128), False, {"bits_ptr": "*i64"}),
+    *((keypoint_heatmaps.keypoint_heatmaps_kernel, dict(METHOD=method, SIGMA_MODE=sigma_mode, BLOCK_H=32, BLOCK_W=128), True,
+       {"keypoints_ptr": keypoints, "sigma_ptr": "*fp64" if sigma_mode else "*i64", "sigma_bits": "i64"})
+      for method, sigma_mode, keypoints in [(0, 0, "*fp32"), (1, 0, "*fp16"), (2, 0, "*fp64"), (0, 1, "*fp32"),
+                                            (2, 2, "*fp32")]),
     (peaks.order_kernel, dict(KEEP=512), False, {"scores_ptr": "*fp32", "flat_ptr": "*i64", "labels_ptr": "*i64",
                                                   "ys_ptr": "*i64", "xs_ptr": "*i64", "indices_ptr": "*i64"}),
+    (keypoint_decode.keypoint_decode_kernel, dict(REFINE=2, KSIZE=11, REGION=16, BLOCK=8192, TILE_W=64), False),
+    (keypoint_decode.keypoint_decode_kernel, dict(REFINE=3, KSIZE=17, REGION=32, BLOCK=4096, TILE_W=64), False,
+     {"heat_ptr": "*fp16", "scores_ptr": "*fp16"}),
+    (keypoint_decode.keypoint_decode_kernel, dict(REFINE=1, KSIZE=11, REGION=16, BLOCK=1024, TILE_W=32), False,
+     {"heat_ptr": "*fp64", "scores_ptr": "*fp64"}),
 ]
 
 
@@ -53,8 +62,10 @@ def signature(kernel, constexprs, pointers=None):
     def kind(name):
         if name in constexprs:
             return "constexpr"
+        if name in (pointers or {}):
+            return pointers[name]
         if name.endswith("_ptr"):
-            return {**POINTERS, **(pointers or {})}.get(name, "*fp32")
+            return POINTERS.get(name, "*fp32")
         return "fp32" if name in FLOATS else "i32"
 
     return {name: kind(name) for name in kernel.arg_names}

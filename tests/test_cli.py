@@ -136,7 +136,8 @@ def test_decode_markdown_from_rows():
 # the options that select each suite of `gaussdraw bench` (a new suite needs a line here)
 SUITE_ARGV = {"draw": ["seed-concat"], "decode": ["--decode"], "cpu-table": ["--cpu-table", "seed-concat"],
               "profile": ["--profile"], "loss": ["--loss"], "loss-variants": ["--loss-variants", "lv.json"],
-              "variants": ["--variants", "v.json"], "targets": ["--targets", "centernet-coco"]}
+              "variants": ["--variants", "v.json"], "targets": ["--targets", "centernet-coco"],
+              "keypoints": ["--keypoints", "coco"]}
 
 
 def _record_suites(monkeypatch) -> list:

@@ -18,11 +18,16 @@ from gaussdraw import Ragged, draw, loss
 from gaussdraw.decode import nms as decode_nms
 from gaussdraw.decode import peaks as decode_peaks
 from gaussdraw.ops._triton import HAVE_TRITON, interpreting
+from gaussdraw.ops.centernet_boxes import CENTERNET_BOXES
 from gaussdraw.ops.centernet_targets import CENTERNET_TARGETS
+from gaussdraw.ops.centerpoint_candidates import CENTERPOINT_CANDIDATES
+from gaussdraw.ops.centerpoint_merge import CENTERPOINT_MERGE
 from gaussdraw.ops.centerpoint_targets import CENTERPOINT_TARGETS
 from gaussdraw.ops.circle_nms import CIRCLE_NMS
 from gaussdraw.ops.draw_gaussians import DRAW_GAUSSIANS
 from gaussdraw.ops.focal_loss import FOCAL_LOSS_BACKWARD, FOCAL_LOSS_FORWARD
+from gaussdraw.ops.keypoint_heatmaps import KEYPOINT_HEATMAPS
+from gaussdraw.ops.keypoint_decode import KEYPOINT_DECODE
 from gaussdraw.ops.local_maximum import LOCAL_MAXIMUM
 from gaussdraw.ops.rotated_nms import ROTATED_NMS
 
@@ -152,6 +157,56 @@ def call_focal_loss(form, backend):
                                                               backend=backend))
 
 
+def call_keypoint_heatmaps(form, backend):
+    g = _generator(8)
+    sizes = (2, 0, 1)
+    keypoints = [(torch.rand(n, 3, 2, generator=g) * 12 - 1).to(DEVICE) for n in sizes]
+    visible = [(torch.rand(n, 3, generator=g) > 0.2).float().to(DEVICE) for n in sizes]
+    sigmas = [(torch.rand(n, generator=g) + 0.5).to(DEVICE) for n in sizes]
+    (k, counts), (v, _), (s, _) = _form(keypoints, form), _form(visible, form), _form(sigmas, form)
+    return lambda: (*gaussdraw.keypoint_heatmaps(k, v, (9, 7), s, counts=counts, backend=backend),
+                    *gaussdraw.keypoint_heatmaps(k, v, (9, 7), 1.5, method="udp", counts=counts, backend=backend),
+                    *gaussdraw.keypoint_heatmaps(k, v, (9, 7), 1.0, method="dark", counts=counts, backend=backend))
+
+
+def call_keypoint_decode(form, backend):
+    g = _generator(8)
+    heat = torch.rand(2, 3, 9, 11, generator=g)
+    heat[0, 1] = -heat[0, 1]  # no positive maximum: (-1, -1)
+    heat = heat.to(DEVICE)
+    return lambda: (*gaussdraw.keypoint_decode(heat, refine="dark", blur_kernel_size=5, backend=backend),
+                    *gaussdraw.keypoint_decode(heat, refine="dark_udp", backend=backend),
+                    *gaussdraw.keypoint_decode(heat, refine="shift", backend=backend))
+
+
+def call_centernet_decode(form, backend):
+    g = _generator(10)
+    heat = torch.rand(2, 3, 7, 9, generator=g).to(DEVICE)
+    wh, offset = (torch.rand(2, 2, 7, 9, generator=g) * 5).to(DEVICE), torch.rand(2, 2, 7, 9, generator=g).to(DEVICE)
+    return lambda: tuple(gaussdraw.centernet_decode(heat, wh, offset, (28, 36), k=6, backend=backend))
+
+
+def _centerpoint_heads(seed, classes=(1, 2), size=(6, 7)):
+    g = _generator(seed)
+    heads = []
+    for count in classes:
+        head = {"heatmap": torch.randn(2, count, *size, generator=g) * 2}
+        for name, channels in (("reg", 2), ("height", 1), ("dim", 3), ("rot", 2), ("vel", 2)):
+            head[name] = torch.randn(2, channels, *size, generator=g)
+        heads.append({name: value.to(DEVICE) for name, value in head.items()})
+    return heads
+
+
+def call_centerpoint_decode(form, backend):
+    heads = _centerpoint_heads(11)
+    tasks = [dict(num_class=1, class_names=["car"]), dict(num_class=2, class_names=["truck", "bus"])]
+    options = dict(point_cloud_range=[-4.0, -4.0, -3, 4, 4, 1], voxel_size=[0.25, 0.25, 4], out_size_factor=4,
+                   post_center_range=[-5.0, -5.0, -5.0, 5.0, 5.0, 5.0], max_num=8, score_threshold=0.2,
+                   min_radius=[1.0, 0.5], post_max_size=5, backend=backend)
+    return lambda: (*gaussdraw.centerpoint_decode(heads, tasks, **options),
+                    *gaussdraw.centerpoint_decode(heads, tasks, nms="none", **options))
+
+
 # name -> (call, forms, implementations it runs, eager Triton helpers beside them: (module, name))
 OPS = {
     "draw_heatmap": (call_draw_heatmap, ["tensor"], [DRAW_GAUSSIANS], [(draw, "launch")]),
@@ -164,8 +219,14 @@ OPS = {
     "rotated_nms_batched": (call_rotated_nms_batched, ["list", "ragged", "padded"], [ROTATED_NMS], []),
     "heatmap_peaks": (call_heatmap_peaks, ["tensor"], [LOCAL_MAXIMUM],
                       [(decode_peaks, "peak_keys_triton"), (decode_peaks, "order_peaks_triton")]),
+    "keypoint_heatmaps": (call_keypoint_heatmaps, ["list", "ragged", "padded"], [KEYPOINT_HEATMAPS], []),
+    "centernet_decode": (call_centernet_decode, ["tensor"], [LOCAL_MAXIMUM, CENTERNET_BOXES],
+                         [(decode_peaks, "peak_keys_triton"), (decode_peaks, "order_peaks_triton")]),
+    "centerpoint_decode": (call_centerpoint_decode, ["tensor"], [CENTERPOINT_CANDIDATES, CIRCLE_NMS, CENTERPOINT_MERGE],
+                           [(decode_peaks, "order_peaks_triton")]),
     "gaussian_focal_loss": (call_focal_loss, ["tensor"], [FOCAL_LOSS_FORWARD, FOCAL_LOSS_BACKWARD],
                             [(loss, "focal_loss_triton")]),
+    "keypoint_decode": (call_keypoint_decode, ["tensor"], [KEYPOINT_DECODE], []),
 }
 CASES = [(name, form) for name, (_, forms, _, _) in OPS.items() for form in forms]
 CASE_IDS = [f"{name}-{form}" for name, form in CASES]

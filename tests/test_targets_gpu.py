@@ -153,3 +153,30 @@ def test_validate_true_checks_everything_in_one_sync(form):
     }
     counted = {name: _syncs(call) for name, call in calls.items()}
     assert all(count == 1 for count in counted.values()), counted
+
+
+@pytest.mark.parametrize("head", ["centernet", "centerpoint"])
+def test_repeated_calls_take_their_plan_with_new_values(head):
+    """From the second call of a layout, the call repeats the first's launches (targets/plans.py):
+    new values, new outputs, the values of the CPU path; another layout is not served by it."""
+    from gaussdraw.ops.centernet_targets import CenterNetPlan
+    from gaussdraw.ops.centerpoint_targets import CenterPointPlan
+    from gaussdraw.ops.launch import direct_launch_active
+    from gaussdraw.targets import plans
+
+    call, inputs = (_centernet, _centernet_inputs) if head == "centernet" else (_centerpoint, _centerpoint_inputs)
+    outputs = []
+    for seed in range(4):
+        for cut in (None, 7):  # a shorter padded length: another layout, its own plan
+            boxes, labels, counts = inputs("cpu", seed)
+            if cut is not None:
+                boxes, labels, counts = boxes[:, :cut], labels[:, :cut], counts.clamp(max=cut)
+            expected = _flat(call(boxes, labels, counts))
+            actual = _flat(call(boxes.cuda(), labels.cuda(), counts.cuda()))
+            for a, e in zip(actual, expected):
+                assert_close(a.cpu(), e, 1e-6 if a.is_floating_point() else 0.0)
+            outputs.append(actual[0])
+    assert len({t.data_ptr() for t in outputs}) == len(outputs)  # every call its own outputs
+    if direct_launch_active():
+        kind = CenterNetPlan if head == "centernet" else CenterPointPlan
+        assert sum(isinstance(plan, kind) for plan in plans.PLANS.values()) >= 2

@@ -10,21 +10,31 @@ rotated NMS).
 """
 
 from .checks import set_default_validate
-from .decode import KeptBoxes, Peaks, circle_nms, circle_nms_batched, heatmap_peaks, rotated_nms, rotated_nms_batched
+from .decode import (CenterNetDetections, CenterPointDetections, KeptBoxes, Peaks, centernet_decode, centernet_rescale,
+                     centerpoint_decode, circle_nms, circle_nms_batched, heatmap_peaks, rotated_nms,
+                     rotated_nms_batched)
 from .draw import draw_heatmap, draw_heatmap_batched, render_heatmaps, render_heatmaps_batched
+from .keypoints import KeypointHeatmaps, KeypointPeaks, keypoint_decode, keypoint_heatmaps
 from .loss import GaussianFocalLoss, gaussian_focal_loss, gaussian_focal_loss_with_logits
 from .radius import gaussian_radius
 from .ragged import Ragged
 from .targets import CenterNetTargets, CenterPointTargets, centernet_targets, centerpoint_targets
 
 __all__ = [
+    "CenterNetDetections",
     "CenterNetTargets",
+    "CenterPointDetections",
     "CenterPointTargets",
     "GaussianFocalLoss",
     "KeptBoxes",
+    "KeypointHeatmaps",
+    "KeypointPeaks",
     "Peaks",
     "Ragged",
+    "centernet_decode",
+    "centernet_rescale",
     "centernet_targets",
+    "centerpoint_decode",
     "centerpoint_targets",
     "circle_nms",
     "circle_nms_batched",
@@ -33,6 +43,8 @@ __all__ = [
     "gaussian_focal_loss",
     "gaussian_radius",
     "heatmap_peaks",
+    "keypoint_heatmaps",
+    "keypoint_decode",
     "gaussian_focal_loss_with_logits",
     "render_heatmaps",
     "render_heatmaps_batched",

@@ -10,7 +10,7 @@ import torch
 
 from .checks import check_index_tensor, raise_first, resolve_validate, screened
 from .dispatch import Route, check_backend, route, run
-from .draw_plans import layout, planned, ragged_layout, remember, written
+from .draw_plans import layout, planned, ragged_layout, relaunched, remember, written
 from .inputs import Batch, Field, batch_inputs, is_numbers, python_tensor
 from .ops.draw_gaussians import DRAW_GAUSSIANS, NATIVE_DTYPES, launch
 from .ragged import RaggedLike, device_of, is_ragged
@@ -234,7 +234,7 @@ def _draw_concat(heatmap, centers, radii, heatmap_idxes, diameter_to_sigma_facto
         type(diameter_to_sigma_factor), diameter_to_sigma_factor, type(k_scale), k_scale, backend))
     if relaunch is not None:
         relaunch(heatmap, centers, radii, heatmap_idxes, radii)
-        written(heatmap)
+        relaunched(heatmap)
         return heatmap
     _check_options(diameter_to_sigma_factor, k_scale, backend)
     _check_heatmap(heatmap, 2, k_scale=k_scale)
@@ -312,7 +312,7 @@ def _draw_batched(heatmap, centers, radii, labels, counts, diameter_to_sigma_fac
         if counts is None:  # the first input's sample sizes, as the checked call took them
             counts = next(v.sample_sizes for v in (centers, radii, labels) if type(v) is not torch.Tensor)
         relaunch(heatmap, values[0], values[1], values[2] if labels is not None else values[1], counts)
-        written(heatmap)
+        relaunched(heatmap)
         return heatmap
     _check_options(diameter_to_sigma_factor, k_scale, backend)
     classwise = labels is not None

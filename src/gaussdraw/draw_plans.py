@@ -25,8 +25,8 @@ def layout(tensor) -> tuple:
 
 def ragged_layout(value) -> tuple:
     """(layout of the padded tensor, layout of the sample sizes or None) of a batched input."""
-    if type(value) is torch.Tensor:
-        return layout(value), None
+    if type(value) is torch.Tensor:  # (layout(value), inline: this runs for each input of every call)
+        return (value.dtype, value.shape, value.stride(), value.device), None
     if isinstance(value, (list, tuple)):
         raise TypeError  # padded anew on every call
     return layout(value.tensor), layout(value.sample_sizes)
@@ -38,8 +38,8 @@ def planned(heatmap, validate, zeroed: bool, layout_key):
     see ``keep_nan`` in :func:`gaussdraw.ops.draw_gaussians.launch`) and the relaunch planned for
     it, if any; (None, None) where the call
     must take the checked path (CPU, checks on, torch.compile, inputs that are not plain tensors)."""
-    if (type(heatmap) is not torch.Tensor or not heatmap.is_cuda or torch.compiler.is_compiling()
-            or (validate is not None and validate is not False) or resolve_validate(validate, heatmap.device)):
+    if (type(heatmap) is not torch.Tensor or not heatmap.is_cuda or (validate is not None and validate is not False)
+            or torch.compiler.is_compiling() or (validate is None and resolve_validate(None, heatmap.device))):
         return None, None
     try:
         key = (*layout_key(), zeroed)
@@ -52,6 +52,12 @@ def written(heatmap: torch.Tensor) -> None:
     """Tell autograd that ``heatmap`` changed (kernels write it behind autograd's back), so that a
     backward through a graph that saved it raises, as after any in-place op."""
     if not torch.compiler.is_compiling() and not heatmap.is_inference():  # compiled: the op's mutation says it
+        torch.autograd.graph.increment_version(heatmap)
+
+
+def relaunched(heatmap: torch.Tensor) -> None:
+    """:func:`written` for a planned call (:func:`planned` found it eager)."""
+    if not heatmap.is_inference():
         torch.autograd.graph.increment_version(heatmap)
 
 

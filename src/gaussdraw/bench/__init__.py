@@ -2,7 +2,8 @@
 
 Suites: :mod:`.draw` (default: the drawing configs against the per-box loop), :mod:`.loss`
 (``--loss``: the focal loss), :mod:`.targets` (``--targets``: whole target assignment
-against the heads' per-box loops), :mod:`.decode` (``--decode``), :mod:`.cpu` (``--cpu-table``).
+against the heads' per-box loops), :mod:`.keypoints` (``--keypoints``: keypoint heatmap encoding against
+mmpose's encoder looped over the batch), :mod:`.decode` (``--decode``), :mod:`.cpu` (``--cpu-table``).
 Each is a :class:`Suite` in :data:`SUITES`: the option that selects it and the function that runs it.
 Shared: :mod:`.timing` (wall and GPU time, floors), :mod:`.report` (environment, tables, plots).
 """
@@ -21,6 +22,8 @@ import torch
 from .draw import CONFIGS, Config, bench_config, make_inputs, profile_draw, quick, run, variants
 from .cpu import cpu_markdown, cpu_table
 from .decode import decode_markdown, nms_bench, peaks_bench
+from .keypoints import KEYPOINT_CONFIGS, keypoints_bench, keypoints_table
+from .head_decode import head_decode_bench, head_decode_markdown
 from .loss import loss_bench, loss_table, loss_variants
 from .reference import load as load_reference
 from .report import environment, render_markdown
@@ -100,10 +103,17 @@ def _run_targets(a, device) -> int:
     return _report(a.json_path, device, "targets", targets_table(rows), targets=rows)
 
 
+def _run_keypoints(a, device) -> int:
+    rows = keypoints_bench(device, a.keypoints or None, quick=a.quick, cpu=not a.no_cpu, cpu_threads=a.cpu_threads)
+    return _report(a.json_path, device, "keypoints", keypoints_table(rows), keypoints=rows)
+
+
 def _run_decode(a, device) -> int:
     peaks = peaks_bench(device, quick=a.quick) if device.type == "cuda" else []
     nms = nms_bench(device, quick=a.quick)
-    return _report(a.json_path, device, "decode", decode_markdown(peaks, nms), peaks=peaks, circle_nms=nms)
+    heads = head_decode_bench(device, quick=a.quick)
+    markdown = decode_markdown(peaks, nms) + "\n\n" + head_decode_markdown(heads)
+    return _report(a.json_path, device, "decode", markdown, peaks=peaks, circle_nms=nms, head_decode=heads)
 
 
 def _run_cpu_table(a, device) -> int:
@@ -172,6 +182,11 @@ SUITES = (
     Suite("targets", "--targets", "time whole target assignment against the heads' per-box loops (configs: "
           f"{', '.join(TARGET_CONFIGS)}; default all), then exit", False, _run_targets,
           (("nargs", "*"), ("default", None), ("choices", tuple(TARGET_CONFIGS)), ("metavar", "CONFIG")),
+          reads=("quick", "json_path", "no_cpu", "cpu_threads")),
+    Suite("keypoints", "--keypoints", "time keypoint heatmap encoding (MSRA, UDP, DARK) against mmpose's encoder "
+          f"looped over the batch (configs: {', '.join(KEYPOINT_CONFIGS)}; default all), then exit", False,
+          _run_keypoints, (("nargs", "*"), ("default", None), ("choices", tuple(KEYPOINT_CONFIGS)),
+                           ("metavar", "CONFIG")),
           reads=("quick", "json_path", "no_cpu", "cpu_threads")),
 )
 

@@ -64,10 +64,23 @@ _cached_layout = functools.lru_cache(maxsize=256)(centernet_layout)  # for eager
 
 def centernet_views(buffer: torch.Tensor, num_samples: int, num_classes: int, height: int, width: int):
     """(heatmap, wh, offset, weight, avg_factor) views of the op's buffer."""
+    carving = _carving if torch.compiler.is_compiling() else _cached_carving  # traced: sizes may be symbolic
+    return _carve(buffer, *carving(num_samples, num_classes, height, width))
+
+
+def _carving(num_samples, num_classes, height, width):
+    """(piece sizes, heatmap shape, (3, B, 2, H, W)) of the buffer's views."""
     at = centernet_layout(num_samples, num_classes, height, width)
-    heatmap = buffer[: at["wh"]].view(num_samples, num_classes, height, width)
-    wh, offset, weight = buffer[at["wh"]: at["avg_factor"]].view(3, num_samples, 2, height, width).unbind(0)
-    return heatmap, wh, offset, weight, buffer[at["avg_factor"]]
+    sizes = [at["wh"], at["avg_factor"] - at["wh"], 1, at["total"] - at["avg_factor"] - 1]
+    return sizes, (num_samples, num_classes, height, width), (3, num_samples, 2, height, width)
+
+
+_cached_carving = functools.lru_cache(maxsize=256)(_carving)
+
+
+def _carve(buffer, sizes, heatmap_shape, planes_shape):
+    heatmap, planes, avg_factor, _ = buffer.split_with_sizes(sizes)
+    return (heatmap.view(heatmap_shape), *planes.view(planes_shape).unbind(0), avg_factor.view(()))
 
 
 # ----------------------------------------------------------------------------
@@ -79,6 +92,43 @@ _NO_FUSION = {"enable_fp_fusion": False}
 
 def centernet_targets_triton(bboxes, labels, counts, num_classes, feat_h, feat_w, img_h, img_w, min_overlap):
     """Triton implementation of the op (module docstring)."""
+    return _launch_all(bboxes, labels, counts, num_classes, feat_h, feat_w, img_h, img_w, min_overlap, False)[0]
+
+
+def centernet_targets_planned(bboxes, labels, counts, num_classes, feat_h, feat_w, img_h, img_w, min_overlap):
+    """The Triton implementation, and a :class:`CenterNetPlan` that repeats its launches for inputs of
+    the same layout (None where a launch did not take the direct CUDA path)."""
+    return _launch_all(bboxes, labels, counts, num_classes, feat_h, feat_w, img_h, img_w, min_overlap, True)
+
+
+class CenterNetPlan:
+    """A call's allocation and launches, repeated for new (boxes, labels, counts) of its layout:
+    returns the outputs' views (:func:`centernet_views`)."""
+
+    __slots__ = ("total", "device", "scratch_shape", "launches", "carving")
+
+    def __init__(self, total, device, scratch_shape, launches, carving):
+        self.total, self.device, self.scratch_shape = total, device, scratch_shape
+        self.launches, self.carving = launches, carving
+
+    def __call__(self, bboxes, labels, counts):
+        buffer = torch.zeros(self.total, dtype=torch.float32, device=self.device)
+        scratch = torch.empty(self.scratch_shape, dtype=torch.int32, device=self.device)
+        _, _, radii, scratch_labels = scratch.unbind(-1)
+        boxes_launch, draw_launch, regress_launch = self.launches
+        boxes_launch(bboxes, labels, counts, scratch, buffer)
+        draw_launch(buffer, scratch, radii, scratch_labels, radii)
+        regress_launch(bboxes, labels, counts, buffer)
+        return _carve(buffer, *self.carving)
+
+
+_BOXES_RELAUNCHED = ("boxes_ptr", "labels_ptr", "counts_ptr", "scratch_ptr", "out_ptr")
+_REGRESS_RELAUNCHED = ("boxes_ptr", "labels_ptr", "counts_ptr", "out_ptr")
+
+
+def _launch_all(bboxes, labels, counts, num_classes, feat_h, feat_w, img_h, img_w, min_overlap, bind):
+    """(buffer, plan): the op's launches; with ``bind`` and a direct launch of each kernel with counts,
+    a :class:`CenterNetPlan` of them, else None."""
     check_device(bboxes.device)
     from .kernels import centernet_targets as kernels
     from .launch import launch
@@ -88,7 +138,7 @@ def centernet_targets_triton(bboxes, labels, counts, num_classes, feat_h, feat_w
     buffer = torch.zeros(at["total"], dtype=torch.float32, device=bboxes.device)
     if num_samples * boxes_per_sample == 0 or at["wh"] == 0:
         buffer[at["avg_factor"]] = 1.0
-        return buffer
+        return buffer, None
     block = min(128, max(16, next_power_of_2(boxes_per_sample)))
     blocks_per_sample = -(-boxes_per_sample // block)
     grid = (num_samples * blocks_per_sample,)
@@ -105,19 +155,25 @@ def centernet_targets_triton(bboxes, labels, counts, num_classes, feat_h, feat_w
                  HAS_COUNTS=counts is not None, BLOCK=block)
     # the kernels specialize on dtypes, and on whether every integer argument fits in 32 bits
     key = (bboxes.dtype, labels.dtype, counts_arg.dtype, at["total"] < 2**31 and max(strides.values()) < 2**31)
-
-    launch(kernels.centernet_boxes_kernel, grid, num_warps=4, specialization=key, compile_options=_NO_FUSION,
-           **boxes, scratch_ptr=scratch, out_ptr=buffer, weight_at=at["weight"], counters_at=at["counters"],
-           **radius_arguments(min_overlap))
-    launch_draw(buffer, plane_stride=feat_h * feat_w, num_planes=num_samples * num_classes,
-                centers=scratch, centers_strides=scratch.stride(), radii=radii, radii_strides=radii.stride(),
-                index=scratch_labels, index_strides=scratch_labels.stride(), num_samples=num_samples,
-                boxes_per_sample=boxes_per_sample, planes_per_sample=num_classes, sigma_factor=6.0, k_scale=1.0,
-                plane_shape=(feat_h, feat_w), keep_nan=False)
-    launch(kernels.centernet_regress_kernel, grid, num_warps=4, specialization=key, compile_options=_NO_FUSION,
-           **boxes, out_ptr=buffer, wh_at=at["wh"], offset_at=at["offset"], weight_at=at["weight"],
-           avg_factor_at=at["avg_factor"], counters_at=at["counters"], heat_numel=at["wh"], COUNT_BLOCK=1024)
-    return buffer
+    bind = bind and counts is not None
+    launches = (
+        launch(kernels.centernet_boxes_kernel, grid, num_warps=4, specialization=key, compile_options=_NO_FUSION,
+               relaunch=_BOXES_RELAUNCHED if bind else (), **boxes, scratch_ptr=scratch, out_ptr=buffer,
+               weight_at=at["weight"], counters_at=at["counters"], **radius_arguments(min_overlap)),
+        launch_draw(buffer, plane_stride=feat_h * feat_w, num_planes=num_samples * num_classes,
+                    centers=scratch, centers_strides=scratch.stride(), radii=radii, radii_strides=radii.stride(),
+                    index=scratch_labels, index_strides=scratch_labels.stride(), num_samples=num_samples,
+                    boxes_per_sample=boxes_per_sample, planes_per_sample=num_classes, sigma_factor=6.0,
+                    k_scale=1.0, plane_shape=(feat_h, feat_w), bind=bind, keep_nan=False),
+        launch(kernels.centernet_regress_kernel, grid, num_warps=4, specialization=key, compile_options=_NO_FUSION,
+               relaunch=_REGRESS_RELAUNCHED if bind else (), **boxes, out_ptr=buffer, wh_at=at["wh"],
+               offset_at=at["offset"], weight_at=at["weight"], avg_factor_at=at["avg_factor"],
+               counters_at=at["counters"], heat_numel=at["wh"], COUNT_BLOCK=1024),
+    )
+    if not bind or any(relaunch is None for relaunch in launches):
+        return buffer, None
+    carving = _cached_carving(num_samples, num_classes, feat_h, feat_w)
+    return buffer, CenterNetPlan(at["total"], bboxes.device, tuple(scratch.shape), launches, carving)
 
 
 # ----------------------------------------------------------------------------

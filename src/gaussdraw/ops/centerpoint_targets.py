@@ -3,7 +3,8 @@
 ``gaussdraw::centerpoint_targets`` takes padded boxes (B, T, 7 or 9) [x, y, z, dx, dy, dz,
 yaw(, vx, vy)] with the gravity-center z, global labels (B, T) and optional counts (B,),
 and returns one uint8 buffer holding, for all tasks (see :func:`centerpoint_views`): the
-float32 heatmaps (task-major: task t's (B, C_t, H, W) after task t - 1's), ``anno_box``
+float32 heatmaps (each task's (B, C_t, H, W), the tasks grouped by class count, see
+:func:`heatmap_order`, so that one view carves a group's), ``anno_box``
 (tasks, B, M, 10 or 8) float32, ``ind`` (tasks, B, M) int64 and ``mask`` (tasks, B, M)
 uint8, where M = max_objs * dense_reg.
 
@@ -36,7 +37,7 @@ from ._box_math import MAX_RADIUS, radius_arguments
 from ._triton import check_device, next_power_of_2
 from .draw_gaussians import draw_gaussians_torch, launch as launch_draw
 
-_TABLE_COLUMNS = 5  # task, class in task, task's first label, classes before the task, classes in the task
+_TABLE_COLUMNS = 5  # task, class in task, first label of the task, planes before its heatmaps, classes in the task
 
 
 def centerpoint_layout(task_sizes, num_samples, height, width, max_objs, columns) -> dict:
@@ -56,30 +57,67 @@ _cached_layout = functools.lru_cache(maxsize=256)(centerpoint_layout)  # for eag
 
 def centerpoint_views(buffer, task_sizes, num_samples, height, width, max_objs, columns):
     """(heatmaps, anno_boxes, inds, masks) views of the op's buffer, one per task in each."""
+    carving = _carving if torch.compiler.is_compiling() else _cached_carving  # traced: sizes may be symbolic
+    return _carve(buffer, buffer.view(torch.float32),
+                  *carving(tuple(task_sizes), num_samples, height, width, max_objs, columns))
+
+
+def heatmap_order(task_sizes) -> tuple:
+    """The tasks in the order of their heatmaps in the buffer: grouped by class count (the counts in
+    order of first appearance), in task order within a group."""
+    return tuple(t for size in dict.fromkeys(task_sizes) for t, classes in enumerate(task_sizes) if classes == size)
+
+
+def _carving(task_sizes, num_samples, height, width, max_objs, columns):
+    """What :func:`_carve` needs: the float32 pieces' sizes (each group of tasks' heatmaps, see
+    :func:`heatmap_order`; anno_box; the rest), the bytes' pieces' sizes (up to ind, ind, mask,
+    the rest), the views' shapes, and where each task's heatmap is among the groups'."""
     at = centerpoint_layout(task_sizes, num_samples, height, width, max_objs, columns)
     tasks = len(task_sizes)
     slots = tasks * num_samples * max_objs
-    heat, anno, _, inds, masks, _ = buffer.split_with_sizes(
-        [at["anno_boxes"], 4 * slots * columns, at["inds"] - at["anno_boxes"] - 4 * slots * columns, 8 * slots,
-         slots, at["total"] - at["masks"] - slots])
-    planes = heat.view(torch.float32).split_with_sizes([num_samples * c * height * width for c in task_sizes])
-    return ([p.view(num_samples, c, height, width) for p, c in zip(planes, task_sizes)],
-            list(anno.view(torch.float32).view(tasks, num_samples, max_objs, columns).unbind(0)),
-            list(inds.view(torch.int64).view(tasks, num_samples, max_objs).unbind(0)),
-            list(masks.view(tasks, num_samples, max_objs).unbind(0)))
+    anno = slots * columns
+    groups = [(size, task_sizes.count(size)) for size in dict.fromkeys(task_sizes)]
+    heat = [count * num_samples * size * height * width for size, count in groups]
+    float_sizes = [*heat, anno, at["total"] // 4 - at["anno_boxes"] // 4 - anno]
+    byte_sizes = [at["inds"], 8 * slots, slots, at["total"] - at["masks"] - slots]
+    group_shapes = [(count, num_samples, size, height, width) for size, count in groups]
+    order = heatmap_order(task_sizes)
+    where = [order.index(t) for t in range(tasks)]
+    return (float_sizes, byte_sizes, group_shapes, where, (tasks, num_samples, max_objs, columns),
+            (tasks, num_samples, max_objs))
+
+
+_cached_carving = functools.lru_cache(maxsize=256)(_carving)
+
+
+def _carve(buffer, floats, float_sizes, byte_sizes, group_shapes, where, anno_shape, slot_shape):
+    """The views of ``buffer`` (uint8) and ``floats`` (the same buffer as float32)."""
+    *heat, anno, _ = floats.split_with_sizes(float_sizes)
+    _, inds, masks, _ = buffer.split_with_sizes(byte_sizes)
+    if len(group_shapes) == 1:
+        heatmaps = list(heat[0].view(group_shapes[0]).unbind(0))
+    else:
+        grouped = [h for piece, shape in zip(heat, group_shapes) for h in piece.view(shape).unbind(0)]
+        heatmaps = [grouped[i] for i in where]
+    return (heatmaps, list(anno.view(anno_shape).unbind(0)), list(inds.view(torch.int64).view(slot_shape).unbind(0)),
+            list(masks.view(slot_shape).unbind(0)))
 
 
 def task_table(task_sizes, device: torch.device) -> torch.Tensor:
     """(labels, 5) int32: for each global label, its task, class in the task, the task's first
-    label, the classes before the task and the task's classes. Cached per device."""
+    label, the classes whose heatmaps come before the task's in the buffer (:func:`heatmap_order`)
+    and the task's classes. Cached per device."""
     return _task_table(tuple(task_sizes), device.type, device.index)
 
 
 @functools.lru_cache(maxsize=64)
 def _task_table(task_sizes, device_type, device_index):
+    planes_before, before = {}, 0
+    for task in heatmap_order(task_sizes):
+        planes_before[task], before = before, before + task_sizes[task]
     rows, first = [], 0
     for task, classes in enumerate(task_sizes):
-        rows += [[task, c, first, first, classes] for c in range(classes)]
+        rows += [[task, c, first, planes_before[task], classes] for c in range(classes)]
         first += classes
     table = torch.tensor(rows, dtype=torch.int32).reshape(-1, _TABLE_COLUMNS)
     if device_type == "cuda":  # queued from pinned memory: no host sync, once per device
@@ -95,6 +133,44 @@ def _task_table(task_sizes, device_type, device_index):
 def centerpoint_targets_triton(boxes, labels, counts, task_sizes, feat_h, feat_w, point_cloud_range, voxel_size,
                                out_size_factor, gaussian_overlap, min_radius, max_objs, norm_bbox):
     """Triton implementation of the op (module docstring)."""
+    return _launch_all(boxes, labels, counts, task_sizes, feat_h, feat_w, point_cloud_range, voxel_size,
+                       out_size_factor, gaussian_overlap, min_radius, max_objs, norm_bbox, bind=False)[0]
+
+
+def centerpoint_targets_planned(*args):
+    """The Triton implementation (the op's arguments), and a :class:`CenterPointPlan` that repeats its
+    launches for inputs of the same layout (None where a launch did not take the direct CUDA path)."""
+    return _launch_all(*args, bind=True)
+
+
+class CenterPointPlan:
+    """A call's allocation and launches, repeated for new (boxes, labels, counts) of its layout:
+    returns the outputs' views (:func:`centerpoint_views`)."""
+
+    __slots__ = ("total", "device", "scratch_shape", "table", "launches", "carving")
+
+    def __init__(self, total, device, scratch_shape, table, launches, carving):
+        self.total, self.device, self.scratch_shape, self.table = total, device, scratch_shape, table
+        self.launches, self.carving = launches, carving
+
+    def __call__(self, boxes, labels, counts):
+        buffer = torch.zeros(self.total, dtype=torch.uint8, device=self.device)
+        floats = buffer.view(torch.float32)
+        scratch = torch.empty(self.scratch_shape, dtype=torch.int32, device=self.device)
+        _, _, radii, planes = scratch.unbind(-1)
+        assign_launch, draw_launch = self.launches
+        assign_launch(boxes, labels, counts, self.table, scratch, buffer)
+        draw_launch(floats, scratch, radii, planes, radii)
+        return _carve(buffer, floats, *self.carving)
+
+
+_ASSIGN_RELAUNCHED = ("boxes_ptr", "labels_ptr", "counts_ptr", "table_ptr", "scratch_ptr", "out_ptr")
+
+
+def _launch_all(boxes, labels, counts, task_sizes, feat_h, feat_w, point_cloud_range, voxel_size, out_size_factor,
+                gaussian_overlap, min_radius, max_objs, norm_bbox, *, bind):
+    """(buffer, plan): the op's launches; with ``bind`` and a direct launch of each kernel with counts,
+    a :class:`CenterPointPlan` of them, else None."""
     check_device(boxes.device)
     from .kernels.centerpoint_targets import centerpoint_assign_kernel
     from .launch import launch
@@ -104,7 +180,7 @@ def centerpoint_targets_triton(boxes, labels, counts, task_sizes, feat_h, feat_w
     at = _cached_layout(tuple(task_sizes), num_samples, feat_h, feat_w, max_objs, columns)
     buffer = torch.zeros(at["total"], dtype=torch.uint8, device=boxes.device)
     if num_samples * boxes_per_sample == 0 or at["anno_boxes"] == 0:
-        return buffer
+        return buffer, None
     block = min(64, max(16, next_power_of_2(boxes_per_sample)))
     blocks_per_sample = -(-boxes_per_sample // block)
     scratch = torch.empty((num_samples, boxes_per_sample, 4), dtype=torch.int32, device=boxes.device)
@@ -115,10 +191,13 @@ def centerpoint_targets_triton(boxes, labels, counts, task_sizes, feat_h, feat_w
                    stride_nb=counts.stride(0) if counts is not None else 0)
     # the kernel specializes on dtypes, and on whether every integer argument fits in 32 bits
     key = (boxes.dtype, labels.dtype, counts_arg.dtype, at["total"] < 2**31 and max(strides.values()) < 2**31)
-    launch(
+    table = task_table(task_sizes, boxes.device)
+    bind = bind and counts is not None
+    floats = buffer.view(torch.float32)
+    launches = (launch(
         centerpoint_assign_kernel, (num_samples * blocks_per_sample,), num_warps=4, specialization=key,
-        compile_options={"enable_fp_fusion": False},
-        boxes_ptr=boxes, labels_ptr=labels, counts_ptr=counts_arg, table_ptr=task_table(task_sizes, boxes.device),
+        compile_options={"enable_fp_fusion": False}, relaunch=_ASSIGN_RELAUNCHED if bind else (),
+        boxes_ptr=boxes, labels_ptr=labels, counts_ptr=counts_arg, table_ptr=table,
         scratch_ptr=scratch, out_ptr=buffer, num_samples=num_samples, boxes_per_sample=boxes_per_sample,
         blocks_per_sample=blocks_per_sample, num_labels=sum(task_sizes), max_objs=max_objs, feat_h=feat_h,
         feat_w=feat_w, min_radius=min_radius, **strides, anno_at=at["anno_boxes"], ind_at=at["inds"],
@@ -126,13 +205,15 @@ def centerpoint_targets_triton(boxes, labels, counts, task_sizes, feat_h, feat_w
         voxel_y=voxel_size[1], out_size_factor=float(out_size_factor), **radius_arguments(gaussian_overlap, 5),
         HAS_COUNTS=counts is not None, HAS_VELOCITY=columns == 10, NORM_BBOX=bool(norm_bbox), COLUMNS=columns,
         BLOCK=block,
-    )
-    launch_draw(buffer.view(torch.float32), plane_stride=feat_h * feat_w, num_planes=num_samples * sum(task_sizes),
-                centers=scratch, centers_strides=scratch.stride(), radii=radii, radii_strides=radii.stride(),
-                index=planes, index_strides=planes.stride(), num_samples=num_samples,
-                boxes_per_sample=boxes_per_sample, planes_per_sample=0, sigma_factor=6.0, k_scale=1.0,
-                plane_shape=(feat_h, feat_w), keep_nan=False)
-    return buffer
+    ), launch_draw(floats, plane_stride=feat_h * feat_w, num_planes=num_samples * sum(task_sizes),
+                   centers=scratch, centers_strides=scratch.stride(), radii=radii, radii_strides=radii.stride(),
+                   index=planes, index_strides=planes.stride(), num_samples=num_samples,
+                   boxes_per_sample=boxes_per_sample, planes_per_sample=0, sigma_factor=6.0, k_scale=1.0,
+                   plane_shape=(feat_h, feat_w), bind=bind, keep_nan=False))
+    if not bind or any(relaunch is None for relaunch in launches):
+        return buffer, None
+    carving = _cached_carving(tuple(task_sizes), num_samples, feat_h, feat_w, max_objs, columns)
+    return buffer, CenterPointPlan(at["total"], boxes.device, tuple(scratch.shape), table, launches, carving)
 
 
 # ----------------------------------------------------------------------------

@@ -242,11 +242,12 @@ class Relaunch:
 
     def __call__(self, *tensors):
         index = self.device_index
-        if not (self.launcher.direct and direct_launch_active()) or _current_device() != index:
-            self.launcher(self.grid, self.num_warps, self.compile_options, self.specialization, (),
-                          dict(zip(self.names, tensors), **self.fixed))
+        if (self.launcher.direct and _DIRECT.enabled and _DIRECT.tested and not launch_hooks_active()
+                and _current_device() == index):  # (direct_launch_active(), inline: every repeated call asks)
+            _run(self.compiled, self.grid, index, (*tensors, *self.values))
             return
-        _run(self.compiled, self.grid, index, (*tensors, *self.values))
+        self.launcher(self.grid, self.num_warps, self.compile_options, self.specialization, (),
+                      dict(zip(self.names, tensors), **self.fixed))
 
 
 _LAUNCHERS: dict = {}

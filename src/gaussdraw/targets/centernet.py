@@ -9,9 +9,11 @@ import torch
 from ..checks import raise_first, resolve_validate
 from ..dispatch import check_backend, route, run
 from ..inputs import Batch, Field, batch_inputs
-from ..ops.centernet_targets import CENTERNET_TARGETS, centernet_box_mask, centernet_views
+from ..ops.centernet_targets import (CENTERNET_TARGETS, centernet_box_mask, centernet_targets_planned,
+                                     centernet_views)
 from ..ragged import RaggedLike
 from .common import cached, overlap, pair, positive_int, positive_number
+from .plans import plan_key, planned, remember, tensors_of, unsliced
 
 FIELDS = (Field("bboxes", (4,), floating=True), Field("labels"))
 
@@ -100,14 +102,24 @@ def centernet_targets(
         ([10.0, 15.0], [0.5, 0.5])
     """
     check_backend(backend)
-    num_classes, feat_h, feat_w, img_h, img_w, min_overlap = _checked_options(num_classes, feat_size, img_size,
-                                                                              min_overlap)
+    options = _checked_options(num_classes, feat_size, img_size, min_overlap)
+    key = plan_key(options, backend, validate, (bboxes, labels), counts)
+    plan = planned(key)
+    if plan is not None:  # a repeated unchecked call of a planned layout
+        (bboxes, labels), counts = tensors_of((bboxes, labels), counts)
+        return CenterNetTargets(*plan(bboxes, labels, counts))
+    num_classes, feat_h, feat_w, img_h, img_w, min_overlap = options
     batch = batch_inputs({"bboxes": bboxes, "labels": labels}, FIELDS, counts)
     boxes, labels, counts = batch.used("bboxes"), batch.used("labels"), batch.counts
     args = (boxes, labels, counts, num_classes, feat_h, feat_w, img_h, img_w, min_overlap)
     if resolve_validate(validate, boxes.device):
         _check_values(batch, *args)
-    buffer = run(CENTERNET_TARGETS, route(backend, boxes.device), *args)
+    chosen = route(backend, boxes.device)
+    if key is not None and chosen.use_triton and not chosen.traced and unsliced(batch):
+        buffer, plan = centernet_targets_planned(*args)
+        remember(key, plan)
+    else:
+        buffer = run(CENTERNET_TARGETS, chosen, *args)
     num_samples = labels.shape[0]
     return CenterNetTargets(*centernet_views(buffer, num_samples, num_classes, feat_h, feat_w))
 

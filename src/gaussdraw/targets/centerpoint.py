@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass
 from typing import NamedTuple, Sequence
 
 import torch
@@ -12,22 +11,23 @@ import torch
 from ..checks import raise_first, resolve_validate
 from ..dispatch import check_backend, route, run
 from ..inputs import Batch, Field, batch_inputs
-from ..ops.centerpoint_targets import CENTERPOINT_TARGETS, centerpoint_box_masks, centerpoint_views
+from ..ops.centerpoint_targets import (CENTERPOINT_TARGETS, centerpoint_box_masks, centerpoint_targets_planned,
+                                       centerpoint_views)
 from ..ragged import RaggedLike
 from .common import cached, overlap, positive_int
+from .plans import plan_key, planned, remember, tensors_of, unsliced
 
 FIELDS = (Field("boxes", (None,), floating=True), Field("labels"))
 
 
-@dataclass(frozen=True)
-class _Options:
-    """The op's options, checked, from the head's configuration."""
+class _Options(NamedTuple):
+    """The op's options, checked, from the head's configuration (a tuple: hashed in a plan's key)."""
 
     task_sizes: tuple
     feat_h: int
     feat_w: int
-    point_cloud_range: list  # x_min, y_min
-    voxel_size: list  # vx, vy
+    point_cloud_range: tuple  # x_min, y_min
+    voxel_size: tuple  # vx, vy
     out_size_factor: int
     gaussian_overlap: float
     min_radius: int
@@ -36,7 +36,7 @@ class _Options:
 
     def op_arguments(self) -> tuple:
         """The op's arguments after (boxes, labels, counts), in its order."""
-        return (list(self.task_sizes), self.feat_h, self.feat_w, self.point_cloud_range, self.voxel_size,
+        return (list(self.task_sizes), self.feat_h, self.feat_w, list(self.point_cloud_range), list(self.voxel_size),
                 self.out_size_factor, self.gaussian_overlap, self.min_radius, self.slots, self.norm_bbox)
 
 
@@ -160,6 +160,11 @@ def centerpoint_targets(
     check_backend(backend)
     options = _checked_options(tasks, point_cloud_range, voxel_size, grid_size, out_size_factor, gaussian_overlap,
                                min_radius, max_objs, dense_reg, norm_bbox)
+    key = plan_key(options, backend, validate, (boxes, labels), counts)
+    plan = planned(key)
+    if plan is not None:  # a repeated unchecked call of a planned layout
+        (boxes, labels), counts = tensors_of((boxes, labels), counts)
+        return CenterPointTargets(*plan(boxes, labels, counts))
     batch = batch_inputs({"boxes": boxes, "labels": labels}, FIELDS, counts)
     boxes, labels, counts = batch.used("boxes"), batch.used("labels"), batch.counts
     if boxes.shape[-1] not in (7, 9):
@@ -168,7 +173,12 @@ def centerpoint_targets(
     args = (boxes, labels, counts, *options.op_arguments())
     if resolve_validate(validate, boxes.device):
         _check_values(batch, options, *args)
-    buffer = run(CENTERPOINT_TARGETS, route(backend, boxes.device), *args)
+    chosen = route(backend, boxes.device)
+    if key is not None and chosen.use_triton and not chosen.traced and unsliced(batch):
+        buffer, plan = centerpoint_targets_planned(*args)
+        remember(key, plan)
+    else:
+        buffer = run(CENTERPOINT_TARGETS, chosen, *args)
     columns = 10 if boxes.shape[-1] == 9 else 8
     return CenterPointTargets(*centerpoint_views(buffer, options.task_sizes, labels.shape[0], options.feat_h,
                                                  options.feat_w, options.slots, columns))
@@ -198,7 +208,7 @@ def _checked_options(tasks, point_cloud_range, voxel_size, grid_size, out_size_f
     slots = positive_int(max_objs, "max_objs") * positive_int(dense_reg, "dense_reg")
     if not isinstance(norm_bbox, bool):
         raise TypeError(f"norm_bbox must be a bool; got {norm_bbox!r}")
-    return _Options(tuple(task_sizes), feat_h, feat_w, point_cloud_range, voxel_size, out_size_factor,
+    return _Options(tuple(task_sizes), feat_h, feat_w, tuple(point_cloud_range), tuple(voxel_size), out_size_factor,
                     gaussian_overlap, int(min_radius), slots, norm_bbox)
 
 

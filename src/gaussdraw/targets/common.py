@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import numbers
+import operator
 
 import torch
 
@@ -35,8 +36,7 @@ def cached(check):
         if torch.compiler.is_compiling():  # traced once per compiled graph
             return check(*options)
         previous = last[0]
-        if (previous is not None and all(a is b for a, b in zip(options, previous[0]))
-                and list(options) == previous[1]):
+        if previous is not None and all(map(operator.is_, options, previous[0])) and list(options) == previous[1]:
             return previous[2]
         try:
             key = tuple(freeze(o) for o in options)

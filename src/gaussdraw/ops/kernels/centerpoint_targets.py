@@ -39,7 +39,7 @@ def centerpoint_assign_kernel(
     task = tl.load(p_table, mask=known, other=0)
     klass = tl.load(p_table + 1, mask=known, other=0)
     first_label = tl.load(p_table + 2, mask=known, other=0)
-    classes_before = tl.load(p_table + 3, mask=known, other=0)
+    classes_before = tl.load(p_table + 3, mask=known, other=0)  # heatmap planes before the task's (per sample)
     task_classes = tl.load(p_table + 4, mask=known, other=1)
 
     # slot = boxes of the sample before this one in its task's order: a smaller label of the

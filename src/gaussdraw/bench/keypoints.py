@@ -1,0 +1,156 @@
+"""The keypoints suite: heatmap encoding of a batch against mmpose's encoder looped over the batch.
+
+For each config (mmpose's top-down case: one instance per sample) and method: gaussdraw's wall
+time per call (padded + counts inputs) and GPU time (CUDA-graph replay); mmpose 1.3.2's own
+encoder (``generate_gaussian_heatmaps`` / ``_udp_`` / ``_unbiased_``) called on each sample, on the
+CPU (wall); and in the same run the floor, writing the outputs once: a float32 zero fill of their
+bytes (wall, and GPU time). On a GPU machine the CPU rows follow (``cpu_threads`` torch threads:
+the data-loader case), where gaussdraw runs its torch implementation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import os
+import sys
+import time
+from functools import cache
+
+import numpy as np
+import torch
+
+from ..keypoints import keypoint_heatmaps
+from ..ops.keypoint_heatmaps import METHODS
+from .report import markdown_table
+from .timing import graph_time, sync, wall_time
+
+
+@dataclasses.dataclass(frozen=True)
+class KeypointConfig:
+    name: str
+    samples: int
+    keypoints: int
+    width: int
+    height: int
+    sigma: float
+    instances: int = 1  # per sample: mmpose's top-down encoders see one
+
+
+KEYPOINT_CONFIGS = {c.name: c for c in [
+    KeypointConfig("coco", 64, 17, 48, 64, 2.0),  # 192 x 256 input, heatmap 48 x 64
+    KeypointConfig("wholebody", 64, 133, 72, 96, 3.0),  # 288 x 384 input, heatmap 72 x 96
+]}
+
+
+def quick_keypoints(config: KeypointConfig) -> KeypointConfig:
+    """A CI-sized version: 4 samples, small maps."""
+    return dataclasses.replace(config, samples=4, keypoints=min(config.keypoints, 5), width=12, height=16)
+
+
+@cache
+def mmpose_encoder(method: str):
+    """mmpose's encoder of one sample, loaded from its file (which imports only NumPy); None
+    where mmpose is not installed."""
+    spec = importlib.util.find_spec("mmpose")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = os.path.join(spec.submodule_search_locations[0], "codecs", "utils", "gaussian_heatmap.py")
+    module_spec = importlib.util.spec_from_file_location("_bench_mmpose_gaussian_heatmap", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return dict(msra=module.generate_gaussian_heatmaps, udp=module.generate_udp_gaussian_heatmaps,
+                dark=module.generate_unbiased_gaussian_heatmaps)[method]
+
+
+def keypoint_inputs(config: KeypointConfig, seed: int = 0):
+    """(keypoints (B, N, K, 2) float32, visible (B, N, K) float32): keypoints spread over the map
+    and a little beyond it, about 1 in 6 not labelled (visibility 0), the others 1 or 2."""
+    g = torch.Generator().manual_seed(seed)
+    shape = (config.samples, config.instances, config.keypoints)
+    size = torch.tensor([config.width, config.height], dtype=torch.float32)
+    keypoints = torch.rand(*shape, 2, generator=g) * (size * 1.1) - size * 0.05
+    visible = torch.randint(1, 3, shape, generator=g).float() * (torch.rand(shape, generator=g) > 1 / 6)
+    return keypoints, visible
+
+
+def _mmpose_loop(config: KeypointConfig, keypoints, visible, method):
+    """mmpose's encoder on each sample (NumPy in, as its codecs call it): [(heatmaps, weights)]."""
+    encode = mmpose_encoder(method)
+    points, flags, size = keypoints.numpy(), visible.numpy(), (config.width, config.height)
+    return [encode(size, points[b], flags[b], config.sigma) for b in range(config.samples)]
+
+
+def _time_once(fn, runs: int) -> tuple[float, object]:
+    """(best seconds of ``runs`` calls, the last result)."""
+    best, result = float("inf"), None
+    for _ in range(runs):
+        start = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def bench_keypoints(config: KeypointConfig, method: str, device: torch.device, loop_runs: int = 2) -> dict:
+    keypoints, visible = keypoint_inputs(config)
+    counts = torch.full((config.samples,), config.instances)
+    args = [t.to(device) for t in (keypoints, visible, counts)]
+    size = (config.width, config.height)
+    row = dict(config=config.name, method=method, device=device.type, threads=torch.get_num_threads(),
+               samples=config.samples, keypoints=config.keypoints)
+
+    def encode():
+        return keypoint_heatmaps(args[0], args[1], size, config.sigma, method=method, counts=args[2],
+                                 validate=False)
+
+    ours = encode()
+    sync(device)
+    if mmpose_encoder(method) is not None:
+        seconds, theirs = _time_once(lambda: _mmpose_loop(config, keypoints, visible, method), loop_runs)
+        row["mmpose_loop_ms"] = seconds * 1e3
+        heat = torch.from_numpy(np.stack([h for h, _ in theirs]))
+        weights = torch.from_numpy(np.stack([w for _, w in theirs])).float()
+        row["max_abs_diff_vs_mmpose"] = float((ours.heatmaps.cpu() - heat).abs().max())
+        row["weights_equal"] = bool(torch.equal(ours.weights.cpu(), weights))
+    cuda = device.type == "cuda"
+    calls = 200 if cuda else 5
+    row["wall_us"] = wall_time(encode, device, calls) * 1e6
+    output_bytes = ours.heatmaps.numel() * 4 + ours.weights.numel() * 4
+    row["output_mb"] = output_bytes / 2**20
+    zeros = lambda: torch.zeros(-(-output_bytes // 4), dtype=torch.float32, device=device)  # noqa: E731
+    row["zeros_wall_us"] = wall_time(zeros, device, calls) * 1e6
+    if cuda:
+        row["gpu_us"] = graph_time(encode) * 1e6
+        row["zeros_gpu_us"] = graph_time(zeros) * 1e6
+        row["gpu_over_zeros"] = row["gpu_us"] / row["zeros_gpu_us"]
+    if "mmpose_loop_ms" in row:
+        row["speedup_wall"] = row["mmpose_loop_ms"] * 1e3 / row["wall_us"]
+    row["wall_over_zeros"] = row["wall_us"] / row["zeros_wall_us"]
+    return row
+
+
+def keypoints_bench(device, names=None, quick=False, cpu=True, cpu_threads=2) -> list[dict]:
+    configs = [KEYPOINT_CONFIGS[n] for n in (names or KEYPOINT_CONFIGS)]
+    if quick:
+        configs = [quick_keypoints(c) for c in configs]
+    devices = [device] + ([torch.device("cpu")] if cpu and device.type == "cuda" else [])
+    rows, threads = [], torch.get_num_threads()
+    for dev in devices:
+        torch.set_num_threads(cpu_threads if dev.type == "cpu" else threads)
+        for config in configs:
+            for method in METHODS:
+                print(f"\r{config.name} {method} on {dev.type} ...".ljust(60), end="", file=sys.stderr, flush=True)
+                rows.append(bench_keypoints(config, method, dev, loop_runs=1 if quick else 2))
+    torch.set_num_threads(threads)
+    print("\r" + " " * 60 + "\r", end="", file=sys.stderr)
+    return rows
+
+
+def keypoints_table(rows: list[dict]) -> str:
+    return markdown_table(rows, [
+        ("config", "config", 0), ("method", "method", 0), ("device", "device", 0), ("threads", "threads", 0),
+        ("mmpose loop (ms)", "mmpose_loop_ms", 2), ("wall (µs)", "wall_us", 1), ("GPU (µs)", "gpu_us", 1),
+        ("zero fill wall (µs)", "zeros_wall_us", 1), ("zero fill GPU (µs)", "zeros_gpu_us", 1),
+        ("× mmpose (wall)", "speedup_wall", 1), ("GPU / zero fill", "gpu_over_zeros", 2),
+        ("wall / zero fill", "wall_over_zeros", 2), ("output (MiB)", "output_mb", 1),
+        ("max diff vs mmpose", "max_abs_diff_vs_mmpose", "g"), ("weights equal", "weights_equal", 0)])

@@ -1,0 +1,242 @@
+"""The keypoint heatmap op: mmpose 1.3.2's heatmap encoding (MSRA, UDP, DARK) of a whole batch.
+
+``gaussdraw::keypoint_heatmaps(keypoints (B, N, K, 2), visible (B, N, K), counts (B,),
+sigma_tensor, sigma, height, width, method)`` -> (heatmaps (B, K, H, W) float32, weights
+(B, N, K) float32). Instance n of sample b is in use when ``n < counts[b]``. σ is ``sigma``
+(``sigma_tensor`` None), per instance (``sigma_tensor`` (B, N)) or per keypoint (``sigma_tensor``
+(K,)), read in float64. For each keypoint in use whose visibility is not below 0.5:
+
+- ``"msra"``, ``"udp"``: centre mu = (kp + 0.5) truncated (the sum in the keypoints' dtype);
+  window [trunc(mu - 3σ), trunc(mu + 3σ + 1)) per axis, float bounds truncated toward zero; the
+  Gaussian's centre sits at the window start + floor((6σ + 1) / 2) (mu for integer 3σ), moved by
+  kp - mu for UDP; values in float32;
+- ``"dark"``: the unrounded centre, the Gaussian over the whole map, in float32;
+- a keypoint whose 3σ square misses the map (start >= size or end < 0 on an axis) draws nothing
+  and its weight is 0; other weights are the visibilities; instances merge by max.
+
+Implementations: a Triton kernel (:mod:`.kernels.keypoint_heatmaps`: one launch, each output
+pixel written once), and a vectorized torch one (MSRA/UDP windows scattered by max into a
+zeroed map; DARK: every instance at every pixel, a max over instances). Non-finite keypoints
+(refused by the public function's value check) draw nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+
+import torch
+
+from ..dispatch import Implementations
+from ._triton import cdiv, check_device, next_power_of_2
+
+METHODS = ("msra", "udp", "dark")
+_BIG = 2.0**40  # as the kernel's BIG and CENTRE_LIMIT
+_CENTRE_LIMIT = 2**24
+
+
+# ----------------------------------------------------------------------------
+# torch implementation
+# ----------------------------------------------------------------------------
+
+
+def _sigma_and_denominator(sigma_tensor, sigma: float):
+    """(σ as float64, broadcastable to (B, N, K), or a Python float; -2σ² in float32, the same)."""
+    if sigma_tensor is None:
+        return sigma, -float(torch.tensor(2.0 * (sigma * sigma), dtype=torch.float32))
+    s = sigma_tensor.double()
+    s = s[:, :, None] if s.dim() == 2 else s[None, None, :]
+    return s, (-2.0 * (s * s)).float()
+
+
+def _axis_geometry(coordinate: torch.Tensor, radius, size: int, method: str):
+    """(window start, end (clamped to [0, size]), integer centre, float32 sub-pixel offset, reaches
+    the map) of one axis of every keypoint: the kernel's ``_rounded_axis``."""
+    if method == "dark":
+        radius_d = torch.as_tensor(radius, dtype=coordinate.dtype, device=coordinate.device)
+        start = coordinate - radius_d
+        end = (coordinate + radius_d) + 1
+        reaches = (start < size) & (end >= 0)
+        zero = torch.zeros((), dtype=torch.float64, device=coordinate.device)
+        return zero, zero + size, zero, coordinate.float(), reaches
+    shifted = (coordinate + 0.5).double()  # the sum rounded in the keypoints' dtype
+    mu = shifted.nan_to_num(nan=-_BIG).clamp(-_BIG, _BIG).trunc()
+    start, end = (mu - radius).trunc(), (mu + radius + 1.0).trunc()
+    reaches = (start < size) & (end >= 0)
+    centre_index = math.floor((2 * radius + 1) / 2) if isinstance(radius, float) else torch.floor(
+        (2.0 * radius + 1.0) * 0.5)
+    centre = (start + centre_index).clamp(-_CENTRE_LIMIT, _CENTRE_LIMIT)
+    offset = (coordinate.double() - mu).float() if method == "udp" else torch.zeros((), device=mu.device)
+    return start.clamp(0, size), end.clamp(0, size), centre, offset, reaches
+
+
+def keypoint_geometry(keypoints, visible, counts, sigma_tensor, sigma, height, width, method):
+    """Per keypoint (B, N, K): the two axes of :func:`_axis_geometry`, whether it draws, its weight,
+    and -2σ² (float32)."""
+    sigma, negative_denominator = _sigma_and_denominator(sigma_tensor, sigma)
+    radius = sigma * 3.0
+    x_axis = _axis_geometry(keypoints[..., 0], radius, width, method)
+    y_axis = _axis_geometry(keypoints[..., 1], radius, height, method)
+    num_instances = keypoints.shape[1]
+    in_use = (torch.arange(num_instances, device=keypoints.device) < counts[:, None])[:, :, None]
+    shown = ~(visible < 0.5)
+    reaches = x_axis[4] & y_axis[4]
+    weights = torch.where(in_use & ~(shown & ~reaches), visible.float(), 0.0)
+    drawn = in_use & shown & reaches
+    return x_axis, y_axis, drawn, weights, negative_denominator
+
+
+def _squared_offsets(axis, drawn, size: int, extra_dims: int):
+    """(B, N, K, size) squared float32 distance of each pixel along one axis, +inf outside the window
+    or where the keypoint does not draw; viewed with ``extra_dims`` trailing singleton dims."""
+    lo, hi, centre, offset, _ = (t.unsqueeze(-1) if isinstance(t, torch.Tensor) and t.dim() else t for t in axis)
+    pixels = torch.arange(size, device=drawn.device)
+    distance = (pixels - centre).float() - offset
+    inside = (pixels >= lo) & (pixels < hi) & drawn.unsqueeze(-1)
+    squared = torch.where(inside, distance * distance, float("inf"))
+    return squared.view(*squared.shape, *(1,) * extra_dims)
+
+
+def keypoint_heatmaps_torch(keypoints, visible, counts, sigma_tensor, sigma, height, width, method):
+    """(B, K, H, W), (B, N, K): MSRA/UDP windows scattered by max into a zeroed map where they are
+    smaller than the map (:func:`_scatter_windows`); else every instance at every pixel, then the
+    max over instances."""
+    x_axis, y_axis, drawn, weights, negative_denominator = keypoint_geometry(
+        keypoints, visible, counts, sigma_tensor, sigma, height, width, method)
+    num_samples, num_instances, num_keypoints = visible.shape
+    if num_instances == 0:
+        return keypoints.new_zeros((num_samples, num_keypoints, height, width), dtype=torch.float32), weights
+    if isinstance(negative_denominator, torch.Tensor):
+        negative_denominator = negative_denominator[..., None, None]
+    window = _window_length(sigma_tensor, sigma, keypoints.device) if method != "dark" else None
+    if window is not None and window * window * 4 <= height * width:
+        return _scatter_windows(x_axis, y_axis, drawn, negative_denominator, window, height, width), weights
+    dx2 = _squared_offsets(x_axis, drawn, width, 0).unsqueeze(-2)  # (B, N, K, 1, W)
+    dy2 = _squared_offsets(y_axis, drawn, height, 1)  # (B, N, K, H, 1)
+    values = _exp_flushed((dx2 + dy2).div_(negative_denominator))
+    heat = values[:, 0] if num_instances == 1 else values.amax(1)
+    return heat.contiguous(), weights
+
+
+def _exp_flushed(arguments: torch.Tensor) -> torch.Tensor:
+    """exp of ``arguments`` in place, 0 where it is below float32's normal range (< exp(-87)):
+    torch's CPU exp takes a slow path (10-25x) for such arguments, which DARK's whole maps are full
+    of; the values it gives there differ from 0 by less than 1.7e-38."""
+    underflow = arguments < -87.0
+    return arguments.clamp_(min=-87.0).exp_().masked_fill_(underflow, 0.0)
+
+
+def _window_length(sigma_tensor, sigma, device) -> int | None:
+    """The longest MSRA/UDP window side for the largest σ: floor(2r) + 2 >= ceil(2r + 1) >=
+    trunc(mu + r + 1) - trunc(mu - r), r = 3σ; None where finding it would sync a GPU."""
+    if sigma_tensor is None:
+        return math.floor(2 * (sigma * 3.0)) + 2
+    if device.type != "cpu" or sigma_tensor.numel() == 0:
+        return None
+    return math.floor(2 * (float(sigma_tensor.double().max().clamp(max=1e6)) * 3.0)) + 2
+
+
+def _scatter_windows(x_axis, y_axis, drawn, negative_denominator, window: int, height: int, width: int):
+    """Each keypoint's Gaussian on its window x window square (pixels past its window: 0), merged
+    into a zeroed (B, K, H, W) map by scatter-max."""
+    def axis_values(axis, size):
+        lo, hi, centre, offset, _ = axis
+        pixels = lo.unsqueeze(-1) + torch.arange(window, device=lo.device)  # (B, N, K, window)
+        distance = (pixels - centre.unsqueeze(-1)).float() - (offset.unsqueeze(-1) if offset.dim() else offset)
+        inside = (pixels < hi.unsqueeze(-1)) & drawn.unsqueeze(-1)
+        return torch.where(inside, distance * distance, float("inf")), pixels.clamp(max=size - 1).long()
+
+    dx2, xs = axis_values(x_axis, width)
+    dy2, ys = axis_values(y_axis, height)
+    values = _exp_flushed((dx2.unsqueeze(-2) + dy2.unsqueeze(-1)).div_(negative_denominator))  # (B, N, K, w, w)
+    num_samples, num_instances, num_keypoints = drawn.shape
+    planes = torch.arange(num_samples * num_keypoints, device=xs.device).view(num_samples, 1, num_keypoints, 1, 1)
+    index = (planes * height + ys.unsqueeze(-1)) * width + xs.unsqueeze(-2)
+    heat = torch.zeros(num_samples * num_keypoints * height * width, device=xs.device)
+    heat.scatter_reduce_(0, index.reshape(-1), values.reshape(-1), "amax")
+    return heat.view(num_samples, num_keypoints, height, width)
+
+
+# ----------------------------------------------------------------------------
+# Triton implementation (the kernel: kernels/keypoint_heatmaps.py)
+# ----------------------------------------------------------------------------
+
+
+def tile_shape(height: int, width: int) -> tuple[int, int]:
+    """(BLOCK_H, BLOCK_W): a row of up to 256 columns (the map's width rounded up to a power of 2),
+    and rows up to 4096 pixels a program (32 a thread at 4 warps), fewer for maps of fewer rows."""
+    block_w = min(256, next_power_of_2(width))
+    return min(next_power_of_2(height), max(1, 4096 // block_w)), block_w
+
+
+def _float64_bits(value: float) -> int:
+    return struct.unpack("<q", struct.pack("<d", value))[0]
+
+
+def keypoint_heatmaps_triton(keypoints, visible, counts, sigma_tensor, sigma, height, width, method):
+    """One launch: one program per (sample, keypoint, tile of pixels) (module docstring)."""
+    check_device(keypoints.device)
+    from .kernels.keypoint_heatmaps import keypoint_heatmaps_kernel
+    from .launch import launch
+
+    num_samples, num_instances, num_keypoints = visible.shape
+    heat = torch.empty((num_samples, num_keypoints, height, width), dtype=torch.float32, device=keypoints.device)
+    weights = torch.empty((num_samples, num_instances, num_keypoints), dtype=torch.float32, device=keypoints.device)
+    if heat.numel() == 0:
+        return heat.zero_(), weights.zero_()
+    block_h, block_w = tile_shape(height, width)
+    column_tiles = cdiv(width, block_w)
+    if sigma_tensor is None:
+        sigma_mode, sigma_strides, sigma_tensor = 0, (0, 0, 0), counts
+    elif sigma_tensor.dim() == 2:
+        sigma_mode, sigma_strides = 1, (*sigma_tensor.stride(), 0)
+    else:
+        sigma_mode, sigma_strides = 2, (0, 0, sigma_tensor.stride(0))
+    launch(
+        keypoint_heatmaps_kernel, (num_samples * num_keypoints, cdiv(height, block_h) * column_tiles), num_warps=4,
+        compile_options={"enable_fp_fusion": False},
+        heat_ptr=heat, weights_ptr=weights, keypoints_ptr=keypoints, visible_ptr=visible, counts_ptr=counts,
+        sigma_ptr=sigma_tensor, sigma_bits=_float64_bits(float(sigma)),
+        num_keypoints=num_keypoints, num_instances=num_instances, height=height, width=width, column_tiles=column_tiles,
+        stride_kb=keypoints.stride(0), stride_kn=keypoints.stride(1), stride_kk=keypoints.stride(2),
+        stride_kc=keypoints.stride(3), stride_vb=visible.stride(0), stride_vn=visible.stride(1),
+        stride_vk=visible.stride(2), stride_cb=counts.stride(0), stride_sb=sigma_strides[0],
+        stride_sn=sigma_strides[1], stride_sk=sigma_strides[2],
+        METHOD=METHODS.index(method), SIGMA_MODE=sigma_mode, BLOCK_H=block_h, BLOCK_W=block_w,
+    )
+    return heat, weights
+
+
+# ----------------------------------------------------------------------------
+# torch.library registration
+# ----------------------------------------------------------------------------
+
+
+@torch.library.custom_op("gaussdraw::keypoint_heatmaps", mutates_args=())
+def keypoint_heatmaps_op(
+    keypoints: torch.Tensor,
+    visible: torch.Tensor,
+    counts: torch.Tensor,
+    sigma_tensor: torch.Tensor | None,
+    sigma: float,
+    height: int,
+    width: int,
+    method: str,
+    use_triton: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The op as torch.compile and the dispatcher see it: the Triton kernel or the torch
+    implementation, as ``use_triton`` says (:mod:`gaussdraw.dispatch`)."""
+    heat, weights = KEYPOINT_HEATMAPS.pick(use_triton)(keypoints, visible, counts, sigma_tensor, sigma, height,
+                                                        width, method)
+    return heat, weights
+
+
+@keypoint_heatmaps_op.register_fake
+def _keypoint_heatmaps_fake(keypoints, visible, counts, sigma_tensor, sigma, height, width, method, use_triton):
+    num_samples, num_instances, num_keypoints = visible.shape
+    heat = keypoints.new_empty((num_samples, num_keypoints, height, width), dtype=torch.float32)
+    return heat, keypoints.new_empty((num_samples, num_instances, num_keypoints), dtype=torch.float32)
+
+
+KEYPOINT_HEATMAPS = Implementations(triton=keypoint_heatmaps_triton, torch=keypoint_heatmaps_torch,
+                                    registered=keypoint_heatmaps_op)

@@ -1,0 +1,83 @@
+"""Repeated target calls: the launches of an earlier call with the same layout.
+
+A head builds its targets with the same configuration and batch layout every step. The
+first call of a layout checks its arguments, pads its inputs, allocates and launches; an
+unchecked eager call whose inputs have the types, dtypes, shapes, strides and devices of an
+earlier one, with the same checked options and backend, passed those checks already, so it
+repeats that call's launches with its own tensors (:class:`~gaussdraw.ops.launch.Relaunch`)
+and carves its outputs the same way: ``PLANS`` maps such a key to the plan of its first call.
+A plan exists only where that call took the direct CUDA launch for each kernel
+(:mod:`gaussdraw.ops.launch`); elsewhere every call takes the checked path.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..checks import resolve_validate
+from ..draw_plans import layout
+
+PLANS: dict = {}
+
+
+def _input_layout(value) -> tuple:
+    """What the input layer reads of a padded tensor or a ragged batch (TypeError for other forms:
+    lists are padded anew on every call)."""
+    if type(value) is torch.Tensor:
+        return value.dtype, value.shape, value.stride(), value.device
+    if isinstance(value, (list, tuple)) or not hasattr(value, "tensor"):
+        raise TypeError
+    return type(value), layout(value.tensor), layout(value.sample_sizes)
+
+
+def plan_key(options, backend: str, validate, inputs: tuple, counts):
+    """The key of an unchecked eager call (``options`` checked and hashable, the inputs' layouts,
+    ``counts``'s, the backend), or None where the call must take the checked path (checks on,
+    torch.compile tracing, inputs that are not plain tensors or ragged batches of them)."""
+    if (validate is not None and validate is not False) or torch.compiler.is_compiling():
+        return None
+    try:
+        layouts = tuple([_input_layout(value) for value in inputs])
+        device = layouts[0][3] if len(layouts[0]) == 4 else layouts[0][1][3]
+        if validate is None and resolve_validate(None, device):
+            return None
+        return options, backend, layouts, None if counts is None else layout(counts)
+    except (TypeError, AttributeError):
+        return None
+
+
+def planned(key):
+    """The plan of ``key`` (None for no key, a key that cannot be hashed, or no plan yet)."""
+    if key is None:
+        return None
+    try:
+        return PLANS.get(key)
+    except TypeError:  # options that are not hashable
+        return None
+
+
+def tensors_of(inputs: tuple, counts):
+    """(padded tensors, counts) of a planned call's inputs, as the checked call took them: the
+    given ``counts``, else the first ragged input's sample sizes."""
+    tensors = tuple([v if type(v) is torch.Tensor else v.tensor for v in inputs])
+    if counts is None:
+        counts = next(v.sample_sizes for v in inputs if type(v) is not torch.Tensor)
+    return tensors, counts
+
+
+def unsliced(batch) -> bool:
+    """Whether every padded input of ``batch`` (:class:`~gaussdraw.inputs.Batch`) is used whole, not
+    cut to a shorter input's length (plans repeat only such calls)."""
+    return all(tensor.shape[1] == batch.boxes_per_sample for tensor in batch.tensors.values())
+
+
+def remember(key, plan) -> None:
+    """Keep ``plan`` for calls of ``key`` (at most 64 layouts)."""
+    if key is not None and plan is not None:
+        try:
+            hash(key)
+        except TypeError:
+            return
+        if len(PLANS) >= 64:
+            PLANS.clear()
+        PLANS[key] = plan
