@@ -16,7 +16,7 @@ from triton.backends.compiler import GPUTarget
 import triton.language as tl
 
 from gaussdraw.ops.kernels import (centernet_targets, centerpoint_targets, circle_nms, draw_gaussians,
-                                   keypoint_decode, keypoint_heatmaps, local_maximum, peaks)
+                                   keypoint_decode, keypoint_heatmaps, local_maximum, peaks, rotated_nms)
 
 FLOATS = {"sigma_factor", "k_scale", "zero_below", "width_ratio", "height_ratio", "one_minus", "one_plus", "minus_two_o", "o_minus_one", "sixteen_o", "eight_o",
           "range_x", "range_y", "voxel_x", "voxel_y", "out_size_factor", "udp_eps"}
@@ -39,6 +39,11 @@ KERNELS = [  # (kernel, constexprs, compiled without fused multiply-adds[, point
     (peaks.tile_max_kernel, dict(KERNEL=3, BLOCK_H=16, BLOCK_W=64), False),
     (peaks.candidates_kernel, dict(KERNEL=3, BLOCK_H=16, BLOCK_W=64), False),
     (peaks.select_kernel, dict(KERNEL=3, KEEP=128, CHUNK=2048), False),
+    (rotated_nms.suppression_bits_kernel, dict(ROWS=8, WORD=64), True, {"geometry_ptr": "*fp32",
+                                                                         "bits_ptr": "*i64"}),
+    (rotated_nms.suppression_bits_kernel, dict(ROWS=8, WORD=64), True, {"geometry_ptr": "*fp64",
+                                                                         "bits_ptr": "*i64"}),
+    (rotated_nms.greedy_walk_kernel, dict(WORDS=16, WORD=64, BLOCK=128), False, {"bits_ptr": "*i64"}),
     *((keypoint_heatmaps.keypoint_heatmaps_kernel, dict(METHOD=method, SIGMA_MODE=sigma_mode, BLOCK_H=32, BLOCK_W=128), True,
        {"keypoints_ptr": keypoints, "sigma_ptr": "*fp64" if sigma_mode else "*i64", "sigma_bits": "i64"})
       for method, sigma_mode, keypoints in [(0, 0, "*fp32"), (1, 0, "*fp16"), (2, 0, "*fp64"), (0, 1, "*fp32"),
@@ -73,7 +78,7 @@ def main() -> int:
         compiled = triton.compile(source, target=GPUTarget("cuda", 90, 32),
                                   options={"enable_fp_fusion": not unfused, "num_warps": 4})
         ptx = compiled.asm["ptx"]
-        fused = [line.strip() for line in ptx.splitlines() if line.strip().startswith("fma.rn.f32")]
+        fused = [line.strip() for line in ptx.splitlines() if line.strip().startswith(("fma.rn.f32", "fma.rn.f64"))]
         print(f"{kernel.fn.__name__}: {len(ptx.splitlines())} PTX lines, {len(fused)} fused multiply-adds")
         if fused and unfused:
             return 1

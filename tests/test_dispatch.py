@@ -29,6 +29,7 @@ from gaussdraw.ops.focal_loss import FOCAL_LOSS_BACKWARD, FOCAL_LOSS_FORWARD
 from gaussdraw.ops.keypoint_heatmaps import KEYPOINT_HEATMAPS
 from gaussdraw.ops.keypoint_decode import KEYPOINT_DECODE
 from gaussdraw.ops.local_maximum import LOCAL_MAXIMUM
+from gaussdraw.ops.rotated_nms import ROTATED_NMS
 
 from .helpers import assert_close
 
@@ -129,6 +130,16 @@ def call_circle_nms_batched(form, backend):
                                                       backend=backend))
 
 
+def call_rotated_nms_batched(form, backend):
+    g = _generator(8)
+    boxes = [torch.cat([torch.rand(n, 2, generator=g) * 3, torch.rand(n, 3, generator=g) + 0.5], 1).to(DEVICE)
+             for n in (6, 0, 3)]
+    scores = [torch.rand(n, generator=g).to(DEVICE) for n in (6, 0, 3)]
+    (b, counts), (s, _) = _form(boxes, form), _form(scores, form)
+    return lambda: tuple(gaussdraw.rotated_nms_batched(b, s, [0.1, 0.5, 0.0], pre_max_size=5, post_max_size=4,
+                                                       counts=counts, backend=backend))
+
+
 def call_heatmap_peaks(form, backend):
     heat = (torch.randint(0, 5, (2, 3, 9, 11), generator=_generator(6)).float() / 4).to(DEVICE)
     return lambda: (*gaussdraw.heatmap_peaks(heat, k=7, backend=backend),
@@ -205,6 +216,7 @@ OPS = {
     "centerpoint_targets": (call_centerpoint_targets, ["list", "ragged", "padded"], [CENTERPOINT_TARGETS], []),
     "circle_nms_batched": (call_circle_nms_batched, ["list", "ragged", "padded"], [CIRCLE_NMS],
                            [(decode_nms, "circle_nms_sorted_triton")]),
+    "rotated_nms_batched": (call_rotated_nms_batched, ["list", "ragged", "padded"], [ROTATED_NMS], []),
     "heatmap_peaks": (call_heatmap_peaks, ["tensor"], [LOCAL_MAXIMUM],
                       [(decode_peaks, "peak_keys_triton"), (decode_peaks, "order_peaks_triton")]),
     "keypoint_heatmaps": (call_keypoint_heatmaps, ["list", "ragged", "padded"], [KEYPOINT_HEATMAPS], []),

@@ -60,7 +60,10 @@ def _area(polygon: list) -> float:
 
 
 def rotated_iou(box_a, box_b) -> float:
-    """IoU of two rotated boxes (x, y, w, h, angle), float64 polygon clipping."""
+    """IoU of two rotated boxes (x, y, w, h, angle), float64 polygon clipping; 0 where a box's w * h is
+    below 1e-14 (mmcv's ``single_box_iou_rotated``: a box with one negative size too)."""
+    if float(box_a[2]) * float(box_a[3]) < 1e-14 or float(box_b[2]) * float(box_b[3]) < 1e-14:
+        return 0.0
     polygon = _corners(box_a)
     clip = _corners(box_b)
     for i in range(4):
@@ -74,7 +77,8 @@ def rotated_iou(box_a, box_b) -> float:
 
 def nms_rotated_reference(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float):
     """mmcv's ``nms_rotated(boxes (N, 5), scores (N,), iou_threshold) -> (dets (n, 6), keep (n,))``: greedy
-    by descending score, a box is suppressed where its IoU with a kept box exceeds ``iou_threshold``."""
+    by descending score, a box is suppressed where its IoU with a kept box is at least ``iou_threshold``
+    (mmcv's CPU kernel; its CUDA kernel compares ``>``)."""
     order = torch.sort(scores, descending=True, stable=True).indices.tolist()
     suppressed = [False] * len(order)
     keep = []
@@ -83,7 +87,7 @@ def nms_rotated_reference(boxes: torch.Tensor, scores: torch.Tensor, iou_thresho
             continue
         keep.append(i)
         for later in range(position + 1, len(order)):
-            if not suppressed[later] and rotated_iou(boxes[i].tolist(), boxes[order[later]].tolist()) > iou_threshold:
+            if not suppressed[later] and rotated_iou(boxes[i].tolist(), boxes[order[later]].tolist()) >= iou_threshold:
                 suppressed[later] = True
     keep = torch.tensor(keep, dtype=torch.long, device=boxes.device)
     return torch.cat([boxes[keep], scores[keep, None]], 1), keep
