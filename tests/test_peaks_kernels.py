@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from gaussdraw import heatmap_peaks
@@ -17,7 +17,8 @@ from gaussdraw.ops.peaks import PeaksLaunchShape, peaks_triton
 
 from .oracles import mmdet_topk_peaks
 
-SETTINGS = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
+                    phases=[Phase.explicit, Phase.reuse, Phase.generate])  # the interpreter is too slow to shrink
 SMALL = PeaksLaunchShape(rows=4, group=2, block_w=16, capacity=(2, 32), chunk=32)  # many groups on a tiny map
 
 
@@ -32,10 +33,10 @@ def ordered_peaks(heat: torch.Tensor, k: int, kernel: int, per_class_k: int | No
         chosen = []
         for c in range(classes):
             plane = values[b, c].reshape(-1).double().tolist()
-            ranked = sorted(((float("-inf") if v != v else -v), c * height * width + i) for i, v in enumerate(plane))
+            ranked = sorted(((v == v, -v), c * height * width + i) for i, v in enumerate(plane))  # NaN first
             chosen += ranked[:per_class_k] if per_class_k else ranked
         chosen = sorted(chosen)[:k]
-        scores.append([float("nan") if s == float("-inf") else -s for s, _ in chosen])
+        scores.append([-s for (_, s), _ in chosen])
         flats.append([f for _, f in chosen])
     return torch.tensor(scores, dtype=torch.float64), torch.tensor(flats)
 
@@ -73,19 +74,20 @@ def test_tile_bound_path_orders_every_peak(device_backend, seed, levels, kernel,
     peaks (zeros then fill the tail, smallest indices first); the small capacity overflows on plateaus."""
     device = triton_device(device_backend)
     heat = random_map(seed, shape, levels)
-    k = data.draw(st.integers(1, min(shape[1] * shape[2] * shape[3], 60)))
+    groups = shape[1] * -(-shape[2] // SMALL.group) * -(-shape[3] // SMALL.block_w)  # fewer than k: no path
+    k = data.draw(st.integers(1, min(groups, 60)))
     found = peaks_triton(heat.to(device), k, kernel, shape=SMALL)
     assert found is not None
     assert_same(found, heat, k, kernel)
 
 
-@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
-@pytest.mark.parametrize("fill", [0.0, 0.25, -1.0], ids=["zeros", "flat", "negative-flat"])
-def test_tile_bound_path_on_flat_maps(device_backend, dtype, fill):
+@pytest.mark.parametrize("fill, dtype", [(0.0, torch.float16), (0.25, torch.bfloat16), (-1.0, torch.float32)],
+                         ids=["zeros", "flat", "negative-flat"])
+def test_tile_bound_path_on_flat_maps(device_backend, fill, dtype):
     """Every pixel equal (every pixel a peak; every group at the bound; candidates overflow), every dtype."""
     device = triton_device(device_backend)
-    heat = torch.full((2, 2, 6, 20), fill, dtype=dtype)
-    for k in (1, 7, 40):
+    heat = torch.full((1, 2, 6, 20), fill, dtype=dtype)
+    for k in (1, 12):
         assert_same(peaks_triton(heat.to(device), k, 3, shape=SMALL), heat, k, 3)
 
 
@@ -96,11 +98,11 @@ def test_tile_bound_path_nan_and_infinities(device_backend):
     heat = random_map(3, (1, 2, 8, 24), 1000)
     heat[0, 0, 3, 4], heat[0, 1, 0, 0], heat[0, 1, 7, 23] = float("nan"), float("inf"), 0.75
     heat[0, 0, 6, 10] = float("nan")
-    for k in (1, 2, 5, 30):
+    for k in (1, 2, 5, 16):
         assert_same(peaks_triton(heat.to(device), k, 3, shape=SMALL), heat, k, 3)
     heat = torch.full((1, 1, 6, 20), float("-inf"))
     heat[0, 0, 2, 2] = 1.0
-    assert_same(peaks_triton(heat.to(device), 9, 3, shape=SMALL), heat, 9, 3)
+    assert_same(peaks_triton(heat.to(device), 6, 3, shape=SMALL), heat, 6, 3)
 
 
 def test_tile_bound_path_matches_mmdet_on_distinct_values(device_backend):
@@ -108,7 +110,7 @@ def test_tile_bound_path_matches_mmdet_on_distinct_values(device_backend):
     device = triton_device(device_backend)
     g = torch.Generator().manual_seed(1)
     heat = torch.rand(2, 3, 10, 30, generator=g)
-    for k in (1, 17, 50):
+    for k in (1, 17, 30):
         scores, inds, clses, ys, xs = mmdet_topk_peaks()(heat, k, 3)
         found = [t.cpu() for t in peaks_triton(heat.to(device), k, 3, shape=SMALL)]
         assert torch.equal(found[0], scores) and torch.equal(found[1], clses) and torch.equal(found[4], inds)
