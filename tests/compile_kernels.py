@@ -15,7 +15,7 @@ from triton.backends.compiler import GPUTarget
 
 import triton.language as tl
 
-from gaussdraw.ops.kernels import (centernet_targets, centerpoint_targets, circle_nms, draw_gaussians,
+from gaussdraw.ops.kernels import (centernet_targets, centerpoint_targets, circle_nms, class_peaks, draw_gaussians,
                                    local_maximum, peaks)
 
 FLOATS = {"sigma_factor", "k_scale", "zero_below", "width_ratio", "height_ratio", "one_minus", "one_plus", "minus_two_o", "o_minus_one", "sixteen_o", "eight_o",
@@ -23,7 +23,9 @@ FLOATS = {"sigma_factor", "k_scale", "zero_below", "width_ratio", "height_ratio"
 POINTERS = {"centers_ptr": "*i64", "radii_ptr": "*i64", "index_ptr": "*i64", "labels_ptr": "*i64", "counts_ptr": "*i64", "scratch_ptr": "*i32", "counters_ptr": "*i32",
             "table_ptr": "*i32", "ind_ptr": "*i64", "mask_ptr": "*u8", "order_ptr": "*i64", "kept_ptr": "*i64",
             "kept_count_ptr": "*i64", "keys_ptr": "*i64", "tile_max_ptr": "*i32", "bound_ptr": "*i32",
-            "candidates_ptr": "*i64", "count_ptr": "*i32", "best_ptr": "*i64"}
+            "candidates_ptr": "*i64", "count_ptr": "*i32", "best_ptr": "*i64", "group_max_ptr": "*i32",
+            "groups_ptr": "*i32", "group_count_ptr": "*i32"}
+PEAKS_OUT = {"scores_ptr": "*fp32", "labels_ptr": "*i64", "ys_ptr": "*i64", "xs_ptr": "*i64", "indices_ptr": "*i64"}
 DECODE = {"centers_ptr": "*fp32"}  # circle NMS takes float centers
 KERNELS = [  # (kernel, constexprs, compiled without fused multiply-adds[, pointer types])
     (draw_gaussians.draw_gaussians_kernel,
@@ -36,11 +38,15 @@ KERNELS = [  # (kernel, constexprs, compiled without fused multiply-adds[, point
     (circle_nms.circle_nms_kernel, dict(BLOCK=128), True, DECODE),
     (circle_nms.order_keys_kernel, dict(BLOCK=1024), False),
     (local_maximum.local_maximum_kernel, dict(KERNEL=3, BLOCK_H=16, BLOCK_W=64), False),
-    (peaks.tile_max_kernel, dict(KERNEL=3, BLOCK_H=16, BLOCK_W=64), False),
-    (peaks.candidates_kernel, dict(KERNEL=3, BLOCK_H=16, BLOCK_W=64), False),
-    (peaks.select_kernel, dict(KERNEL=3, KEEP=128, CHUNK=2048), False),
-    (peaks.order_kernel, dict(KEEP=512), False, {"scores_ptr": "*fp32", "flat_ptr": "*i64", "labels_ptr": "*i64",
-                                                  "ys_ptr": "*i64", "xs_ptr": "*i64", "indices_ptr": "*i64"}),
+    (peaks.group_max_kernel, dict(KERNEL=3, ROWS=32, GROUP=8, BLOCK_W=128), False),
+    (peaks.group_max_kernel, dict(KERNEL=5, ROWS=16, GROUP=8, BLOCK_W=64), False),
+    (peaks.bound_kernel, dict(BLOCK=2048), False),
+    (peaks.candidates_kernel, dict(KERNEL=3, GROUP=8, BLOCK_W=128), False),
+    (peaks.candidates_kernel, dict(KERNEL=1, GROUP=8, BLOCK_W=128), False),
+    (peaks.select_kernel, dict(KERNEL=3, KEEP=128, CHUNK=512), False, PEAKS_OUT),
+    (peaks.order_kernel, dict(KEEP=512), False, {**PEAKS_OUT, "flat_ptr": "*i64"}),
+    (class_peaks.class_top_kernel, dict(KERNEL=1, BLOCK=16384), False),
+    (class_peaks.class_select_kernel, dict(BLOCK=8192, KEEP=512), False, PEAKS_OUT),
 ]
 
 

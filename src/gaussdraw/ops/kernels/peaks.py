@@ -12,7 +12,7 @@ import triton.language as tl
 
 from .common import kth_largest, ordered_bits, peak_of_rows, store_peaks, suppressed_values, window_row
 
-LOWEST = -2147483648
+LOWEST = tl.constexpr(-2147483648)  # below every order of a float
 
 
 @triton.jit
