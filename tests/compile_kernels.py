@@ -45,8 +45,8 @@ KERNELS = [  # (kernel, constexprs, compiled without fused multiply-adds[, point
     (peaks.candidates_kernel, dict(KERNEL=1, GROUP=8, BLOCK_W=128), False),
     (peaks.select_kernel, dict(KERNEL=3, KEEP=128, CHUNK=512), False, PEAKS_OUT),
     (peaks.order_kernel, dict(KEEP=512), False, {**PEAKS_OUT, "flat_ptr": "*i64"}),
-    (class_peaks.class_top_kernel, dict(KERNEL=1, BLOCK=16384), False),
-    (class_peaks.class_select_kernel, dict(BLOCK=8192, KEEP=512), False, PEAKS_OUT),
+    (class_peaks.class_top_kernel, dict(KERNEL=1, BLOCK=4096), False),
+    (class_peaks.class_select_kernel, dict(BLOCK=2048, KEEP=512), False, PEAKS_OUT),
 ]
 
 

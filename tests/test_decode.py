@@ -253,7 +253,7 @@ def test_circle_nms_order_is_the_same_from_both_key_builders(device_backend):
     assert expected[1, :6].tolist() == [4, 3, 2, 1, 0, 5] and sorted(expected[1, 6:].tolist()) == [6, 7]
 
 
-@pytest.mark.parametrize("levels, shape, ks, chunk", [(1000, (2, 3, 40, 130), (1, 5, 12), 32),
+@pytest.mark.parametrize("levels, shape, ks, chunk", [(1000, (2, 3, 24, 130), (1, 12), 32),
                                                        (2, (1, 2, 20, 70), (1, 5), 256)],
                          ids=["distinct", "plateaus-overflow"])
 def test_tile_bound_peaks_match_mmdet(device_backend, levels, shape, ks, chunk):

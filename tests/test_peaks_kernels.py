@@ -17,7 +17,7 @@ from gaussdraw.ops.peaks import PeaksLaunchShape, peaks_triton
 
 from .oracles import mmdet_topk_peaks
 
-SETTINGS = settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
+SETTINGS = settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
                     phases=[Phase.explicit, Phase.reuse, Phase.generate])  # the interpreter is too slow to shrink
 SMALL = PeaksLaunchShape(rows=4, group=2, block_w=16, capacity=(2, 32), chunk=32)  # many groups on a tiny map
 
@@ -110,7 +110,7 @@ def test_tile_bound_path_matches_mmdet_on_distinct_values(device_backend):
     device = triton_device(device_backend)
     g = torch.Generator().manual_seed(1)
     heat = torch.rand(2, 3, 10, 30, generator=g)
-    for k in (1, 17, 30):
+    for k in (1, 30):
         scores, inds, clses, ys, xs = mmdet_topk_peaks()(heat, k, 3)
         found = [t.cpu() for t in peaks_triton(heat.to(device), k, 3, shape=SMALL)]
         assert torch.equal(found[0], scores) and torch.equal(found[1], clses) and torch.equal(found[4], inds)
