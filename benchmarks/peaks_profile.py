@@ -2,7 +2,7 @@
 read-once floor; then CenterPoint's per-class top-k, old (two torch.topk + the order kernel) against new
 (two kernels) and against compiled mmdet3d ``_topk``. One GPU call:
 
-    PYTHONPATH=src:benchmarks python benchmarks/peaks_profile.py
+    PYTHONPATH=src python benchmarks/peaks_profile.py
 """
 
 import sys
