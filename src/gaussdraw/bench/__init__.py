@@ -27,6 +27,7 @@ from .keypoints import KEYPOINT_CONFIGS, keypoints_bench, keypoints_table
 from .head_decode import head_decode_bench, head_decode_markdown
 from .loss import loss_bench, loss_table, loss_variants
 from .reference import load as load_reference
+from .rotated_nms import rotated_nms_bench, rotated_nms_markdown
 from .report import environment, render_markdown
 from .targets import TARGET_CONFIGS, targets_bench, targets_table
 
@@ -114,9 +115,12 @@ def _run_keypoints(a, device) -> int:
 def _run_decode(a, device) -> int:
     peaks = peaks_bench(device, quick=a.quick) if device.type == "cuda" else []
     nms = nms_bench(device, quick=a.quick)
+    rotated = rotated_nms_bench(device, quick=a.quick)
     heads = head_decode_bench(device, quick=a.quick)
-    markdown = decode_markdown(peaks, nms) + "\n\n" + head_decode_markdown(heads)
-    return _report(a.json_path, device, "decode", markdown, peaks=peaks, circle_nms=nms, head_decode=heads)
+    markdown = "\n\n".join([decode_markdown(peaks, nms), "\n".join(rotated_nms_markdown(rotated)),
+                              head_decode_markdown(heads)])
+    return _report(a.json_path, device, "decode", markdown, peaks=peaks, circle_nms=nms, rotated_nms=rotated,
+                   head_decode=heads)
 
 
 def _run_cpu_table(a, device) -> int:

@@ -12,7 +12,8 @@ from ..dispatch import check_backend, route, run
 from ..inputs import Field, batch_inputs, is_numbers, python_tensor
 from ..ops.rotated_nms import ROTATED_NMS, box_geometry, stable_score_order
 from ..ragged import RaggedLike
-from .nms import KeptBoxes, _device_constant
+from ..ops._constants import device_constant
+from .nms import KeptBoxes
 
 ROTATED_FIELDS = (Field("scores", floating=True), Field("boxes", (5,), floating=True))  # scores set S and counts
 
@@ -104,7 +105,7 @@ def rotated_nms_batched(boxes: RaggedLike, scores: RaggedLike, thresh, *, pre_ma
                          f"{tuple(box_tensor.shape)}")
     _size(pre_max_size, "pre_max_size")
     _size(post_max_size, "post_max_size")
-    thresholds = _device_constant(_threshold_list(thresh, num_problems), torch.float32, device)  # nearest float32
+    thresholds = device_constant(_threshold_list(thresh, num_problems), torch.float32, device)  # nearest float32
     if num_problems and resolve_validate(validate, device):
         finite = box_tensor.isfinite().all(2) | ~batch.in_use()
         raise_first(batch.count_checks() + [(~finite, box_tensor, "boxes must be finite", longest)])
