@@ -294,8 +294,12 @@ def test_centernet_backends_and_reference_agree(device_backend, case):
                             kernel=case["kernel"], backend=backend)
     torch_path = centernet_decode(heat, wh, offset, case["img_shape"], k=case["k"], kernel=case["kernel"],
                                   backend="torch")
+    # zero-score pixels (fewer positive peaks than k) are the top-k's choice, which differs between
+    # devices: all agree on the scores and on the positive peaks' boxes and labels
+    assert torch.equal(ours.scores.cpu(), torch_path.scores)
+    kept = torch_path.scores > 0
     for a, e in zip(ours, torch_path):
-        assert torch.equal(a.cpu(), e)
+        assert torch.equal(a.cpu()[kept], e[kept]) if device == "cuda" else torch.equal(a, e)
     boxes, scores, _ = centernet_boxes_per_peak(heat, wh, offset, case["img_shape"], case["k"], case["kernel"])
     assert torch.equal(ours.scores.cpu(), scores)
     positive = scores > 0  # the reference's order of zero-score pixels may differ

@@ -243,4 +243,4 @@ def test_circle_nms_batched():
         scores[0, :20] = 0.5  # equal scores
         return gaussdraw.circle_nms_batched(centers, scores.cuda(), 2.0, counts=counts.cuda(), post_max_size=83)
 
-    _both_paths(run, ["circle_nms.order_keys_kernel", "circle_nms.circle_nms_kernel"])
+    _both_paths(run, ["circle_nms.sorted_walk_kernel"])  # eager: one launch (sort and walk)
