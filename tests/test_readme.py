@@ -1,5 +1,5 @@
 """The README's Python snippets run as written (on this machine's device); snippets that import
-mmdet/mmdet3d heads (which need mmcv) are only compiled."""
+mmdet/mmdet3d heads or mmpose's registry (which need mmcv) are only compiled."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ BLOCKS = re.findall(r"```python\n(.*?)```", open(README).read(), flags=re.S)
 def test_readme_block_runs(index):
     source = BLOCKS[index]
     code = compile(source, f"README.md block {index}", "exec")
-    if re.search(r"^from mmdet", source, flags=re.M):
-        pytest.skip("imports mmdet/mmdet3d heads, which need mmcv: compiled only")
+    if re.search(r"^from mm(det|pose)", source, flags=re.M):
+        pytest.skip("imports mmdet/mmdet3d/mmpose, which need mmcv: compiled only")
     exec(code, {})
 
 
