@@ -5,7 +5,9 @@ Radii come from CornerNet's rule (:func:`gaussdraw.gaussian_radius`, as in mmdet
 CenterNet and CenterPoint), the heatmaps are drawn at stride 4, and the figure shows
 the boxes and their centers over the image next to each class's heatmap, with the
 centers marked; boxes whose center leaves the frame draw only the part of their
-Gaussian inside it.
+Gaussian inside it. Two more panels show the inference side: the heatmaps decoded back
+into boxes (:func:`gaussdraw.centernet_decode`), and a pose's keypoint heatmaps (mmpose's
+MSRA encoding) with the keypoints decoded from them (DARK refinement).
 """
 
 from __future__ import annotations
@@ -115,17 +117,20 @@ def run(out: str = "demo.png", device: str | None = None) -> str:
 
     times = interleaved_times({"ours": ours, "loop": per_box})
 
-    fig, axes = plt.subplots(2, 2, figsize=(12, 7.5), constrained_layout=True)
+    fig, axes = plt.subplots(2, 3, figsize=(18, 7.5), constrained_layout=True)
     centers_px = ((boxes[:, :2] + boxes[:, 2:]) / 2).tolist()
     outside = [(x < 0 or x >= IMAGE_SIZE[1] or y < 0 or y >= IMAGE_SIZE[0]) for x, y in centers_px]
     _plot_scene(axes[0, 0], image, boxes, labels, centers_px, outside)
-    shown = _plot_heatmaps(axes, image, heatmap[0].cpu(), labels, centers_px, outside, shape)
+    shown = _plot_heatmaps(axes[:, :2], image, heatmap[0].cpu(), labels, centers_px, outside, shape)
+    _plot_decoded(axes[0, 2], image, heatmap, boxes, centers, device)
+    _plot_pose(axes[1, 2], device)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.colorbar(shown, ax=axes[:, 1], shrink=0.8, label="heatmap value")
+    fig.colorbar(shown, ax=axes[:, 2], shrink=0.8, label="heatmap value")
     fig.suptitle("gaussdraw: class-wise Gaussian heatmap targets (boxes whose center leaves the frame draw only "
-                 "the part of their Gaussian inside it)", fontsize=10)
+                 "the part of their Gaussian inside it), the same heatmaps decoded into boxes, and a pose's keypoint "
+                 "heatmaps", fontsize=10)
     fig.savefig(out, dpi=90)
     plt.close(fig)
     return _timing_line(times, len(boxes), device) + f"; wrote {out}"
@@ -177,3 +182,56 @@ def _plot_heatmaps(axes, image, hm, labels, centers_px, outside, shape):
             ax.legend(loc="upper right", fontsize=8, framealpha=0.85)
         ax.set_title(f"heatmap '{name}' ({shape[2]}x{shape[3]}, stride {STRIDE}): {int((labels == c).sum())} boxes")
     return shown
+
+
+def _plot_decoded(ax, image, heatmap, boxes, centers, device) -> None:
+    """The drawn heatmaps read as a head's output: sizes and offsets at the centers, decoded back into
+    boxes by :func:`gaussdraw.centernet_decode` (mmdet's ``_decode_heatmap``) over the image."""
+    import matplotlib.patches as patches
+
+    from .decode import centernet_decode
+
+    _, _, height, width = heatmap.shape
+    wh = torch.zeros(1, 2, height, width, device=device)
+    offset = torch.zeros(1, 2, height, width, device=device)
+    inside = (centers[:, 0] >= 0) & (centers[:, 0] < width) & (centers[:, 1] >= 0) & (centers[:, 1] < height)
+    x, y = centers[inside, 0], centers[inside, 1]
+    box = boxes.to(device)[inside] / STRIDE
+    wh[0, :, y, x] = (box[:, 2:] - box[:, :2]).T
+    offset[0, :, y, x] = ((box[:, :2] + box[:, 2:]) / 2 - centers[inside]).T
+    found = centernet_decode(heatmap, wh, offset, IMAGE_SIZE, k=int(inside.sum()) + 8)
+    extent = (0, IMAGE_SIZE[1], IMAGE_SIZE[0], 0)
+    ax.imshow(image.permute(1, 2, 0).numpy(), extent=extent, alpha=0.35)
+    ax.imshow(heatmap[0].amax(0).cpu().numpy(), cmap="magma", vmin=0, vmax=1, alpha=0.8, extent=extent)
+    kept = found.scores[0] > 0.5
+    for (x1, y1, x2, y2), label in zip(found.bboxes[0][kept].tolist(), found.labels[0][kept].tolist()):
+        ax.add_patch(patches.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, color=_EDGE_COLORS[label], lw=1.5))
+    ax.set_title(f"decoded: centernet_decode, {int(kept.sum())} boxes with score > 0.5")
+    ax.set_xlim(0, IMAGE_SIZE[1])
+    ax.set_ylim(IMAGE_SIZE[0], 0)
+
+
+# a standing figure in a 192 x 256 crop: COCO's 17 keypoints (x, y) and its skeleton
+POSE = ((96, 40), (102, 34), (90, 34), (110, 38), (82, 38), (124, 72), (68, 72), (136, 112), (56, 112),
+        (140, 150), (52, 150), (114, 150), (78, 150), (118, 196), (74, 196), (120, 240), (72, 240))
+SKELETON = ((15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7), (6, 8), (7, 9),
+            (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6))
+
+
+def _plot_pose(ax, device) -> None:
+    """A pose's 17 keypoint heatmaps (MSRA, 48 x 64, sigma 2: their maximum shown) over its skeleton, and the
+    keypoints the DARK decoder reads back from them."""
+    from .keypoints import MSRAHeatmap
+
+    codec = MSRAHeatmap(input_size=(192, 256), heatmap_size=(48, 64), sigma=2, unbiased=True)
+    keypoints = torch.tensor(POSE, dtype=torch.float32, device=device)[None]
+    encoded = codec.encode_batch([keypoints], [torch.ones(1, 17, device=device)])
+    decoded = codec.decode_batch(encoded.heatmaps).keypoints[0].cpu()
+    ax.imshow(encoded.heatmaps[0].amax(0).cpu().numpy(), cmap="magma", vmin=0, vmax=1, extent=(0, 192, 256, 0))
+    for a, b in SKELETON:
+        ax.plot([POSE[a][0], POSE[b][0]], [POSE[a][1], POSE[b][1]], color="cyan", lw=1.2, alpha=0.8)
+    ax.plot(decoded[:, 0], decoded[:, 1], "o", mfc="none", color="white", ms=6, mew=1.2, label="decoded (DARK)")
+    ax.legend(loc="lower right", fontsize=8, framealpha=0.85)
+    ax.set_title("pose: 17 keypoint heatmaps, decoded (DARK)")
+    ax.set_xlim(0, 192)
+    ax.set_ylim(256, 0)
