@@ -162,19 +162,26 @@ def _scatter_windows(x_axis, y_axis, drawn, negative_denominator, window: int, h
 # ----------------------------------------------------------------------------
 
 
-def tile_shape(height: int, width: int) -> tuple[int, int]:
-    """(BLOCK_H, BLOCK_W): a row of up to 256 columns (the map's width rounded up to a power of 2),
-    and rows up to 4096 pixels a program (32 a thread at 4 warps), fewer for maps of fewer rows."""
-    block_w = min(256, next_power_of_2(width))
-    return min(next_power_of_2(height), max(1, 4096 // block_w)), block_w
+LAUNCH_SHAPE = (2048, 4)
+"""(pixels a program, warps): the default launch shape of the kernel (``bench --keypoints`` times
+others: :func:`gaussdraw.bench.keypoints.keypoint_variants`)."""
+
+
+def launch_shape(height: int, width: int, shape: tuple[int, int] | None = None) -> tuple[int, int]:
+    """(BLOCK, num_warps): ``shape`` (default :data:`LAUNCH_SHAPE`), BLOCK no larger than the plane
+    rounded up to a power of 2."""
+    block, warps = shape or LAUNCH_SHAPE
+    return min(block, next_power_of_2(height * width)), warps
 
 
 def _float64_bits(value: float) -> int:
     return struct.unpack("<q", struct.pack("<d", value))[0]
 
 
-def keypoint_heatmaps_triton(keypoints, visible, counts, sigma_tensor, sigma, height, width, method):
-    """One launch: one program per (sample, keypoint, tile of pixels) (module docstring)."""
+def keypoint_heatmaps_triton(keypoints, visible, counts, sigma_tensor, sigma, height, width, method,
+                             shape: tuple[int, int] | None = None):
+    """One launch: one program per (sample, keypoint, BLOCK pixels of its plane) (module docstring);
+    ``shape``: (BLOCK, num_warps) other than :data:`LAUNCH_SHAPE` (benchmarks)."""
     check_device(keypoints.device)
     from .kernels.keypoint_heatmaps import keypoint_heatmaps_kernel
     from .launch import launch
@@ -184,8 +191,7 @@ def keypoint_heatmaps_triton(keypoints, visible, counts, sigma_tensor, sigma, he
     weights = torch.empty((num_samples, num_instances, num_keypoints), dtype=torch.float32, device=keypoints.device)
     if heat.numel() == 0:
         return heat.zero_(), weights.zero_()
-    block_h, block_w = tile_shape(height, width)
-    column_tiles = cdiv(width, block_w)
+    block, num_warps = launch_shape(height, width, shape)
     if sigma_tensor is None:
         sigma_mode, sigma_strides, sigma_tensor = 0, (0, 0, 0), counts
     elif sigma_tensor.dim() == 2:
@@ -193,16 +199,16 @@ def keypoint_heatmaps_triton(keypoints, visible, counts, sigma_tensor, sigma, he
     else:
         sigma_mode, sigma_strides = 2, (0, 0, sigma_tensor.stride(0))
     launch(
-        keypoint_heatmaps_kernel, (num_samples * num_keypoints, cdiv(height, block_h) * column_tiles), num_warps=4,
+        keypoint_heatmaps_kernel, (num_samples * num_keypoints, cdiv(height * width, block)), num_warps=num_warps,
         compile_options={"enable_fp_fusion": False},
         heat_ptr=heat, weights_ptr=weights, keypoints_ptr=keypoints, visible_ptr=visible, counts_ptr=counts,
         sigma_ptr=sigma_tensor, sigma_bits=_float64_bits(float(sigma)),
-        num_keypoints=num_keypoints, num_instances=num_instances, height=height, width=width, column_tiles=column_tiles,
+        num_keypoints=num_keypoints, num_instances=num_instances,
         stride_kb=keypoints.stride(0), stride_kn=keypoints.stride(1), stride_kk=keypoints.stride(2),
         stride_kc=keypoints.stride(3), stride_vb=visible.stride(0), stride_vn=visible.stride(1),
         stride_vk=visible.stride(2), stride_cb=counts.stride(0), stride_sb=sigma_strides[0],
         stride_sn=sigma_strides[1], stride_sk=sigma_strides[2],
-        METHOD=METHODS.index(method), SIGMA_MODE=sigma_mode, BLOCK_H=block_h, BLOCK_W=block_w,
+        HEIGHT=height, WIDTH=width, METHOD=METHODS.index(method), SIGMA_MODE=sigma_mode, BLOCK=block,
     )
     return heat, weights
 
