@@ -98,9 +98,9 @@ def _squared_offsets(axis, drawn, size: int, extra_dims: int):
 
 
 def keypoint_heatmaps_torch(keypoints, visible, counts, sigma_tensor, sigma, height, width, method):
-    """(B, K, H, W), (B, N, K): MSRA/UDP windows scattered by max into a zeroed map where they are
-    smaller than the map (:func:`_scatter_windows`); else every instance at every pixel, then the
-    max over instances."""
+    """(B, K, H, W), (B, N, K): MSRA/UDP windows written into a zeroed map where they are smaller
+    than the map (:func:`_scatter_windows`); else every instance at every pixel, then the max over
+    instances."""
     x_axis, y_axis, drawn, weights, negative_denominator = keypoint_geometry(
         keypoints, visible, counts, sigma_tensor, sigma, height, width, method)
     num_samples, num_instances, num_keypoints = visible.shape
@@ -110,20 +110,32 @@ def keypoint_heatmaps_torch(keypoints, visible, counts, sigma_tensor, sigma, hei
         negative_denominator = negative_denominator[..., None, None]
     window = _window_length(sigma_tensor, sigma, keypoints.device) if method != "dark" else None
     if window is not None and window * window * 4 <= height * width:
-        return _scatter_windows(x_axis, y_axis, drawn, negative_denominator, window, height, width), weights
+        flush = sigma_tensor is not None or (3.0 * sigma + 2.0) ** 2 / (2.0 * sigma * sigma) > 80.0
+        heat = _scatter_windows(x_axis, y_axis, drawn, negative_denominator, window, height, width, flush)
+        return heat, weights
     dx2 = _squared_offsets(x_axis, drawn, width, 0).unsqueeze(-2)  # (B, N, K, 1, W)
     dy2 = _squared_offsets(y_axis, drawn, height, 1)  # (B, N, K, H, 1)
+    if num_instances == 1:  # (B, K, H, W) at once: no max, no copy
+        values = torch.add(dx2[:, 0], dy2[:, 0])
+        negative_denominator = negative_denominator[:, 0] if isinstance(negative_denominator, torch.Tensor) \
+            and negative_denominator.dim() == 5 else negative_denominator
+        return _exp_flushed(values.div_(negative_denominator)), weights
     values = _exp_flushed((dx2 + dy2).div_(negative_denominator))
-    heat = values[:, 0] if num_instances == 1 else values.amax(1)
-    return heat.contiguous(), weights
+    return values.amax(1), weights
+
+
+_FLUSH_BELOW = -87.0  # float32's exp is normal from here up
+_FLUSH_ARGUMENT = float(torch.tensor(_FLUSH_BELOW).nextafter(torch.tensor(-math.inf)))  # the float32 below
+_FLUSH_THRESHOLD = float(torch.tensor(math.exp((_FLUSH_BELOW + _FLUSH_ARGUMENT) / 2)))  # between their exps
 
 
 def _exp_flushed(arguments: torch.Tensor) -> torch.Tensor:
-    """exp of ``arguments`` in place, 0 where it is below float32's normal range (< exp(-87)):
+    """exp of float32 ``arguments`` in place, 0 where it is below float32's normal range (< -87):
     torch's CPU exp takes a slow path (10-25x) for such arguments, which DARK's whole maps are full
-    of; the values it gives there differ from 0 by less than 1.7e-38."""
-    underflow = arguments < -87.0
-    return arguments.clamp_(min=-87.0).exp_().masked_fill_(underflow, 0.0)
+    of; the values it gives there differ from 0 by less than 1.7e-38. Three passes: arguments below
+    -87 clamped to the float32 just below it, whose exp (and only theirs) the threshold zeroes."""
+    arguments.clamp_(min=_FLUSH_ARGUMENT).exp_()
+    return torch.nn.functional.threshold_(arguments, _FLUSH_THRESHOLD, 0.0)
 
 
 def _window_length(sigma_tensor, sigma, device) -> int | None:
@@ -136,25 +148,38 @@ def _window_length(sigma_tensor, sigma, device) -> int | None:
     return math.floor(2 * (float(sigma_tensor.double().max().clamp(max=1e6)) * 3.0)) + 2
 
 
-def _scatter_windows(x_axis, y_axis, drawn, negative_denominator, window: int, height: int, width: int):
-    """Each keypoint's Gaussian on its window x window square (pixels past its window: 0), merged
-    into a zeroed (B, K, H, W) map by scatter-max."""
-    def axis_values(axis, size):
-        lo, hi, centre, offset, _ = axis
-        pixels = lo.unsqueeze(-1) + torch.arange(window, device=lo.device)  # (B, N, K, window)
-        distance = (pixels - centre.unsqueeze(-1)).float() - (offset.unsqueeze(-1) if offset.dim() else offset)
-        inside = (pixels < hi.unsqueeze(-1)) & drawn.unsqueeze(-1)
-        return torch.where(inside, distance * distance, float("inf")), pixels.clamp(max=size - 1).long()
+def _window_axis(axis, drawn, window: int, stride: int, base, outside: int):
+    """(B, N, K, window) squared float32 offsets (0 past the window or where the keypoint does not
+    draw) and flat offsets into the map (pixel * ``stride`` + ``base``; ``outside`` there) of one
+    axis of each keypoint's window."""
+    lo, hi, centre, offset, _ = axis
+    pixels = lo.unsqueeze(-1) + torch.arange(window, device=lo.device, dtype=lo.dtype)  # (B, N, K, window)
+    distance = (pixels - centre.unsqueeze(-1)).float().sub_(offset.unsqueeze(-1) if offset.dim() else offset)
+    inside = (pixels < hi.unsqueeze(-1)).logical_and_(drawn.unsqueeze(-1))
+    squared = distance.mul_(distance).masked_fill_(~inside, 0.0)
+    flat = pixels.long().mul_(stride).add_(base).masked_fill_(~inside, outside)
+    return squared, flat
 
-    dx2, xs = axis_values(x_axis, width)
-    dy2, ys = axis_values(y_axis, height)
-    values = _exp_flushed((dx2.unsqueeze(-2) + dy2.unsqueeze(-1)).div_(negative_denominator))  # (B, N, K, w, w)
+
+def _scatter_windows(x_axis, y_axis, drawn, negative_denominator, window: int, height: int, width: int,
+                     flush: bool = True):
+    """Each keypoint's Gaussian on its window x window square, written into a zeroed (B, K, H, W)
+    map: one assignment (one instance a sample: windows never share a pixel) or a scatter-max;
+    pixels past a window, and windows that do not draw, go to one spare element past the map."""
     num_samples, num_instances, num_keypoints = drawn.shape
-    planes = torch.arange(num_samples * num_keypoints, device=xs.device).view(num_samples, 1, num_keypoints, 1, 1)
-    index = (planes * height + ys.unsqueeze(-1)) * width + xs.unsqueeze(-2)
-    heat = torch.zeros(num_samples * num_keypoints * height * width, device=xs.device)
-    heat.scatter_reduce_(0, index.reshape(-1), values.reshape(-1), "amax")
-    return heat.view(num_samples, num_keypoints, height, width)
+    total = num_samples * num_keypoints * height * width
+    planes = torch.arange(0, total, height * width, device=drawn.device).view(num_samples, 1, num_keypoints, 1)
+    dx2, columns = _window_axis(x_axis, drawn, window, 1, 0, total)
+    dy2, rows = _window_axis(y_axis, drawn, window, width, planes, total)
+    index = (rows.unsqueeze(-1) + columns.unsqueeze(-2)).clamp_(max=total).view(-1)  # (B*N*K*w*w,)
+    arguments = (dy2.unsqueeze(-1) + dx2.unsqueeze(-2)).div_(negative_denominator)  # (B, N, K, w, w)
+    values = (_exp_flushed(arguments) if flush else arguments.exp_()).view(-1)
+    heat = torch.zeros(total + 1, device=rows.device)
+    if num_instances == 1:
+        heat.scatter_(0, index, values)
+    else:
+        heat.scatter_reduce_(0, index, values, "amax")
+    return heat[:total].view(num_samples, num_keypoints, height, width)
 
 
 # ----------------------------------------------------------------------------
