@@ -22,7 +22,7 @@ import torch
 from .draw import CONFIGS, Config, bench_config, make_inputs, profile_draw, quick, run, variants
 from .cpu import cpu_markdown, cpu_table
 from .decode import decode_markdown, nms_bench, peaks_bench
-from .keypoints import KEYPOINT_CONFIGS, keypoints_bench, keypoints_table
+from .keypoints import KEYPOINT_CONFIGS, keypoint_variants, keypoint_variants_table, keypoints_bench, keypoints_table
 from .loss import loss_bench, loss_table, loss_variants
 from .reference import load as load_reference
 from .report import environment, render_markdown
@@ -104,7 +104,9 @@ def _run_targets(a, device) -> int:
 
 def _run_keypoints(a, device) -> int:
     rows = keypoints_bench(device, a.keypoints or None, quick=a.quick, cpu=not a.no_cpu, cpu_threads=a.cpu_threads)
-    return _report(a.json_path, device, "keypoints", keypoints_table(rows), keypoints=rows)
+    shapes = keypoint_variants(device, a.keypoints or None) if device.type == "cuda" and not a.quick else []
+    text = keypoints_table(rows) + (f"\n\nLaunch shapes (GPU):\n{keypoint_variants_table(shapes)}" if shapes else "")
+    return _report(a.json_path, device, "keypoints", text, keypoints=rows, keypoint_shapes=shapes)
 
 
 def _run_decode(a, device) -> int:
