@@ -187,13 +187,13 @@ def _scatter_windows(x_axis, y_axis, drawn, negative_denominator, window: int, h
     pixels past a window, and windows that do not draw, go to one spare element past the map."""
     num_samples, num_instances, num_keypoints = drawn.shape
     total = num_samples * num_keypoints * height * width
+    heat = torch.zeros(total + 1, device=drawn.device)  # first: before the temporaries below
     planes = torch.arange(0, total, height * width, device=drawn.device).view(num_samples, 1, num_keypoints, 1)
     dx2, columns = _window_axis(x_axis, drawn, window, 1, 0, total)
     dy2, rows = _window_axis(y_axis, drawn, window, width, planes, total)
     index = (rows.unsqueeze(-1) + columns.unsqueeze(-2)).clamp_(max=total).view(-1)  # (B*N*K*w*w,)
     arguments = (dy2.unsqueeze(-1) + dx2.unsqueeze(-2)).div_(negative_denominator)  # (B, N, K, w, w)
     values = (_exp_flushed(arguments) if flush else arguments.exp_()).view(-1)
-    heat = torch.zeros(total + 1, device=rows.device)
     if num_instances == 1:
         heat.scatter_(0, index, values)
     else:
