@@ -15,15 +15,17 @@ from triton.backends.compiler import GPUTarget
 
 import triton.language as tl
 
-from gaussdraw.ops.kernels import (centernet_targets, centerpoint_targets, circle_nms, draw_gaussians,
-                                   keypoint_heatmaps, local_maximum, peaks)
+from gaussdraw.ops.kernels import (centernet_targets, centerpoint_targets, circle_nms, class_peaks, draw_gaussians,
+                                   keypoint_decode, keypoint_heatmaps, local_maximum, peaks, rotated_nms)
 
 FLOATS = {"sigma_factor", "k_scale", "zero_below", "width_ratio", "height_ratio", "one_minus", "one_plus", "minus_two_o", "o_minus_one", "sixteen_o", "eight_o",
-          "range_x", "range_y", "voxel_x", "voxel_y", "out_size_factor"}
+          "range_x", "range_y", "voxel_x", "voxel_y", "out_size_factor", "udp_eps"}
 POINTERS = {"centers_ptr": "*i64", "radii_ptr": "*i64", "index_ptr": "*i64", "labels_ptr": "*i64", "counts_ptr": "*i64", "scratch_ptr": "*i32", "counters_ptr": "*i32",
             "table_ptr": "*i32", "ind_ptr": "*i64", "mask_ptr": "*u8", "order_ptr": "*i64", "kept_ptr": "*i64",
             "kept_count_ptr": "*i64", "keys_ptr": "*i64", "tile_max_ptr": "*i32", "bound_ptr": "*i32",
-            "candidates_ptr": "*i64", "count_ptr": "*i32", "best_ptr": "*i64"}
+            "candidates_ptr": "*i64", "count_ptr": "*i32", "best_ptr": "*i64", "group_max_ptr": "*i32",
+            "groups_ptr": "*i32", "group_count_ptr": "*i32"}
+PEAKS_OUT = {"scores_ptr": "*fp32", "labels_ptr": "*i64", "ys_ptr": "*i64", "xs_ptr": "*i64", "indices_ptr": "*i64"}
 DECODE = {"centers_ptr": "*fp32"}  # circle NMS takes float centers
 KERNELS = [  # (kernel, constexprs, compiled without fused multiply-adds[, pointer types])
     (draw_gaussians.draw_gaussians_kernel,
@@ -36,15 +38,29 @@ KERNELS = [  # (kernel, constexprs, compiled without fused multiply-adds[, point
     (circle_nms.circle_nms_kernel, dict(BLOCK=128), True, DECODE),
     (circle_nms.order_keys_kernel, dict(BLOCK=1024), False),
     (local_maximum.local_maximum_kernel, dict(KERNEL=3, BLOCK_H=16, BLOCK_W=64), False),
-    (peaks.tile_max_kernel, dict(KERNEL=3, BLOCK_H=16, BLOCK_W=64), False),
-    (peaks.candidates_kernel, dict(KERNEL=3, BLOCK_H=16, BLOCK_W=64), False),
-    (peaks.select_kernel, dict(KERNEL=3, KEEP=128, CHUNK=2048), False),
+    (peaks.group_max_kernel, dict(KERNEL=3, ROWS=32, GROUP=8, BLOCK_W=128), False),
+    (peaks.group_max_kernel, dict(KERNEL=5, ROWS=16, GROUP=8, BLOCK_W=64), False),
+    (peaks.bound_kernel, dict(BLOCK=2048), False),
+    (peaks.candidates_kernel, dict(KERNEL=3, GROUP=8, BLOCK_W=128), False),
+    (peaks.candidates_kernel, dict(KERNEL=1, GROUP=8, BLOCK_W=128), False),
+    (peaks.select_kernel, dict(KERNEL=3, KEEP=128, CHUNK=512), False, PEAKS_OUT),
+    (peaks.order_kernel, dict(KEEP=512), False, {**PEAKS_OUT, "flat_ptr": "*i64"}),
+    (class_peaks.class_top_kernel, dict(KERNEL=1, BLOCK=4096), False),
+    (class_peaks.class_select_kernel, dict(BLOCK=2048, KEEP=512), False, PEAKS_OUT),
+    (rotated_nms.suppression_bits_kernel, dict(ROWS=8, WORD=64), True, {"geometry_ptr": "*fp32",
+                                                                         "bits_ptr": "*i64"}),
+    (rotated_nms.suppression_bits_kernel, dict(ROWS=8, WORD=64), True, {"geometry_ptr": "*fp64",
+                                                                         "bits_ptr": "*i64"}),
+    (rotated_nms.greedy_walk_kernel, dict(WORDS=16, WORD=64, BLOCK=128), False, {"bits_ptr": "*i64"}),
     *((keypoint_heatmaps.keypoint_heatmaps_kernel, dict(METHOD=method, SIGMA_MODE=sigma_mode, HEIGHT=96, WIDTH=72, BLOCK=2048), True,
        {"keypoints_ptr": keypoints, "sigma_ptr": "*fp64" if sigma_mode else "*i64", "sigma_bits": "i64"})
       for method, sigma_mode, keypoints in [(0, 0, "*fp32"), (1, 0, "*fp16"), (2, 0, "*fp64"), (0, 1, "*fp32"),
                                             (2, 2, "*fp32")]),
-    (peaks.order_kernel, dict(KEEP=512), False, {"scores_ptr": "*fp32", "flat_ptr": "*i64", "labels_ptr": "*i64",
-                                                  "ys_ptr": "*i64", "xs_ptr": "*i64", "indices_ptr": "*i64"}),
+    (keypoint_decode.keypoint_decode_kernel, dict(REFINE=2, KSIZE=11, REGION=16, BLOCK=8192, TILE_W=64), False),
+    (keypoint_decode.keypoint_decode_kernel, dict(REFINE=3, KSIZE=17, REGION=32, BLOCK=4096, TILE_W=64), False,
+     {"heat_ptr": "*fp16", "scores_ptr": "*fp16"}),
+    (keypoint_decode.keypoint_decode_kernel, dict(REFINE=1, KSIZE=11, REGION=16, BLOCK=1024, TILE_W=32), False,
+     {"heat_ptr": "*fp64", "scores_ptr": "*fp64"}),
 ]
 
 
@@ -68,7 +84,7 @@ def main() -> int:
         compiled = triton.compile(source, target=GPUTarget("cuda", 90, 32),
                                   options={"enable_fp_fusion": not unfused, "num_warps": 4})
         ptx = compiled.asm["ptx"]
-        fused = [line.strip() for line in ptx.splitlines() if line.strip().startswith("fma.rn.f32")]
+        fused = [line.strip() for line in ptx.splitlines() if line.strip().startswith(("fma.rn.f32", "fma.rn.f64"))]
         print(f"{kernel.fn.__name__}: {len(ptx.splitlines())} PTX lines, {len(fused)} fused multiply-adds")
         if fused and unfused:
             return 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from functools import cache
 
 
@@ -17,9 +18,11 @@ def _load(package: str, relative_path: str):
     if spec is None or not spec.submodule_search_locations:
         raise ImportError(f"{package} is not installed (pip install --no-deps {package})")
     path = os.path.join(spec.submodule_search_locations[0], relative_path)
-    module_spec = importlib.util.spec_from_file_location(f"_oracle_{package}", path)
+    name = f"_oracle_{package}_" + relative_path.replace("/", "_").removesuffix(".py")
+    module_spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
+    sys.modules[name] = module  # found by name: torch.compile of its functions imports their module
     return module
 
 
@@ -237,3 +240,90 @@ def mmpose_keypoint_encoder(method: str):
     module = _load("mmpose", "codecs/utils/gaussian_heatmap.py")
     return dict(msra=module.generate_gaussian_heatmaps, udp=module.generate_udp_gaussian_heatmaps,
                 dark=module.generate_unbiased_gaussian_heatmaps)[method]
+
+
+def _cut_function(package: str, relative_path: str, name: str, names: dict):
+    """A module-level function compiled from its file's source with ``names`` as its globals, its
+    decorators (numba's jit, mmdet3d's array_converter) removed."""
+    import ast
+    import typing
+
+    spec = importlib.util.find_spec(package)
+    path = os.path.join(spec.submodule_search_locations[0], relative_path)
+    fn = next(n for n in ast.parse(open(path).read()).body if isinstance(n, ast.FunctionDef) and n.name == name)
+    fn.decorator_list = []
+    namespace = dict(Optional=typing.Optional, Union=typing.Union, Tuple=typing.Tuple, **names)
+    exec(compile(ast.Module(body=[fn], type_ignores=[]), path, "exec"), namespace)
+    return namespace[name]
+
+
+@cache
+def mmdet_centernet_decode_heatmap():
+    """mmdet 3.x ``CenterNetHead._decode_heatmap(heat, wh, offset, img_shape, k, kernel)`` ->
+    (bboxes (B, k, 5), labels (B, k)), as ``fn(heat, wh, offset, img_shape, k, kernel)``."""
+    import torch
+    from torch import Tensor
+
+    gaussian = _load("mmdet", "models/utils/gaussian_target.py")
+    method = _cut_method("mmdet", "models/dense_heads/centernet_head.py", "CenterNetHead", "_decode_heatmap",
+                         dict(torch=torch, Tensor=Tensor, get_local_maximum=gaussian.get_local_maximum,
+                              get_topk_from_heatmap=gaussian.get_topk_from_heatmap,
+                              transpose_and_gather_feat=gaussian.transpose_and_gather_feat))
+    return lambda *args, **kwargs: method(None, *args, **kwargs)
+
+
+class _Instances:
+    """mmengine's InstanceData, as far as predict_by_feat uses it: attributes set and read."""
+
+
+class _BoxesStandIn:
+    """What predict_by_feat reads of ``box_type_3d(tensor, code_size)``: ``tensor`` and ``bev``."""
+
+    def __init__(self, tensor, box_dim=None):
+        self.tensor = tensor
+
+    @property
+    def bev(self):
+        return self.tensor[:, [0, 1, 3, 4, 6]]
+
+
+@cache
+def mmdet3d_centerpoint_predict(nms_rotated=None, circle_nms=None):
+    """mmdet3d 1.x ``CenterHead.predict_by_feat`` (with ``CenterPointBBoxCoder.decode``, ``get_task_detections``,
+    ``circle_nms`` without numba, stable as :func:`mmdet3d_circle_nms`, ``nms_bev``, ``xywhr2xyxyr``) as
+    ``fn(preds_dicts, tasks, test_cfg, coder_cfg, norm_bbox)`` -> list over samples of (boxes, scores, labels).
+    ``nms_rotated``: a stand-in for mmcv's ``nms_rotated(boxes, scores, thr) -> (dets, keep)``; ``circle_nms``:
+    another ``circle_nms`` (e.g. the loop compiled by numba again, as mmdet3d runs it)."""
+    import types
+
+    import numpy as np
+    import torch
+    from torch import Tensor
+
+    coder_path = "models/task_modules/coders/centerpoint_bbox_coders.py"
+    names = dict(torch=torch, Tensor=Tensor, Dict=dict)
+    coder_methods = {name: _cut_method("mmdet3d", coder_path, "CenterPointBBoxCoder", name, names)
+                     for name in ("_gather_feat", "_topk", "_transpose_and_gather_feat", "decode")}
+    xywhr2xyxyr = _cut_function("mmdet3d", "structures/bbox_3d/utils.py", "xywhr2xyxyr", dict(torch=torch, np=np,
+                                                                                               Tensor=Tensor))
+    nms_bev = _cut_function("mmdet3d", "models/layers/box3d_nms.py", "nms_bev",
+                            dict(torch=torch, Tensor=Tensor, nms_rotated=nms_rotated))
+    head_path = "models/dense_heads/centerpoint_head.py"
+    head_names = dict(torch=torch, Tensor=Tensor, InstanceData=_Instances,
+                      circle_nms=circle_nms or mmdet3d_circle_nms(True),
+                      xywhr2xyxyr=xywhr2xyxyr, nms_bev=nms_bev, Dict=dict)
+    predict = _cut_method("mmdet3d", head_path, "CenterHead", "predict_by_feat", head_names)
+    task_detections = _cut_method("mmdet3d", head_path, "CenterHead", "get_task_detections", head_names)
+
+    def run(preds_dicts, tasks, test_cfg, coder_cfg, norm_bbox=True):
+        coder = types.SimpleNamespace(**coder_cfg)
+        for name, method in coder_methods.items():
+            setattr(coder, name, types.MethodType(method, coder))
+        head = types.SimpleNamespace(num_classes=[t["num_class"] for t in tasks], norm_bbox=norm_bbox,
+                                     bbox_coder=coder, test_cfg=test_cfg)
+        head.get_task_detections = types.MethodType(task_detections, head)
+        metas = [dict(box_type_3d=_BoxesStandIn) for _ in range(preds_dicts[0][0]["heatmap"].shape[0])]
+        results = predict(head, preds_dicts, metas)
+        return [(r.bboxes_3d.tensor, r.scores_3d, r.labels_3d) for r in results]
+
+    return run

@@ -18,13 +18,18 @@ from gaussdraw import Ragged, draw, loss
 from gaussdraw.decode import nms as decode_nms
 from gaussdraw.decode import peaks as decode_peaks
 from gaussdraw.ops._triton import HAVE_TRITON, interpreting
+from gaussdraw.ops.centernet_boxes import CENTERNET_BOXES
 from gaussdraw.ops.centernet_targets import CENTERNET_TARGETS
+from gaussdraw.ops.centerpoint_candidates import CENTERPOINT_CANDIDATES
+from gaussdraw.ops.centerpoint_merge import CENTERPOINT_MERGE
 from gaussdraw.ops.centerpoint_targets import CENTERPOINT_TARGETS
 from gaussdraw.ops.circle_nms import CIRCLE_NMS
 from gaussdraw.ops.draw_gaussians import DRAW_GAUSSIANS
 from gaussdraw.ops.focal_loss import FOCAL_LOSS_BACKWARD, FOCAL_LOSS_FORWARD
 from gaussdraw.ops.keypoint_heatmaps import KEYPOINT_HEATMAPS
+from gaussdraw.ops.keypoint_decode import KEYPOINT_DECODE
 from gaussdraw.ops.local_maximum import LOCAL_MAXIMUM
+from gaussdraw.ops.rotated_nms import ROTATED_NMS
 
 from .helpers import assert_close
 
@@ -125,8 +130,20 @@ def call_circle_nms_batched(form, backend):
                                                       backend=backend))
 
 
+def call_rotated_nms_batched(form, backend):
+    g = _generator(8)
+    boxes = [torch.cat([torch.rand(n, 2, generator=g) * 3, torch.rand(n, 3, generator=g) + 0.5], 1).to(DEVICE)
+             for n in (6, 0, 3)]
+    scores = [torch.rand(n, generator=g).to(DEVICE) for n in (6, 0, 3)]
+    (b, counts), (s, _) = _form(boxes, form), _form(scores, form)
+    return lambda: tuple(gaussdraw.rotated_nms_batched(b, s, [0.1, 0.5, 0.0], pre_max_size=5, post_max_size=4,
+                                                       counts=counts, backend=backend))
+
+
 def call_heatmap_peaks(form, backend):
-    heat = (torch.randint(0, 5, (2, 3, 9, 11), generator=_generator(6)).float() / 4).to(DEVICE)
+    # distinct values: where equal scores straddle the k-th place, eager Triton (smallest indices) and the
+    # compiled torch.topk may include different ones (heatmap_peaks' docstring)
+    heat = torch.rand((2, 3, 9, 11), generator=_generator(6)).to(DEVICE)
     return lambda: (*gaussdraw.heatmap_peaks(heat, k=7, backend=backend),
                     *gaussdraw.heatmap_peaks(heat, k=5, kernel=1, per_class_k=4, backend=backend))
 
@@ -154,6 +171,44 @@ def call_keypoint_heatmaps(form, backend):
                     *gaussdraw.keypoint_heatmaps(k, v, (9, 7), 1.0, method="dark", counts=counts, backend=backend))
 
 
+def call_keypoint_decode(form, backend):
+    g = _generator(8)
+    heat = torch.rand(2, 3, 9, 11, generator=g)
+    heat[0, 1] = -heat[0, 1]  # no positive maximum: (-1, -1)
+    heat = heat.to(DEVICE)
+    return lambda: (*gaussdraw.keypoint_decode(heat, refine="dark", blur_kernel_size=5, backend=backend),
+                    *gaussdraw.keypoint_decode(heat, refine="dark_udp", backend=backend),
+                    *gaussdraw.keypoint_decode(heat, refine="shift", backend=backend))
+
+
+def call_centernet_decode(form, backend):
+    g = _generator(10)
+    heat = torch.rand(2, 3, 7, 9, generator=g).to(DEVICE)
+    wh, offset = (torch.rand(2, 2, 7, 9, generator=g) * 5).to(DEVICE), torch.rand(2, 2, 7, 9, generator=g).to(DEVICE)
+    return lambda: tuple(gaussdraw.centernet_decode(heat, wh, offset, (28, 36), k=6, backend=backend))
+
+
+def _centerpoint_heads(seed, classes=(1, 2), size=(6, 7)):
+    g = _generator(seed)
+    heads = []
+    for count in classes:
+        head = {"heatmap": torch.randn(2, count, *size, generator=g) * 2}
+        for name, channels in (("reg", 2), ("height", 1), ("dim", 3), ("rot", 2), ("vel", 2)):
+            head[name] = torch.randn(2, channels, *size, generator=g)
+        heads.append({name: value.to(DEVICE) for name, value in head.items()})
+    return heads
+
+
+def call_centerpoint_decode(form, backend):
+    heads = _centerpoint_heads(11)
+    tasks = [dict(num_class=1, class_names=["car"]), dict(num_class=2, class_names=["truck", "bus"])]
+    options = dict(point_cloud_range=[-4.0, -4.0, -3, 4, 4, 1], voxel_size=[0.25, 0.25, 4], out_size_factor=4,
+                   post_center_range=[-5.0, -5.0, -5.0, 5.0, 5.0, 5.0], max_num=8, score_threshold=0.2,
+                   min_radius=[1.0, 0.5], post_max_size=5, backend=backend)
+    return lambda: (*gaussdraw.centerpoint_decode(heads, tasks, **options),
+                    *gaussdraw.centerpoint_decode(heads, tasks, nms="none", **options))
+
+
 # name -> (call, forms, implementations it runs, eager Triton helpers beside them: (module, name))
 OPS = {
     "draw_heatmap": (call_draw_heatmap, ["tensor"], [DRAW_GAUSSIANS], [(draw, "launch")]),
@@ -163,11 +218,18 @@ OPS = {
     "centerpoint_targets": (call_centerpoint_targets, ["list", "ragged", "padded"], [CENTERPOINT_TARGETS], []),
     "circle_nms_batched": (call_circle_nms_batched, ["list", "ragged", "padded"], [CIRCLE_NMS],
                            [(decode_nms, "circle_nms_sorted_triton")]),
+    "rotated_nms_batched": (call_rotated_nms_batched, ["list", "ragged", "padded"], [ROTATED_NMS], []),
     "heatmap_peaks": (call_heatmap_peaks, ["tensor"], [LOCAL_MAXIMUM],
-                      [(decode_peaks, "peak_keys_triton"), (decode_peaks, "order_peaks_triton")]),
+                      [(decode_peaks, "peaks_triton"), (decode_peaks, "class_peaks_triton"),
+                       (decode_peaks, "order_peaks_triton")]),
     "keypoint_heatmaps": (call_keypoint_heatmaps, ["list", "ragged", "padded"], [KEYPOINT_HEATMAPS], []),
+    "centernet_decode": (call_centernet_decode, ["tensor"], [LOCAL_MAXIMUM, CENTERNET_BOXES],
+                         [(decode_peaks, "peaks_triton"), (decode_peaks, "order_peaks_triton")]),
+    "centerpoint_decode": (call_centerpoint_decode, ["tensor"], [CENTERPOINT_CANDIDATES, CIRCLE_NMS, CENTERPOINT_MERGE],
+                           [(decode_peaks, "class_peaks_triton"), (decode_peaks, "order_peaks_triton")]),
     "gaussian_focal_loss": (call_focal_loss, ["tensor"], [FOCAL_LOSS_FORWARD, FOCAL_LOSS_BACKWARD],
                             [(loss, "focal_loss_triton")]),
+    "keypoint_decode": (call_keypoint_decode, ["tensor"], [KEYPOINT_DECODE], []),
 }
 CASES = [(name, form) for name, (_, forms, _, _) in OPS.items() for form in forms]
 CASE_IDS = [f"{name}-{form}" for name, form in CASES]

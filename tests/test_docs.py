@@ -15,7 +15,8 @@ import pytest
 MODULES_WITH_EXAMPLES = ["gaussdraw", "gaussdraw.checks", "gaussdraw.dispatch", "gaussdraw.inputs", "gaussdraw.draw",
                          "gaussdraw.ragged", "gaussdraw.loss", "gaussdraw.radius",
                          "gaussdraw.targets.centernet", "gaussdraw.targets.centerpoint",
-                         "gaussdraw.keypoints.encode"]
+                         "gaussdraw.keypoints.encode", "gaussdraw.keypoints.codecs", "gaussdraw.decode.centernet",
+                         "gaussdraw.decode.centerpoint"]
 
 
 @pytest.mark.parametrize("name", MODULES_WITH_EXAMPLES)

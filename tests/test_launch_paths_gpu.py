@@ -229,9 +229,9 @@ def test_heatmap_peaks(per_class_k):
         heat = (torch.randint(0, 50, (2, 3, 40, 300), generator=g).float() / 50).cuda()  # plateaus and ties
         return gaussdraw.heatmap_peaks(heat, 20, per_class_k=per_class_k)
 
-    # the tile-bound path returns its keys decoded; the per-class path orders its top-k in one kernel
-    _both_paths(run, ["peaks.tile_max_kernel", "peaks.candidates_kernel", "peaks.select_kernel"] if per_class_k is None
-                else ["local_maximum.local_maximum_kernel", "peaks.order_kernel"])
+    # the tile-bound path: four kernels; the per-class path: two
+    _both_paths(run, ["peaks.group_max_kernel", "peaks.bound_kernel", "peaks.candidates_kernel", "peaks.select_kernel"]
+                if per_class_k is None else ["class_peaks.class_top_kernel", "class_peaks.class_select_kernel"])
 
 
 def test_circle_nms_batched():

@@ -22,9 +22,13 @@ import torch
 from .draw import CONFIGS, Config, bench_config, make_inputs, profile_draw, quick, run, variants
 from .cpu import cpu_markdown, cpu_table
 from .decode import decode_markdown, nms_bench, peaks_bench
-from .keypoints import KEYPOINT_CONFIGS, keypoint_variants, keypoint_variants_table, keypoints_bench, keypoints_table
+from .keypoint_decode import keypoint_decode_bench, keypoint_decode_markdown
+from .keypoints import (KEYPOINT_CONFIGS, keypoint_variants, keypoint_variants_table, keypoints_bench,
+                        keypoints_table)
+from .head_decode import head_decode_bench, head_decode_markdown
 from .loss import loss_bench, loss_table, loss_variants
 from .reference import load as load_reference
+from .rotated_nms import rotated_nms_bench, rotated_nms_markdown
 from .report import environment, render_markdown
 from .targets import TARGET_CONFIGS, targets_bench, targets_table
 
@@ -105,14 +109,23 @@ def _run_targets(a, device) -> int:
 def _run_keypoints(a, device) -> int:
     rows = keypoints_bench(device, a.keypoints or None, quick=a.quick, cpu=not a.no_cpu, cpu_threads=a.cpu_threads)
     shapes = keypoint_variants(device, a.keypoints or None) if device.type == "cuda" and not a.quick else []
-    text = keypoints_table(rows) + (f"\n\nLaunch shapes (GPU):\n{keypoint_variants_table(shapes)}" if shapes else "")
-    return _report(a.json_path, device, "keypoints", text, keypoints=rows, keypoint_shapes=shapes)
+    decoded = keypoint_decode_bench(device, quick=a.quick)
+    markdown = keypoints_table(rows) + "\n\n" + keypoint_decode_markdown(decoded)
+    if shapes:
+        markdown += f"\n\nKeypoint heatmap encoding, launch shapes (GPU):\n{keypoint_variants_table(shapes)}"
+    return _report(a.json_path, device, "keypoints", markdown, keypoints=rows, keypoint_decode=decoded,
+                   keypoint_shapes=shapes)
 
 
 def _run_decode(a, device) -> int:
     peaks = peaks_bench(device, quick=a.quick) if device.type == "cuda" else []
     nms = nms_bench(device, quick=a.quick)
-    return _report(a.json_path, device, "decode", decode_markdown(peaks, nms), peaks=peaks, circle_nms=nms)
+    rotated = rotated_nms_bench(device, quick=a.quick)
+    heads = head_decode_bench(device, quick=a.quick)
+    markdown = "\n\n".join([decode_markdown(peaks, nms), "\n".join(rotated_nms_markdown(rotated)),
+                              head_decode_markdown(heads)])
+    return _report(a.json_path, device, "decode", markdown, peaks=peaks, circle_nms=nms, rotated_nms=rotated,
+                   head_decode=heads)
 
 
 def _run_cpu_table(a, device) -> int:
@@ -182,7 +195,8 @@ SUITES = (
           f"{', '.join(TARGET_CONFIGS)}; default all), then exit", False, _run_targets,
           (("nargs", "*"), ("default", None), ("choices", tuple(TARGET_CONFIGS)), ("metavar", "CONFIG")),
           reads=("quick", "json_path", "no_cpu", "cpu_threads")),
-    Suite("keypoints", "--keypoints", "time keypoint heatmap encoding (MSRA, UDP, DARK) against mmpose's encoder "
+    Suite("keypoints", "--keypoints", "time keypoint heatmap encoding (MSRA, UDP, DARK) and decoding (maximum, "
+          "shift, DARK, DARK-UDP) against mmpose's functions "
           f"looped over the batch (configs: {', '.join(KEYPOINT_CONFIGS)}; default all), then exit", False,
           _run_keypoints, (("nargs", "*"), ("default", None), ("choices", tuple(KEYPOINT_CONFIGS)),
                            ("metavar", "CONFIG")),

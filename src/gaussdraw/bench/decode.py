@@ -174,3 +174,6 @@ def _nms_markdown(nms: list[dict]) -> list[str]:
         lines.append(f"| {candidates} | {r['loop_us']:,.1f} ({r['loop']}) | {r['wall_us']:,.1f} | {gpu} "
                      f"| {r['speedup_wall']:,.0f} | {r['same_as_loop']} |")
     return lines
+
+
+from .head_decode import head_decode_bench, head_decode_markdown  # noqa: E402,F401 (whole-head rows of this suite)

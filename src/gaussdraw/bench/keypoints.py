@@ -146,9 +146,8 @@ def keypoints_bench(device, names=None, quick=False, cpu=True, cpu_threads=2) ->
     return rows
 
 
-VARIANT_SHAPES = tuple((block, warps) for block in (512, 1024, 2048, 4096, 8192) for warps in (2, 4, 8)
-                       if block // (32 * warps) >= 4)
-"""(pixels a program, warps) that :func:`keypoint_variants` times: at least 4 pixels a thread."""
+VARIANT_SHAPES = ((512, 4), (1024, 4), (1024, 8), (2048, 2), (2048, 4), (2048, 8), (4096, 4), (4096, 8), (8192, 8))
+"""(pixels a program, warps) that :func:`keypoint_variants` times."""
 
 
 def keypoint_variants(device, names=None, shapes=VARIANT_SHAPES, methods=METHODS) -> list[dict]:

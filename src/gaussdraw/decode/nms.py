@@ -10,6 +10,7 @@ from ..checks import raise_first, resolve_validate
 from ..dispatch import check_backend, route, run
 from ..draw_plans import layout, planned, remember
 from ..inputs import Field, batch_inputs, is_numbers, python_tensor
+from ..ops._constants import device_constant
 from ..ops.circle_nms import (CIRCLE_NMS, circle_nms_sorted_triton, float32_threshold, sorted_candidates,
                               sorted_candidates_triton, sorted_walk_fits)
 from ..ragged import RaggedLike
@@ -25,26 +26,6 @@ class KeptBoxes(NamedTuple):
     counts: torch.Tensor
 
 
-_CONSTANTS: dict = {}
-
-
-def _device_constant(values: tuple, dtype: torch.dtype, device: torch.device, convert=None) -> torch.Tensor:
-    """A (len(values),) tensor of ``values`` (each through ``convert`` if given) on ``device``, kept for
-    the next call with the same ones: made once, copied from pinned memory (no sync, and nothing to
-    copy while a CUDA graph captures). Callers never write to it."""
-    if torch.compiler.is_compiling():
-        return torch.tensor([convert(v) for v in values] if convert else values, dtype=dtype, device=device)
-    key = (values, dtype, device, convert)
-    tensor = _CONSTANTS.get(key)
-    if tensor is None:
-        tensor = torch.tensor([convert(v) for v in values] if convert else values, dtype=dtype)
-        tensor = tensor.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else tensor.to(device)
-        if len(_CONSTANTS) >= 64:
-            _CONSTANTS.clear()
-        _CONSTANTS[key] = tensor
-    return tensor
-
-
 def _threshold_tensor(thresh, num_samples: int, device: torch.device) -> torch.Tensor:
     """(S,) float32 thresholds on ``device`` of ``thresh`` (a number, or one per sample), each the largest
     float32 at most the given one (see :func:`~gaussdraw.ops.circle_nms.float32_threshold`), kept for
@@ -53,7 +34,7 @@ def _threshold_tensor(thresh, num_samples: int, device: torch.device) -> torch.T
         else list(thresh)
     if len(thresholds) != num_samples or not all(isinstance(t, (int, float)) for t in thresholds):
         raise ValueError(f"thresh must be a number or one number per sample ({num_samples}); got {thresh!r}")
-    return _device_constant(tuple(float(t) for t in thresholds), torch.float32, device, float32_threshold)
+    return device_constant(tuple(float(t) for t in thresholds), torch.float32, device, float32_threshold)
 
 
 def circle_nms_batched(centers: RaggedLike, scores: RaggedLike, thresh, *, post_max_size: int | None = 83,
@@ -182,7 +163,7 @@ def circle_nms(centers: torch.Tensor, scores: torch.Tensor, thresh: float, *, po
     if scores.dim() != 1 or scores.shape[0] != centers.shape[0]:
         raise ValueError(f"scores must be ({centers.shape[0]},), one score per center of centers "
                          f"{tuple(centers.shape)} (mmdet3d passes dets[:, 2]); got {tuple(scores.shape)}")
-    count = _device_constant((scores.shape[0],), torch.int64, scores.device)  # the same tensor each time
+    count = device_constant((scores.shape[0],), torch.int64, scores.device)  # the same tensor each time
     kept = circle_nms_batched(centers.unsqueeze(0), scores.unsqueeze(0), thresh, post_max_size=post_max_size,
                               counts=count, backend=backend)
     return kept.indices[0, : int(kept.counts[0])]

@@ -9,8 +9,9 @@ import torch
 
 from ..checks import check_float_tensor
 from ..dispatch import check_backend, route, run
-from ..ops._sort_keys import LOW, key_scores, score_keys
-from ..ops.peaks import order_peaks_triton, peak_keys_triton
+from ..ops._sort_keys import LOW, score_keys
+from ..ops.class_peaks import class_peaks_triton
+from ..ops.peaks import order_peaks_triton, peaks_triton
 from ..ops.local_maximum import LOCAL_MAXIMUM
 
 
@@ -92,12 +93,11 @@ def heatmap_peaks(heatmap: torch.Tensor, k: int = 100, kernel: int = 3, *, per_c
                                                           "C * H * W") + f"); got {k}")
     chosen = route(backend, heatmap.device)
     triton_path = chosen.use_triton and not chosen.traced  # eager Triton: the kernels beyond the op
-    if per_class_k is None and triton_path:
-        keys = peak_keys_triton(heatmap, k, kernel)  # no top-k over every pixel (ops/peaks.py)
-        if keys is not None:
-            flat = LOW - (keys & LOW)
-            labels, indices = flat // plane, flat % plane
-            return Peaks(key_scores(keys, heatmap.dtype), labels, indices // width, indices % width, indices)
+    if triton_path:  # no top-k over every pixel: ops/peaks.py, ops/class_peaks.py
+        found = peaks_triton(heatmap, k, kernel) if per_class_k is None else \
+            class_peaks_triton(heatmap, k, kernel, per_class_k)
+        if found is not None:
+            return Peaks(*found)
     values = heatmap if kernel == 1 else run(LOCAL_MAXIMUM, chosen, heatmap, kernel)
     if per_class_k is None:
         scores, flat = torch.topk(values.reshape(batch, -1), k)

@@ -1,21 +1,24 @@
 """The top-k peaks of a heatmap on the GPU, without a top-k over every pixel.
 
-A peak's value is mmdet's ``heat * (max_pool(heat) == heat)`` (:func:`.kernels.common.suppressed_values`),
-compared as an int32 that sorts as the float does (:mod:`._sort_keys`). Three kernels (:mod:`.kernels.peaks`):
+A peak's value is mmdet's ``heat * (max_pool(heat) == heat)``, compared as an int32 that sorts as the
+float does (:mod:`._sort_keys`). Four kernels (:mod:`.kernels.peaks`), no host sync, no torch op between:
 
-1. tiles: each program computes the values of one tile of a plane and writes their maximum. Per
-   sample, the k-th largest tile maximum ``t`` is a lower bound of the k-th largest value (k tiles
-   each hold a value >= t), so every peak of the top k is >= t;
-2. candidates: the programs of tiles whose maximum reaches t (about k of them per sample) recompute
-   their tile's values and append those >= t to their sample's candidate list, as distinct int64 keys
-   (value, then ascending index); the other tiles read one number. A realistic heatmap gives a few
-   more than k candidates;
-3. select: one program per sample keeps the k largest keys of its candidates, sorting them in
-   chunks into a running best. Where the candidates overflow their buffer (plateaus: many pixels
-   equal at the k-th place), it takes every pixel of the sample instead, recomputed (slower, exact).
+1. group maxima: one pass over the map; each program walks down ``rows`` rows of a plane (a 3 x 3
+   window by rows: three loads a pixel, the neighbours from the cache) and writes the largest value of
+   each ``group`` rows. This pass reads the map once: it is the floor of the whole call;
+2. bound (one program a sample): the k-th largest group maximum ``t`` by bisection on its bits (k
+   groups each hold a value >= t, so every peak of the top k is >= t), the list of groups reaching t
+   (about k), and the sample's candidate count reset;
+3. candidates: ``programs`` programs a sample recompute the listed groups (a few rows each) and append
+   their values >= t as distinct int64 keys (value, then ascending index). A realistic heatmap gives
+   a few more than k candidates;
+4. select (one program a sample): the k largest keys of the candidates, sorted in chunks into a running
+   best, written out as scores, labels, ys, xs, indices. Where the candidates overflow their buffer
+   (plateaus: many pixels equal at the k-th place), it takes every pixel of the sample instead,
+   recomputed (slower, exact).
 
 Equal values come in ascending index order (the keys are distinct), so the result does not depend
-on the order in which tiles appended their candidates.
+on the order in which groups appended their candidates.
 """
 
 from __future__ import annotations
@@ -29,15 +32,18 @@ from ._triton import cdiv, check_device, interpreting, next_power_of_2
 
 @dataclasses.dataclass(frozen=True)
 class PeaksLaunchShape:
-    """The tile-bound path's launch shape: tiles of ``block_h`` x ``block_w`` pixels and their
-    programs' warps; candidates kept per sample, max(capacity[0] * k, capacity[1]) (at most the
-    sample's pixels); keys the select kernel sorts at once (at least 2 * next_power_of_2(k)),
-    ``chunk``, None: 64 in the interpreter, where a sort's cost grows with its width rather than its
-    work, else 512."""
+    """The tile-bound path's launch shape: the first pass's programs take ``rows`` x ``block_w`` pixels
+    with ``warps`` warps and write one maximum per ``group`` rows (``rows`` a multiple of it; the
+    candidates pass recomputes a group); ``programs`` candidate programs a sample (None: k // 2 within
+    [16, 256]); candidates kept per sample, max(capacity[0] * k, capacity[1]) (at most the sample's
+    pixels); keys the select kernel sorts at once (at least 2 * next_power_of_2(k)), ``chunk``, None:
+    64 in the interpreter, where a sort's cost grows with its width rather than its work, else 512."""
 
-    block_h: int = 8
-    block_w: int = 128  # benchmarks/peaks_profile.py: 8 x 128 tiles the fastest of five shapes
-    warps: int = 4
+    rows: int = 32
+    group: int = 8
+    block_w: int = 128
+    warps: int = 2
+    programs: int | None = None
     capacity: tuple[int, int] = (16, 8192)
     chunk: int | None = None
 
@@ -63,36 +69,60 @@ def order_peaks_triton(scores: torch.Tensor, flat: torch.Tensor, plane: int, wid
     return outputs
 
 
-def peak_keys_triton(heat: torch.Tensor, k: int, kernel: int, *,
-                     shape: PeaksLaunchShape = TILE_BOUND) -> torch.Tensor | None:
-    """(B, k) int64 keys of the top-k peaks of (B, C, H, W) ``heat``, best first (decode with
-    :func:`._sort_keys.key_scores` and ``0xFFFFFFFF - (key & 0xFFFFFFFF)``); None where a sample has
-    fewer tiles than k (the caller takes the plain top-k)."""
+BOUND_LIMIT = 32768  # the most group maxima a sample's bound program holds
+
+
+def _groups(shape: PeaksLaunchShape, classes: int, height: int, width: int) -> PeaksLaunchShape | None:
+    """``shape`` with groups (and rows) doubled until a sample has at most BOUND_LIMIT group maxima."""
+    while classes * cdiv(height, shape.group) * cdiv(width, shape.block_w) > BOUND_LIMIT:
+        if shape.group >= height:
+            return None
+        shape = dataclasses.replace(shape, group=2 * shape.group, rows=max(shape.rows, 2 * shape.group))
+    return shape
+
+
+def peaks_triton(heat: torch.Tensor, k: int, kernel: int, *,
+                 shape: PeaksLaunchShape = TILE_BOUND) -> list[torch.Tensor] | None:
+    """(scores, labels, ys, xs, indices), each (B, k), of the top-k peaks of (B, C, H, W) ``heat``
+    (float16/bfloat16/float32), best first, equal scores by ascending index; None where the path does
+    not apply (float64, fewer groups than k, k > ORDER_LIMIT, too large a map: the caller takes the
+    plain top-k)."""
     check_device(heat.device)
     from .kernels import peaks as kernels
     from .launch import launch
 
     heat = heat.contiguous()
     batch, classes, height, width = heat.shape
-    tiles_w = cdiv(width, shape.block_w)
-    tiles_per_plane = cdiv(height, shape.block_h) * tiles_w
-    if classes * tiles_per_plane < k or classes * height * width >= 2**31:
+    shape = _groups(shape, classes, height, width)
+    if shape is None or heat.dtype == torch.float64 or k > ORDER_LIMIT or classes * height * width >= 2**31:
         return None
-    tile_max = torch.empty((batch, classes * tiles_per_plane), dtype=torch.int32, device=heat.device)
-    grid = (tiles_per_plane, batch * classes)
-    tiles = dict(classes=classes, height=height, width=width, tiles_w=tiles_w, tiles_per_plane=tiles_per_plane,
-                 KERNEL=kernel, BLOCK_H=shape.block_h, BLOCK_W=shape.block_w)
-    launch(kernels.tile_max_kernel, grid, num_warps=shape.warps, heat_ptr=heat, tile_max_ptr=tile_max, **tiles)
-    bound = torch.topk(tile_max, k, dim=1).values[:, -1].contiguous()
+    tiles_w, groups_h = cdiv(width, shape.block_w), cdiv(height, shape.group)
+    per_sample = classes * groups_h * tiles_w
+    if per_sample < k or batch == 0:
+        return None
+    device = heat.device
+    group_max = torch.empty((batch, per_sample), dtype=torch.int32, device=device)
+    sizes = dict(height=height, width=width, tiles_w=tiles_w, groups_h=groups_h, KERNEL=kernel,
+                 GROUP=shape.group, BLOCK_W=shape.block_w)
+    launch(kernels.group_max_kernel, (cdiv(height, shape.rows) * tiles_w, batch * classes), num_warps=shape.warps,
+           heat_ptr=heat, group_max_ptr=group_max, ROWS=shape.rows, **sizes)
+    bound, group_count, count = (torch.empty(batch, dtype=torch.int32, device=device) for _ in range(3))
+    groups = torch.empty((batch, per_sample), dtype=torch.int32, device=device)
+    launch(kernels.bound_kernel, (batch,), num_warps=4 if per_sample <= 4096 else 8, group_max_ptr=group_max,
+           bound_ptr=bound, groups_ptr=groups, group_count_ptr=group_count, count_ptr=count, per_sample=per_sample,
+           k=k, BLOCK=next_power_of_2(per_sample))
     capacity = min(classes * height * width, max(shape.capacity[0] * k, shape.capacity[1]))
-    candidates = torch.empty((batch, capacity), dtype=torch.int64, device=heat.device)
-    count = torch.zeros(batch, dtype=torch.int32, device=heat.device)
-    launch(kernels.candidates_kernel, grid, num_warps=shape.warps, heat_ptr=heat, tile_max_ptr=tile_max,
-           bound_ptr=bound, candidates_ptr=candidates, count_ptr=count, capacity=capacity, **tiles)
+    candidates = torch.empty((batch, capacity), dtype=torch.int64, device=device)
+    programs = shape.programs or min(max(k // 2, 16), 256)
+    launch(kernels.candidates_kernel, (programs, batch), num_warps=shape.warps, heat_ptr=heat, bound_ptr=bound,
+           groups_ptr=groups, group_count_ptr=group_count, candidates_ptr=candidates, count_ptr=count,
+           classes=classes, per_sample=per_sample, capacity=capacity, programs=programs, **sizes)
+    outputs = [torch.empty((batch, k), dtype=heat.dtype, device=device)]
+    outputs += [torch.empty((batch, k), dtype=torch.int64, device=device) for _ in range(4)]
     keep = next_power_of_2(k)
-    best = torch.empty((batch, keep), dtype=torch.int64, device=heat.device)
     chunk = shape.chunk or (64 if interpreting() else 512)
     launch(kernels.select_kernel, (batch,), num_warps=8, heat_ptr=heat, candidates_ptr=candidates, count_ptr=count,
-           best_ptr=best, classes=classes, height=height, width=width, capacity=capacity,
+           scores_ptr=outputs[0], labels_ptr=outputs[1], ys_ptr=outputs[2], xs_ptr=outputs[3],
+           indices_ptr=outputs[4], classes=classes, height=height, width=width, capacity=capacity, k=k,
            KERNEL=kernel, KEEP=keep, CHUNK=max(chunk, 2 * keep))
-    return best[:, :k]
+    return outputs

@@ -112,3 +112,73 @@ def suppressed_values(heat_ptr, base, y, x, inside, height, width, KERNEL: tl.co
             near = tl.load(heat_ptr + base + ny * width + nx, mask=reach, other=float("-inf")).to(tl.float32)
             window_max = tl.maximum(window_max, near, propagate_nan=tl.PropagateNan.ALL)
     return heat * (window_max == heat).to(tl.float32)
+
+
+@triton.jit
+def window_row(heat_ptr, base, y, x, height, width):
+    """(heat, max of heat at x - 1, x, x + 1) in float32 on row ``y`` (a scalar) at columns ``x``
+    (BLOCK_W,) of the plane starting at ``base``: -inf outside the map, as max-pooling pads. Three
+    loads a pixel (the shifted two from the cache); the 3 x 3 window is three such rows' maxima."""
+    rows = y + 0 * x  # a row of y: Triton's interpreter cannot mix a scalar and a block of masks
+    row_ok = (rows >= 0) & (rows < height)
+    at = heat_ptr + base + y * width + x
+    heat = tl.load(at, mask=row_ok & (x < width), other=float("-inf")).to(tl.float32)
+    left = tl.load(at - 1, mask=row_ok & (x >= 1) & (x <= width), other=float("-inf")).to(tl.float32)
+    right = tl.load(at + 1, mask=row_ok & (x + 1 < width), other=float("-inf")).to(tl.float32)
+    return heat, tl.maximum(tl.maximum(left, heat, propagate_nan=tl.PropagateNan.ALL), right,
+                            propagate_nan=tl.PropagateNan.ALL)
+
+
+@triton.jit
+def peak_of_rows(heat, above, middle, below):
+    """mmdet's ``heat * (window max == heat)`` from the row maxima ``above``, ``middle``, ``below``
+    (:func:`window_row`) of a 3 x 3 window; NaN anywhere in the window makes its max NaN."""
+    window_max = tl.maximum(tl.maximum(above, middle, propagate_nan=tl.PropagateNan.ALL), below,
+                            propagate_nan=tl.PropagateNan.ALL)
+    return heat * (window_max == heat).to(tl.float32)
+
+
+# ----------------------------------------------------------------------------
+# selection (peaks)
+# ----------------------------------------------------------------------------
+
+
+@triton.jit
+def kth_largest(keys, k):
+    """The ``k``-th largest of int32 ``keys`` (1-d; padding at -2^31, below every real key; k at most
+    the number of real keys), by bisection on its bits: 32 counts, no sort."""
+    found = tl.sum(keys * 0, axis=0).to(tl.int64) - 2147483648  # count(keys >= found) >= k throughout
+    for bit in tl.static_range(31, -1, -1):
+        trial = found + (1 << bit)
+        enough = tl.sum((keys >= trial.to(tl.int32)).to(tl.int32), axis=0) >= k
+        found = tl.where(enough, trial, found)
+    return found.to(tl.int32)
+
+
+@triton.jit
+def first_k(keys, valid, k):
+    """(chosen, position among the chosen) of 1-d int32 ``keys``: the ``k`` largest where ``valid``, equal
+    keys at the k-th place taken in lane order (lanes in ascending index: the smallest indices)."""
+    keys = tl.where(valid, keys, -2147483648)
+    kth = kth_largest(keys, k)
+    above = valid & (keys > kth)
+    equal = (valid & (keys == kth)).to(tl.int32)
+    room = k - tl.sum(above.to(tl.int32), axis=0)
+    chosen = (above | ((equal > 0) & (tl.cumsum(equal, axis=0) <= room))).to(tl.int32)
+    return chosen > 0, tl.cumsum(chosen, axis=0) - chosen
+
+
+@triton.jit
+def store_peaks(keys, valid, row, scores_ptr, labels_ptr, ys_ptr, xs_ptr, indices_ptr, plane, width):
+    """Splits int64 keys ``(order(score) << 32) | (0xFFFFFFFF - flat)`` into a row of the five outputs
+    (score in the output's dtype, class, y, x, pixel index) at ``row + lane`` where ``valid``."""
+    ordered = (keys >> 32).to(tl.int32)
+    bits = tl.where(ordered < 0, ordered ^ 0x7FFFFFFF, ordered)
+    flat = 0xFFFFFFFF - (keys & 0xFFFFFFFF)
+    index = flat % plane
+    lanes = row + tl.arange(0, keys.shape[0])
+    tl.store(scores_ptr + lanes, bits.to(tl.float32, bitcast=True).to(scores_ptr.dtype.element_ty), mask=valid)
+    tl.store(labels_ptr + lanes, flat // plane, mask=valid)
+    tl.store(indices_ptr + lanes, index, mask=valid)
+    tl.store(ys_ptr + lanes, index // width, mask=valid)
+    tl.store(xs_ptr + lanes, index % width, mask=valid)
