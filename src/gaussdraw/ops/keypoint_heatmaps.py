@@ -15,8 +15,9 @@ sigma_tensor, sigma, height, width, method)`` -> (heatmaps (B, K, H, W) float32,
   and its weight is 0; other weights are the visibilities; instances merge by max.
 
 Implementations: a Triton kernel (:mod:`.kernels.keypoint_heatmaps`: one launch, each output
-pixel written once), and a vectorized torch one (MSRA/UDP windows scattered by max into a
-zeroed map; DARK: every instance at every pixel, a max over instances). Non-finite keypoints
+pixel written once, launch shape :data:`LAUNCH_SHAPE`), and a vectorized torch one (MSRA/UDP
+windows scattered into a zeroed map, by max where a sample has several instances; DARK: every
+instance at every pixel, a max over instances; one instance: in place in the output). Non-finite keypoints
 (refused by the public function's value check) draw nothing.
 """
 

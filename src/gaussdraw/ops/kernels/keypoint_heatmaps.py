@@ -1,11 +1,16 @@
 """Triton kernel of :mod:`gaussdraw.ops.keypoint_heatmaps`: mmpose's keypoint heatmap encoding.
 
-One program = one BLOCK_H x BLOCK_W tile of one heatmap plane (sample b, keypoint k): it loops
-over the sample's instances, works out each one's window, centre and σ from its keypoint
-(scalars, in float64 and the keypoints' dtype, as mmpose rounds), and keeps the max over
-instances of the float32 Gaussian at each of its pixels (squared offsets per row and per
-column, then one add, divide and exp per pixel). Every output pixel is written once
-(no zero fill, no atomics); the program of tile 0 also writes the plane's keypoint weights.
+One program = BLOCK consecutive pixels (row-major) of one heatmap plane (sample b, keypoint k):
+it loops over the sample's instances, works out each one's window, centre and σ from its
+keypoint (scalars, in float64 and the keypoints' dtype, as mmpose rounds), and keeps the max
+over instances of the float32 Gaussian at each of its pixels. The map's size is constexpr
+(one compile per heatmap size): a pixel's row and column come from a division by a constant,
+and the plane's stores are vectorised. Only a tile whose rows meet an instance's window (any
+drawn instance for DARK) evaluates that instance's Gaussian; others store zeros. The
+Gaussian is exp2(d² * (-log2(e) / 2σ²)): one multiply and one ex2 a pixel, as Triton's exp is
+ex2 of x * log2(e) after the division (on a GPU, both within a couple of float32 ulps of
+mmpose's exp(-d² / 2σ²)). Every output pixel is written once (no zero fill, no atomics); the
+program of tile 0 also writes the plane's keypoint weights.
 Compiled without fused multiply-adds, so that dx * dx + dy * dy rounds as NumPy's does.
 """
 
