@@ -303,6 +303,20 @@ def test_triton_launch_shapes_agree(method, size):
         assert_matches(keypoint_heatmaps_triton(*args, shape=shape), expected, f"shape {shape}", method)
 
 
+@pytest.mark.parametrize("method", ["msra", "udp"])
+def test_torch_windows_on_calloc_zeros_agree(method, monkeypatch):
+    """Maps from NumPy's zeroed allocation (the torch path's large maps) hold the same values."""
+    from gaussdraw.ops import keypoint_heatmaps as op
+
+    keypoints, visible, counts = shape_batch(7, size=(30, 40), num_keypoints=5)
+    args = (keypoints, visible, counts, None, 1.5, 40, 30, method)
+    expected = op.keypoint_heatmaps_torch(*args)
+    monkeypatch.setattr(op, "_CALLOC_BYTES", 0)
+    actual = op.keypoint_heatmaps_torch(*args)
+    assert expected[0].sum() > 0 and torch.equal(actual[0], expected[0]) and torch.equal(actual[1], expected[1])
+    assert actual[0].is_contiguous() and actual[0].shape == (3, 5, 40, 30)
+
+
 def test_padded_inputs_need_counts():
     with raises_text(ValueError, "counts is required when keypoints, visible are all padded tensors"):
         keypoint_heatmaps(torch.zeros(2, 1, 3, 2), torch.ones(2, 1, 3), (4, 4), 1.0)
