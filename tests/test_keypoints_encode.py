@@ -279,6 +279,44 @@ def test_bad_inputs_are_named(kwargs, error, text):
         keypoint_heatmaps(**arguments)
 
 
+def shape_batch(seed: int, size=(9, 12), num_samples=3, num_instances=3, num_keypoints=4):
+    """(keypoints (B, N, K, 2), visible (B, N, K), counts (B,)): overlapping instances, some off the map."""
+    g = torch.Generator().manual_seed(seed)
+    extent = torch.tensor(size, dtype=torch.float32)
+    keypoints = torch.rand(num_samples, num_instances, num_keypoints, 2, generator=g) * (extent + 6) - 3
+    visible = (torch.rand(num_samples, num_instances, num_keypoints, generator=g) * 2.5).floor()
+    return keypoints, visible, torch.tensor([num_instances, 0, 2][:num_samples])
+
+
+@pytest.mark.skipif("triton" not in BACKENDS, reason="needs Triton's interpreter")
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("size", [(9, 12), (8, 4)])
+def test_triton_launch_shapes_agree(method, size):
+    """Each launch shape (tiles that split rows, end past the plane or fill it) gives the torch values."""
+    from gaussdraw.ops.keypoint_heatmaps import keypoint_heatmaps_torch, keypoint_heatmaps_triton
+
+    keypoints, visible, counts = shape_batch(5)
+    args = (keypoints, visible, counts, None, 1.3, size[1], size[0], method)
+    expected = keypoint_heatmaps_torch(*args)
+    assert expected[0].sum() > 0
+    for shape in [(16, 1), (32, 4), (64, 2), (4096, 8)]:
+        assert_matches(keypoint_heatmaps_triton(*args, shape=shape), expected, f"shape {shape}", method)
+
+
+@pytest.mark.parametrize("method", ["msra", "udp"])
+def test_torch_windows_on_calloc_zeros_agree(method, monkeypatch):
+    """Maps from NumPy's zeroed allocation (the torch path's large maps) hold the same values."""
+    from gaussdraw.ops import keypoint_heatmaps as op
+
+    keypoints, visible, counts = shape_batch(7, size=(30, 40), num_keypoints=5)
+    args = (keypoints, visible, counts, None, 1.5, 40, 30, method)
+    expected = op.keypoint_heatmaps_torch(*args)
+    monkeypatch.setattr(op, "_CALLOC_BYTES", 0)
+    actual = op.keypoint_heatmaps_torch(*args)
+    assert expected[0].sum() > 0 and torch.equal(actual[0], expected[0]) and torch.equal(actual[1], expected[1])
+    assert actual[0].is_contiguous() and actual[0].shape == (3, 5, 40, 30)
+
+
 def test_padded_inputs_need_counts():
     with raises_text(ValueError, "counts is required when keypoints, visible are all padded tensors"):
         keypoint_heatmaps(torch.zeros(2, 1, 3, 2), torch.ones(2, 1, 3), (4, 4), 1.0)
@@ -311,6 +349,34 @@ def test_cuda_triton_matches_torch_on_poisoned_memory(method, dtype):
         torch.cuda.synchronize()
         assert_matches(actual, expected, f"cuda triton {method}", method, CUDA_TOLERANCE)
     assert expected.heatmaps.sum() > 0 and expected.weights.sum() > 0
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("method", METHODS)
+def test_cuda_every_launch_shape_matches_torch(method):
+    """Every shape the bench's sweep times (poisoned outputs), on the sizes of its configs."""
+    from gaussdraw.bench.keypoints import VARIANT_SHAPES
+    from gaussdraw.ops.keypoint_heatmaps import keypoint_heatmaps_triton
+
+    for seed, size in enumerate([(48, 64), (72, 96), (9, 12)]):
+        keypoints, visible, counts = shape_batch(seed, size, num_samples=3, num_instances=3, num_keypoints=17)
+        expected = keypoint_heatmaps(keypoints, visible, size, 2.5, method=method, counts=counts, backend="torch")
+        cuda_args = (keypoints.cuda(), visible.cuda(), counts.cuda(), None, 2.5, size[1], size[0], method)
+        for shape in VARIANT_SHAPES:
+            poison = torch.full((4 << 20,), float("nan"), device="cuda")
+            del poison
+            actual = keypoint_heatmaps_triton(*cuda_args, shape=shape)
+            assert_matches(actual, expected, f"cuda shape {shape} {method}", method, CUDA_TOLERANCE)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_launch_shape_sweep_runs():
+    from gaussdraw.bench.keypoints import keypoint_variants
+
+    rows = keypoint_variants(torch.device("cuda"), ["coco"], shapes=((1024, 4),), methods=("udp",))
+    assert len(rows) == 1 and rows[0]["same_values"] and rows[0]["gpu_us"] > 0
 
 
 @pytest.mark.gpu

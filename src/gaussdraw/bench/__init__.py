@@ -23,7 +23,8 @@ from .draw import CONFIGS, Config, bench_config, make_inputs, profile_draw, quic
 from .cpu import cpu_markdown, cpu_table
 from .decode import decode_markdown, nms_bench, peaks_bench
 from .keypoint_decode import keypoint_decode_bench, keypoint_decode_markdown
-from .keypoints import KEYPOINT_CONFIGS, keypoints_bench, keypoints_table
+from .keypoints import (KEYPOINT_CONFIGS, keypoint_variants, keypoint_variants_table, keypoints_bench,
+                        keypoints_table)
 from .head_decode import head_decode_bench, head_decode_markdown
 from .loss import loss_bench, loss_table, loss_variants
 from .reference import load as load_reference
@@ -107,9 +108,13 @@ def _run_targets(a, device) -> int:
 
 def _run_keypoints(a, device) -> int:
     rows = keypoints_bench(device, a.keypoints or None, quick=a.quick, cpu=not a.no_cpu, cpu_threads=a.cpu_threads)
+    shapes = keypoint_variants(device, a.keypoints or None) if device.type == "cuda" and not a.quick else []
     decoded = keypoint_decode_bench(device, quick=a.quick)
     markdown = keypoints_table(rows) + "\n\n" + keypoint_decode_markdown(decoded)
-    return _report(a.json_path, device, "keypoints", markdown, keypoints=rows, keypoint_decode=decoded)
+    if shapes:
+        markdown += f"\n\nKeypoint heatmap encoding, launch shapes (GPU):\n{keypoint_variants_table(shapes)}"
+    return _report(a.json_path, device, "keypoints", markdown, keypoints=rows, keypoint_decode=decoded,
+                   keypoint_shapes=shapes)
 
 
 def _run_decode(a, device) -> int:

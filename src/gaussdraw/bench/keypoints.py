@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ..keypoints import keypoint_heatmaps
-from ..ops.keypoint_heatmaps import METHODS
+from ..ops.keypoint_heatmaps import LAUNCH_SHAPE, METHODS, keypoint_heatmaps_triton
 from .report import markdown_table
 from .timing import graph_time, sync, wall_time
 
@@ -144,6 +144,42 @@ def keypoints_bench(device, names=None, quick=False, cpu=True, cpu_threads=2) ->
     torch.set_num_threads(threads)
     print("\r" + " " * 60 + "\r", end="", file=sys.stderr)
     return rows
+
+
+VARIANT_SHAPES = ((512, 4), (1024, 4), (1024, 8), (2048, 2), (2048, 4), (2048, 8), (4096, 4), (4096, 8), (8192, 8))
+"""(pixels a program, warps) that :func:`keypoint_variants` times."""
+
+
+def keypoint_variants(device, names=None, shapes=VARIANT_SHAPES, methods=METHODS) -> list[dict]:
+    """GPU time (CUDA-graph replay) of the kernel at each launch shape (``shapes``: (BLOCK, warps))
+    for each config and method, with the zero fill's: one row per (config, method, shape); the
+    default is :data:`gaussdraw.ops.keypoint_heatmaps.LAUNCH_SHAPE`. Values checked against the
+    default shape's."""
+    rows = []
+    for config in [KEYPOINT_CONFIGS[n] for n in (names or KEYPOINT_CONFIGS)]:
+        keypoints, visible = keypoint_inputs(config)
+        counts = torch.full((config.samples,), config.instances)
+        args = [t.to(device) for t in (keypoints, visible, counts)]
+        output_elements = config.samples * config.keypoints * (config.height * config.width + config.instances)
+        zeros_us = graph_time(lambda: torch.zeros(output_elements, device=device)) * 1e6  # noqa: B023
+        for method in methods:
+            encode = lambda shape: keypoint_heatmaps_triton(  # noqa: E731, B023
+                *args, None, config.sigma, config.height, config.width, method, shape=shape)
+            expected = encode(None)[0]
+            for shape in shapes:
+                heat = encode(shape)[0]
+                gpu_us = graph_time(lambda: encode(shape)) * 1e6  # noqa: B023
+                rows.append(dict(config=config.name, method=method, block=shape[0], warps=shape[1],
+                                 default=tuple(shape) == tuple(LAUNCH_SHAPE), gpu_us=gpu_us, zeros_gpu_us=zeros_us,
+                                 gpu_over_zeros=gpu_us / zeros_us, same_values=bool(torch.equal(heat, expected))))
+    return rows
+
+
+def keypoint_variants_table(rows: list[dict]) -> str:
+    return markdown_table(rows, [
+        ("config", "config", 0), ("method", "method", 0), ("BLOCK", "block", 0), ("warps", "warps", 0),
+        ("default", "default", 0), ("GPU (µs)", "gpu_us", 1), ("zero fill GPU (µs)", "zeros_gpu_us", 1),
+        ("GPU / zero fill", "gpu_over_zeros", 2), ("same values", "same_values", 0)])
 
 
 def keypoints_table(rows: list[dict]) -> str:

@@ -15,8 +15,9 @@ sigma_tensor, sigma, height, width, method)`` -> (heatmaps (B, K, H, W) float32,
   and its weight is 0; other weights are the visibilities; instances merge by max.
 
 Implementations: a Triton kernel (:mod:`.kernels.keypoint_heatmaps`: one launch, each output
-pixel written once), and a vectorized torch one (MSRA/UDP windows scattered by max into a
-zeroed map; DARK: every instance at every pixel, a max over instances). Non-finite keypoints
+pixel written once, launch shape :data:`LAUNCH_SHAPE`), and a vectorized torch one (MSRA/UDP
+windows scattered into a zeroed map, by max where a sample has several instances; DARK: every
+instance at every pixel, a max over instances; one instance: in place in the output). Non-finite keypoints
 (refused by the public function's value check) draw nothing.
 """
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 import math
 import struct
 
+import numpy as np
 import torch
 
 from ..dispatch import Implementations
@@ -98,9 +100,9 @@ def _squared_offsets(axis, drawn, size: int, extra_dims: int):
 
 
 def keypoint_heatmaps_torch(keypoints, visible, counts, sigma_tensor, sigma, height, width, method):
-    """(B, K, H, W), (B, N, K): MSRA/UDP windows scattered by max into a zeroed map where they are
-    smaller than the map (:func:`_scatter_windows`); else every instance at every pixel, then the
-    max over instances."""
+    """(B, K, H, W), (B, N, K): MSRA/UDP windows written into a zeroed map where they are smaller
+    than the map (:func:`_scatter_windows`); else every instance at every pixel, then the max over
+    instances."""
     x_axis, y_axis, drawn, weights, negative_denominator = keypoint_geometry(
         keypoints, visible, counts, sigma_tensor, sigma, height, width, method)
     num_samples, num_instances, num_keypoints = visible.shape
@@ -110,20 +112,40 @@ def keypoint_heatmaps_torch(keypoints, visible, counts, sigma_tensor, sigma, hei
         negative_denominator = negative_denominator[..., None, None]
     window = _window_length(sigma_tensor, sigma, keypoints.device) if method != "dark" else None
     if window is not None and window * window * 4 <= height * width:
-        return _scatter_windows(x_axis, y_axis, drawn, negative_denominator, window, height, width), weights
+        flush = sigma_tensor is not None or (3.0 * sigma + 2.0) ** 2 / (2.0 * sigma * sigma) > 80.0
+        heat = _scatter_windows(x_axis, y_axis, drawn, negative_denominator, window, height, width, flush)
+        return heat, weights
     dx2 = _squared_offsets(x_axis, drawn, width, 0).unsqueeze(-2)  # (B, N, K, 1, W)
     dy2 = _squared_offsets(y_axis, drawn, height, 1)  # (B, N, K, H, 1)
+    if num_instances == 1:
+        return _whole_maps_one_instance(dx2[:, 0], dy2[:, 0], negative_denominator, height, width), weights
     values = _exp_flushed((dx2 + dy2).div_(negative_denominator))
-    heat = values[:, 0] if num_instances == 1 else values.amax(1)
-    return heat.contiguous(), weights
+    return values.amax(1), weights
+
+
+def _whole_maps_one_instance(dx2, dy2, negative_denominator, height: int, width: int) -> torch.Tensor:
+    """(B, K, H, W) float32 Gaussians of one instance a sample over whole maps (dx2 (B, K, 1, W),
+    dy2 (B, K, H, 1)), computed in place in the output: five passes, no temporary. (Running them
+    a cache-sized run of planes at a time gains 5-10% on an idle CPU but multiplies the parallel
+    regions, which cost a scheduler quantum each when another process holds a core.)"""
+    if isinstance(negative_denominator, torch.Tensor):  # (B or 1, 1, K or 1, 1, 1)
+        negative_denominator = negative_denominator[:, 0]
+    heat = torch.add(dx2, dy2)
+    return _exp_flushed(heat.div_(negative_denominator))
+
+
+_FLUSH_BELOW = -87.0  # float32's exp is normal from here up
+_FLUSH_ARGUMENT = float(torch.tensor(_FLUSH_BELOW).nextafter(torch.tensor(-math.inf)))  # the float32 below
+_FLUSH_THRESHOLD = float(torch.tensor(math.exp((_FLUSH_BELOW + _FLUSH_ARGUMENT) / 2)))  # between their exps
 
 
 def _exp_flushed(arguments: torch.Tensor) -> torch.Tensor:
-    """exp of ``arguments`` in place, 0 where it is below float32's normal range (< exp(-87)):
+    """exp of float32 ``arguments`` in place, 0 where it is below float32's normal range (< -87):
     torch's CPU exp takes a slow path (10-25x) for such arguments, which DARK's whole maps are full
-    of; the values it gives there differ from 0 by less than 1.7e-38."""
-    underflow = arguments < -87.0
-    return arguments.clamp_(min=-87.0).exp_().masked_fill_(underflow, 0.0)
+    of; the values it gives there differ from 0 by less than 1.7e-38. Three passes: arguments below
+    -87 clamped to the float32 just below it, whose exp (and only theirs) the threshold zeroes."""
+    arguments.clamp_(min=_FLUSH_ARGUMENT).exp_()
+    return torch.nn.functional.threshold_(arguments, _FLUSH_THRESHOLD, 0.0)
 
 
 def _window_length(sigma_tensor, sigma, device) -> int | None:
@@ -136,25 +158,50 @@ def _window_length(sigma_tensor, sigma, device) -> int | None:
     return math.floor(2 * (float(sigma_tensor.double().max().clamp(max=1e6)) * 3.0)) + 2
 
 
-def _scatter_windows(x_axis, y_axis, drawn, negative_denominator, window: int, height: int, width: int):
-    """Each keypoint's Gaussian on its window x window square (pixels past its window: 0), merged
-    into a zeroed (B, K, H, W) map by scatter-max."""
-    def axis_values(axis, size):
-        lo, hi, centre, offset, _ = axis
-        pixels = lo.unsqueeze(-1) + torch.arange(window, device=lo.device)  # (B, N, K, window)
-        distance = (pixels - centre.unsqueeze(-1)).float() - (offset.unsqueeze(-1) if offset.dim() else offset)
-        inside = (pixels < hi.unsqueeze(-1)) & drawn.unsqueeze(-1)
-        return torch.where(inside, distance * distance, float("inf")), pixels.clamp(max=size - 1).long()
+def _window_axis(axis, drawn, window: int, stride: int, base, outside: int):
+    """(B, N, K, window) squared float32 offsets (0 past the window or where the keypoint does not
+    draw) and flat offsets into the map (pixel * ``stride`` + ``base``; ``outside`` there) of one
+    axis of each keypoint's window."""
+    lo, hi, centre, offset, _ = axis
+    pixels = lo.unsqueeze(-1) + torch.arange(window, device=lo.device, dtype=lo.dtype)  # (B, N, K, window)
+    distance = (pixels - centre.unsqueeze(-1)).float().sub_(offset.unsqueeze(-1) if offset.dim() else offset)
+    inside = (pixels < hi.unsqueeze(-1)).logical_and_(drawn.unsqueeze(-1))
+    squared = distance.mul_(distance).masked_fill_(~inside, 0.0)
+    flat = pixels.long().mul_(stride).add_(base).masked_fill_(~inside, outside)
+    return squared, flat
 
-    dx2, xs = axis_values(x_axis, width)
-    dy2, ys = axis_values(y_axis, height)
-    values = _exp_flushed((dx2.unsqueeze(-2) + dy2.unsqueeze(-1)).div_(negative_denominator))  # (B, N, K, w, w)
+
+_CALLOC_BYTES = 32 << 20  # glibc maps allocations this large afresh: torch's zero fill faults in every page
+
+
+def _zeroed(numel: int, device: torch.device) -> torch.Tensor:
+    """(numel,) float32 zeros. Large ones on the CPU from NumPy's zeroed allocation (calloc): the
+    OS hands out zero pages as they are first touched, so that pages no window writes are never
+    filled here (3x faster for WholeBody's 235 MB maps)."""
+    if device.type == "cpu" and numel * 4 >= _CALLOC_BYTES and not torch.compiler.is_compiling():
+        return torch.from_numpy(np.zeros(numel, dtype=np.float32))
+    return torch.zeros(numel, device=device)
+
+
+def _scatter_windows(x_axis, y_axis, drawn, negative_denominator, window: int, height: int, width: int,
+                     flush: bool = True):
+    """Each keypoint's Gaussian on its window x window square, written into a zeroed (B, K, H, W)
+    map: one assignment (one instance a sample: windows never share a pixel) or a scatter-max;
+    pixels past a window, and windows that do not draw, go to one spare element past the map."""
     num_samples, num_instances, num_keypoints = drawn.shape
-    planes = torch.arange(num_samples * num_keypoints, device=xs.device).view(num_samples, 1, num_keypoints, 1, 1)
-    index = (planes * height + ys.unsqueeze(-1)) * width + xs.unsqueeze(-2)
-    heat = torch.zeros(num_samples * num_keypoints * height * width, device=xs.device)
-    heat.scatter_reduce_(0, index.reshape(-1), values.reshape(-1), "amax")
-    return heat.view(num_samples, num_keypoints, height, width)
+    total = num_samples * num_keypoints * height * width
+    heat = _zeroed(total + 1, drawn.device)
+    planes = torch.arange(0, total, height * width, device=drawn.device).view(num_samples, 1, num_keypoints, 1)
+    dx2, columns = _window_axis(x_axis, drawn, window, 1, 0, total)
+    dy2, rows = _window_axis(y_axis, drawn, window, width, planes, total)
+    index = (rows.unsqueeze(-1) + columns.unsqueeze(-2)).clamp_(max=total).view(-1)  # (B*N*K*w*w,)
+    arguments = (dy2.unsqueeze(-1) + dx2.unsqueeze(-2)).div_(negative_denominator)  # (B, N, K, w, w)
+    values = (_exp_flushed(arguments) if flush else arguments.exp_()).view(-1)
+    if num_instances == 1:
+        heat.scatter_(0, index, values)
+    else:
+        heat.scatter_reduce_(0, index, values, "amax")
+    return heat[:total].view(num_samples, num_keypoints, height, width)
 
 
 # ----------------------------------------------------------------------------
@@ -162,19 +209,26 @@ def _scatter_windows(x_axis, y_axis, drawn, negative_denominator, window: int, h
 # ----------------------------------------------------------------------------
 
 
-def tile_shape(height: int, width: int) -> tuple[int, int]:
-    """(BLOCK_H, BLOCK_W): a row of up to 256 columns (the map's width rounded up to a power of 2),
-    and rows up to 4096 pixels a program (32 a thread at 4 warps), fewer for maps of fewer rows."""
-    block_w = min(256, next_power_of_2(width))
-    return min(next_power_of_2(height), max(1, 4096 // block_w)), block_w
+LAUNCH_SHAPE = (2048, 4)
+"""(pixels a program, warps): the default launch shape of the kernel (``bench --keypoints`` times
+others: :func:`gaussdraw.bench.keypoints.keypoint_variants`)."""
+
+
+def launch_shape(height: int, width: int, shape: tuple[int, int] | None = None) -> tuple[int, int]:
+    """(BLOCK, num_warps): ``shape`` (default :data:`LAUNCH_SHAPE`), BLOCK no larger than the plane
+    rounded up to a power of 2."""
+    block, warps = shape or LAUNCH_SHAPE
+    return min(block, next_power_of_2(height * width)), warps
 
 
 def _float64_bits(value: float) -> int:
     return struct.unpack("<q", struct.pack("<d", value))[0]
 
 
-def keypoint_heatmaps_triton(keypoints, visible, counts, sigma_tensor, sigma, height, width, method):
-    """One launch: one program per (sample, keypoint, tile of pixels) (module docstring)."""
+def keypoint_heatmaps_triton(keypoints, visible, counts, sigma_tensor, sigma, height, width, method,
+                             shape: tuple[int, int] | None = None):
+    """One launch: one program per (sample, keypoint, BLOCK pixels of its plane) (module docstring);
+    ``shape``: (BLOCK, num_warps) other than :data:`LAUNCH_SHAPE` (benchmarks)."""
     check_device(keypoints.device)
     from .kernels.keypoint_heatmaps import keypoint_heatmaps_kernel
     from .launch import launch
@@ -184,8 +238,7 @@ def keypoint_heatmaps_triton(keypoints, visible, counts, sigma_tensor, sigma, he
     weights = torch.empty((num_samples, num_instances, num_keypoints), dtype=torch.float32, device=keypoints.device)
     if heat.numel() == 0:
         return heat.zero_(), weights.zero_()
-    block_h, block_w = tile_shape(height, width)
-    column_tiles = cdiv(width, block_w)
+    block, num_warps = launch_shape(height, width, shape)
     if sigma_tensor is None:
         sigma_mode, sigma_strides, sigma_tensor = 0, (0, 0, 0), counts
     elif sigma_tensor.dim() == 2:
@@ -193,16 +246,16 @@ def keypoint_heatmaps_triton(keypoints, visible, counts, sigma_tensor, sigma, he
     else:
         sigma_mode, sigma_strides = 2, (0, 0, sigma_tensor.stride(0))
     launch(
-        keypoint_heatmaps_kernel, (num_samples * num_keypoints, cdiv(height, block_h) * column_tiles), num_warps=4,
+        keypoint_heatmaps_kernel, (num_samples * num_keypoints, cdiv(height * width, block)), num_warps=num_warps,
         compile_options={"enable_fp_fusion": False},
         heat_ptr=heat, weights_ptr=weights, keypoints_ptr=keypoints, visible_ptr=visible, counts_ptr=counts,
         sigma_ptr=sigma_tensor, sigma_bits=_float64_bits(float(sigma)),
-        num_keypoints=num_keypoints, num_instances=num_instances, height=height, width=width, column_tiles=column_tiles,
+        num_keypoints=num_keypoints, num_instances=num_instances,
         stride_kb=keypoints.stride(0), stride_kn=keypoints.stride(1), stride_kk=keypoints.stride(2),
         stride_kc=keypoints.stride(3), stride_vb=visible.stride(0), stride_vn=visible.stride(1),
         stride_vk=visible.stride(2), stride_cb=counts.stride(0), stride_sb=sigma_strides[0],
         stride_sn=sigma_strides[1], stride_sk=sigma_strides[2],
-        METHOD=METHODS.index(method), SIGMA_MODE=sigma_mode, BLOCK_H=block_h, BLOCK_W=block_w,
+        HEIGHT=height, WIDTH=width, METHOD=METHODS.index(method), SIGMA_MODE=sigma_mode, BLOCK=block,
     )
     return heat, weights
 
