@@ -21,7 +21,7 @@ from ..ragged import Ragged
 from ..reference import draw_heatmap_per_box
 from .reference import calls as reference_calls
 from .report import environment, plot, table
-from .timing import empty_kernel, sync, floors, graph_time, wall_time
+from .timing import chosen_configs, empty_kernel, sync, floors, graph_time, wall_time
 
 
 @dataclasses.dataclass(frozen=True)
@@ -332,9 +332,7 @@ def run(names=None, device=None, quick_mode=False, json_path=None, plot_path=Non
         cpu_threads=2, reference=None):
     """``reference``: the loaded reference (:func:`gaussdraw.bench.reference.load`), timed beside gaussdraw."""
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    configs = [CONFIGS[n] for n in (names or CONFIGS)]
-    if quick_mode:
-        configs = [quick(c) for c in configs]
+    configs = chosen_configs(CONFIGS, names, quick if quick_mode else None)
     devices = [device] + ([torch.device("cpu")] if cpu and device.type == "cuda" else [])
     jobs = [(c, d) for d in devices for c in configs]
     results = []

@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import os
-import sys
 import time
 from functools import cache
 
@@ -23,7 +22,7 @@ import torch
 from ..keypoints import keypoint_heatmaps
 from ..ops.keypoint_heatmaps import LAUNCH_SHAPE, METHODS, keypoint_heatmaps_triton
 from .report import markdown_table
-from .timing import graph_time, sync, wall_time
+from .timing import chosen_configs, graph_time, on_each_device, sync, wall_time
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,20 +129,10 @@ def bench_keypoints(config: KeypointConfig, method: str, device: torch.device, l
 
 
 def keypoints_bench(device, names=None, quick=False, cpu=True, cpu_threads=2) -> list[dict]:
-    configs = [KEYPOINT_CONFIGS[n] for n in (names or KEYPOINT_CONFIGS)]
-    if quick:
-        configs = [quick_keypoints(c) for c in configs]
-    devices = [device] + ([torch.device("cpu")] if cpu and device.type == "cuda" else [])
-    rows, threads = [], torch.get_num_threads()
-    for dev in devices:
-        torch.set_num_threads(cpu_threads if dev.type == "cpu" else threads)
-        for config in configs:
-            for method in METHODS:
-                print(f"\r{config.name} {method} on {dev.type} ...".ljust(60), end="", file=sys.stderr, flush=True)
-                rows.append(bench_keypoints(config, method, dev, loop_runs=1 if quick else 2))
-    torch.set_num_threads(threads)
-    print("\r" + " " * 60 + "\r", end="", file=sys.stderr)
-    return rows
+    configs = chosen_configs(KEYPOINT_CONFIGS, names, quick_keypoints if quick else None)
+    cases = [(f"{config.name} {method}", (config, method)) for config in configs for method in METHODS]
+    return on_each_device(device, cpu, cpu_threads, cases,
+                          lambda case, dev: bench_keypoints(*case, dev, loop_runs=1 if quick else 2))
 
 
 VARIANT_SHAPES = ((512, 4), (1024, 4), (1024, 8), (2048, 2), (2048, 4), (2048, 8), (4096, 4), (4096, 8), (8192, 8))

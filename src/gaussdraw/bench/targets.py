@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import sys
 import time
 
 import torch
@@ -24,7 +23,7 @@ from ..ragged import Ragged
 from ..reference import centernet_targets_per_box, centerpoint_targets_per_box
 from ..targets import centernet_targets, centerpoint_targets
 from .report import markdown_table
-from .timing import graph_time, sync, wall_time
+from .timing import chosen_configs, graph_time, on_each_device, sync, wall_time
 
 NUSCENES_TASKS = [["car"], ["truck", "construction_vehicle"], ["bus", "trailer"], ["barrier"],
                   ["motorcycle", "bicycle"], ["pedestrian", "traffic_cone"]]
@@ -234,19 +233,10 @@ def _output_bytes(targets) -> int:
 
 
 def targets_bench(device, names=None, quick=False, cpu=True, cpu_threads=2) -> list[dict]:
-    configs = [TARGET_CONFIGS[n] for n in (names or TARGET_CONFIGS)]
-    if quick:
-        configs = [quick_target(c) for c in configs]
-    devices = [device] + ([torch.device("cpu")] if cpu and device.type == "cuda" else [])
-    rows, threads = [], torch.get_num_threads()
-    for dev in devices:
-        torch.set_num_threads(cpu_threads if dev.type == "cpu" else threads)
-        for config in configs:
-            print(f"\r{config.name} on {dev.type} ...".ljust(60), end="", file=sys.stderr, flush=True)
-            rows.append(bench_targets(config, dev, loop_runs=1 if quick else 2))
-    torch.set_num_threads(threads)
-    print("\r" + " " * 60 + "\r", end="", file=sys.stderr)
-    return rows
+    configs = chosen_configs(TARGET_CONFIGS, names, quick_target if quick else None)
+    cases = [(config.name, config) for config in configs]
+    return on_each_device(device, cpu, cpu_threads, cases,
+                          lambda config, dev: bench_targets(config, dev, loop_runs=1 if quick else 2))
 
 
 def targets_table(rows: list[dict]) -> str:

@@ -14,6 +14,28 @@ import time
 import torch
 
 
+def chosen_configs(table: dict, names, shrink=None) -> list:
+    """The configurations of ``table`` named in ``names`` (all of them for None), each passed through
+    ``shrink`` (a quick run's smaller form) where one is given."""
+    configs = [table[name] for name in (names or table)]
+    return [shrink(config) for config in configs] if shrink else configs
+
+
+def on_each_device(device, cpu: bool, cpu_threads: int, cases: list, measure) -> list[dict]:
+    """The rows ``measure(case, dev)`` of every ``(label, case)`` in ``cases`` on ``device``, then (``cpu``
+    and ``device`` a GPU) on the CPU with ``cpu_threads`` threads; the label shown on stderr meanwhile."""
+    devices = [device] + ([torch.device("cpu")] if cpu and device.type == "cuda" else [])
+    rows, threads = [], torch.get_num_threads()
+    for dev in devices:
+        torch.set_num_threads(cpu_threads if dev.type == "cpu" else threads)
+        for label, case in cases:
+            print(f"\r{label} on {dev.type} ...".ljust(60), end="", file=sys.stderr, flush=True)
+            rows.append(measure(case, dev))
+    torch.set_num_threads(threads)
+    print("\r" + " " * 60 + "\r", end="", file=sys.stderr)
+    return rows
+
+
 def sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize()

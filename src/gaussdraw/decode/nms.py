@@ -132,6 +132,29 @@ def _layout_key(centers, scores, counts, thresh, post_max_size, backend) -> tupl
             scores.data_ptr() % 16, counts.data_ptr() % 16, thresh, post_max_size, backend)
 
 
+def one_set_kept(batched, values: dict, columns: int, layout: str, item: str, score_note: str,
+                 **options) -> torch.Tensor:
+    """The (K,) kept indices of a one-set NMS call (``values``: {boxes' name: (N, ``columns``), "scores":
+    (N,)}, either a tensor or a nested list of numbers): ``batched`` (``circle_nms_batched``,
+    ``rotated_nms_batched``) on a batch of one, its length read from the device (one sync). The
+    messages name ``layout`` (the columns), ``item`` (one row) and ``score_note`` (where scores come from)."""
+    (name, boxes), (_, scores) = values.items()
+    device = next((v.device for v in (boxes, scores) if isinstance(v, torch.Tensor)), None)
+    boxes, scores = (python_tensor(v, key, device, floating=True) if is_numbers(v) else v for key, v in values.items())
+    for key, value in ((name, boxes), ("scores", scores)):
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"{key} must be a torch.Tensor or a list of numbers; got {type(value).__name__} "
+                            f"(for per-sample lists of tensors, use {batched.__name__})")
+    if boxes.dim() != 2 or boxes.shape[1] != columns:
+        raise ValueError(f"{name} must be (N, {columns}), {layout}; got {tuple(boxes.shape)}")
+    if scores.dim() != 1 or scores.shape[0] != boxes.shape[0]:
+        raise ValueError(f"scores must be ({boxes.shape[0]},), one score per {item} of {name} {tuple(boxes.shape)}"
+                         f"{score_note}; got {tuple(scores.shape)}")
+    count = device_constant((scores.shape[0],), torch.int64, scores.device)  # the same tensor each time
+    kept = batched(boxes.unsqueeze(0), scores.unsqueeze(0), counts=count, **options)
+    return kept.indices[0, : int(kept.counts[0])]
+
+
 def circle_nms(centers: torch.Tensor, scores: torch.Tensor, thresh: float, *, post_max_size: int | None = 83,
                backend: str = "auto") -> torch.Tensor:
     """mmdet3d's ``circle_nms`` of one set of boxes: the (K,) int64 indices of the kept boxes,
@@ -150,20 +173,6 @@ def circle_nms(centers: torch.Tensor, scores: torch.Tensor, thresh: float, *, po
         >>> circle_nms(torch.tensor([[0.0, 0.0], [0.5, 0.0], [3.0, 0.0]]), torch.tensor([0.7, 0.8, 0.9]), 1.0).tolist()
         [2, 1]
     """
-    device = next((v.device for v in (centers, scores) if isinstance(v, torch.Tensor)), None)
-    centers, scores = (python_tensor(v, name, device, floating=True) if is_numbers(v) else v
-                       for v, name in ((centers, "centers"), (scores, "scores")))
-    for name, value in (("centers", centers), ("scores", scores)):
-        if not isinstance(value, torch.Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor or a list of numbers; got {type(value).__name__} "
-                            "(for per-sample lists of tensors, use circle_nms_batched)")
-    if centers.dim() != 2 or centers.shape[1] != 2:
-        raise ValueError(f"centers must be (N, 2), the (x, y) of each box (mmdet3d passes dets[:, :2]); got "
-                         f"{tuple(centers.shape)}")
-    if scores.dim() != 1 or scores.shape[0] != centers.shape[0]:
-        raise ValueError(f"scores must be ({centers.shape[0]},), one score per center of centers "
-                         f"{tuple(centers.shape)} (mmdet3d passes dets[:, 2]); got {tuple(scores.shape)}")
-    count = device_constant((scores.shape[0],), torch.int64, scores.device)  # the same tensor each time
-    kept = circle_nms_batched(centers.unsqueeze(0), scores.unsqueeze(0), thresh, post_max_size=post_max_size,
-                              counts=count, backend=backend)
-    return kept.indices[0, : int(kept.counts[0])]
+    return one_set_kept(circle_nms_batched, {"centers": centers, "scores": scores}, 2,
+                        "the (x, y) of each box (mmdet3d passes dets[:, :2])", "center", " (mmdet3d passes dets[:, 2])",
+                        thresh=thresh, post_max_size=post_max_size, backend=backend)

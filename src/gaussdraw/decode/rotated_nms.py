@@ -9,11 +9,11 @@ import torch
 
 from ..checks import raise_first, resolve_validate
 from ..dispatch import check_backend, route, run
-from ..inputs import Field, batch_inputs, is_numbers, python_tensor
+from ..inputs import Field, batch_inputs
 from ..ops.rotated_nms import ROTATED_NMS, box_geometry, stable_score_order
 from ..ragged import RaggedLike
 from ..ops._constants import device_constant
-from .nms import KeptBoxes
+from .nms import KeptBoxes, one_set_kept
 
 ROTATED_FIELDS = (Field("scores", floating=True), Field("boxes", (5,), floating=True))  # scores set S and counts
 
@@ -139,20 +139,6 @@ def rotated_nms(boxes: torch.Tensor, scores: torch.Tensor, thresh: float, *, pre
         >>> rotated_nms(boxes, torch.tensor([0.9, 0.8, 0.7]), 0.5).tolist()
         [0, 2]
     """
-    device = next((v.device for v in (boxes, scores) if isinstance(v, torch.Tensor)), None)
-    boxes, scores = (python_tensor(v, name, device, floating=True) if is_numbers(v) else v
-                     for v, name in ((boxes, "boxes"), (scores, "scores")))
-    for name, value in (("boxes", boxes), ("scores", scores)):
-        if not isinstance(value, torch.Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor or a list of numbers; got {type(value).__name__} "
-                            "(for per-problem lists of tensors, use rotated_nms_batched)")
-    if boxes.dim() != 2 or boxes.shape[1] != 5:
-        raise ValueError(f"boxes must be (N, 5), (x_center, y_center, width, height, angle) of each box; got "
-                         f"{tuple(boxes.shape)}")
-    if scores.dim() != 1 or scores.shape[0] != boxes.shape[0]:
-        raise ValueError(f"scores must be ({boxes.shape[0]},), one score per box of boxes {tuple(boxes.shape)}; got "
-                         f"{tuple(scores.shape)}")
-    count = torch.tensor([scores.shape[0]], device=scores.device)
-    kept = rotated_nms_batched(boxes.unsqueeze(0), scores.unsqueeze(0), thresh, pre_max_size=pre_max_size,
-                               post_max_size=post_max_size, counts=count, backend=backend)
-    return kept.indices[0, : int(kept.counts[0])]
+    return one_set_kept(rotated_nms_batched, {"boxes": boxes, "scores": scores}, 5,
+                        "(x_center, y_center, width, height, angle) of each box", "box", "", thresh=thresh,
+                        pre_max_size=pre_max_size, post_max_size=post_max_size, backend=backend)

@@ -29,8 +29,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..dispatch import Implementations
 from ._sort_keys import score_keys
+from ._nms_op import nms_implementations
 from ._triton import check_device, interpreting
 
 BLOCK = 128  # candidates decided together
@@ -186,18 +186,5 @@ def circle_nms_torch(centers, order, counts, thresholds, post_max_size: int):
 # ----------------------------------------------------------------------------
 
 
-@torch.library.custom_op("gaussdraw::circle_nms", mutates_args=())
-def circle_nms_op(centers: torch.Tensor, order: torch.Tensor, counts: torch.Tensor, thresholds: torch.Tensor,
-                  post_max_size: int, use_triton: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """The op as torch.compile and the dispatcher see it: the Triton kernel or the torch loop, as
-    ``use_triton`` says (:mod:`gaussdraw.dispatch`)."""
-    return CIRCLE_NMS.pick(use_triton)(centers, order, counts, thresholds, post_max_size)
-
-
-@circle_nms_op.register_fake
-def _circle_nms_fake(centers, order, counts, thresholds, post_max_size, use_triton):
-    num_samples = order.shape[0]
-    return (order.new_empty((num_samples, post_max_size)), order.new_empty((num_samples,)))
-
-
-CIRCLE_NMS = Implementations(triton=circle_nms_triton, torch=circle_nms_torch, registered=circle_nms_op)
+CIRCLE_NMS = nms_implementations("circle_nms", triton=circle_nms_triton, torch_impl=circle_nms_torch)
+circle_nms_op = CIRCLE_NMS.registered

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import torch
 
-from ..dispatch import Implementations
+from ._nms_op import nms_implementations
 from ._triton import cdiv, check_device, next_power_of_2
 
 DEGENERATE_AREA = 1e-14  # mmcv: a box with w * h below this has IoU 0 with every box
@@ -207,18 +207,5 @@ def rotated_nms_triton(geometry, order, counts, thresholds, post_max_size: int):
 # ----------------------------------------------------------------------------
 
 
-@torch.library.custom_op("gaussdraw::rotated_nms", mutates_args=())
-def rotated_nms_op(geometry: torch.Tensor, order: torch.Tensor, counts: torch.Tensor, thresholds: torch.Tensor,
-                   post_max_size: int, use_triton: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """The op as torch.compile and the dispatcher see it: the Triton kernels or the torch loop, as
-    ``use_triton`` says (:mod:`gaussdraw.dispatch`)."""
-    return ROTATED_NMS.pick(use_triton)(geometry, order, counts, thresholds, post_max_size)
-
-
-@rotated_nms_op.register_fake
-def _rotated_nms_fake(geometry, order, counts, thresholds, post_max_size, use_triton):
-    num_problems = order.shape[0]
-    return (order.new_empty((num_problems, post_max_size)), order.new_empty((num_problems,)))
-
-
-ROTATED_NMS = Implementations(triton=rotated_nms_triton, torch=rotated_nms_torch, registered=rotated_nms_op)
+ROTATED_NMS = nms_implementations("rotated_nms", triton=rotated_nms_triton, torch_impl=rotated_nms_torch)
+rotated_nms_op = ROTATED_NMS.registered

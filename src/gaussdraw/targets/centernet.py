@@ -7,13 +7,13 @@ from typing import NamedTuple
 import torch
 
 from ..checks import raise_first, resolve_validate
-from ..dispatch import check_backend, route, run
+from ..dispatch import check_backend
 from ..inputs import Batch, Field, batch_inputs
 from ..ops.centernet_targets import (CENTERNET_TARGETS, centernet_box_mask, centernet_targets_planned,
                                      centernet_views)
 from ..ragged import RaggedLike
 from .common import cached, overlap, pair, positive_int, positive_number
-from .plans import plan_key, planned, remember, tensors_of, unsliced
+from .plans import plan_key, planned, targets_buffer, tensors_of
 
 FIELDS = (Field("bboxes", (4,), floating=True), Field("labels"))
 
@@ -114,12 +114,7 @@ def centernet_targets(
     args = (boxes, labels, counts, num_classes, feat_h, feat_w, img_h, img_w, min_overlap)
     if resolve_validate(validate, boxes.device):
         _check_values(batch, *args)
-    chosen = route(backend, boxes.device)
-    if key is not None and chosen.use_triton and not chosen.traced and unsliced(batch):
-        buffer, plan = centernet_targets_planned(*args)
-        remember(key, plan)
-    else:
-        buffer = run(CENTERNET_TARGETS, chosen, *args)
+    buffer = targets_buffer(key, batch, backend, CENTERNET_TARGETS, centernet_targets_planned, args)
     num_samples = labels.shape[0]
     return CenterNetTargets(*centernet_views(buffer, num_samples, num_classes, feat_h, feat_w))
 

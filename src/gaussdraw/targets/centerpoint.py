@@ -9,13 +9,13 @@ from typing import NamedTuple, Sequence
 import torch
 
 from ..checks import raise_first, resolve_validate
-from ..dispatch import check_backend, route, run
+from ..dispatch import check_backend
 from ..inputs import Batch, Field, batch_inputs
 from ..ops.centerpoint_targets import (CENTERPOINT_TARGETS, centerpoint_box_masks, centerpoint_targets_planned,
                                        centerpoint_views)
 from ..ragged import RaggedLike
 from .common import cached, overlap, positive_int
-from .plans import plan_key, planned, remember, tensors_of, unsliced
+from .plans import plan_key, planned, targets_buffer, tensors_of
 
 FIELDS = (Field("boxes", (None,), floating=True), Field("labels"))
 
@@ -173,12 +173,7 @@ def centerpoint_targets(
     args = (boxes, labels, counts, *options.op_arguments())
     if resolve_validate(validate, boxes.device):
         _check_values(batch, options, *args)
-    chosen = route(backend, boxes.device)
-    if key is not None and chosen.use_triton and not chosen.traced and unsliced(batch):
-        buffer, plan = centerpoint_targets_planned(*args)
-        remember(key, plan)
-    else:
-        buffer = run(CENTERPOINT_TARGETS, chosen, *args)
+    buffer = targets_buffer(key, batch, backend, CENTERPOINT_TARGETS, centerpoint_targets_planned, args)
     columns = 10 if boxes.shape[-1] == 9 else 8
     return CenterPointTargets(*centerpoint_views(buffer, options.task_sizes, labels.shape[0], options.feat_h,
                                                  options.feat_w, options.slots, columns))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 
 from ..checks import resolve_validate
+from ..dispatch import route, run
 from ..draw_plans import layout
 
 PLANS: dict = {}
@@ -81,3 +82,15 @@ def remember(key, plan) -> None:
         if len(PLANS) >= 64:
             PLANS.clear()
         PLANS[key] = plan
+
+
+def targets_buffer(key, batch, backend: str, implementations, planned_op, args: tuple):
+    """The op's output buffer for a checked call: the planned launch (its plan remembered under
+    ``key``) where the call may be repeated — a key, the direct Triton route, inputs used whole —,
+    else the op through the dispatcher (``implementations``, :func:`gaussdraw.dispatch.run`)."""
+    chosen = route(backend, args[0].device)
+    if key is not None and chosen.use_triton and not chosen.traced and unsliced(batch):
+        buffer, plan = planned_op(*args)
+        remember(key, plan)
+        return buffer
+    return run(implementations, chosen, *args)

@@ -23,6 +23,36 @@ def order_keys_kernel(scores_ptr, counts_ptr, keys_ptr, longest, stride_s, BLOCK
 
 
 @triton.jit
+def near_any(kx, ky, k_valid, x, y, thresh):
+    """[BLOCK] bool: whether each candidate ``(x, y)`` lies within squared distance ``thresh`` of any
+    valid kept center ``(kx, ky)`` (``k_valid`` masks the kept lanes)."""
+    dx = kx[:, None] - x[None, :]
+    dy = ky[:, None] - y[None, :]
+    near = ((dx * dx + dy * dy) <= thresh) & k_valid[:, None]
+    return tl.max(near.to(tl.int32), axis=0) > 0
+
+
+@triton.jit
+def kept_in_block(x, y, alive, earlier, thresh, BLOCK: tl.constexpr):
+    """[BLOCK] int32, 1 where a candidate is kept: the greedy walk among one block's own candidates (in
+    order, ``alive`` ones only; ``earlier[i, j]``: i comes before j), decided by rounds: a candidate is
+    kept once no earlier kept or undecided one reaches it, suppressed once a kept one does."""
+    dx = x[:, None] - x[None, :]
+    dy = y[:, None] - y[None, :]
+    reach = ((dx * dx + dy * dy) <= thresh) & earlier
+    undecided = alive.to(tl.int32)
+    kept = tl.zeros((BLOCK,), dtype=tl.int32)
+    while tl.max(undecided, axis=0) > 0:
+        by_kept = tl.max((reach & (kept[:, None] > 0)).to(tl.int32), axis=0)
+        by_undecided = tl.max((reach & (undecided[:, None] > 0)).to(tl.int32), axis=0)
+        newly_kept = undecided * (1 - by_kept) * (1 - by_undecided)
+        suppressed = undecided * by_kept
+        kept = kept + newly_kept
+        undecided = undecided - newly_kept - suppressed
+    return kept
+
+
+@triton.jit
 def circle_nms_kernel(
     centers_ptr, order_ptr, counts_ptr, thresh_ptr, kept_ptr, kept_xy_ptr, kept_count_ptr,
     longest, post_max_size,
@@ -51,23 +81,8 @@ def circle_nms_kernel(
             k_valid = k < count
             kx = tl.load(kept_xy_ptr + 2 * (kept_row + k), mask=k_valid, other=0.0)
             ky = tl.load(kept_xy_ptr + 2 * (kept_row + k) + 1, mask=k_valid, other=0.0)
-            dx = kx[:, None] - x[None, :]
-            dy = ky[:, None] - y[None, :]
-            near = ((dx * dx + dy * dy) <= thresh) & k_valid[:, None]
-            alive = alive & (tl.max(near.to(tl.int32), axis=0) == 0)
-        # among the block's own candidates, by rounds
-        dx = x[:, None] - x[None, :]
-        dy = y[:, None] - y[None, :]
-        reach = ((dx * dx + dy * dy) <= thresh) & earlier
-        undecided = alive.to(tl.int32)
-        kept = tl.zeros((BLOCK,), dtype=tl.int32)
-        while tl.max(undecided, axis=0) > 0:
-            by_kept = tl.max((reach & (kept[:, None] > 0)).to(tl.int32), axis=0)
-            by_undecided = tl.max((reach & (undecided[:, None] > 0)).to(tl.int32), axis=0)
-            newly_kept = undecided * (1 - by_kept) * (1 - by_undecided)
-            suppressed = undecided * by_kept
-            kept = kept + newly_kept
-            undecided = undecided - newly_kept - suppressed
+            alive = alive & ~near_any(kx, ky, k_valid, x, y, thresh)
+        kept = kept_in_block(x, y, alive, earlier, thresh, BLOCK)  # among the block's own candidates
         rank = count + tl.cumsum(kept, axis=0) - kept  # exclusive: where each kept box goes
         store = (kept > 0) & (rank < post_max_size)
         tl.store(kept_ptr + kept_row + rank, box, mask=store)
@@ -150,23 +165,8 @@ def sorted_walk_kernel(
             kx = tl.load(centers_row + k_box * center_stride_n, mask=k_valid, other=0.0).to(tl.float32)
             ky = tl.load(centers_row + k_box * center_stride_n + center_stride_c, mask=k_valid,
                          other=0.0).to(tl.float32)
-            dx = kx[:, None] - x[None, :]
-            dy = ky[:, None] - y[None, :]
-            near = ((dx * dx + dy * dy) <= thresh) & k_valid[:, None]
-            alive = alive & (tl.max(near.to(tl.int32), axis=0) == 0)
-        # among the block's own candidates, by rounds
-        dx = x[:, None] - x[None, :]
-        dy = y[:, None] - y[None, :]
-        reach = ((dx * dx + dy * dy) <= thresh) & earlier
-        undecided = alive.to(tl.int32)
-        kept = tl.zeros((BLOCK,), dtype=tl.int32)
-        while tl.max(undecided, axis=0) > 0:
-            by_kept = tl.max((reach & (kept[:, None] > 0)).to(tl.int32), axis=0)
-            by_undecided = tl.max((reach & (undecided[:, None] > 0)).to(tl.int32), axis=0)
-            newly_kept = undecided * (1 - by_kept) * (1 - by_undecided)
-            suppressed = undecided * by_kept
-            kept = kept + newly_kept
-            undecided = undecided - newly_kept - suppressed
+            alive = alive & ~near_any(kx, ky, k_valid, x, y, thresh)
+        kept = kept_in_block(x, y, alive, earlier, thresh, BLOCK)  # among the block's own candidates
         rank = count + tl.cumsum(kept, axis=0) - kept  # exclusive: where each kept box goes
         tl.store(kept_row + rank, box, mask=(kept > 0) & (rank < post_max_size))
         tl.debug_barrier()  # the next block reads these indices back, from other threads
