@@ -38,3 +38,35 @@ def assert_close(actual: torch.Tensor, expected: torch.Tensor, atol: float, what
 def raises_text(error: type, text: str):
     """``pytest.raises`` for a message that contains ``text`` as it is (no pattern)."""
     return pytest.raises(error, match=re.escape(text))
+
+
+def tensors_of(result) -> list:
+    """The tensors of a result: a tensor, or (nested) tuples and lists of them."""
+    if isinstance(result, torch.Tensor):
+        return [result]
+    return [tensor for item in result for tensor in tensors_of(item)]
+
+
+def capture_and_replay(call, poison: float = -7.0):
+    """Run ``call`` with syncs as errors, capture it in a CUDA graph, poison the captured outputs, replay,
+    and return (eager result, replayed result): a GPU op's proof that it neither syncs nor misses a write."""
+    expected = call()
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        call()
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        call()  # warm up on the side stream
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            captured = call()
+    torch.cuda.current_stream().wait_stream(stream)
+    for output in tensors_of(captured):
+        output.fill_(poison)
+    graph.replay()
+    torch.cuda.synchronize()
+    return expected, captured

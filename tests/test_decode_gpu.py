@@ -10,6 +10,8 @@ from gaussdraw import circle_nms_batched, heatmap_peaks
 from gaussdraw.ops.circle_nms import circle_nms_op, sorted_candidates
 from gaussdraw.ops.local_maximum import local_maximum_op, local_maximum_torch
 
+from .helpers import capture_and_replay
+
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
 
@@ -34,25 +36,7 @@ def test_decode_is_sync_free_and_graph_capturable():
     def decode():
         return heatmap_peaks(heat, 50), circle_nms_batched(padded_c, padded_s, 4.0, counts=counts)
 
-    expected = decode()
-    torch.cuda.synchronize()
-    torch.cuda.set_sync_debug_mode("error")
-    try:
-        decode()
-    finally:
-        torch.cuda.set_sync_debug_mode(0)
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        decode()  # warm up on the side stream
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            captured = decode()
-    torch.cuda.current_stream().wait_stream(stream)
-    for output in (*captured[0], *captured[1]):
-        output.fill_(-7)  # poison, then replay
-    graph.replay()
-    torch.cuda.synchronize()
+    expected, captured = capture_and_replay(decode)
     for got, want in zip((*captured[0], *captured[1]), (*expected[0], *expected[1])):
         assert torch.equal(got, want)
 

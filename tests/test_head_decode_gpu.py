@@ -11,6 +11,8 @@ from gaussdraw.ops.centernet_boxes import centernet_boxes_op
 from gaussdraw.ops.centerpoint_candidates import centerpoint_candidates_op, centerpoint_candidates_torch
 from gaussdraw.ops.centerpoint_merge import centerpoint_merge_op, centerpoint_merge_torch
 
+from .helpers import capture_and_replay
+
 NUSCENES_CLASSES = [1, 2, 2, 1, 2, 2]
 NUSCENES = dict(point_cloud_range=[-51.2, -51.2, -5.0, 51.2, 51.2, 3.0], voxel_size=[0.2, 0.2, 8], out_size_factor=4,
                 post_center_range=[-61.2, -61.2, -10.0, 61.2, 61.2, 10.0], max_num=500, score_threshold=0.1,
@@ -29,31 +31,6 @@ def nuscenes_heads(device, batch=2, size=128, seed=0):
     return heads
 
 
-def _capture_and_replay(decode):
-    """Run ``decode`` with syncs as errors, capture it in a CUDA graph, poison the captured outputs,
-    replay, and return (eager result, replayed result)."""
-    expected = decode()
-    torch.cuda.synchronize()
-    torch.cuda.set_sync_debug_mode("error")
-    try:
-        decode()
-    finally:
-        torch.cuda.set_sync_debug_mode(0)
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        decode()  # warm up on the side stream
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            captured = decode()
-    torch.cuda.current_stream().wait_stream(stream)
-    for output in captured:
-        output.fill_(-7)  # poison, then replay
-    graph.replay()
-    torch.cuda.synchronize()
-    return expected, captured
-
-
 @pytest.mark.gpu
 # the torch backend's circle NMS loops over problems on the host (it reads their lengths: a sync); the
 # GPU's route ("auto", "triton") does not
@@ -62,7 +39,7 @@ def test_centerpoint_decode_is_sync_free_and_graph_capturable(nms, backend):
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
     heads = nuscenes_heads("cuda")
-    expected, captured = _capture_and_replay(lambda: tuple(centerpoint_decode(heads, TASKS, nms=nms, backend=backend,
+    expected, captured = capture_and_replay(lambda: tuple(centerpoint_decode(heads, TASKS, nms=nms, backend=backend,
                                                                               **NUSCENES)))
     assert int(expected[3].min()) > 0, "a test with boxes"
     for got, want in zip(captured, expected):
@@ -77,7 +54,7 @@ def test_centernet_decode_is_sync_free_and_graph_capturable(backend):
     g = torch.Generator().manual_seed(1)
     heat = torch.rand(4, 80, 128, 128, generator=g).cuda()
     wh, offset = (torch.rand(4, 2, 128, 128, generator=g) * 30).cuda(), torch.rand(4, 2, 128, 128, generator=g).cuda()
-    expected, captured = _capture_and_replay(lambda: tuple(centernet_decode(heat, wh, offset, (512, 512),
+    expected, captured = capture_and_replay(lambda: tuple(centernet_decode(heat, wh, offset, (512, 512),
                                                                             backend=backend)))
     for got, want in zip(captured, expected):
         assert torch.equal(got, want)

@@ -11,11 +11,7 @@ by about |step| again.
 
 from __future__ import annotations
 
-import ast
-import importlib.util
-import os
 import warnings
-from functools import cache
 
 import numpy as np
 import pytest
@@ -25,6 +21,7 @@ from hypothesis import strategies as st
 
 import gaussdraw
 from gaussdraw import keypoint_decode
+from gaussdraw.bench.keypoint_decode import mmpose_decode_functions
 from gaussdraw.ops._triton import HAVE_TRITON, interpreting
 from gaussdraw.ops.keypoint_decode import _blurred_torch, blur_weights, keypoint_decode_op, keypoint_decode_torch
 from gaussdraw.reference.keypoint_decode import keypoint_decode_per_keypoint, opencv_gaussian_weights
@@ -37,21 +34,12 @@ SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[Healt
 TRITON_CPU = HAVE_TRITON and interpreting()
 
 
-@cache
 def mmpose_functions() -> dict:
-    """mmpose 1.3.2's ``codecs/utils/post_processing.py`` and ``refinement.py`` executed from their
-    source (the package's ``__init__`` needs mmcv): refinement's relative import is dropped and its
-    names come from post_processing's namespace."""
-    spec = importlib.util.find_spec("mmpose")
-    if spec is None:
+    """mmpose 1.3.2's ``get_heatmap_maximum`` and refinements (run from their source, the package's
+    ``__init__`` needing mmcv: the bench's loader)."""
+    names = mmpose_decode_functions()
+    if names is None:
         pytest.skip("mmpose is not installed")
-    folder = os.path.join(spec.submodule_search_locations[0], "codecs", "utils")
-    names: dict = {}
-    for file in ("post_processing.py", "refinement.py"):
-        with open(os.path.join(folder, file)) as source:
-            tree = ast.parse(source.read())
-        tree.body = [node for node in tree.body if not (isinstance(node, ast.ImportFrom) and node.level)]
-        exec(compile(tree, os.path.join(folder, file), "exec"), names)
     return names
 
 

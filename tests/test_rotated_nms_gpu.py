@@ -9,6 +9,7 @@ import torch
 from gaussdraw import rotated_nms, rotated_nms_batched
 from gaussdraw.ops.rotated_nms import rotated_nms_op
 
+from .helpers import capture_and_replay
 from .test_rotated_nms import assert_greedy
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
@@ -63,25 +64,7 @@ def test_sync_free_and_graph_capturable():
     def decode():
         return rotated_nms_batched(boxes, scores, [0.2] * 8, pre_max_size=256, post_max_size=83, counts=counts)
 
-    expected = decode()
-    torch.cuda.synchronize()
-    torch.cuda.set_sync_debug_mode("error")
-    try:
-        decode()
-    finally:
-        torch.cuda.set_sync_debug_mode(0)
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        decode()
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            captured = decode()
-    torch.cuda.current_stream().wait_stream(stream)
-    for output in captured:
-        output.fill_(-7)
-    graph.replay()
-    torch.cuda.synchronize()
+    expected, captured = capture_and_replay(decode)
     for got, want in zip(captured, expected):
         assert torch.equal(got, want)
 
