@@ -225,10 +225,26 @@ def _float64_bits(value: float) -> int:
     return struct.unpack("<q", struct.pack("<d", value))[0]
 
 
+RELAUNCHED = ("heat_ptr", "weights_ptr", "keypoints_ptr", "visible_ptr", "counts_ptr", "sigma_ptr")
+"""The kernel's leading parameters, which a :class:`~gaussdraw.ops.launch.Relaunch` of it takes anew."""
+
+
 def keypoint_heatmaps_triton(keypoints, visible, counts, sigma_tensor, sigma, height, width, method,
                              shape: tuple[int, int] | None = None):
     """One launch: one program per (sample, keypoint, BLOCK pixels of its plane) (module docstring);
     ``shape``: (BLOCK, num_warps) other than :data:`LAUNCH_SHAPE` (benchmarks)."""
+    heat, weights, _ = _launch(keypoints, visible, counts, sigma_tensor, sigma, height, width, method, shape, False)
+    return heat, weights
+
+
+def keypoint_heatmaps_bound(keypoints, visible, counts, sigma_tensor, sigma, height, width, method):
+    """(heatmaps, weights, relaunch): the Triton implementation, and a :class:`~gaussdraw.ops.launch.Relaunch`
+    of its launch for new values of :data:`RELAUNCHED` (``sigma_ptr``: the σ tensor, or ``counts``
+    where σ is a number) of the same layout; None where the launch was not direct."""
+    return _launch(keypoints, visible, counts, sigma_tensor, sigma, height, width, method, None, True)
+
+
+def _launch(keypoints, visible, counts, sigma_tensor, sigma, height, width, method, shape, bind: bool):
     check_device(keypoints.device)
     from .kernels.keypoint_heatmaps import keypoint_heatmaps_kernel
     from .launch import launch
@@ -237,7 +253,7 @@ def keypoint_heatmaps_triton(keypoints, visible, counts, sigma_tensor, sigma, he
     heat = torch.empty((num_samples, num_keypoints, height, width), dtype=torch.float32, device=keypoints.device)
     weights = torch.empty((num_samples, num_instances, num_keypoints), dtype=torch.float32, device=keypoints.device)
     if heat.numel() == 0:
-        return heat.zero_(), weights.zero_()
+        return heat.zero_(), weights.zero_(), None
     block, num_warps = launch_shape(height, width, shape)
     if sigma_tensor is None:
         sigma_mode, sigma_strides, sigma_tensor = 0, (0, 0, 0), counts
@@ -245,9 +261,9 @@ def keypoint_heatmaps_triton(keypoints, visible, counts, sigma_tensor, sigma, he
         sigma_mode, sigma_strides = 1, (*sigma_tensor.stride(), 0)
     else:
         sigma_mode, sigma_strides = 2, (0, 0, sigma_tensor.stride(0))
-    launch(
+    relaunch = launch(
         keypoint_heatmaps_kernel, (num_samples * num_keypoints, cdiv(height * width, block)), num_warps=num_warps,
-        compile_options={"enable_fp_fusion": False},
+        compile_options={"enable_fp_fusion": False}, relaunch=RELAUNCHED if bind and shape is None else (),
         heat_ptr=heat, weights_ptr=weights, keypoints_ptr=keypoints, visible_ptr=visible, counts_ptr=counts,
         sigma_ptr=sigma_tensor, sigma_bits=_float64_bits(float(sigma)),
         num_keypoints=num_keypoints, num_instances=num_instances,
@@ -257,7 +273,7 @@ def keypoint_heatmaps_triton(keypoints, visible, counts, sigma_tensor, sigma, he
         stride_sn=sigma_strides[1], stride_sk=sigma_strides[2],
         HEIGHT=height, WIDTH=width, METHOD=METHODS.index(method), SIGMA_MODE=sigma_mode, BLOCK=block,
     )
-    return heat, weights
+    return heat, weights, relaunch
 
 
 # ----------------------------------------------------------------------------
