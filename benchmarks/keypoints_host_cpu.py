@@ -6,7 +6,10 @@ public layer, the input layer, the allocations and the launch's Python. The call
 encode of ``gaussdraw bench --keypoints`` (64 samples, one instance, 17 keypoints, a 48×64 map,
 σ=2, padded (B, 1, K, 2) float32 keypoints + (B, 1, K) visible + counts, validate=False);
 the outputs are allocated and never written (``torch.empty``), so the map's size costs nothing.
-A relaunched ``draw_heatmap_batched`` call is timed the same way, as the yardstick.
+A relaunched ``draw_heatmap_batched`` call is timed the same way, as the yardstick; and the
+first call of a layout (the key's plans forgotten before each call: the checked path, which
+makes the plan). ``torch.empty`` of the 13 MB map costs more on the CPU (fresh pages from the
+OS) than from the H200's caching allocator.
 
     TRITON_INTERPRET=1 PYTHONPATH=src python benchmarks/keypoints_host_cpu.py [--calls N] [--profile]
 
@@ -27,6 +30,7 @@ import torch  # noqa: E402
 import gaussdraw  # noqa: E402
 from gaussdraw.bench.keypoints import KEYPOINT_CONFIGS, keypoint_inputs  # noqa: E402
 from gaussdraw.ops import keypoint_heatmaps as keypoint_op  # noqa: E402
+from gaussdraw.targets import plans  # noqa: E402
 from targets_host_cpu import counted, draw_call, per_call, stand_in_for_cuda  # noqa: E402
 
 
@@ -68,6 +72,8 @@ def main():
     calls = {"draw_heatmap_batched seed-classwise (relaunch)": draw}
     for method in ("msra", "udp", "dark"):
         calls[f"keypoint_heatmaps coco {method}"] = keypoint_call(method)
+    repeated = calls["keypoint_heatmaps coco msra"]
+    calls["keypoint_heatmaps coco msra, a layout's first call"] = lambda: plans.PLANS.clear() or repeated()
     for name, fn in calls.items():
         fn(), fn()  # the first call compiles, the second launches directly
         print(f"{name}: {per_call(fn, args.calls):.1f} us; %d aten ops returning %d tensors, "
