@@ -110,8 +110,10 @@ def keypoint_heatmaps(
     if flags.shape[2] != points.shape[2]:
         raise ValueError(f"visible must have one entry per keypoint: (N_b, {points.shape[2]}) as keypoints "
                          f"(N_b, {points.shape[2]}, 2); got (N_b, {flags.shape[2]})")
-    sigma_tensor = (batch.used("sigma") if per_instance else None if scalar is not None
-                    else _sigma_per_keypoint(sigma, points.shape[2], points.device))
+    if per_instance:
+        sigma_tensor = batch.used("sigma")
+    else:
+        sigma_tensor = None if scalar is not None else _sigma_per_keypoint(sigma, points.shape[2], points.device)
     if resolve_validate(validate, points.device):
         _check_values(batch, points, flags, sigma_tensor, per_instance)
     args = (points, flags, counts, sigma_tensor, 0.0 if scalar is None else scalar, height, width, method)
