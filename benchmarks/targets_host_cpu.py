@@ -43,8 +43,9 @@ class _Compiled:
         return None
 
 
-def stand_in_for_cuda():
-    """CPU tensors take the direct-launch path of CUDA ones; launches do nothing."""
+def stand_in_for_cuda(*op_modules):
+    """CPU tensors take the direct-launch path of CUDA ones; launches do nothing. ``op_modules``: more op
+    modules (besides the target ops') whose ``check_device`` to stand in for."""
     launching._plain_cuda = lambda tensor: type(tensor) is torch.Tensor
     launching._current_device = lambda: None
     launching._raw_stream = lambda index: 0
@@ -57,7 +58,7 @@ def stand_in_for_cuda():
         return _Compiled()
 
     launching.Launcher.public = public
-    for module in (centernet_op, centerpoint_op):  # what check_device costs on CUDA tensors
+    for module in (centernet_op, centerpoint_op, *op_modules):  # what check_device costs on CUDA tensors
         module.check_device = lambda device: None
 
 

@@ -70,3 +70,49 @@ def capture_and_replay(call, poison: float = -7.0):
     graph.replay()
     torch.cuda.synchronize()
     return expected, captured
+
+
+class _Interpreted:
+    """A 'compiled' kernel whose launcher runs Triton's interpreter on the values it is given."""
+
+    function, packed_metadata = "function", "metadata"
+
+    def __init__(self, kernel, names, num_warps, compile_options):
+        self.kernel, self.names, self.num_warps, self.compile_options = kernel, names, num_warps, compile_options
+
+    def run(self, grid_x, grid_y, grid_z, stream, function, metadata, hook_args, enter, exit_, *values):
+        self.kernel[(grid_x, grid_y, grid_z)](**dict(zip(self.names, values)), num_warps=self.num_warps,
+                                              **self.compile_options)
+
+
+def stand_in_direct_launch(monkeypatch) -> None:
+    """CPU tensors take the CUDA direct launch of gaussdraw.ops.launch, with no launchers yet: Triton's
+    launch compiles nothing here (the interpreter runs the kernel) and returns a 'compiled' kernel whose
+    launcher runs the interpreter again with the arguments it is given, in the kernel's order; so planned
+    calls' relaunches compute real values (needs TRITON_INTERPRET=1)."""
+    from gaussdraw.ops import launch as launching
+
+    monkeypatch.setattr(launching, "_plain_cuda", lambda tensor: type(tensor) is torch.Tensor)
+    monkeypatch.setattr(launching, "_current_device", lambda: None)
+    monkeypatch.setattr(launching, "_raw_stream", lambda index: "stream")
+    monkeypatch.setattr(launching._DIRECT, "tested", True)
+    monkeypatch.setattr(launching._DIRECT, "enabled", True)
+    monkeypatch.setattr(launching, "_KNOBS", None)
+    monkeypatch.setattr(launching, "_LAUNCHERS", {})
+
+    def public(self, grid, device, num_warps, compile_options, arguments):
+        self.check(arguments)
+        self.path = "public"
+        self.kernel[grid](**arguments, num_warps=num_warps, **compile_options)
+        return _Interpreted(self.kernel, self.names, num_warps, compile_options)
+
+    monkeypatch.setattr(launching.Launcher, "public", public)
+
+
+def calls_of(monkeypatch, *classes) -> list:
+    """A list that gets each instance of ``classes`` when it is called (plans that served a call)."""
+    calls = []
+    for kind in classes:
+        call = kind.__call__
+        monkeypatch.setattr(kind, "__call__", lambda self, *a, _call=call: calls.append(self) or _call(self, *a))
+    return calls

@@ -121,3 +121,42 @@ def test_repeat_follows_the_stream_and_the_current_device():
                     draw_heatmap_batched(heatmap, args[0], args[1], labels=args[2], counts=args[3])
                 torch.cuda.current_stream(index).wait_stream(stream)
             assert_close(heatmap, expected, 1e-6, f"cuda:{index}:")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("method", ["msra", "udp", "dark"])
+def test_keypoint_encodes_take_their_plan_with_new_values(monkeypatch, method):
+    """From the call after the kernel's compile, an unchecked keypoint encode of one layout repeats its
+    launch (gaussdraw.keypoints.plans) on fresh, poisoned outputs: new values, the CPU path's; inputs
+    one element into their storage take the plan too; another σ or size plans anew."""
+    from gaussdraw import keypoint_heatmaps
+    from gaussdraw.keypoints.plans import KeypointPlan
+    from gaussdraw.ops.launch import direct_launch_active
+    from gaussdraw.targets import plans
+
+    from .helpers import calls_of
+    from .test_keypoints_encode import CUDA_TOLERANCE, assert_matches
+
+    monkeypatch.setattr(plans, "PLANS", {})
+    served = calls_of(monkeypatch, KeypointPlan)
+    was_served = []
+    for sigma, size in [(2.0, (48, 64)), (2.5, (48, 64)), (2.0, (40, 56))]:
+        for seed in range(4):
+            g = torch.Generator().manual_seed(seed)
+            keypoints = torch.rand(8, 2, 17, 2, generator=g) * torch.tensor([size[0] * 1.1, size[1] * 1.1]) - 2
+            visible = torch.randint(0, 3, (8, 2, 17), generator=g).float()
+            counts = torch.randint(0, 3, (8,), generator=g)
+            expected = keypoint_heatmaps(keypoints, visible, size, sigma, method=method, counts=counts)
+            storage = torch.empty(keypoints.numel() + seed % 2, device="cuda")  # odd seeds: 4 bytes in
+            cuda_keypoints = storage[seed % 2:].view(keypoints.shape).copy_(keypoints)
+            poison = torch.full((4 << 20,), float("nan"), device="cuda")  # the allocator hands these out next
+            del poison
+            before = len(served)
+            actual = keypoint_heatmaps(cuda_keypoints, visible.cuda(), size, sigma, method=method,
+                                       counts=counts.cuda(), validate=False)
+            was_served.append(len(served) > before)
+            assert_matches(actual, expected, f"{method} sigma {sigma} size {size} seed {seed}", method,
+                           CUDA_TOLERANCE)
+            assert expected.heatmaps.sum() > 0
+    if direct_launch_active():  # by its 4th call (4 bytes in) each layout has a plan, which serves it
+        assert len(plans.PLANS) == 3 and was_served[3::4] == [True] * 3, was_served

@@ -15,12 +15,11 @@ import torch
 import gaussdraw
 from gaussdraw.ops import centernet_targets as centernet_op
 from gaussdraw.ops import centerpoint_targets as centerpoint_op
-from gaussdraw.ops import launch as launching
 from gaussdraw.ops._triton import HAVE_TRITON, interpreting
 from gaussdraw.ragged import Ragged
 from gaussdraw.targets import plans
 
-from .helpers import assert_close
+from .helpers import assert_close, calls_of, stand_in_direct_launch
 
 CENTERPOINT = dict(point_cloud_range=[-4.0, -4.0, -5.0, 4.0, 4.0, 3.0], voxel_size=[0.5, 0.5, 0.2],
                    grid_size=[16, 16, 40], out_size_factor=2, max_objs=4)
@@ -30,44 +29,13 @@ TASKS = [["car"], ["truck", "bus"]]
 pytestmark = pytest.mark.skipif(not (HAVE_TRITON and interpreting()), reason="needs Triton's interpreter")
 
 
-class _Interpreted:
-    """A 'compiled' kernel whose launcher runs Triton's interpreter on the values it is given."""
-
-    function, packed_metadata = "function", "metadata"
-
-    def __init__(self, kernel, names, num_warps, compile_options):
-        self.kernel, self.names, self.num_warps, self.compile_options = kernel, names, num_warps, compile_options
-
-    def run(self, grid_x, grid_y, grid_z, stream, function, metadata, hook_args, enter, exit_, *values):
-        self.kernel[(grid_x, grid_y, grid_z)](**dict(zip(self.names, values)), num_warps=self.num_warps,
-                                              **self.compile_options)
-
-
 @pytest.fixture
 def served(monkeypatch):
     """CPU tensors take the direct launch (which runs the interpreter); no plans or launchers yet. Returns
     the list of plans that served a call, one entry per call."""
-    monkeypatch.setattr(launching, "_plain_cuda", lambda tensor: type(tensor) is torch.Tensor)
-    monkeypatch.setattr(launching, "_current_device", lambda: None)
-    monkeypatch.setattr(launching, "_raw_stream", lambda index: "stream")
-    monkeypatch.setattr(launching._DIRECT, "tested", True)
-    monkeypatch.setattr(launching._DIRECT, "enabled", True)
-    monkeypatch.setattr(launching, "_KNOBS", None)
-    monkeypatch.setattr(launching, "_LAUNCHERS", {})
+    stand_in_direct_launch(monkeypatch)
     monkeypatch.setattr(plans, "PLANS", {})
-
-    def public(self, grid, device, num_warps, compile_options, arguments):
-        self.check(arguments)
-        self.path = "public"
-        self.kernel[grid](**arguments, num_warps=num_warps, **compile_options)
-        return _Interpreted(self.kernel, self.names, num_warps, compile_options)
-
-    monkeypatch.setattr(launching.Launcher, "public", public)
-    served = []
-    for plan_class in (centernet_op.CenterNetPlan, centerpoint_op.CenterPointPlan):
-        call = plan_class.__call__
-        monkeypatch.setattr(plan_class, "__call__", lambda self, *a, _call=call: served.append(self) or _call(self, *a))
-    return served
+    return calls_of(monkeypatch, centernet_op.CenterNetPlan, centerpoint_op.CenterPointPlan)
 
 
 def _centernet_inputs(seed, samples=2, boxes=3, dtype=torch.float32, label_dtype=torch.int64):

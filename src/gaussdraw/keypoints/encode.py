@@ -9,11 +9,13 @@ from typing import NamedTuple
 import torch
 
 from ..checks import check_float_tensor, raise_first, resolve_validate
-from ..dispatch import check_backend, route, run
+from ..dispatch import check_backend
 from ..inputs import Batch, Field, batch_inputs, is_numbers, python_tensor
 from ..ops.keypoint_heatmaps import KEYPOINT_HEATMAPS, METHODS
 from ..ragged import RaggedLike, is_ragged
 from ..targets.common import cached, pair, positive_int
+from ..targets.plans import plan_key, planned, run_and_plan, tensors_of
+from .plans import keypoint_heatmaps_planned
 
 FIELDS = (Field("keypoints", (None, 2), floating=True), Field("visible", (None,), floating=True))
 SIGMA_FIELD = Field("sigma", (), floating=True)
@@ -91,7 +93,14 @@ def keypoint_heatmaps(
     """
     check_backend(backend)
     width, height = _checked_options(heatmap_size, method)
-    per_instance = _sigma_is_per_instance(sigma)
+    scalar = _scalar_sigma(sigma)
+    inputs = (keypoints, visible) if scalar is not None else (keypoints, visible, sigma)
+    key = plan_key((width, height, method, scalar), backend, validate, inputs, counts)
+    plan = planned(key)
+    if plan is not None:  # a repeated unchecked call of a planned layout
+        tensors, counts = tensors_of(inputs, counts)
+        return KeypointHeatmaps(*plan(tensors[0], tensors[1], counts, *tensors[2:]))
+    per_instance = scalar is None and _sigma_is_per_instance(sigma)
     if per_instance and method != "msra":
         raise ValueError(f"sigma per instance applies to method='msra' only (mmpose's UDP and DARK encoders take "
                          f"one σ); got method={method!r}: give one number, or one σ per keypoint (K,)")
@@ -101,13 +110,14 @@ def keypoint_heatmaps(
     if flags.shape[2] != points.shape[2]:
         raise ValueError(f"visible must have one entry per keypoint: (N_b, {points.shape[2]}) as keypoints "
                          f"(N_b, {points.shape[2]}, 2); got (N_b, {flags.shape[2]})")
-    sigma_tensor, sigma_value = (batch.used("sigma"), 0.0) if per_instance else _sigma_value(
-        sigma, points.shape[2], points.device)
+    if per_instance:
+        sigma_tensor = batch.used("sigma")
+    else:
+        sigma_tensor = None if scalar is not None else _sigma_per_keypoint(sigma, points.shape[2], points.device)
     if resolve_validate(validate, points.device):
         _check_values(batch, points, flags, sigma_tensor, per_instance)
-    heatmaps, weights = run(KEYPOINT_HEATMAPS, route(backend, points.device), points, flags, counts, sigma_tensor,
-                            sigma_value, height, width, method)
-    return KeypointHeatmaps(heatmaps, weights)
+    args = (points, flags, counts, sigma_tensor, 0.0 if scalar is None else scalar, height, width, method)
+    return KeypointHeatmaps(*run_and_plan(key, batch, backend, KEYPOINT_HEATMAPS, keypoint_heatmaps_planned, args))
 
 
 @cached
@@ -130,19 +140,24 @@ def _sigma_is_per_instance(sigma) -> bool:
     return False
 
 
-def _sigma_value(sigma, num_keypoints: int, device: torch.device):
-    """(None, σ) for a number; (the (K,) tensor, 0.0) for σ per keypoint."""
-    if isinstance(sigma, numbers.Real) and not isinstance(sigma, bool):
+def _scalar_sigma(sigma) -> float | None:
+    """σ given as one number, checked, as a float; None for any other form."""
+    if type(sigma) is float or (isinstance(sigma, numbers.Real) and not isinstance(sigma, bool)):
         if not (math.isfinite(sigma) and 0 < sigma <= MAX_SIGMA):
             raise ValueError(f"sigma must be finite and in (0, {MAX_SIGMA:g}]; got {sigma}")
-        return None, float(sigma)
+        return float(sigma)
+    return None
+
+
+def _sigma_per_keypoint(sigma, num_keypoints: int, device: torch.device) -> torch.Tensor:
+    """The (K,) tensor of σ given per keypoint (a tensor or a list of numbers), checked."""
     if is_numbers(sigma):
         sigma = python_tensor(sigma, "sigma", device, floating=True, dtype=torch.float64)
     if not isinstance(sigma, torch.Tensor):
         raise TypeError(f"sigma must be a number, one σ per keypoint (a (K,) tensor or list of numbers) or, for "
                         f"MSRA, one per instance (per-sample (N_b,) tensors); got {type(sigma).__name__}")
     check_float_tensor(sigma, "sigma", (num_keypoints,), device, "keypoints")
-    return sigma, 0.0
+    return sigma
 
 
 def _check_values(batch: Batch, points, flags, sigma_tensor, per_instance: bool) -> None:

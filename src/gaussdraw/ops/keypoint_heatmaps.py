@@ -23,6 +23,7 @@ instance at every pixel, a max over instances; one instance: in place in the out
 
 from __future__ import annotations
 
+import functools
 import math
 import struct
 
@@ -225,19 +226,45 @@ def _float64_bits(value: float) -> int:
     return struct.unpack("<q", struct.pack("<d", value))[0]
 
 
+RELAUNCHED = ("heat_ptr", "weights_ptr", "keypoints_ptr", "visible_ptr", "counts_ptr", "sigma_ptr")
+"""The kernel's leading parameters, which a :class:`~gaussdraw.ops.launch.Relaunch` of it takes anew."""
+
+
 def keypoint_heatmaps_triton(keypoints, visible, counts, sigma_tensor, sigma, height, width, method,
                              shape: tuple[int, int] | None = None):
     """One launch: one program per (sample, keypoint, BLOCK pixels of its plane) (module docstring);
     ``shape``: (BLOCK, num_warps) other than :data:`LAUNCH_SHAPE` (benchmarks)."""
-    check_device(keypoints.device)
+    heat, weights, _ = _launch(keypoints, visible, counts, sigma_tensor, sigma, height, width, method, shape, False)
+    return heat, weights
+
+
+def keypoint_heatmaps_bound(keypoints, visible, counts, sigma_tensor, sigma, height, width, method):
+    """(heatmaps, weights, relaunch): the Triton implementation, and a :class:`~gaussdraw.ops.launch.Relaunch`
+    of its launch for new values of :data:`RELAUNCHED` (``sigma_ptr``: the σ tensor, or ``counts``
+    where σ is a number) of the same layout; None where the launch was not direct."""
+    return _launch(keypoints, visible, counts, sigma_tensor, sigma, height, width, method, None, True)
+
+
+_NO_FUSION = {"enable_fp_fusion": False}
+
+
+@functools.cache
+def _kernel_and_launch():
+    """(the kernel, :func:`gaussdraw.ops.launch.launch`), imported on the first Triton call (both import Triton)."""
     from .kernels.keypoint_heatmaps import keypoint_heatmaps_kernel
     from .launch import launch
 
+    return keypoint_heatmaps_kernel, launch
+
+
+def _launch(keypoints, visible, counts, sigma_tensor, sigma, height, width, method, shape, bind: bool):
+    check_device(keypoints.device)
+    kernel, launch = _kernel_and_launch()
     num_samples, num_instances, num_keypoints = visible.shape
     heat = torch.empty((num_samples, num_keypoints, height, width), dtype=torch.float32, device=keypoints.device)
     weights = torch.empty((num_samples, num_instances, num_keypoints), dtype=torch.float32, device=keypoints.device)
     if heat.numel() == 0:
-        return heat.zero_(), weights.zero_()
+        return heat.zero_(), weights.zero_(), None
     block, num_warps = launch_shape(height, width, shape)
     if sigma_tensor is None:
         sigma_mode, sigma_strides, sigma_tensor = 0, (0, 0, 0), counts
@@ -245,19 +272,20 @@ def keypoint_heatmaps_triton(keypoints, visible, counts, sigma_tensor, sigma, he
         sigma_mode, sigma_strides = 1, (*sigma_tensor.stride(), 0)
     else:
         sigma_mode, sigma_strides = 2, (0, 0, sigma_tensor.stride(0))
-    launch(
-        keypoint_heatmaps_kernel, (num_samples * num_keypoints, cdiv(height * width, block)), num_warps=num_warps,
-        compile_options={"enable_fp_fusion": False},
+    stride_kb, stride_kn, stride_kk, stride_kc = keypoints.stride()
+    stride_vb, stride_vn, stride_vk = visible.stride()
+    relaunch = launch(
+        kernel, (num_samples * num_keypoints, cdiv(height * width, block)), num_warps=num_warps,
+        compile_options=_NO_FUSION, relaunch=RELAUNCHED if bind and shape is None else (),
         heat_ptr=heat, weights_ptr=weights, keypoints_ptr=keypoints, visible_ptr=visible, counts_ptr=counts,
         sigma_ptr=sigma_tensor, sigma_bits=_float64_bits(float(sigma)),
         num_keypoints=num_keypoints, num_instances=num_instances,
-        stride_kb=keypoints.stride(0), stride_kn=keypoints.stride(1), stride_kk=keypoints.stride(2),
-        stride_kc=keypoints.stride(3), stride_vb=visible.stride(0), stride_vn=visible.stride(1),
-        stride_vk=visible.stride(2), stride_cb=counts.stride(0), stride_sb=sigma_strides[0],
-        stride_sn=sigma_strides[1], stride_sk=sigma_strides[2],
+        stride_kb=stride_kb, stride_kn=stride_kn, stride_kk=stride_kk, stride_kc=stride_kc,
+        stride_vb=stride_vb, stride_vn=stride_vn, stride_vk=stride_vk, stride_cb=counts.stride(0),
+        stride_sb=sigma_strides[0], stride_sn=sigma_strides[1], stride_sk=sigma_strides[2],
         HEIGHT=height, WIDTH=width, METHOD=METHODS.index(method), SIGMA_MODE=sigma_mode, BLOCK=block,
     )
-    return heat, weights
+    return heat, weights, relaunch
 
 
 # ----------------------------------------------------------------------------

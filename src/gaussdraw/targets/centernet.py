@@ -13,7 +13,7 @@ from ..ops.centernet_targets import (CENTERNET_TARGETS, centernet_box_mask, cent
                                      centernet_views)
 from ..ragged import RaggedLike
 from .common import cached, overlap, pair, positive_int, positive_number
-from .plans import plan_key, planned, targets_buffer, tensors_of
+from .plans import plan_key, planned, run_and_plan, tensors_of
 
 FIELDS = (Field("bboxes", (4,), floating=True), Field("labels"))
 
@@ -114,7 +114,7 @@ def centernet_targets(
     args = (boxes, labels, counts, num_classes, feat_h, feat_w, img_h, img_w, min_overlap)
     if resolve_validate(validate, boxes.device):
         _check_values(batch, *args)
-    buffer = targets_buffer(key, batch, backend, CENTERNET_TARGETS, centernet_targets_planned, args)
+    buffer = run_and_plan(key, batch, backend, CENTERNET_TARGETS, centernet_targets_planned, args)
     num_samples = labels.shape[0]
     return CenterNetTargets(*centernet_views(buffer, num_samples, num_classes, feat_h, feat_w))
 

@@ -15,7 +15,7 @@ from ..ops.centerpoint_targets import (CENTERPOINT_TARGETS, centerpoint_box_mask
                                        centerpoint_views)
 from ..ragged import RaggedLike
 from .common import cached, overlap, positive_int
-from .plans import plan_key, planned, targets_buffer, tensors_of
+from .plans import plan_key, planned, run_and_plan, tensors_of
 
 FIELDS = (Field("boxes", (None,), floating=True), Field("labels"))
 
@@ -173,7 +173,7 @@ def centerpoint_targets(
     args = (boxes, labels, counts, *options.op_arguments())
     if resolve_validate(validate, boxes.device):
         _check_values(batch, options, *args)
-    buffer = targets_buffer(key, batch, backend, CENTERPOINT_TARGETS, centerpoint_targets_planned, args)
+    buffer = run_and_plan(key, batch, backend, CENTERPOINT_TARGETS, centerpoint_targets_planned, args)
     columns = 10 if boxes.shape[-1] == 9 else 8
     return CenterPointTargets(*centerpoint_views(buffer, options.task_sizes, labels.shape[0], options.feat_h,
                                                  options.feat_w, options.slots, columns))

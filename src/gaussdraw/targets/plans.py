@@ -1,6 +1,7 @@
-"""Repeated target calls: the launches of an earlier call with the same layout.
+"""Repeated target calls (and keypoint encodes): the launches of an earlier call with the same layout.
 
-A head builds its targets with the same configuration and batch layout every step. The
+A head builds its targets with the same configuration and batch layout every step (a pose
+model its keypoint heatmaps, :mod:`gaussdraw.keypoints.plans`). The
 first call of a layout checks its arguments, pads its inputs, allocates and launches; an
 unchecked eager call whose inputs have the types, dtypes, shapes, strides and devices of an
 earlier one, with the same checked options and backend, passed those checks already, so it
@@ -84,13 +85,13 @@ def remember(key, plan) -> None:
         PLANS[key] = plan
 
 
-def targets_buffer(key, batch, backend: str, implementations, planned_op, args: tuple):
-    """The op's output buffer for a checked call: the planned launch (its plan remembered under
-    ``key``) where the call may be repeated — a key, the direct Triton route, inputs used whole —,
-    else the op through the dispatcher (``implementations``, :func:`gaussdraw.dispatch.run`)."""
+def run_and_plan(key, batch, backend: str, implementations, planned_op, args: tuple):
+    """The op's output for a checked call: ``planned_op(*args)``'s (its plan remembered under ``key``)
+    where the call may be repeated — a key, the direct Triton route, inputs used whole —, else the
+    op through the dispatcher (``implementations``, :func:`gaussdraw.dispatch.run`)."""
     chosen = route(backend, args[0].device)
     if key is not None and chosen.use_triton and not chosen.traced and unsliced(batch):
-        buffer, plan = planned_op(*args)
+        output, plan = planned_op(*args)
         remember(key, plan)
-        return buffer
+        return output
     return run(implementations, chosen, *args)

@@ -24,6 +24,9 @@ SCALAR_SIGMA, SIGMA_PER_INSTANCE, SIGMA_PER_KEYPOINT = 0, 1, 2  # SIGMA_MODE
 BIG = tl.constexpr(2.0**40)  # rounded centres are clamped to +-BIG (NaN: -BIG), far outside any map
 CENTRE_LIMIT = tl.constexpr(2**24)  # window centres are clamped to +-CENTRE_LIMIT (int32 pixel offsets)
 HALF_LOG2_E = tl.constexpr(0.7213475204444817)  # log2(e) / 2
+# The inputs' alignments are not specialized on (their loads are scalar): a repeated call's new inputs,
+# views at any offset, reuse the compiled kernel (gaussdraw.ops.launch.Relaunch); the outputs are fresh.
+INPUT_POINTERS = ["keypoints_ptr", "visible_ptr", "counts_ptr", "sigma_ptr"]
 
 
 @triton.jit
@@ -59,7 +62,7 @@ def _rounded_axis(coordinate, radius, size, METHOD: tl.constexpr):
         return lo, hi, centre, offset, reaches
 
 
-@triton.jit
+@triton.jit(do_not_specialize_on_alignment=INPUT_POINTERS)
 def keypoint_heatmaps_kernel(
     heat_ptr, weights_ptr, keypoints_ptr, visible_ptr, counts_ptr, sigma_ptr, sigma_bits,
     num_keypoints, num_instances,
