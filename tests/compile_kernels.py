@@ -51,10 +51,9 @@ KERNELS = [  # (kernel, constexprs, compiled without fused multiply-adds[, point
     (peaks.select_kernel, dict(KERNEL=3, KEEP=128, CHUNK=512), False, PEAKS_OUT),
     (peaks.order_kernel, dict(KEEP=512), False, {**PEAKS_OUT, "flat_ptr": "*i64"}),
     (class_peaks.class_top_kernel, dict(KERNEL=1, BLOCK=4096), False),
-    (centerpoint_tasks.centerpoint_top_kernel, dict(BLOCK=32768), False, TASK_MAPS),
-    # GPU math: libdevice's expf and atan2f hold fused multiply-adds of their own ("libdevice": no others)
-    (centerpoint_tasks.centerpoint_task_candidates_kernel, dict(TASK_CONSTEXPRS, NATIVE_MATH=True), "libdevice", TASKS),
-    (centerpoint_tasks.centerpoint_task_candidates_kernel, dict(TASK_CONSTEXPRS, NATIVE_MATH=False), True, TASKS),
+    (centerpoint_tasks.centerpoint_top_kernel, dict(BLOCK=4096), False, TASK_MAPS),
+    # NATIVE_MATH=False (tl.exp, the interpreter's sort) is the interpreter's variant
+    (centerpoint_tasks.centerpoint_task_candidates_kernel, dict(TASK_CONSTEXPRS, NATIVE_MATH=True), True, TASKS),
     (centerpoint_merge.centerpoint_merge_kernel, dict(TASKS=6, BLOCK_T=8, COLUMNS=9, BLOCK_C=16, BLOCK_P=64), True),
     (class_peaks.class_select_kernel, dict(BLOCK=2048, KEEP=512), False, PEAKS_OUT),
     (rotated_nms.suppression_bits_kernel, dict(ROWS=8, WORD=64), True, {"geometry_ptr": "*fp32",
@@ -93,7 +92,6 @@ def main() -> int:
                                            constexprs=constexprs)
         compiled = triton.compile(source, target=GPUTarget("cuda", 90, 32),
                                   options={"enable_fp_fusion": not unfused, "num_warps": 4})
-        unfused = unfused is True  # "libdevice": compiled unfused, its own fused multiply-adds allowed
         ptx = compiled.asm["ptx"]
         fused = [line.strip() for line in ptx.splitlines() if line.strip().startswith(("fma.rn.f32", "fma.rn.f64"))]
         print(f"{kernel.fn.__name__}: {len(ptx.splitlines())} PTX lines, {len(fused)} fused multiply-adds")

@@ -15,7 +15,7 @@ from gaussdraw.ops._constants import device_constant
 
 from .test_head_decode import _heads
 
-SETTINGS = settings(max_examples=8, deadline=None)
+SETTINGS = settings(max_examples=6, deadline=None)
 GEOMETRY = (4.0, 0.2, 0.2, -8.0, -6.4)
 
 
@@ -79,8 +79,7 @@ def test_task_kernels_match_the_op_path_on_random_heads(seed, classes, size, dat
     if not interpreting():
         pytest.skip("runs the kernels on CPU tensors in Triton's interpreter")
     k = data.draw(st.integers(1, size[0] * size[1]))
-    heads = _heads(seed, 2, classes, *size)
-    heads[0]["heatmap"][0, 0, 0, :] = 1.5  # equal logits: ties at the k-th place
+    heads = _heads(seed, 2, classes, *size)  # no equal logits: at the k-th place, torch.topk picks any of them
     _assert_agree(*_both(heads, classes, k, with_range, threshold, norm_bbox), exact_math=False)
 
 
