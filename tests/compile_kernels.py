@@ -54,7 +54,8 @@ KERNELS = [  # (kernel, constexprs, compiled without fused multiply-adds[, point
     (centerpoint_tasks.centerpoint_top_kernel, dict(BLOCK=4096), False, TASK_MAPS),
     # NATIVE_MATH=False (tl.exp, the interpreter's sort) is the interpreter's variant
     (centerpoint_tasks.centerpoint_task_candidates_kernel, dict(TASK_CONSTEXPRS, NATIVE_MATH=True), True, TASKS),
-    (centerpoint_merge.centerpoint_merge_kernel, dict(TASKS=6, BLOCK_T=8, COLUMNS=9, BLOCK_C=16, BLOCK_P=64), True),
+    (centerpoint_merge.centerpoint_merge_kernel, dict(TASKS=6, BLOCK_T=8, COLUMNS=9, BLOCK_C=16, BLOCK_P=64), True,
+     {"kept_counts_ptr": "*i64", "out_labels_ptr": "*i64", "out_counts_ptr": "*i64"}),
     (class_peaks.class_select_kernel, dict(BLOCK=2048, KEEP=512), False, PEAKS_OUT),
     (rotated_nms.suppression_bits_kernel, dict(ROWS=8, WORD=64), True, {"geometry_ptr": "*fp32",
                                                                          "bits_ptr": "*i64"}),
