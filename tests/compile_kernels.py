@@ -15,8 +15,9 @@ from triton.backends.compiler import GPUTarget
 
 import triton.language as tl
 
-from gaussdraw.ops.kernels import (centernet_targets, centerpoint_targets, circle_nms, class_peaks, draw_gaussians,
-                                   keypoint_decode, keypoint_heatmaps, local_maximum, peaks, rotated_nms)
+from gaussdraw.ops.kernels import (centernet_targets, centerpoint_merge, centerpoint_targets, centerpoint_tasks,
+                                   circle_nms, class_peaks, draw_gaussians, keypoint_decode, keypoint_heatmaps,
+                                   local_maximum, peaks, rotated_nms)
 
 FLOATS = {"sigma_factor", "k_scale", "zero_below", "width_ratio", "height_ratio", "one_minus", "one_plus", "minus_two_o", "o_minus_one", "sixteen_o", "eight_o",
           "range_x", "range_y", "voxel_x", "voxel_y", "out_size_factor", "udp_eps"}
@@ -27,6 +28,10 @@ POINTERS = {"centers_ptr": "*i64", "radii_ptr": "*i64", "index_ptr": "*i64", "la
             "groups_ptr": "*i32", "group_count_ptr": "*i32"}
 PEAKS_OUT = {"scores_ptr": "*fp32", "labels_ptr": "*i64", "ys_ptr": "*i64", "xs_ptr": "*i64", "indices_ptr": "*i64"}
 DECODE = {"centers_ptr": "*fp32"}  # circle NMS takes float centers
+TASK_MAPS = {f"{name}{slot}": "*fp32" for name in ("heat", "reg", "hei", "dim", "rot", "vel") for slot in range(6)}
+TASKS = {**TASK_MAPS, "origin_x": "fp32", "origin_y": "fp32", "threshold": "fp32", "boxes_ptr": "*fp32"}
+TASK_CONSTEXPRS = dict(HAS_RANGE=True, HAS_THRESHOLD=True, NORM_BBOX=True, COLUMNS=9, BLOCK=1024, KEEP=512,
+                       KEEP_DIMS=9)
 KERNELS = [  # (kernel, constexprs, compiled without fused multiply-adds[, pointer types])
     (draw_gaussians.draw_gaussians_kernel,
      dict(HAS_INDEX=True, HAS_COUNTS=True, BITS=tl.int32, BOXES=1, BLOCK_H=16, BLOCK_W=32, LIMIT=2**62,
@@ -46,6 +51,11 @@ KERNELS = [  # (kernel, constexprs, compiled without fused multiply-adds[, point
     (peaks.select_kernel, dict(KERNEL=3, KEEP=128, CHUNK=512), False, PEAKS_OUT),
     (peaks.order_kernel, dict(KEEP=512), False, {**PEAKS_OUT, "flat_ptr": "*i64"}),
     (class_peaks.class_top_kernel, dict(KERNEL=1, BLOCK=4096), False),
+    (centerpoint_tasks.centerpoint_top_kernel, dict(BLOCK=4096), False, TASK_MAPS),
+    # NATIVE_MATH=False (tl.exp, the interpreter's sort) is the interpreter's variant
+    (centerpoint_tasks.centerpoint_task_candidates_kernel, dict(TASK_CONSTEXPRS, NATIVE_MATH=True), True, TASKS),
+    (centerpoint_merge.centerpoint_merge_kernel, dict(TASKS=6, BLOCK_T=8, COLUMNS=9, BLOCK_C=16, BLOCK_P=64), True,
+     {"kept_counts_ptr": "*i64", "out_labels_ptr": "*i64", "out_counts_ptr": "*i64"}),
     (class_peaks.class_select_kernel, dict(BLOCK=2048, KEEP=512), False, PEAKS_OUT),
     (rotated_nms.suppression_bits_kernel, dict(ROWS=8, WORD=64), True, {"geometry_ptr": "*fp32",
                                                                          "bits_ptr": "*i64"}),

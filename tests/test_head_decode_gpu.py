@@ -92,12 +92,11 @@ def _merge_inputs(device, tasks=3, batch=2, candidates=11, width=5, columns=9, s
     boxes = torch.randn(problems, candidates, columns, generator=g).to(device)
     scores = torch.rand(problems, candidates, generator=g).to(device)
     labels = torch.randint(0, 7, (problems, candidates), generator=g).to(device)
-    order = torch.stack([torch.randperm(candidates, generator=g) for _ in range(problems)]).to(device)
     kept_counts = torch.randint(0, width + 1, (problems,), generator=g)
     kept_counts[0] = width
     kept = torch.stack([torch.cat([torch.randperm(candidates, generator=g)[:n], torch.full((width - n,), -1)])
                         for n in kept_counts.tolist()]).to(device)
-    return boxes, scores, labels, order, kept, kept_counts.to(device), tasks
+    return boxes, scores, labels, kept, kept_counts.to(device), tasks
 
 
 @pytest.mark.parametrize("device", DEVICES)

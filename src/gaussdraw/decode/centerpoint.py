@@ -12,7 +12,9 @@ from ..dispatch import check_backend, route, run
 from ..ops._constants import device_constant
 from ..ops.centerpoint_candidates import CENTERPOINT_CANDIDATES
 from ..ops.centerpoint_merge import CENTERPOINT_MERGE
-from .nms import circle_nms_batched
+from ..ops.centerpoint_tasks import centerpoint_tasks_triton, tasks_fit
+from ..ops.circle_nms import circle_nms_sorted_triton, sorted_walk_fits
+from .nms import _threshold_tensor, circle_nms_batched
 from .peaks import heatmap_peaks
 
 REGRESSIONS = (("reg", 2), ("height", 1), ("dim", 3), ("rot", 2), ("vel", 2))  # gathered channel order
@@ -117,11 +119,40 @@ def _gathered_regressions(dicts: list, with_velocity: bool, indices: torch.Tenso
     return maps.gather(3, indices.unsqueeze(2).expand(-1, -1, maps.shape[2], -1))
 
 
-def _front_first(valid: torch.Tensor) -> tuple:
+def _valid_first(valid: torch.Tensor) -> tuple:
     """(order, counts): for each row of ``valid`` (S, K), the positions of its valid entries first
-    (in their order), then the others; and how many are valid."""
-    order = torch.sort((~valid).to(torch.uint8), dim=1, stable=True).indices
-    return order, valid.sum(1)
+    (in their order), then the others (in theirs): a stable partition by prefix sums; and how many
+    are valid."""
+    counts = valid.sum(1)
+    before = torch.cumsum(valid, 1) - valid.long()  # valid entries before each
+    positions = torch.arange(valid.shape[1], device=valid.device)
+    target = torch.where(valid, before, counts.unsqueeze(1) + positions - before)
+    order = torch.empty_like(target).scatter_(1, target, positions.expand_as(target))
+    return order, counts
+
+
+def _candidates(dicts: list, classes: list, with_velocity: bool, k: int, decoding: tuple, chosen, backend: str):
+    """(boxes, scores, labels, counts) as :func:`~gaussdraw.ops.centerpoint_tasks.centerpoint_tasks_triton`
+    gives them, by ops: the peaks of the stacked logits, the regressions gathered at them, mmdet3d's
+    expressions (the candidates op), the valid ones moved to the front (any dtype, torch.compile, CPU)."""
+    batch, _, height, width = dicts[0]["heatmap"].shape
+    num_tasks = len(dicts)
+    peaks = heatmap_peaks(_stacked_logits(dicts, classes, batch, height, width), k, 1, per_class_k=k,
+                          backend=backend)
+    scores = torch.sigmoid(peaks.scores)  # the top-k of the logits: the top-k of their sigmoid
+    gathered = _gathered_regressions(dicts, with_velocity, peaks.indices.view(batch, num_tasks, k)).flatten(0, 1)
+    norm_bbox = decoding[-1]
+    dims = torch.exp(gathered[:, 3:6]) if norm_bbox else gathered[:, 3:6].contiguous()
+    yaw = torch.atan2(gathered[:, 6], gathered[:, 7])
+    offsets, bounds, threshold, *geometry = decoding[:-1]
+    arguments = (gathered, dims, yaw, scores, peaks.xs, peaks.ys, peaks.labels, offsets, *geometry, bounds, threshold)
+    if gathered.dtype == torch.float32:
+        boxes, valid, labels = run(CENTERPOINT_CANDIDATES, chosen, *arguments)
+    else:  # mmdet3d's expressions in the predictions' dtype
+        boxes, valid, labels = CENTERPOINT_CANDIDATES.torch(*arguments)
+    order, counts = _valid_first(valid)
+    boxes = boxes.gather(1, order.unsqueeze(2).expand(-1, -1, boxes.shape[2]))
+    return boxes, scores.gather(1, order), labels.gather(1, order), counts
 
 
 def _bev_for_nms(boxes: torch.Tensor) -> torch.Tensor:
@@ -133,7 +164,7 @@ def _bev_for_nms(boxes: torch.Tensor) -> torch.Tensor:
 
 
 def _checked_options(nms, min_radius, num_tasks: int, max_num: int, height: int, width: int, post_center_range,
-                     point_cloud_range, voxel_size) -> None:
+                     point_cloud_range, voxel_size, post_max_size) -> None:
     if nms not in NMS_TYPES:
         raise ValueError(f"nms must be 'circle', 'rotate', 'none' or None; got {nms!r}")
     if nms == "circle" and (not isinstance(min_radius, (list, tuple)) or len(min_radius) != num_tasks):
@@ -142,6 +173,8 @@ def _checked_options(nms, min_radius, num_tasks: int, max_num: int, height: int,
     if type(max_num) is not int or not 1 <= max_num <= height * width:
         raise ValueError(f"max_num must be an integer in [1, H * W = {height * width}] (CenterPoint's per-class "
                          f"top-k takes max_num pixels of each class); got {max_num!r}")
+    if nms in ("circle", "rotate") and post_max_size is not None and (type(post_max_size) is not int or post_max_size < 0):
+        raise ValueError(f"post_max_size must be an integer >= 0 or None; got {post_max_size!r}")
     if post_center_range is not None and len(post_center_range) != 6:
         raise ValueError(f"post_center_range must be 6 numbers [x0, y0, z0, x1, y1, z1] or None; got "
                          f"{post_center_range!r}")
@@ -150,12 +183,17 @@ def _checked_options(nms, min_radius, num_tasks: int, max_num: int, height: int,
                          f"and {voxel_size!r}")
 
 
-def _kept(candidates: dict, nms, *, tasks: int, min_radius, nms_thr, pre_max_size, post_max_size, backend):
+def _kept(candidates: dict, nms, *, tasks: int, min_radius, nms_thr, pre_max_size, post_max_size, route_, backend):
     """(indices (S, P) into the compacted candidates, padded with -1, counts (S,)): each problem's
     kept boxes in keep order."""
     boxes, scores, counts = candidates["boxes"], candidates["scores"], candidates["counts"]
     if nms == "circle":
         thresholds = [float(min_radius[s % tasks]) for s in range(scores.shape[0])]
+        if route_.use_triton and not route_.traced and sorted_walk_fits(scores.shape[1]):  # the walk's launch alone
+            size = min(post_max_size, scores.shape[1]) if post_max_size is not None else scores.shape[1]
+            kept, kept_counts, _ = circle_nms_sorted_triton(scores, boxes[..., :2], counts, _threshold_tensor(
+                thresholds, scores.shape[0], scores.device), size)
+            return kept, kept_counts
         kept = circle_nms_batched(boxes[..., :2], scores, thresholds, post_max_size=post_max_size, counts=counts,
                                   backend=backend)
         return kept.indices, kept.counts
@@ -222,31 +260,23 @@ def centerpoint_decode(preds, tasks, *, point_cloud_range, voxel_size, out_size_
     classes = _task_classes(tasks, len(dicts))
     batch, height, width, with_velocity, device = _check_task_tensors(dicts, classes)
     _checked_options(nms, min_radius, len(dicts), max_num, height, width, post_center_range, point_cloud_range,
-                     voxel_size)
+                     voxel_size, post_max_size)
     num_tasks, k = len(dicts), max_num
-    peaks = heatmap_peaks(_stacked_logits(dicts, classes, batch, height, width), k, 1, per_class_k=k,
-                          backend=backend)
-    scores = torch.sigmoid(peaks.scores)  # the top-k of the logits: the top-k of their sigmoid
-    gathered = _gathered_regressions(dicts, with_velocity, peaks.indices.view(batch, num_tasks, k)).flatten(0, 1)
-    dims = torch.exp(gathered[:, 3:6]) if norm_bbox else gathered[:, 3:6].contiguous()
-    yaw = torch.atan2(gathered[:, 6], gathered[:, 7])
+    chosen = route(backend, device)
     bounds = (device_constant(tuple(float(v) for v in post_center_range), torch.float32, device)
               if post_center_range is not None else torch.empty(0, dtype=torch.float32, device=device))
     offsets = device_constant(tuple(sum(classes[:t]) for t in range(num_tasks)), torch.int64, device)
-    arguments = (gathered, dims, yaw, scores, peaks.xs, peaks.ys, peaks.labels, offsets, float(out_size_factor),
-                 float(voxel_size[0]), float(voxel_size[1]), float(point_cloud_range[0]), float(point_cloud_range[1]),
-                 bounds, float(score_threshold) if score_threshold else float("nan"))
-    chosen = route(backend, device)
-    if gathered.dtype == torch.float32:
-        boxes, valid, labels = run(CENTERPOINT_CANDIDATES, chosen, *arguments)
-    else:  # mmdet3d's expressions in the predictions' dtype
-        boxes, valid, labels = CENTERPOINT_CANDIDATES.torch(*arguments)
-    order, counts = _front_first(valid)
-    boxes = boxes.gather(1, order.unsqueeze(2).expand(-1, -1, boxes.shape[2]))
-    candidates = dict(boxes=boxes, scores=scores.gather(1, order), counts=counts)
+    decoding = (offsets, bounds, float(score_threshold) if score_threshold else float("nan"),
+                float(out_size_factor), float(voxel_size[0]), float(voxel_size[1]), float(point_cloud_range[0]),
+                float(point_cloud_range[1]), norm_bbox)
+    if chosen.use_triton and not chosen.traced and tasks_fit(dicts, classes, k, height, width):  # 2 launches
+        class_counts = device_constant(tuple(classes), torch.int64, device)
+        boxes, scores, labels, counts = centerpoint_tasks_triton(dicts, classes, k, offsets, class_counts, *decoding[1:])
+    else:
+        boxes, scores, labels, counts = _candidates(dicts, classes, with_velocity, k, decoding, chosen, backend)
+    candidates = dict(boxes=boxes, scores=scores, counts=counts)
     kept, kept_counts = _kept(candidates, nms if nms != "none" else None, tasks=num_tasks, min_radius=min_radius,
                               nms_thr=nms_thr, pre_max_size=pre_max_size, post_max_size=post_max_size,
-                              backend=backend)
-    merged = run(CENTERPOINT_MERGE, chosen, candidates["boxes"], candidates["scores"], labels, order,
-                 kept, kept_counts, num_tasks)
+                              route_=chosen, backend=backend)
+    merged = run(CENTERPOINT_MERGE, chosen, boxes, scores, labels, kept, kept_counts, num_tasks)
     return CenterPointDetections(*merged)

@@ -1,9 +1,8 @@
 """The CenterPoint merge op: each sample's kept boxes of every task, task by task, at the front of
-its rows; z moved to the box bottom (z - dz / 2), labels looked up, the rest padded.
+its rows; z moved to the box bottom (z - dz / 2), the rest padded.
 
-Inputs (S = B * T problems, sample-major): ``boxes`` (S, K, C) and ``scores`` (S, K) the candidates in
-their compacted order; ``order`` (S, K) int64 each compacted candidate's place in the peaks (where
-``labels`` (S, K) int64 are); ``kept`` (S, P) int64 the kept candidates in keep order, padded with -1;
+Inputs (S = B * T problems, sample-major): ``boxes`` (S, K, C), ``scores`` (S, K) and ``labels`` (S, K)
+int64 the candidates in their compacted order; ``kept`` (S, P) int64 the kept candidates in keep order, padded with -1;
 ``kept_counts`` (S,) int64. Outputs: boxes (B, T * P, C), scores (B, T * P), labels (B, T * P) int64,
 padded with 0 / 0 / -1, and counts (B,) int64.
 
@@ -19,14 +18,14 @@ from ..dispatch import Implementations
 from ._triton import check_device, next_power_of_2
 
 
-def centerpoint_merge_torch(boxes, scores, labels, order, kept, kept_counts, tasks: int):
+def centerpoint_merge_torch(boxes, scores, labels, kept, kept_counts, tasks: int):
     """The merge as torch gathers and scatters (module docstring)."""
     batch, width, columns = kept.shape[0] // tasks, kept.shape[1], boxes.shape[2]
     at = kept.clamp(min=0)
     picked = boxes.gather(1, at.unsqueeze(2).expand(-1, -1, columns))
     picked = torch.cat([picked[..., :2], picked[..., 2:3] - picked[..., 5:6] * 0.5, picked[..., 3:]], -1)
     picked_scores = scores.gather(1, at)
-    picked_labels = labels.gather(1, order.gather(1, at))
+    picked_labels = labels.gather(1, at)
     counts = kept_counts.view(batch, tasks)
     starts = torch.cumsum(counts, 1) - counts  # (B, T): each task's first row in its sample
     totals = counts.sum(1)
@@ -45,7 +44,7 @@ def centerpoint_merge_torch(boxes, scores, labels, order, kept, kept_counts, tas
     return out_boxes, out_scores, out_labels, totals
 
 
-def centerpoint_merge_triton(boxes, scores, labels, order, kept, kept_counts, tasks: int, *, block: int = 64):
+def centerpoint_merge_triton(boxes, scores, labels, kept, kept_counts, tasks: int, *, block: int = 64):
     """The merge in one launch (module docstring)."""
     check_device(boxes.device)
     from .kernels.centerpoint_merge import centerpoint_merge_kernel
@@ -58,10 +57,9 @@ def centerpoint_merge_triton(boxes, scores, labels, order, kept, kept_counts, ta
     out_counts = torch.empty(batch, dtype=torch.int64, device=boxes.device)
     if batch == 0:
         return out_boxes, out_scores, out_labels, out_counts
-    boxes, scores, labels, order, kept, kept_counts = (t.contiguous() for t in (boxes, scores, labels, order, kept,
-                                                                                   kept_counts))
+    boxes, scores, labels, kept, kept_counts = (t.contiguous() for t in (boxes, scores, labels, kept, kept_counts))
     launch(centerpoint_merge_kernel, (tasks, batch), num_warps=2, compile_options={"enable_fp_fusion": False},
-           boxes_ptr=boxes, scores_ptr=scores, labels_ptr=labels, order_ptr=order, kept_ptr=kept,
+           boxes_ptr=boxes, scores_ptr=scores, labels_ptr=labels, kept_ptr=kept,
            kept_counts_ptr=kept_counts, out_boxes_ptr=out_boxes, out_scores_ptr=out_scores,
            out_labels_ptr=out_labels, out_counts_ptr=out_counts, candidates=boxes.shape[1], kept_width=width,
            TASKS=tasks, BLOCK_T=max(next_power_of_2(tasks), 2), COLUMNS=columns,
@@ -70,16 +68,15 @@ def centerpoint_merge_triton(boxes, scores, labels, order, kept, kept_counts, ta
 
 
 @torch.library.custom_op("gaussdraw::centerpoint_merge", mutates_args=())
-def centerpoint_merge_op(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, order: torch.Tensor,
-                         kept: torch.Tensor, kept_counts: torch.Tensor, tasks: int,
+def centerpoint_merge_op(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, kept: torch.Tensor, kept_counts: torch.Tensor, tasks: int,
                          use_triton: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The op as torch.compile and the dispatcher see it: the Triton kernel or the torch gathers, as
     ``use_triton`` says (:mod:`gaussdraw.dispatch`)."""
-    return CENTERPOINT_MERGE.pick(use_triton)(boxes, scores, labels, order, kept, kept_counts, tasks)
+    return CENTERPOINT_MERGE.pick(use_triton)(boxes, scores, labels, kept, kept_counts, tasks)
 
 
 @centerpoint_merge_op.register_fake
-def _centerpoint_merge_fake(boxes, scores, labels, order, kept, kept_counts, tasks, use_triton):
+def _centerpoint_merge_fake(boxes, scores, labels, kept, kept_counts, tasks, use_triton):
     batch, rows = kept.shape[0] // tasks, tasks * kept.shape[1]
     return (boxes.new_empty(batch, rows, boxes.shape[2]), scores.new_empty(batch, rows), labels.new_empty(batch, rows),
             kept_counts.new_empty(batch))

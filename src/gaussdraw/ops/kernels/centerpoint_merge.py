@@ -7,7 +7,7 @@ import triton.language as tl
 
 
 @triton.jit
-def centerpoint_merge_kernel(boxes_ptr, scores_ptr, labels_ptr, order_ptr, kept_ptr, kept_counts_ptr,
+def centerpoint_merge_kernel(boxes_ptr, scores_ptr, labels_ptr, kept_ptr, kept_counts_ptr,
                              out_boxes_ptr, out_scores_ptr, out_labels_ptr, out_counts_ptr, candidates, kept_width,
                              TASKS: tl.constexpr, BLOCK_T: tl.constexpr, COLUMNS: tl.constexpr,
                              BLOCK_C: tl.constexpr, BLOCK_P: tl.constexpr):
@@ -36,9 +36,7 @@ def centerpoint_merge_kernel(boxes_ptr, scores_ptr, labels_ptr, order_ptr, kept_
         row = out_base + start + o_p
         tl.store(out_boxes_ptr + row[:, None] * COLUMNS + o_c[None, :], b_box, mask=m_kept[:, None] & m_c[None, :])
         tl.store(out_scores_ptr + row, tl.load(scores_ptr + problem * candidates + cand, mask=m_kept), mask=m_kept)
-        pixel_rank = tl.load(order_ptr + problem * candidates + cand, mask=m_kept, other=0)
-        tl.store(out_labels_ptr + row, tl.load(labels_ptr + problem * candidates + pixel_rank, mask=m_kept),
-                 mask=m_kept)
+        tl.store(out_labels_ptr + row, tl.load(labels_ptr + problem * candidates + cand, mask=m_kept), mask=m_kept)
         padding = task * kept_width + o_p
         m_pad = (o_p < kept_width) & (padding >= total)
         tl.store(out_boxes_ptr + (out_base + padding)[:, None] * COLUMNS + o_c[None, :],
