@@ -233,9 +233,9 @@ def test_ties_take_the_first_in_row_major_order(backend, dtype):
     assert keypoints.tolist() == [[[6.0, 1.0], [0.0, 0.0], [5.0, 4.0]], [[-1.0, -1.0]] * 3]
     assert scores.tolist() == [[0.5, 0.25, 1.0], [-0.5] * 3]
     if backend == "triton":
-        from gaussdraw.ops.keypoint_decode import keypoint_decode_triton
+        from gaussdraw.ops.keypoint_decode import DecodeLaunchShape, keypoint_decode_triton
 
-        small_chunks = keypoint_decode_triton(heat, 0, 11, block=4)
+        small_chunks = keypoint_decode_triton(heat, 0, 11, shape=DecodeLaunchShape(block=4, maps=2))
         assert torch.equal(small_chunks[0], keypoints) and torch.equal(small_chunks[1], scores)
 
 
