@@ -14,7 +14,7 @@ import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _keypoint_decode_old import keypoint_decode_kernel as previous  # noqa: E402
 
 from gaussdraw.ops.kernels.keypoint_decode import keypoint_maximum_kernel, keypoint_step_kernel  # noqa: E402
