@@ -38,8 +38,8 @@ def usage(kernel, constexprs: dict, warps: int) -> str:
     registers = next(word for line in out.splitlines() for word in line.split() if word.startswith("REG:"))
     ptx = compiled.asm["ptx"]
     resident = 65536 // (int(registers[4:]) * 32 * warps)
-    return (f"{registers:7s} ({resident:2d} programs/SM by registers)  ld.global.v4 {ptx.count('ld.global.v4'):3d} "
-            f"ld.global {ptx.count('ld.global'):3d}  bar.sync {ptx.count('bar.sync'):3d}  shfl {ptx.count('shfl.sync'):4d}")
+    counts = "  ".join(f"{op} {ptx.count(op):3d}" for op in ("ld.global.v4", "ld.global", "bar.sync", "shfl.sync"))
+    return f"{registers:7s} ({resident:2d} programs/SM by registers)  {counts}"
 
 
 def main() -> None:
