@@ -21,5 +21,5 @@ step targets && timeout 60 python3 -m gaussdraw bench --targets --no-cpu --json 
 step seeds && timeout 90 python3 -m gaussdraw bench seed-concat seed-batched seed-classwise --no-cpu --no-baseline \
   --reference .ref/accvlab --json "$OUT/seeds.json" >> "$log" 2>&1
 step peaks && PYTHONPATH=$PYTHONPATH:benchmarks timeout 90 python3 benchmarks/peaks_profile.py > "$OUT/peaks.txt" 2>&1
-step kp-variants && timeout 60 python3 benchmarks/keypoint_decode_profile.py >> "$OUT/peaks.txt" 2>&1
+step kp-variants && timeout ${KP_TIMEOUT:-480} python3 benchmarks/keypoint_decode_profile.py > "$OUT/kp-decode.txt" 2>&1
 echo "done" >> "$log"

@@ -66,11 +66,15 @@ KERNELS = [  # (kernel, constexprs, compiled without fused multiply-adds[, point
        {"keypoints_ptr": keypoints, "sigma_ptr": "*fp64" if sigma_mode else "*i64", "sigma_bits": "i64"})
       for method, sigma_mode, keypoints in [(0, 0, "*fp32"), (1, 0, "*fp16"), (2, 0, "*fp64"), (0, 1, "*fp32"),
                                             (2, 2, "*fp32")]),
-    (keypoint_decode.keypoint_decode_kernel, dict(REFINE=2, KSIZE=11, REGION=16, BLOCK=8192, TILE_W=64), False),
-    (keypoint_decode.keypoint_decode_kernel, dict(REFINE=3, KSIZE=17, REGION=32, BLOCK=4096, TILE_W=64), False,
+    (keypoint_decode.keypoint_maximum_kernel, dict(REFINE=2, KSIZE=11, REGION=16, TILE_W=16, MAPS=1, BLOCK=2048),
+     False),
+    (keypoint_decode.keypoint_maximum_kernel, dict(REFINE=3, KSIZE=17, REGION=32, TILE_W=16, MAPS=2, BLOCK=4096),
+     False, {"heat_ptr": "*fp16", "scores_ptr": "*fp16"}),
+    (keypoint_decode.keypoint_maximum_kernel, dict(REFINE=1, KSIZE=11, REGION=16, TILE_W=16, MAPS=4, BLOCK=1024),
+     False, {"heat_ptr": "*fp64", "scores_ptr": "*fp64"}),
+    (keypoint_decode.keypoint_step_kernel, dict(REFINE=2, KSIZE=11, REGION=16, TILE_W=16, MAPS=16), False),
+    (keypoint_decode.keypoint_step_kernel, dict(REFINE=3, KSIZE=11, REGION=16, TILE_W=16, MAPS=8), False,
      {"heat_ptr": "*fp16", "scores_ptr": "*fp16"}),
-    (keypoint_decode.keypoint_decode_kernel, dict(REFINE=1, KSIZE=11, REGION=16, BLOCK=1024, TILE_W=32), False,
-     {"heat_ptr": "*fp64", "scores_ptr": "*fp64"}),
 ]
 
 

@@ -233,21 +233,44 @@ def test_ties_take_the_first_in_row_major_order(backend, dtype):
     assert keypoints.tolist() == [[[6.0, 1.0], [0.0, 0.0], [5.0, 4.0]], [[-1.0, -1.0]] * 3]
     assert scores.tolist() == [[0.5, 0.25, 1.0], [-0.5] * 3]
     if backend == "triton":
-        from gaussdraw.ops.keypoint_decode import keypoint_decode_triton
+        from gaussdraw.ops.keypoint_decode import DecodeLaunchShape, keypoint_decode_triton
 
-        small_chunks = keypoint_decode_triton(heat, 0, 11, block=4)
+        small_chunks = keypoint_decode_triton(heat, 0, 11, shape=DecodeLaunchShape(block=4, maps=2))
         assert torch.equal(small_chunks[0], keypoints) and torch.equal(small_chunks[1], scores)
 
 
 @pytest.mark.skipif(not TRITON_CPU, reason="needs TRITON_INTERPRET=1")
 @pytest.mark.parametrize("block", [4, 16, 64])
 def test_triton_search_in_chunks_equals_torch(block):
-    from gaussdraw.ops.keypoint_decode import keypoint_decode_triton
+    from gaussdraw.ops.keypoint_decode import DecodeLaunchShape, keypoint_decode_triton
 
     g = torch.Generator().manual_seed(block)
     heat = torch.randint(0, 4, (2, 3, 9, 11), generator=g).float()  # many ties across chunks
     for refine in range(4):
-        got = keypoint_decode_triton(heat, refine, 5, block=block)
+        got = keypoint_decode_triton(heat, refine, 5, shape=DecodeLaunchShape(block=block))
+        want = keypoint_decode_torch(heat, refine, 5)
+        assert torch.equal(got[1], want[1])
+        assert_keypoints_close(got[0], want[0], _integer_locations(heat), [None, "shift", "dark", "dark"][refine])
+
+
+LAUNCH_SHAPES = [dict(), dict(fused=False), dict(maps=4, block=16, fused=False, step_maps=2, step_warps=1),
+                 dict(maps=2, block=64, warps=2), dict(maps=8, fused=False, step_maps=1)]
+
+
+@pytest.mark.skipif(not TRITON_CPU, reason="needs TRITON_INTERPRET=1")
+@pytest.mark.parametrize("shape", LAUNCH_SHAPES, ids=str)
+def test_every_launch_shape_equals_torch(shape):
+    """Fused or a second launch, several maps a program (a last program with fewer), chunks: the same
+    values; blurred whole where clamps bite (a noise map) in a program with other keypoints."""
+    from gaussdraw.ops.keypoint_decode import DecodeLaunchShape, keypoint_decode_triton
+
+    g = torch.Generator().manual_seed(5)
+    heat = torch.randint(0, 4, (3, 5, 9, 11), generator=g).float()  # ties
+    heat[1, 2] = torch.randn(9, 11, generator=g)
+    heat[2, 4, 4, 5] = 9.0
+    heat[0, 3] = -1.0
+    for refine in range(4):
+        got = keypoint_decode_triton(heat, refine, 5, shape=DecodeLaunchShape(**shape))
         want = keypoint_decode_torch(heat, refine, 5)
         assert torch.equal(got[1], want[1])
         assert_keypoints_close(got[0], want[0], _integer_locations(heat), [None, "shift", "dark", "dark"][refine])

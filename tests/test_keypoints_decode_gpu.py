@@ -54,3 +54,27 @@ def test_cuda_triton_equals_torch_sync_free_and_capturable(refine, dtype):
         assert torch.equal(scores.cpu(), want.scores.cpu())
         assert_keypoints_close(keypoints.cpu(), want.keypoints.cpu(), integer, refine, "cuda:")
     assert (want.keypoints.cpu() != integer).any() or refine is None
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("refine", MODES)
+def test_cuda_every_launch_shape_equals_torch(refine):
+    """The profile's launch shapes (fused or a second launch, several maps a program) on CUDA, sync-free."""
+    from gaussdraw.ops.keypoint_decode import REFINE_MODES, DecodeLaunchShape, keypoint_decode_triton
+
+    from .test_keypoints_decode import LAUNCH_SHAPES
+
+    heat = _coco_like((3, 133, 96, 72), "cuda")
+    heat[0, 1] = torch.randn(96, 72, device="cuda")  # clamps bite: the whole-map path
+    want = keypoint_decode(heat, refine=refine, backend="torch")
+    integer = _integer_locations(heat.cpu())
+    for shape in LAUNCH_SHAPES + [dict(maps=2, block=8192, warps=8), dict(fused=False, step_maps=32, step_warps=4)]:
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            keypoints, scores = keypoint_decode_triton(heat, REFINE_MODES[refine], 11, shape=DecodeLaunchShape(**shape))
+        finally:
+            torch.cuda.set_sync_debug_mode(0)
+        assert torch.equal(scores.cpu(), want.scores.cpu()), shape
+        assert_keypoints_close(keypoints.cpu(), want.keypoints.cpu(), integer, refine, f"{shape}:")

@@ -16,22 +16,31 @@ Implementations:
 
 - torch: vectorized over B x K: ``argmax`` of the flattened maps, the blur as two products with
   banded matrices, the stencils as gathers (float32; float64 for float64 maps);
-- Triton (:mod:`.kernels.keypoint_decode`): one program per map, in one launch: the map read
-  once for its maximum, then the blurred values of the few pixels the step needs, computed
-  from a small window around the peak. The rescale needs the maximum of the whole blurred map
-  only where a clamp bites at a stencil pixel (a blurred value <= 1e-10, or for UDP < 1e-3,
-  or a maximum > 50); those programs blur their whole map (slow, exact, rare for real heatmaps).
+- Triton (:mod:`.kernels.keypoint_decode`): the maximum pass reads each map once (a few maps a
+  program) and writes the scores and the locations, shifted for ``REFINE_SHIFT``; the DARK step
+  comes from a small window around each peak (a vertical blur a window row at a time in registers,
+  then one reduction a stencil pixel), in the same programs (``fused``, the default) or in a second
+  launch of a few keypoints a program (:class:`DecodeLaunchShape`).
+  The rescale needs the maximum of the whole blurred map only where a clamp bites at a stencil
+  pixel (a blurred value <= 1e-10, or for UDP < 1e-3, or a maximum > 50); those keypoints' maps are
+  blurred whole (slow, exact, rare for real heatmaps).
+
+Registers decide (benchmarks/NOTES.md, "DARK decode at the read floor"): the programs resident
+while the maps stream. The step costs the maximum pass 64 registers a thread on sm_90 (DARK; 56
+without a step), where the previous (REGION, REGION, 8) window products and 16 x 64 whole-map tiles
+took 112: half the programs resident.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from functools import cache
 
 import torch
 
 from ..dispatch import Implementations
 from ._constants import device_constant
-from ._triton import check_device, next_power_of_2
+from ._triton import cdiv, check_device, next_power_of_2
 
 REFINE_NONE, REFINE_SHIFT, REFINE_DARK, REFINE_DARK_UDP = 0, 1, 2, 3
 REFINE_MODES = {None: REFINE_NONE, "shift": REFINE_SHIFT, "dark": REFINE_DARK, "dark_udp": REFINE_DARK_UDP}
@@ -190,28 +199,57 @@ def keypoint_decode_torch(heatmaps: torch.Tensor, refine: int, blur_kernel_size:
 # ----------------------------------------------------------------------------
 
 
-def keypoint_decode_triton(heatmaps: torch.Tensor, refine: int, blur_kernel_size: int, *, block: int | None = None,
-                           warps: int | None = None):
-    """As :func:`keypoint_decode_torch`, in one launch (module docstring). The maximum is searched in
-    chunks of ``block`` pixels (None: 2048, or the map's next power of 2 where smaller) with ``warps``
-    warps (None: 4): 16 values and positions a thread, so that many programs stay resident while the
-    stencil step waits on its loads (benchmarks/keypoint_decode_profile.py sweeps both)."""
+@dataclasses.dataclass(frozen=True)
+class DecodeLaunchShape:
+    """The Triton path's launch shape. Maximum pass: ``maps`` maps a program (a power of 2), searched in
+    chunks of ``block`` pixels (at most the map's next power of 2) with ``warps`` warps. DARK step:
+    ``fused`` in the maximum pass's programs, else its own launch of ``step_maps`` keypoints a program
+    (a power of 2) with ``step_warps`` warps. benchmarks/keypoint_decode_profile.py sweeps them (the
+    defaults: predictions from register counts, benchmarks/NOTES.md)."""
+
+    maps: int = 1
+    block: int = 2048
+    warps: int = 4
+    fused: bool = True
+    step_maps: int = 16
+    step_warps: int = 4
+
+
+DEFAULT_SHAPE = DecodeLaunchShape()
+
+
+def _tile_width(width: int, warps: int) -> int:
+    """Columns of the whole-map blur's 16-row tiles: two pixels a thread (the rare path; wider tiles
+    cost every program registers: 112 a thread on sm_90 with 16 x 64 tiles at 4 warps, 64 with 16 x 16)."""
+    return min(next_power_of_2(width), 4 * warps)
+
+
+def keypoint_decode_triton(heatmaps: torch.Tensor, refine: int, blur_kernel_size: int, *,
+                           shape: DecodeLaunchShape = DEFAULT_SHAPE):
+    """As :func:`keypoint_decode_torch`: one launch, and for DARK / DARK-UDP a second one unless
+    ``shape.fused`` (module docstring)."""
     check_device(heatmaps.device)
-    from .kernels.keypoint_decode import keypoint_decode_kernel
+    from .kernels.keypoint_decode import keypoint_maximum_kernel, keypoint_step_kernel
     from .launch import launch
 
     heatmaps = heatmaps.contiguous()
     batch, joints, height, width = heatmaps.shape
     keypoints = torch.empty((batch, joints, 2), dtype=torch.float32, device=heatmaps.device)
     scores = torch.empty((batch, joints), dtype=heatmaps.dtype, device=heatmaps.device)
-    if batch * joints == 0:
+    maps = batch * joints
+    if maps == 0:
         return keypoints, scores
-    block = min(block or 2048, next_power_of_2(height * width))
-    weights = blur_weights(blur_kernel_size, heatmaps.device)
-    launch(keypoint_decode_kernel, (batch * joints,), num_warps=warps or 4,
-           heat_ptr=heatmaps, weights_ptr=weights, keypoints_ptr=keypoints, scores_ptr=scores, height=height,
-           width=width, udp_eps=UDP_EPS, REFINE=refine, KSIZE=blur_kernel_size,
-           REGION=next_power_of_2(blur_kernel_size + 4), BLOCK=block, TILE_W=min(64, next_power_of_2(width)))
+    common = dict(heat_ptr=heatmaps, weights_ptr=blur_weights(blur_kernel_size, heatmaps.device),
+                  keypoints_ptr=keypoints, scores_ptr=scores, maps=maps, height=height, width=width,
+                  size=height * width, udp_eps=UDP_EPS, KSIZE=blur_kernel_size,
+                  REGION=next_power_of_2(blur_kernel_size + 4))
+    stepping = refine >= REFINE_DARK and not shape.fused
+    launch(keypoint_maximum_kernel, (cdiv(maps, shape.maps),), num_warps=shape.warps, **common,
+           REFINE=REFINE_NONE if stepping else refine, MAPS=shape.maps, TILE_W=_tile_width(width, shape.warps),
+           BLOCK=min(shape.block, next_power_of_2(height * width)))
+    if stepping:
+        launch(keypoint_step_kernel, (cdiv(maps, shape.step_maps),), num_warps=shape.step_warps, **common,
+               REFINE=refine, MAPS=shape.step_maps, TILE_W=_tile_width(width, shape.step_warps))
     return keypoints, scores
 
 
