@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..keypoints import keypoint_heatmaps
-from ..ops.keypoint_heatmaps import LAUNCH_SHAPE, METHODS, keypoint_heatmaps_triton
+from ..ops.keypoint_heatmaps import LAUNCH_SHAPES, METHODS, keypoint_heatmaps_triton
 from .report import markdown_table
 from .timing import chosen_configs, graph_time, on_each_device, sync, wall_time
 
@@ -142,7 +142,7 @@ VARIANT_SHAPES = ((512, 4), (1024, 4), (1024, 8), (2048, 2), (2048, 4), (2048, 8
 def keypoint_variants(device, names=None, shapes=VARIANT_SHAPES, methods=METHODS) -> list[dict]:
     """GPU time (CUDA-graph replay) of the kernel at each launch shape (``shapes``: (BLOCK, warps))
     for each config and method, with the zero fill's: one row per (config, method, shape); the
-    default is :data:`gaussdraw.ops.keypoint_heatmaps.LAUNCH_SHAPE`. Values checked against the
+    default is the method's :data:`gaussdraw.ops.keypoint_heatmaps.LAUNCH_SHAPES`. Values checked against the
     default shape's."""
     rows = []
     for config in [KEYPOINT_CONFIGS[n] for n in (names or KEYPOINT_CONFIGS)]:
@@ -159,7 +159,7 @@ def keypoint_variants(device, names=None, shapes=VARIANT_SHAPES, methods=METHODS
                 heat = encode(shape)[0]
                 gpu_us = graph_time(lambda: encode(shape)) * 1e6  # noqa: B023
                 rows.append(dict(config=config.name, method=method, block=shape[0], warps=shape[1],
-                                 default=tuple(shape) == tuple(LAUNCH_SHAPE), gpu_us=gpu_us, zeros_gpu_us=zeros_us,
+                                 default=tuple(shape) == LAUNCH_SHAPES[method], gpu_us=gpu_us, zeros_gpu_us=zeros_us,
                                  gpu_over_zeros=gpu_us / zeros_us, same_values=bool(torch.equal(heat, expected))))
     return rows
 

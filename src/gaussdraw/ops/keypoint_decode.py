@@ -19,8 +19,9 @@ Implementations:
 - Triton (:mod:`.kernels.keypoint_decode`): the maximum pass reads each map once (a few maps a
   program) and writes the scores and the locations, shifted for ``REFINE_SHIFT``; the DARK step
   comes from a small window around each peak (a vertical blur a window row at a time in registers,
-  then one reduction a stencil pixel), in the same programs (``fused``, the default) or in a second
-  launch of a few keypoints a program (:class:`DecodeLaunchShape`).
+  then one reduction a stencil pixel), in a second launch of a few keypoints a program (the default:
+  the maximum pass keeps its registers for streaming) or in the same programs (``fused``;
+  :class:`DecodeLaunchShape`).
   The rescale needs the maximum of the whole blurred map only where a clamp bites at a stencil
   pixel (a blurred value <= 1e-10, or for UDP < 1e-3, or a maximum > 50); those keypoints' maps are
   blurred whole (slow, exact, rare for real heatmaps).
@@ -205,12 +206,12 @@ class DecodeLaunchShape:
     chunks of ``block`` pixels (at most the map's next power of 2) with ``warps`` warps. DARK step:
     ``fused`` in the maximum pass's programs, else its own launch of ``step_maps`` keypoints a program
     (a power of 2) with ``step_warps`` warps. benchmarks/keypoint_decode_profile.py sweeps them (the
-    defaults: predictions from register counts, benchmarks/NOTES.md)."""
+    defaults: the H200 sweep's best, benchmarks/NOTES.md)."""
 
     maps: int = 1
-    block: int = 2048
+    block: int = 4096
     warps: int = 4
-    fused: bool = True
+    fused: bool = False
     step_maps: int = 16
     step_warps: int = 4
 

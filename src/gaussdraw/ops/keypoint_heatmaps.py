@@ -15,7 +15,7 @@ sigma_tensor, sigma, height, width, method)`` -> (heatmaps (B, K, H, W) float32,
   and its weight is 0; other weights are the visibilities; instances merge by max.
 
 Implementations: a Triton kernel (:mod:`.kernels.keypoint_heatmaps`: one launch, each output
-pixel written once, launch shape :data:`LAUNCH_SHAPE`), and a vectorized torch one (MSRA/UDP
+pixel written once, launch shape :data:`LAUNCH_SHAPES`), and a vectorized torch one (MSRA/UDP
 windows scattered into a zeroed map, by max where a sample has several instances; DARK: every
 instance at every pixel, a max over instances; one instance: in place in the output). Non-finite keypoints
 (refused by the public function's value check) draw nothing.
@@ -210,15 +210,16 @@ def _scatter_windows(x_axis, y_axis, drawn, negative_denominator, window: int, h
 # ----------------------------------------------------------------------------
 
 
-LAUNCH_SHAPE = (2048, 4)
-"""(pixels a program, warps): the default launch shape of the kernel (``bench --keypoints`` times
-others: :func:`gaussdraw.bench.keypoints.keypoint_variants`)."""
+LAUNCH_SHAPES = {"msra": (2048, 4), "udp": (2048, 4), "dark": (4096, 4)}
+"""(pixels a program, warps): the kernel's default launch shape for each method (the H200 sweep's
+best, benchmarks/NOTES.md; ``bench --keypoints`` times others:
+:func:`gaussdraw.bench.keypoints.keypoint_variants`)."""
 
 
-def launch_shape(height: int, width: int, shape: tuple[int, int] | None = None) -> tuple[int, int]:
-    """(BLOCK, num_warps): ``shape`` (default :data:`LAUNCH_SHAPE`), BLOCK no larger than the plane
-    rounded up to a power of 2."""
-    block, warps = shape or LAUNCH_SHAPE
+def launch_shape(height: int, width: int, method: str, shape: tuple[int, int] | None = None) -> tuple[int, int]:
+    """(BLOCK, num_warps): ``shape`` (default: the method's :data:`LAUNCH_SHAPES`), BLOCK no larger than
+    the plane rounded up to a power of 2."""
+    block, warps = shape or LAUNCH_SHAPES[method]
     return min(block, next_power_of_2(height * width)), warps
 
 
@@ -233,7 +234,7 @@ RELAUNCHED = ("heat_ptr", "weights_ptr", "keypoints_ptr", "visible_ptr", "counts
 def keypoint_heatmaps_triton(keypoints, visible, counts, sigma_tensor, sigma, height, width, method,
                              shape: tuple[int, int] | None = None):
     """One launch: one program per (sample, keypoint, BLOCK pixels of its plane) (module docstring);
-    ``shape``: (BLOCK, num_warps) other than :data:`LAUNCH_SHAPE` (benchmarks)."""
+    ``shape``: (BLOCK, num_warps) other than the method's :data:`LAUNCH_SHAPES` (benchmarks)."""
     heat, weights, _ = _launch(keypoints, visible, counts, sigma_tensor, sigma, height, width, method, shape, False)
     return heat, weights
 
@@ -265,7 +266,7 @@ def _launch(keypoints, visible, counts, sigma_tensor, sigma, height, width, meth
     weights = torch.empty((num_samples, num_instances, num_keypoints), dtype=torch.float32, device=keypoints.device)
     if heat.numel() == 0:
         return heat.zero_(), weights.zero_(), None
-    block, num_warps = launch_shape(height, width, shape)
+    block, num_warps = launch_shape(height, width, method, shape)
     if sigma_tensor is None:
         sigma_mode, sigma_strides, sigma_tensor = 0, (0, 0, 0), counts
     elif sigma_tensor.dim() == 2:
