@@ -111,6 +111,8 @@ def keypoint_heatmaps_torch(keypoints, visible, counts, sigma_tensor, sigma, hei
     if isinstance(negative_denominator, torch.Tensor):
         negative_denominator = negative_denominator[..., None, None]
     window = _window_length(sigma_tensor, sigma, keypoints.device) if method != "dark" else None
+    if num_instances == 1 and _separable(method, sigma_tensor, sigma, window, keypoints.device):
+        return _outer_product_maps(x_axis, y_axis, drawn, negative_denominator, height, width, window), weights
     if window is not None and window * window * 4 <= height * width:
         flush = sigma_tensor is not None or (3.0 * sigma + 2.0) ** 2 / (2.0 * sigma * sigma) > 80.0
         heat = _scatter_windows(x_axis, y_axis, drawn, negative_denominator, window, height, width, flush)
@@ -121,6 +123,77 @@ def keypoint_heatmaps_torch(keypoints, visible, counts, sigma_tensor, sigma, hei
         return _whole_maps_one_instance(dx2[:, 0], dy2[:, 0], negative_denominator, height, width), weights
     values = _exp_flushed((dx2 + dy2).div_(negative_denominator))
     return values.amax(1), weights
+
+
+_FACTOR_FLOOR = 2.0**-63  # a product of two float32 factors at least this is normal: no subnormal arithmetic
+_SEPARABLE_ARGUMENT = 43.0  # below -ln(_FACTOR_FLOOR) = 43.67: no window factor is flushed
+
+
+def _separable(method: str, sigma_tensor, sigma: float, window: int | None, device: torch.device) -> bool:
+    """Whether :func:`_outer_product_maps` gives the values: always for DARK; for MSRA/UDP where
+    no window pixel's per-axis factor falls below :data:`_FACTOR_FLOOR` (its distance to the
+    centre is at most 3σ + 3: the window's 3σ + 1.5, the UDP shift's 1.5), so that the drawn
+    pixels are exactly mmpose's; σ per instance or keypoint only on the CPU (its minimum)."""
+    if method == "dark":
+        return True
+    if window is None:
+        return False
+    if sigma_tensor is not None:
+        sigma = float(sigma_tensor.min())
+    return (3.0 * sigma + 3.0) ** 2 / (2.0 * sigma * sigma) < _SEPARABLE_ARGUMENT
+
+
+def _axis_factors(axis, drawn, size: int, negative_denominator, window: int | None) -> torch.Tensor:
+    """(B, K, size) float32 exp(-d² / 2σ²) of each pixel's distance d along one axis from the
+    keypoint's centre (one instance: n = 0), 0 outside its window and where it does not draw.
+    MSRA/UDP (``window``: the longest window side): evaluated on the window's pixels only and
+    scattered into zeros; DARK (``window`` None): on every pixel, 0 below :data:`_FACTOR_FLOOR`
+    (values below 1.1e-19, which DARK's far pixels hold). Every step is a float32 operation on
+    (B, K, window) or (B, K, size): no masks of that size."""
+    drawn = drawn[:, 0]
+    if isinstance(negative_denominator, torch.Tensor):  # (B or 1, 1 or N, K or 1, 1, 1)
+        negative_denominator = negative_denominator[:, 0, :, :, 0]
+    if window is None:  # DARK: a keypoint that does not draw is infinitely far, its factors 0
+        centre = torch.where(drawn, axis[3][:, 0], math.inf)
+        arguments = torch.sub(torch.arange(size, device=drawn.device, dtype=torch.float32), centre.unsqueeze(-1))
+        arguments = arguments.mul_(arguments).div_(negative_denominator).clamp_(min=_FLUSH_ARGUMENT).exp_()
+        return torch.nn.functional.threshold_(arguments, _FACTOR_FLOOR, 0.0)
+    lo, hi, centre, offset = (t[:, 0] if t.dim() else t for t in axis[:4])
+    first = torch.where(drawn, lo - centre, 0.0).float()  # the window's first pixel, from the centre
+    length = torch.where(drawn, hi - lo, 0.0).float()  # its pixels on the map (0: draws nothing)
+    window = min(window, size)  # the window's pixels on the map
+    steps = torch.arange(window, device=drawn.device, dtype=torch.float32)
+    distance = torch.add(first.unsqueeze(-1), steps)  # (B, K, window): integers, exact
+    if offset.dim():  # UDP
+        distance.sub_(torch.where(drawn, offset, 0.0).unsqueeze(-1))
+    values = distance.mul_(distance).div_(negative_denominator).exp_()
+    values.mul_(torch.sub(length.unsqueeze(-1), steps).clamp_(0.0, 1.0))  # 0 past the window's end
+    pixels = torch.add(torch.where(drawn, lo, 0.0).long().unsqueeze(-1), steps.long())
+    factors = values.new_zeros(*values.shape[:2], size + window)
+    return factors.scatter_(-1, pixels, values)[..., :size]
+
+
+def _outer_product_maps(x_axis, y_axis, drawn, negative_denominator, height: int, width: int,
+                        window: int | None) -> torch.Tensor:
+    """(B, K, H, W) float32 maps of one instance a sample, each the outer product of its column
+    and row factors (:func:`_axis_factors`: exp(a + b) as exp(a) exp(b), within 1.5 float32 ulps
+    of it): one pass writing every pixel once, into uninitialised memory. No product is
+    subnormal (both factors >= 2^-63), which some CPUs take a slow path for."""
+    columns = _axis_factors(y_axis, drawn, height, negative_denominator, window)  # (B, K, H)
+    rows = _axis_factors(x_axis, drawn, width, negative_denominator, window)  # (B, K, W)
+    num_samples, num_keypoints = columns.shape[:2]
+    heat = _uninitialised(num_samples * num_keypoints * height * width, drawn.device)
+    heat = heat.view(num_samples, num_keypoints, height, width)
+    return torch.mul(columns.unsqueeze(-1), rows.unsqueeze(-2), out=heat)
+
+
+def _uninitialised(numel: int, device: torch.device) -> torch.Tensor:
+    """(numel,) float32, uninitialised. Large ones on the CPU from NumPy's allocator, which asks
+    the OS for huge pages (madvise): each first touch of a fresh page is a page fault, and 4 KiB
+    ones make filling WholeBody's 235 MB maps 3-9x slower."""
+    if device.type == "cpu" and numel * 4 >= _CALLOC_BYTES and not torch.compiler.is_compiling():
+        return torch.from_numpy(np.empty(numel, dtype=np.float32))
+    return torch.empty(numel, device=device)
 
 
 def _whole_maps_one_instance(dx2, dy2, negative_denominator, height: int, width: int) -> torch.Tensor:
