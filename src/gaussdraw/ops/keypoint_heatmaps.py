@@ -82,7 +82,7 @@ def keypoint_geometry(keypoints, visible, counts, sigma_tensor, sigma, height, w
     :func:`_split_axes`), whether it draws, its weight, and -2σ² (float32)."""
     sigma, negative_denominator = _sigma_and_denominator(sigma_tensor, sigma)
     radius = sigma * 3.0 if isinstance(sigma, float) else (sigma * 3.0).unsqueeze(-1)
-    sizes = torch.tensor([float(width), float(height)], dtype=torch.float64, device=keypoints.device)
+    sizes = torch.arange(2, dtype=torch.float64, device=keypoints.device).mul_(height - width).add_(width)  # (W, H)
     both = _axis_geometry(keypoints, radius, sizes, method)
     num_instances = keypoints.shape[1]
     in_use = (torch.arange(num_instances, device=keypoints.device) < counts[:, None])[:, :, None]
