@@ -346,6 +346,16 @@ def test_one_instance_a_sample_matches_mmpose(method, sigma, dtype, monkeypatch)
     assert len(calls) == int(separable)
 
 
+def test_one_instance_sigma_per_instance_with_an_empty_sample():
+    """σ per instance pads empty samples with 0: no NaN from them, the others drawn as mmpose."""
+    keypoints = [torch.zeros(0, 3, 2), torch.tensor([[[0.0, 0.0], [3.0, 2.0], [9.0, 1.0]]])]
+    visible = [torch.zeros(0, 3), torch.ones(1, 3)]
+    sigma = [torch.zeros(0, dtype=torch.float64), torch.tensor([0.5], dtype=torch.float64)]
+    out = keypoint_heatmaps(keypoints, visible, (5, 4), sigma, backend="torch")
+    assert out.heatmaps[1].sum() > 0
+    assert_matches(out, oracle(keypoints, visible, (5, 4), sigma, "msra"), "empty sample", "msra")
+
+
 def test_padded_inputs_need_counts():
     with raises_text(ValueError, "counts is required when keypoints, visible are all padded tensors"):
         keypoint_heatmaps(torch.zeros(2, 1, 3, 2), torch.ones(2, 1, 3), (4, 4), 1.0)

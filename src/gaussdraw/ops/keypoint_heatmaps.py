@@ -123,7 +123,7 @@ def keypoint_heatmaps_torch(keypoints, visible, counts, sigma_tensor, sigma, hei
     if isinstance(negative_denominator, torch.Tensor):
         negative_denominator = negative_denominator[..., None, None]
     window = _window_length(sigma_tensor, sigma, keypoints.device) if method != "dark" else None
-    if num_instances == 1 and _separable(method, sigma_tensor, sigma, window, keypoints.device):
+    if num_instances == 1 and _separable(method, sigma_tensor, sigma, counts, window):
         return _outer_product_maps(both_axes, drawn, negative_denominator, height, width, window), weights
     x_axis, y_axis = _split_axes(both_axes)
     if window is not None and window * window * 4 <= height * width:
@@ -142,18 +142,20 @@ _FACTOR_FLOOR = 2.0**-63  # a product of two float32 factors at least this is no
 _SEPARABLE_ARGUMENT = 43.0  # below -ln(_FACTOR_FLOOR) = 43.67: no window factor is flushed
 
 
-def _separable(method: str, sigma_tensor, sigma: float, window: int | None, device: torch.device) -> bool:
+def _separable(method: str, sigma_tensor, sigma: float, counts, window: int | None) -> bool:
     """Whether :func:`_outer_product_maps` gives the values: always for DARK; for MSRA/UDP where
     no window pixel's per-axis factor falls below :data:`_FACTOR_FLOOR` (its distance to the
     centre is at most 3σ + 3: the window's 3σ + 1.5, the UDP shift's 1.5), so that the drawn
-    pixels are exactly mmpose's; σ per instance or keypoint only on the CPU (its minimum)."""
+    pixels are exactly mmpose's; σ per instance or keypoint only on the CPU (``window`` is None
+    elsewhere): its smallest in use."""
     if method == "dark":
         return True
     if window is None:
         return False
-    if sigma_tensor is not None:
-        sigma = float(sigma_tensor.min())
-    return (3.0 * sigma + 3.0) ** 2 / (2.0 * sigma * sigma) < _SEPARABLE_ARGUMENT
+    if sigma_tensor is not None:  # per keypoint (K,), or per instance (B, 1): padding past counts
+        used = sigma_tensor if sigma_tensor.dim() == 1 else sigma_tensor[:, 0][counts > 0]
+        sigma = float(used.min()) if used.numel() else 1.0
+    return sigma > 0 and (3.0 * sigma + 3.0) ** 2 / (2.0 * sigma * sigma) < _SEPARABLE_ARGUMENT
 
 
 def _axis_factors(both_axes, drawn, length: int, negative_denominator, window: int | None) -> torch.Tensor:
@@ -164,8 +166,8 @@ def _axis_factors(both_axes, drawn, length: int, negative_denominator, window: i
     :data:`_FACTOR_FLOOR` (values below 1.1e-19, which DARK's far pixels hold). Every step is a
     float32 operation on (B, K, 2, window) or (B, K, 2, length): no masks of that size."""
     drawn = drawn[:, 0].unsqueeze(-1)  # (B, K, 1)
-    if isinstance(negative_denominator, torch.Tensor):  # (B or 1, 1 or N, K or 1, 1, 1)
-        negative_denominator = negative_denominator[:, 0]
+    if isinstance(negative_denominator, torch.Tensor):  # (B or 1, 1 or N, K or 1, 1, 1); σ 0 pads past counts
+        negative_denominator = torch.where(negative_denominator[:, 0] < 0, negative_denominator[:, 0], -1.0)
     if window is None:  # DARK: a keypoint that does not draw is infinitely far, its factors 0
         centre = torch.where(drawn, both_axes[3][:, 0], math.inf)
         arguments = torch.sub(torch.arange(length, device=drawn.device, dtype=torch.float32), centre.unsqueeze(-1))
