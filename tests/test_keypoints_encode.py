@@ -15,6 +15,8 @@ Tolerances (values lie in [0, 1]):
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -315,6 +317,43 @@ def test_torch_windows_on_calloc_zeros_agree(method, monkeypatch):
     actual = op.keypoint_heatmaps_torch(*args)
     assert expected[0].sum() > 0 and torch.equal(actual[0], expected[0]) and torch.equal(actual[1], expected[1])
     assert actual[0].is_contiguous() and actual[0].shape == (3, 5, 40, 30)
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("sigma", [2.0, 0.5, 1 / 3, "per_keypoint"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_one_instance_a_sample_matches_mmpose(method, sigma, dtype, monkeypatch):
+    """mmpose's top-down case (one instance a sample): outer products of per-axis factors where σ
+    allows (σ >= 0.48 for MSRA/UDP, any for DARK), the window scatter else; keypoints on, beside
+    and off the map, NaN ones not shown."""
+    from gaussdraw.ops import keypoint_heatmaps as op
+
+    calls, outer_product_maps = [], op._outer_product_maps
+    monkeypatch.setattr(op, "_outer_product_maps", lambda *a: calls.append(1) or outer_product_maps(*a))
+    g = torch.Generator().manual_seed(3)
+    size = (23, 17)
+    points = torch.rand(6, 1, 7, 2, generator=g) * torch.tensor([31.0, 25.0]) - 4
+    points[0, 0, 0] = torch.tensor([-0.7, -1.4])  # UDP's offsets up to 1.5 (trunc toward zero)
+    points[1, 0, 1] = math.nan
+    flags = (torch.rand(6, 1, 7, generator=g) * 2.5).floor()
+    flags[1, 0, 1] = 0.0
+    if sigma == "per_keypoint":
+        sigma = torch.tensor([0.5, 1.0, 2.0, 2.5, 0.7, 1.3, 3.0])
+    keypoints, visible = list(points.to(dtype)), list(flags)
+    out = keypoint_heatmaps(keypoints, visible, size, sigma, method=method, backend="torch")
+    assert_matches(out, oracle(keypoints, visible, size, sigma, method), "one instance", method)
+    separable = method == "dark" or (sigma if isinstance(sigma, float) else 0.5) >= 0.48
+    assert len(calls) == int(separable)
+
+
+def test_one_instance_sigma_per_instance_with_an_empty_sample():
+    """σ per instance pads empty samples with 0: no NaN from them, the others drawn as mmpose."""
+    keypoints = [torch.zeros(0, 3, 2), torch.tensor([[[0.0, 0.0], [3.0, 2.0], [9.0, 1.0]]])]
+    visible = [torch.zeros(0, 3), torch.ones(1, 3)]
+    sigma = [torch.zeros(0, dtype=torch.float64), torch.tensor([0.5], dtype=torch.float64)]
+    out = keypoint_heatmaps(keypoints, visible, (5, 4), sigma, backend="torch")
+    assert out.heatmaps[1].sum() > 0
+    assert_matches(out, oracle(keypoints, visible, (5, 4), sigma, "msra"), "empty sample", "msra")
 
 
 def test_padded_inputs_need_counts():

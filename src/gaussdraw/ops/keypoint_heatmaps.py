@@ -15,10 +15,13 @@ sigma_tensor, sigma, height, width, method)`` -> (heatmaps (B, K, H, W) float32,
   and its weight is 0; other weights are the visibilities; instances merge by max.
 
 Implementations: a Triton kernel (:mod:`.kernels.keypoint_heatmaps`: one launch, each output
-pixel written once, launch shape :data:`LAUNCH_SHAPES`), and a vectorized torch one (MSRA/UDP
-windows scattered into a zeroed map, by max where a sample has several instances; DARK: every
-instance at every pixel, a max over instances; one instance: in place in the output). Non-finite keypoints
-(refused by the public function's value check) draw nothing.
+pixel written once, launch shape :data:`LAUNCH_SHAPES`), and a vectorized torch one: one
+instance a sample (mmpose's top-down case), each map the outer product of a column and a row of
+per-axis factors exp(-dy²/2σ²) exp(-dx²/2σ²) (within 1.5 float32 ulps of the exp of the sum;
+DARK's factors below 2^-63, values below 1.1e-19, are 0), written in one pass; else MSRA/UDP
+windows scattered into a zeroed map, by max where a sample has several instances, and DARK every
+instance at every pixel, a max over instances. Non-finite keypoints (refused by the public
+function's value check) draw nothing.
 """
 
 from __future__ import annotations
@@ -46,22 +49,24 @@ _CENTRE_LIMIT = 2**24
 def _sigma_and_denominator(sigma_tensor, sigma: float):
     """(σ as float64, broadcastable to (B, N, K), or a Python float; -2σ² in float32, the same)."""
     if sigma_tensor is None:
-        return sigma, -float(torch.tensor(2.0 * (sigma * sigma), dtype=torch.float32))
+        return sigma, -float(np.float32(2.0 * (sigma * sigma)))  # rounded to nearest, as torch's
     s = sigma_tensor.double()
     s = s[:, :, None] if s.dim() == 2 else s[None, None, :]
     return s, (-2.0 * (s * s)).float()
 
 
-def _axis_geometry(coordinate: torch.Tensor, radius, size: int, method: str):
+def _axis_geometry(coordinate: torch.Tensor, radius, size: torch.Tensor, method: str):
     """(window start, end (clamped to [0, size]), integer centre, float32 sub-pixel offset, reaches
-    the map) of one axis of every keypoint: the kernel's ``_rounded_axis``."""
+    the map) of every keypoint on both axes at once (``coordinate`` (B, N, K, 2), ``size`` (2,)
+    float64 (W, H), ``radius`` a float or broadcastable to (B, N, K, 1)): the kernel's
+    ``_rounded_axis``."""
     if method == "dark":
         radius_d = torch.as_tensor(radius, dtype=coordinate.dtype, device=coordinate.device)
         start = coordinate - radius_d
         end = (coordinate + radius_d) + 1
         reaches = (start < size) & (end >= 0)
         zero = torch.zeros((), dtype=torch.float64, device=coordinate.device)
-        return zero, zero + size, zero, coordinate.float(), reaches
+        return zero, size, zero, coordinate.float(), reaches
     shifted = (coordinate + 0.5).double()  # the sum rounded in the keypoints' dtype
     mu = shifted.nan_to_num(nan=-_BIG).clamp(-_BIG, _BIG).trunc()
     start, end = (mu - radius).trunc(), (mu + radius + 1.0).trunc()
@@ -70,23 +75,28 @@ def _axis_geometry(coordinate: torch.Tensor, radius, size: int, method: str):
         (2.0 * radius + 1.0) * 0.5)
     centre = (start + centre_index).clamp(-_CENTRE_LIMIT, _CENTRE_LIMIT)
     offset = (coordinate.double() - mu).float() if method == "udp" else torch.zeros((), device=mu.device)
-    return start.clamp(0, size), end.clamp(0, size), centre, offset, reaches
+    return torch.minimum(start.clamp(min=0), size), torch.minimum(end.clamp(min=0), size), centre, offset, reaches
 
 
 def keypoint_geometry(keypoints, visible, counts, sigma_tensor, sigma, height, width, method):
-    """Per keypoint (B, N, K): the two axes of :func:`_axis_geometry`, whether it draws, its weight,
-    and -2σ² (float32)."""
+    """Per keypoint (B, N, K): both axes' :func:`_axis_geometry` ((B, N, K, 2) tensors; x and y:
+    :func:`_split_axes`), whether it draws, its weight, and -2σ² (float32)."""
     sigma, negative_denominator = _sigma_and_denominator(sigma_tensor, sigma)
-    radius = sigma * 3.0
-    x_axis = _axis_geometry(keypoints[..., 0], radius, width, method)
-    y_axis = _axis_geometry(keypoints[..., 1], radius, height, method)
+    radius = sigma * 3.0 if isinstance(sigma, float) else (sigma * 3.0).unsqueeze(-1)
+    sizes = torch.arange(2, dtype=torch.float64, device=keypoints.device).mul_(height - width).add_(width)  # (W, H)
+    both = _axis_geometry(keypoints, radius, sizes, method)
     num_instances = keypoints.shape[1]
     in_use = (torch.arange(num_instances, device=keypoints.device) < counts[:, None])[:, :, None]
     shown = ~(visible < 0.5)
-    reaches = x_axis[4] & y_axis[4]
+    reaches = both[4].all(-1)
     weights = torch.where(in_use & ~(shown & ~reaches), visible.float(), 0.0)
     drawn = in_use & shown & reaches
-    return x_axis, y_axis, drawn, weights, negative_denominator
+    return both, drawn, weights, negative_denominator
+
+
+def _split_axes(both_axes):
+    """(x axis, y axis): views of :func:`_axis_geometry`'s tensors."""
+    return ([t[..., axis] if t.dim() else t for t in both_axes] for axis in (0, 1))
 
 
 def _squared_offsets(axis, drawn, size: int, extra_dims: int):
@@ -101,10 +111,12 @@ def _squared_offsets(axis, drawn, size: int, extra_dims: int):
 
 
 def keypoint_heatmaps_torch(keypoints, visible, counts, sigma_tensor, sigma, height, width, method):
-    """(B, K, H, W), (B, N, K): MSRA/UDP windows written into a zeroed map where they are smaller
-    than the map (:func:`_scatter_windows`); else every instance at every pixel, then the max over
-    instances."""
-    x_axis, y_axis, drawn, weights, negative_denominator = keypoint_geometry(
+    """(B, K, H, W), (B, N, K): one instance a sample: outer products of per-axis factors
+    (:func:`_outer_product_maps`; MSRA/UDP where σ keeps every window factor above
+    :data:`_FACTOR_FLOOR`); else MSRA/UDP windows written into a zeroed map where they are
+    smaller than the map (:func:`_scatter_windows`); else every instance at every pixel, then the
+    max over instances."""
+    both_axes, drawn, weights, negative_denominator = keypoint_geometry(
         keypoints, visible, counts, sigma_tensor, sigma, height, width, method)
     num_samples, num_instances, num_keypoints = visible.shape
     if num_instances == 0:
@@ -112,6 +124,9 @@ def keypoint_heatmaps_torch(keypoints, visible, counts, sigma_tensor, sigma, hei
     if isinstance(negative_denominator, torch.Tensor):
         negative_denominator = negative_denominator[..., None, None]
     window = _window_length(sigma_tensor, sigma, keypoints.device) if method != "dark" else None
+    if num_instances == 1 and _separable(method, sigma_tensor, sigma, counts, window):
+        return _outer_product_maps(both_axes, drawn, negative_denominator, height, width, window), weights
+    x_axis, y_axis = _split_axes(both_axes)
     if window is not None and window * window * 4 <= height * width:
         flush = sigma_tensor is not None or (3.0 * sigma + 2.0) ** 2 / (2.0 * sigma * sigma) > 80.0
         heat = _scatter_windows(x_axis, y_axis, drawn, negative_denominator, window, height, width, flush)
@@ -122,6 +137,79 @@ def keypoint_heatmaps_torch(keypoints, visible, counts, sigma_tensor, sigma, hei
         return _whole_maps_one_instance(dx2[:, 0], dy2[:, 0], negative_denominator, height, width), weights
     values = _exp_flushed((dx2 + dy2).div_(negative_denominator))
     return values.amax(1), weights
+
+
+_FACTOR_FLOOR = 2.0**-63  # a product of two float32 factors at least this is normal: no subnormal arithmetic
+_SEPARABLE_ARGUMENT = 43.0  # below -ln(_FACTOR_FLOOR) = 43.67: no window factor is flushed
+
+
+def _separable(method: str, sigma_tensor, sigma: float, counts, window: int | None) -> bool:
+    """Whether :func:`_outer_product_maps` gives the values: always for DARK; for MSRA/UDP where
+    no window pixel's per-axis factor falls below :data:`_FACTOR_FLOOR` (its distance to the
+    centre is at most 3σ + 3: the window's 3σ + 1.5, the UDP shift's 1.5), so that the drawn
+    pixels are exactly mmpose's; σ per instance or keypoint only on the CPU (``window`` is None
+    elsewhere): its smallest in use."""
+    if method == "dark":
+        return True
+    if window is None:
+        return False
+    if sigma_tensor is not None:  # per keypoint (K,), or per instance (B, 1): padding past counts
+        used = sigma_tensor if sigma_tensor.dim() == 1 else sigma_tensor[:, 0][counts > 0]
+        sigma = float(used.min()) if used.numel() else 1.0
+    return sigma > 0 and (3.0 * sigma + 3.0) ** 2 / (2.0 * sigma * sigma) < _SEPARABLE_ARGUMENT
+
+
+def _axis_factors(both_axes, drawn, length: int, negative_denominator, window: int | None) -> torch.Tensor:
+    """(B, K, 2, ``length``) float32 exp(-d² / 2σ²) of each pixel's distance d from the keypoint's
+    centre (one instance: n = 0) along x (``[:, :, 0, :W]``) and y (``[:, :, 1, :H]``), 0 outside
+    its window and where it does not draw. MSRA/UDP (``window``: the longest window side): on the
+    window's pixels only, scattered into zeros; DARK (``window`` None): on every pixel, 0 below
+    :data:`_FACTOR_FLOOR` (values below 1.1e-19, which DARK's far pixels hold). Every step is a
+    float32 operation on (B, K, 2, window) or (B, K, 2, length): no masks of that size."""
+    drawn = drawn[:, 0].unsqueeze(-1)  # (B, K, 1)
+    if isinstance(negative_denominator, torch.Tensor):  # (B or 1, 1 or N, K or 1, 1, 1); σ 0 pads past counts
+        negative_denominator = torch.where(negative_denominator[:, 0] < 0, negative_denominator[:, 0], -1.0)
+    if window is None:  # DARK: a keypoint that does not draw is infinitely far, its factors 0
+        centre = torch.where(drawn, both_axes[3][:, 0], math.inf)
+        arguments = torch.sub(torch.arange(length, device=drawn.device, dtype=torch.float32), centre.unsqueeze(-1))
+        arguments = arguments.mul_(arguments).div_(negative_denominator).clamp_(min=_FLUSH_ARGUMENT).exp_()
+        return torch.nn.functional.threshold_(arguments, _FACTOR_FLOOR, 0.0)
+    lo, hi, centre, offset = (t[:, 0] if t.dim() else t for t in both_axes[:4])
+    first = torch.where(drawn, lo - centre, 0.0).float()  # the window's first pixel, from the centre
+    pixels_on_map = torch.where(drawn, hi - lo, 0.0).float()  # 0: draws nothing
+    window = min(window, length)  # the window's pixels on the map
+    steps = torch.arange(window, device=drawn.device, dtype=torch.float32)
+    distance = torch.add(first.unsqueeze(-1), steps)  # (B, K, 2, window): integers, exact
+    if offset.dim():  # UDP
+        distance.sub_(torch.where(drawn, offset, 0.0).unsqueeze(-1))
+    values = distance.mul_(distance).div_(negative_denominator).exp_()
+    values.mul_(torch.sub(pixels_on_map.unsqueeze(-1), steps).clamp_(0.0, 1.0))  # 0 past the window's end
+    pixels = torch.add(torch.where(drawn, lo, 0.0).long().unsqueeze(-1), steps.long())
+    factors = values.new_zeros(*values.shape[:3], length + window)
+    return factors.scatter_(-1, pixels, values)
+
+
+def _outer_product_maps(both_axes, drawn, negative_denominator, height: int, width: int,
+                        window: int | None) -> torch.Tensor:
+    """(B, K, H, W) float32 maps of one instance a sample, each the outer product of its column
+    and row factors (:func:`_axis_factors`: exp(a + b) as exp(a) exp(b), within 1.5 float32 ulps
+    of it): one pass writing every pixel once, into uninitialised memory. No product is
+    subnormal (both factors >= 2^-63), which some CPUs take a slow path for."""
+    factors = _axis_factors(both_axes, drawn, max(height, width), negative_denominator, window)
+    num_samples, num_keypoints = factors.shape[:2]
+    heat = _uninitialised(num_samples * num_keypoints * height * width, drawn.device)
+    heat = heat.view(num_samples, num_keypoints, height, width)
+    columns, rows = factors[:, :, 1, :height, None], factors[:, :, 0, None, :width]
+    return torch.mul(columns, rows, out=heat)
+
+
+def _uninitialised(numel: int, device: torch.device) -> torch.Tensor:
+    """(numel,) float32, uninitialised. Large ones on the CPU from NumPy's allocator, which asks
+    the OS for huge pages (madvise): each first touch of a fresh page is a page fault, and 4 KiB
+    ones make filling WholeBody's 235 MB maps 3-9x slower."""
+    if device.type == "cpu" and numel * 4 >= _CALLOC_BYTES and not torch.compiler.is_compiling():
+        return torch.from_numpy(np.empty(numel, dtype=np.float32))
+    return torch.empty(numel, device=device)
 
 
 def _whole_maps_one_instance(dx2, dy2, negative_denominator, height: int, width: int) -> torch.Tensor:
