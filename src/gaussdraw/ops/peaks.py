@@ -34,7 +34,8 @@ from ._triton import cdiv, check_device, interpreting, next_power_of_2
 class PeaksLaunchShape:
     """The tile-bound path's launch shape: the first pass's programs take ``strips`` strips (a warp each) of
     ``rows`` rows x ``block_w`` columns and write one maximum per ``group`` rows (``rows`` a multiple of it;
-    the candidates pass recomputes a group; halved, down to 1, while a sample has fewer than 2 k groups);
+    the candidates pass recomputes a group; halved, down to 1, while a sample has fewer than 2 k groups),
+    a pixel's horizontal neighbours from the cache (two loads) or, ``shuffle``, from the next threads;
     ``programs`` candidate programs a sample (None: k // 2 within [16, 256]) of ``candidate_warps`` warps;
     candidates kept per sample, max(capacity[0] * k, capacity[1]) (at most the sample's pixels); keys the
     select kernel sorts at once (at least 2 * next_power_of_2(k)), ``chunk``, None: 64 in the interpreter,
@@ -44,6 +45,7 @@ class PeaksLaunchShape:
     strips: int = 2
     group: int = 8
     block_w: int = 128
+    shuffle: bool = False
     programs: int | None = None
     candidate_warps: int = 4
     capacity: tuple[int, int] = (16, 8192)
@@ -118,7 +120,7 @@ def peaks_triton(heat: torch.Tensor, k: int, kernel: int, *,
                  GROUP=shape.group, BLOCK_W=shape.block_w)
     launch(kernels.group_max_kernel, (cdiv(height, shape.rows * shape.strips) * tiles_w, batch * classes),
            num_warps=shape.strips, heat_ptr=heat, group_max_ptr=group_max, count_ptr=count, classes=classes,
-           ROWS=shape.rows, STRIPS=shape.strips, **sizes)
+           ROWS=shape.rows, STRIPS=shape.strips, SHUFFLE=shape.shuffle, **sizes)
     capacity = min(classes * height * width, max(shape.capacity[0] * k, shape.capacity[1]))
     candidates = torch.empty((batch, capacity), dtype=torch.int64, device=device)
     programs = shape.programs or min(max(k // 2, 16), 256)

@@ -30,7 +30,7 @@ def _append(keys, flat, chosen, candidates_ptr, count_ptr, sample, capacity):
 @triton.jit
 def group_max_kernel(heat_ptr, group_max_ptr, count_ptr, classes, height, width, tiles_w, groups_h,
                      KERNEL: tl.constexpr, ROWS: tl.constexpr, STRIPS: tl.constexpr, GROUP: tl.constexpr,
-                     BLOCK_W: tl.constexpr):
+                     BLOCK_W: tl.constexpr, SHUFFLE: tl.constexpr):
     """Each program: STRIPS strips of ROWS rows (a warp each, side by side) x BLOCK_W columns of one plane;
     writes the largest peak key of each GROUP rows (a group) at group_max[plane, group row, column tile],
     and sets the sample's candidate count to 0 (its first plane's first program)."""
@@ -44,23 +44,25 @@ def group_max_kernel(heat_ptr, group_max_ptr, count_ptr, classes, height, width,
         y0 = (tile // tiles_w) * (ROWS * STRIPS) + tl.arange(0, STRIPS) * ROWS  # (STRIPS,) first rows
         first = tx * BLOCK_W + 4 * tl.arange(0, BLOCK_W // 4)  # (Q,) a thread's first column
         columns_ok = (first[:, None] + tl.arange(0, 4)[None, :] < width)[None, :, :]
-        best = tl.full((STRIPS, BLOCK_W // 4, 4), LOWEST, tl.int32)
+        best = tl.full((STRIPS, BLOCK_W // 4, 4), float("-inf"), tl.float32)  # the order's map once a group
         if KERNEL == 3:
-            _, above = quad_rows(heat_ptr, base, y0 - 1, first, height, width, KERNEL)
-            heat, middle = quad_rows(heat_ptr, base, y0, first, height, width, KERNEL)
+            _, above = quad_rows(heat_ptr, base, y0 - 1, first, height, width, KERNEL, SHUFFLE)
+            heat, middle = quad_rows(heat_ptr, base, y0, first, height, width, KERNEL, SHUFFLE)
         for r in tl.static_range(ROWS):
             if KERNEL == 3:
-                next_heat, below = quad_rows(heat_ptr, base, y0 + r + 1, first, height, width, KERNEL)
-                keys = ordered_bits(peak_of_rows(heat, above, middle, below))
+                next_heat, below = quad_rows(heat_ptr, base, y0 + r + 1, first, height, width, KERNEL, SHUFFLE)
+                values = peak_of_rows(heat, above, middle, below)
                 above, middle, heat = middle, below, next_heat
             else:
-                heat, _ = quad_rows(heat_ptr, base, y0 + r, first, height, width, KERNEL)
-                keys = ordered_bits(peak_of_rows(heat, heat, heat, heat))
-            best = tl.maximum(best, tl.where(columns_ok & ((y0 + r) < height)[:, None, None], keys, LOWEST))
-            if (r + 1) % GROUP == 0:
+                heat, _ = quad_rows(heat_ptr, base, y0 + r, first, height, width, KERNEL, SHUFFLE)
+                values = peak_of_rows(heat, heat, heat, heat)
+            inside = columns_ok & ((y0 + r) < height)[:, None, None]  # a group has a pixel inside: -inf is no key
+            best = tl.maximum(best, tl.where(inside, values, float("-inf")), propagate_nan=tl.PropagateNan.ALL)
+            if (r + 1) % GROUP == 0:  # the order is monotone, NaN on top: the order of the max, the max of orders
                 group = (y0 + r) // GROUP
-                tl.store(out + group * tiles_w, tl.max(tl.max(best, axis=2), axis=1), mask=group < groups_h)
-                best = tl.full((STRIPS, BLOCK_W // 4, 4), LOWEST, tl.int32)
+                keys = ordered_bits(best)
+                tl.store(out + group * tiles_w, tl.max(tl.max(keys, axis=2), axis=1), mask=group < groups_h)
+                best = tl.full((STRIPS, BLOCK_W // 4, 4), float("-inf"), tl.float32)
     else:
         x = tx * BLOCK_W + tl.arange(0, BLOCK_W)
         for j in tl.static_range(ROWS * STRIPS // GROUP):
@@ -88,18 +90,32 @@ def candidates_kernel(heat_ptr, group_max_ptr, candidates_ptr, count_ptr, classe
     bound = kth_largest_by_digits(maxima, k, BITS)
     reach = (valid & (maxima >= bound)).to(tl.int32)
     rank = tl.cumsum(reach, axis=0) - reach
-    mine = (reach > 0) & (rank % programs == tl.program_id(0))
+    turn = tl.where((reach > 0) & (rank % programs == tl.program_id(0)), rank // programs, -1)  # my i-th group
     plane_groups = groups_h * tiles_w
-    for i in range(0, tl.sum(mine.to(tl.int32), axis=0)):
-        group = tl.max(tl.where(mine & (rank // programs == i), lanes, -1), axis=0)
+    for i in range(0, tl.max(turn, axis=0) + 1):
+        group = tl.max(tl.where(turn == i, lanes, -1), axis=0)
         c = group // plane_groups
-        x = (group % tiles_w) * BLOCK_W + tl.arange(0, BLOCK_W)[None, :]
-        y = (group % plane_groups) // tiles_w * GROUP + tl.arange(0, GROUP)[:, None]
-        inside = (y < height) & (x < width)
-        values = suppressed_values(heat_ptr, (sample * classes + c) * height * width, y, x, inside, height, width,
-                                   KERNEL)
+        base = (sample * classes + c) * height * width
+        x0 = (group % tiles_w) * BLOCK_W
+        y0 = (group % plane_groups) // tiles_w * GROUP
+        if KERNEL == 3 or KERNEL == 1:  # (GROUP, Q, 4): three row reads of 1.5 loads a pixel, all at once
+            y = y0 + tl.arange(0, GROUP)
+            first = x0 + 4 * tl.arange(0, BLOCK_W // 4)
+            heat, middle = quad_rows(heat_ptr, base, y, first, height, width, KERNEL)
+            if KERNEL == 3:
+                _, above = quad_rows(heat_ptr, base, y - 1, first, height, width, KERNEL)
+                _, below = quad_rows(heat_ptr, base, y + 1, first, height, width, KERNEL)
+                values = peak_of_rows(heat, above, middle, below)
+            else:
+                values = peak_of_rows(heat, heat, heat, heat)
+            x = (first[:, None] + tl.arange(0, 4)[None, :])[None, :, :]
+            y = y[:, None, None]
+        else:
+            x = x0 + tl.arange(0, BLOCK_W)[None, :]
+            y = y0 + tl.arange(0, GROUP)[:, None]
+            values = suppressed_values(heat_ptr, base, y, x, (y < height) & (x < width), height, width, KERNEL)
         keys = ordered_bits(values)
-        chosen = tl.reshape(inside & (keys >= bound), (GROUP * BLOCK_W,))
+        chosen = tl.reshape((y < height) & (x < width) & (keys >= bound), (GROUP * BLOCK_W,))
         flat = tl.reshape(c * height * width + y * width + x, (GROUP * BLOCK_W,))
         _append(tl.reshape(keys, (GROUP * BLOCK_W,)), flat, chosen, candidates_ptr, count_ptr, sample, capacity)
 
