@@ -36,10 +36,10 @@ class PeaksLaunchShape:
     ``rows`` rows x ``block_w`` columns and write one maximum per ``group`` rows (``rows`` a multiple of it;
     the candidates pass recomputes a group; halved, down to 1, while a sample has fewer than 2 k groups),
     a pixel's horizontal neighbours from the cache (two loads) or, ``shuffle``, from the next threads;
-    ``programs`` candidate programs a sample (None: k // 2 within [16, 256]) of ``candidate_warps`` warps;
+    ``programs`` candidate programs a sample (None: k // 4 within [16, 128]) of ``candidate_warps`` warps;
     candidates kept per sample, max(capacity[0] * k, capacity[1]) (at most the sample's pixels); keys the
     select kernel sorts at once (at least 2 * next_power_of_2(k)), ``chunk``, None: 64 in the interpreter,
-    where a sort's cost grows with its width rather than its work, else 512."""
+    where a sort's cost grows with its width rather than its work, else 256 (k = 100: one sort of 256)."""
 
     rows: int = 16
     strips: int = 2
@@ -78,8 +78,8 @@ BOUND_LIMIT = 32768  # the most group maxima a sample's candidate programs hold
 
 def launch_shape(shape: PeaksLaunchShape, classes: int, height: int, width: int, k: int) -> PeaksLaunchShape | None:
     """``shape`` fitted to the map: columns at most the map's width (a power of 2, at least 4); groups halved
-    (down to 1 row) while a sample has fewer than 2 k of them, then doubled (and rows with them) while it
-    has more than BOUND_LIMIT; None where no group size fits."""
+    (down to 1 row), then columns (down to 4), while a sample has fewer than 2 k of them; groups doubled
+    (and rows with them) while it has more than BOUND_LIMIT; None where a sample has fewer than k groups."""
     shape = dataclasses.replace(shape, block_w=max(4, min(shape.block_w, next_power_of_2(width))))
 
     def per_sample(s):
@@ -87,6 +87,8 @@ def launch_shape(shape: PeaksLaunchShape, classes: int, height: int, width: int,
 
     while shape.group > 1 and per_sample(shape) < 2 * k:
         shape = dataclasses.replace(shape, group=shape.group // 2)
+    while shape.block_w > 4 and per_sample(shape) < 2 * k:
+        shape = dataclasses.replace(shape, block_w=shape.block_w // 2)
     while per_sample(shape) > BOUND_LIMIT:
         if shape.group >= height:
             return None
@@ -123,7 +125,7 @@ def peaks_triton(heat: torch.Tensor, k: int, kernel: int, *,
            ROWS=shape.rows, STRIPS=shape.strips, SHUFFLE=shape.shuffle, **sizes)
     capacity = min(classes * height * width, max(shape.capacity[0] * k, shape.capacity[1]))
     candidates = torch.empty((batch, capacity), dtype=torch.int64, device=device)
-    programs = shape.programs or min(max(k // 2, 16), 256)
+    programs = shape.programs or min(max(k // 4, 16), 128)
     launch(kernels.candidates_kernel, (programs, batch), num_warps=shape.candidate_warps, heat_ptr=heat,
            group_max_ptr=group_max, candidates_ptr=candidates, count_ptr=count, classes=classes,
            per_sample=per_sample, capacity=capacity, programs=programs, k=k, BLOCK=next_power_of_2(per_sample),
@@ -131,7 +133,7 @@ def peaks_triton(heat: torch.Tensor, k: int, kernel: int, *,
     outputs = [torch.empty((batch, k), dtype=heat.dtype, device=device)]
     outputs += [torch.empty((batch, k), dtype=torch.int64, device=device) for _ in range(4)]
     keep = next_power_of_2(k)
-    chunk = shape.chunk or (64 if interpreting() else 512)
+    chunk = shape.chunk or (64 if interpreting() else 256)
     launch(kernels.select_kernel, (batch,), num_warps=8, heat_ptr=heat, candidates_ptr=candidates, count_ptr=count,
            scores_ptr=outputs[0], labels_ptr=outputs[1], ys_ptr=outputs[2], xs_ptr=outputs[3],
            indices_ptr=outputs[4], classes=classes, height=height, width=width, capacity=capacity, k=k,
