@@ -57,10 +57,9 @@ def new_stages(heat, k, kernel, shape: peaks.PeaksLaunchShape):
             num_warps=shape.strips, heat_ptr=heat, group_max_ptr=group_max, count_ptr=count, classes=classes,
             ROWS=shape.rows, STRIPS=shape.strips, SHUFFLE=shape.shuffle, **sizes),
         "candidates (each program finds the bound)": lambda: launch(
-            kernels.candidates_kernel, (programs, batch), num_warps=shape.candidate_warps, heat_ptr=heat,
-            group_max_ptr=group_max, candidates_ptr=candidates, count_ptr=count, classes=classes,
-            per_sample=per_sample, capacity=capacity, programs=programs, k=k,
-            BLOCK=triton.next_power_of_2(per_sample), BITS=2, **sizes),
+            kernels.candidates_kernel, (programs, batch), heat_ptr=heat, group_max_ptr=group_max,
+            candidates_ptr=candidates, count_ptr=count, classes=classes, per_sample=per_sample, capacity=capacity,
+            programs=programs, k=k, **peaks.candidate_sizes(shape, per_sample), **sizes),
         "select + outputs": lambda: launch(
             kernels.select_kernel, (batch,), num_warps=8, heat_ptr=heat, candidates_ptr=candidates, count_ptr=count,
             scores_ptr=outputs[0], labels_ptr=outputs[1], ys_ptr=outputs[2], xs_ptr=outputs[3],

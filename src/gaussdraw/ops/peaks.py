@@ -96,6 +96,15 @@ def launch_shape(shape: PeaksLaunchShape, classes: int, height: int, width: int,
     return shape if per_sample(shape) >= k else None
 
 
+def candidate_sizes(shape: PeaksLaunchShape, per_sample: int) -> dict:
+    """The candidates launch's warps, BLOCK (the sample's group maxima) and BITS (digits a round of the bound):
+    at least ``candidate_warps``, more (to 16) and one bit a round where a sample has many groups, so that a
+    thread holds at most ~512 of the (2^BITS, BLOCK) comparisons a round."""
+    block = next_power_of_2(per_sample)
+    return dict(num_warps=max(shape.candidate_warps, min(16, block // 512)), BLOCK=block,
+                BITS=2 if block <= 4096 else 1)
+
+
 def peaks_triton(heat: torch.Tensor, k: int, kernel: int, *,
                  shape: PeaksLaunchShape = TILE_BOUND) -> list[torch.Tensor] | None:
     """(scores, labels, ys, xs, indices), each (B, k), of the top-k peaks of (B, C, H, W) ``heat``
@@ -126,10 +135,9 @@ def peaks_triton(heat: torch.Tensor, k: int, kernel: int, *,
     capacity = min(classes * height * width, max(shape.capacity[0] * k, shape.capacity[1]))
     candidates = torch.empty((batch, capacity), dtype=torch.int64, device=device)
     programs = shape.programs or min(max(k // 4, 16), 128)
-    launch(kernels.candidates_kernel, (programs, batch), num_warps=shape.candidate_warps, heat_ptr=heat,
-           group_max_ptr=group_max, candidates_ptr=candidates, count_ptr=count, classes=classes,
-           per_sample=per_sample, capacity=capacity, programs=programs, k=k, BLOCK=next_power_of_2(per_sample),
-           BITS=2, **sizes)
+    launch(kernels.candidates_kernel, (programs, batch), heat_ptr=heat, group_max_ptr=group_max,
+           candidates_ptr=candidates, count_ptr=count, classes=classes, per_sample=per_sample, capacity=capacity,
+           programs=programs, k=k, **candidate_sizes(shape, per_sample), **sizes)
     outputs = [torch.empty((batch, k), dtype=heat.dtype, device=device)]
     outputs += [torch.empty((batch, k), dtype=torch.int64, device=device) for _ in range(4)]
     keep = next_power_of_2(k)
