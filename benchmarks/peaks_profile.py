@@ -5,7 +5,7 @@ the two per-class kernels (the path for per_class_k < k). One GPU call:
     PYTHONPATH=src python benchmarks/peaks_profile.py [--previous] [--quick]
 
 --previous: also the four-launch path of 2026-12-03 (benchmarks/_peaks_old.py), launch by launch, for an A/B
-in the same process; --quick: the default launch shape only (no sweep).
+in the same process; --quick: the default launch shape only (the sweep of launch shapes comes last otherwise).
 """
 
 import argparse
@@ -84,7 +84,7 @@ def profile_path(heat, k, kernel, floor, shape, reference, label):
     print(f"    whole: {whole:.1f} us = {whole / floor:.2f}x the floor; same as heatmap_peaks' torch backend: {same}")
 
 
-def centernet(previous, quick, shape=(32, 80, 128, 128), k=100, kernel=3):
+def centernet(previous, sweep, shape=(32, 80, 128, 128), k=100, kernel=3):
     heat = peak_inputs(shape, "cuda")
     floor = heat.numel() * heat.element_size() / copy_bandwidth("cuda") * 1e6
     print(f"centernet {shape}, k={k}, kernel={kernel}: read-once floor {floor:.1f} us (copy bandwidth); "
@@ -103,10 +103,11 @@ def centernet(previous, quick, shape=(32, 80, 128, 128), k=100, kernel=3):
         whole = us(lambda: old_peaks(heat, k, kernel))
         print(f"    whole: {whole:.1f} us = {whole / floor:.2f}x the floor; same: "
               f"{all(torch.equal(a, b) for a, b in zip(old, reference))}")
-    for changes in ({},) + (() if quick else SWEEP):
+    for changes in SWEEP if sweep else ({},):
         shape = dataclasses.replace(peaks.TILE_BOUND, **changes)
         profile_path(heat, k, kernel, floor, shape, reference, changes or "default")
-    print(f"  heatmap_peaks (public, default): {us(lambda: heatmap_peaks(heat, k, kernel)):.1f} us")
+    if not sweep:
+        print(f"  heatmap_peaks (public, default): {us(lambda: heatmap_peaks(heat, k, kernel)):.1f} us")
 
 
 def centerpoint(shape, k=500, per_class_k=500):
@@ -147,8 +148,11 @@ def centerpoint(shape, k=500, per_class_k=500):
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--previous", action="store_true", help="also time the four-launch path (A/B)")
-    parser.add_argument("--quick", action="store_true", help="the default launch shape only")
+    parser.add_argument("--quick", action="store_true", help="the default launch shape only (no sweep)")
     args = parser.parse_args()
-    centernet(args.previous, args.quick)
+    centernet(args.previous, sweep=False)  # the default first: the targets before the sweep
     for shape in ((4, 10, 128, 128), (4, 2, 128, 128)):
         centerpoint(shape)
+    if not args.quick:
+        print("sweep of launch shapes (centernet):")
+        centernet(False, sweep=True)
