@@ -1,124 +1,188 @@
-"""The previous tile-bound peaks path (before the one-pass group maxima), kept for benchmarks/peaks_profile.py
-to time against: a 2-d nine-load stencil in both passes, torch.topk of the tile maxima for the bound,
-a candidates pass over every tile, a select kernel, the keys decoded by torch ops."""
+"""The four-launch tile-bound peaks path of 2026-12-03 (group maxima by rows, a bound kernel, candidates over the
+listed groups, select; measured 90.2 us on the H200), kept for benchmarks/peaks_profile.py --previous to time
+against the three-launch path of ops/peaks.py."""
 
 import torch
 import triton
 import triton.language as tl
 
-from gaussdraw.ops._sort_keys import LOW, key_scores
-from gaussdraw.ops.kernels.common import ordered_bits, suppressed_values
+from gaussdraw.ops.kernels.common import kth_largest, ordered_bits, peak_of_rows, store_peaks, suppressed_values, window_row
 from gaussdraw.ops.launch import launch
 
+cdiv = triton.cdiv
 
-@triton.jit
-def _tile(tile, plane, classes, height, width, tiles_w, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr):
-    """(y (BLOCK_H, 1), x (1, BLOCK_W), inside, flat index in the sample (BLOCK_H, BLOCK_W)) of a tile:
-    rows and columns apart, so that the window's bounds and addresses are per row and per column."""
-    y = (tile // tiles_w) * BLOCK_H + tl.arange(0, BLOCK_H)[:, None]
-    x = (tile % tiles_w) * BLOCK_W + tl.arange(0, BLOCK_W)[None, :]
-    inside = (y < height) & (x < width)
-    flat = (plane % classes) * height * width + y * width + x
-    return y, x, inside, flat
+LOWEST = tl.constexpr(-2147483648)  # below every order of a float
 
 
 @triton.jit
-def tile_max_kernel(heat_ptr, tile_max_ptr, classes, height, width, tiles_w, tiles_per_plane,
-                    KERNEL: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr):
-    tile = tl.program_id(0)
-    plane = tl.program_id(1).to(tl.int64)
-    y, x, inside, _ = _tile(tile, plane, classes, height, width, tiles_w, BLOCK_H, BLOCK_W)
-    values = suppressed_values(heat_ptr, plane * height * width, y, x, inside, height, width, KERNEL)
-    keys = tl.where(inside, ordered_bits(values), -2147483648)
-    tl.store(tile_max_ptr + plane * tiles_per_plane + tile, tl.max(tl.max(keys, axis=1), axis=0))
-
-
-@triton.jit
-def candidates_kernel(heat_ptr, tile_max_ptr, bound_ptr, candidates_ptr, count_ptr, classes, height, width, tiles_w,
-                      tiles_per_plane, capacity,
-                      KERNEL: tl.constexpr, BLOCK_H: tl.constexpr, BLOCK_W: tl.constexpr):
-    tile = tl.program_id(0)
-    plane = tl.program_id(1).to(tl.int64)
-    sample = plane // classes
-    bound = tl.load(bound_ptr + sample)
-    if tl.load(tile_max_ptr + plane * tiles_per_plane + tile) >= bound:  # else nothing here reaches the top k
-        y, x, inside, flat = _tile(tile, plane, classes, height, width, tiles_w, BLOCK_H, BLOCK_W)
-        values = suppressed_values(heat_ptr, plane * height * width, y, x, inside, height, width, KERNEL)
-        keys = ordered_bits(values)
-        chosen = tl.reshape((inside & (keys >= bound)).to(tl.int32), (BLOCK_H * BLOCK_W,))
-        start = tl.atomic_add(count_ptr + sample, tl.sum(chosen, axis=0))
+def _append(keys, flat, chosen, candidates_ptr, count_ptr, sample, capacity):
+    """Appends the int64 keys of the ``chosen`` pixels (1-d) to the sample's candidates."""
+    chosen = chosen.to(tl.int32)
+    taken = tl.sum(chosen, axis=0)
+    if taken > 0:
+        start = tl.atomic_add(count_ptr + sample, taken)
         at = start + tl.cumsum(chosen, axis=0) - chosen
-        wide = tl.reshape((keys.to(tl.int64) << 32) | (0xFFFFFFFF - flat), (BLOCK_H * BLOCK_W,))
+        wide = (keys.to(tl.int64) << 32) | (0xFFFFFFFF - flat.to(tl.int64))
         tl.store(candidates_ptr + sample * capacity + at, wide, mask=(chosen > 0) & (at < capacity))
 
 
 @triton.jit
-def select_kernel(heat_ptr, candidates_ptr, count_ptr, best_ptr, classes, height, width, capacity,
+def group_max_kernel(heat_ptr, group_max_ptr, height, width, tiles_w, groups_h,
+                     KERNEL: tl.constexpr, ROWS: tl.constexpr, GROUP: tl.constexpr, BLOCK_W: tl.constexpr):
+    """Each program: ROWS rows x BLOCK_W columns of one plane; writes the largest peak key of each GROUP
+    rows (a group) at group_max[plane, group row, column tile]."""
+    tile = tl.program_id(0)
+    plane = tl.program_id(1).to(tl.int64)
+    tx = tile % tiles_w
+    y0 = (tile // tiles_w) * ROWS
+    x = tx * BLOCK_W + tl.arange(0, BLOCK_W)
+    base = plane * height * width
+    out = group_max_ptr + plane * groups_h * tiles_w + tx
+    if KERNEL == 3:
+        _, above = window_row(heat_ptr, base, y0 - 1, x, height, width)
+        heat, middle = window_row(heat_ptr, base, y0, x, height, width)
+        best = tl.full((BLOCK_W,), LOWEST, tl.int32)
+        for r in tl.static_range(ROWS):
+            next_heat, below = window_row(heat_ptr, base, y0 + r + 1, x, height, width)
+            keys = ordered_bits(peak_of_rows(heat, above, middle, below))
+            best = tl.maximum(best, tl.where((x < width) & (0 * x + y0 + r < height), keys, LOWEST))
+            if (r + 1) % GROUP == 0:
+                group = (y0 + r) // GROUP
+                tl.store(out + group * tiles_w, tl.max(best, axis=0), mask=group < groups_h)
+                best = tl.full((BLOCK_W,), LOWEST, tl.int32)
+            above, middle, heat = middle, below, next_heat
+    else:
+        for j in tl.static_range(ROWS // GROUP):
+            y = y0 + j * GROUP + tl.arange(0, GROUP)[:, None]
+            inside = (y < height) & (x[None, :] < width)
+            values = suppressed_values(heat_ptr, base, y, x[None, :], inside, height, width, KERNEL)
+            keys = tl.where(inside, ordered_bits(values), LOWEST)
+            group = y0 // GROUP + j
+            tl.store(out + group * tiles_w, tl.max(tl.max(keys, axis=1), axis=0), mask=group < groups_h)
+
+
+@triton.jit
+def bound_kernel(group_max_ptr, bound_ptr, groups_ptr, group_count_ptr, count_ptr, per_sample, k,
+                 BLOCK: tl.constexpr):
+    """One program a sample: the bound (the k-th largest group maximum: k groups hold a peak >= it, so
+    every peak of the top k is >= it), the list of groups whose maximum reaches it, and the sample's
+    candidate count set to 0."""
+    sample = tl.program_id(0).to(tl.int64)
+    lanes = tl.arange(0, BLOCK)
+    valid = lanes < per_sample
+    maxima = tl.load(group_max_ptr + sample * per_sample + lanes, mask=valid, other=LOWEST)
+    bound = kth_largest(maxima, k)
+    reach = (valid & (maxima >= bound)).to(tl.int32)
+    at = tl.cumsum(reach, axis=0) - reach
+    tl.store(groups_ptr + sample * per_sample + at, lanes, mask=reach > 0)
+    tl.store(group_count_ptr + sample, tl.sum(reach, axis=0))
+    tl.store(bound_ptr + sample, bound)
+    tl.store(count_ptr + sample, 0)
+
+
+@triton.jit
+def candidates_kernel(heat_ptr, bound_ptr, groups_ptr, group_count_ptr, candidates_ptr, count_ptr, classes, height,
+                      width, tiles_w, groups_h, per_sample, capacity, programs,
+                      KERNEL: tl.constexpr, GROUP: tl.constexpr, BLOCK_W: tl.constexpr):
+    """``programs`` programs a sample share its listed groups: each recomputes a group's peaks and appends
+    those >= the bound to the sample's candidates, as distinct int64 keys (value, then ascending index)."""
+    sample = tl.program_id(1).to(tl.int64)
+    bound = tl.load(bound_ptr + sample)
+    listed = tl.load(group_count_ptr + sample)
+    plane_groups = groups_h * tiles_w
+    for i in range(tl.program_id(0), listed, programs):
+        group = tl.load(groups_ptr + sample * per_sample + i)
+        c = group // plane_groups
+        tx = group % tiles_w
+        y0 = (group % plane_groups) // tiles_w * GROUP
+        x = tx * BLOCK_W + tl.arange(0, BLOCK_W)
+        base = (sample * classes + c) * height * width
+        flat = c * height * width + x
+        if KERNEL == 3:
+            _, above = window_row(heat_ptr, base, y0 - 1, x, height, width)
+            heat, middle = window_row(heat_ptr, base, y0, x, height, width)
+            for r in tl.static_range(GROUP):
+                next_heat, below = window_row(heat_ptr, base, y0 + r + 1, x, height, width)
+                keys = ordered_bits(peak_of_rows(heat, above, middle, below))
+                chosen = (x < width) & (0 * x + y0 + r < height) & (keys >= bound)
+                _append(keys, flat + (y0 + r) * width, chosen, candidates_ptr, count_ptr, sample, capacity)
+                above, middle, heat = middle, below, next_heat
+        else:
+            y = y0 + tl.arange(0, GROUP)[:, None]
+            inside = (y < height) & (x[None, :] < width)
+            keys = ordered_bits(suppressed_values(heat_ptr, base, y, x[None, :], inside, height, width, KERNEL))
+            chosen = tl.reshape(inside & (keys >= bound), (GROUP * BLOCK_W,))
+            _append(tl.reshape(keys, (GROUP * BLOCK_W,)), tl.reshape(flat[None, :] + y * width, (GROUP * BLOCK_W,)),
+                    chosen, candidates_ptr, count_ptr, sample, capacity)
+
+
+@triton.jit
+def select_kernel(heat_ptr, candidates_ptr, count_ptr, scores_ptr, labels_ptr, ys_ptr, xs_ptr, indices_ptr,
+                  classes, height, width, capacity, k,
                   KERNEL: tl.constexpr, KEEP: tl.constexpr, CHUNK: tl.constexpr):
+    """One program a sample keeps the k largest keys of its candidates, sorting them in chunks into a
+    running best (lanes < KEEP), and writes them out. Where the candidates overflowed their buffer
+    (plateaus), it takes every pixel of the sample instead, recomputed (slower, exact)."""
     sample = tl.program_id(0).to(tl.int64)
     lanes = tl.arange(0, CHUNK)
     is_best = lanes < KEEP
-    best_row = best_ptr + sample * KEEP
-    tl.store(best_row + lanes, tl.full((CHUNK,), -9223372036854775808, tl.int64), mask=is_best)
+    keys = tl.full((CHUNK,), -9223372036854775808, tl.int64)
     count = tl.load(count_ptr + sample)
-    row_len = classes * height * width
     overflow = count > capacity
-    total = tl.where(overflow, row_len, count)
+    total = tl.where(overflow, classes * height * width, count)
     for start in range(0, total, CHUNK - KEEP):
-        tl.debug_barrier()
         at = start + lanes - KEEP
         new = ~is_best & (at < total)
         if overflow:  # every pixel of the sample, its value recomputed
-            c = at // (height * width)
             pixel = at % (height * width)
-            y, x = pixel // width, pixel % width
-            base = (sample * classes + c) * height * width
-            values = suppressed_values(heat_ptr, base, y, x, new, height, width, KERNEL)
-            keys = (ordered_bits(values).to(tl.int64) << 32) | (0xFFFFFFFF - at.to(tl.int64))
+            base = (sample * classes + at // (height * width)) * height * width
+            values = suppressed_values(heat_ptr, base, pixel // width, pixel % width, new, height, width, KERNEL)
+            loaded = (ordered_bits(values).to(tl.int64) << 32) | (0xFFFFFFFF - at.to(tl.int64))
         else:
-            keys = tl.load(candidates_ptr + sample * capacity + at, mask=new, other=-9223372036854775808)
-        keys = tl.where(new, keys, -9223372036854775808)
-        keys = tl.where(is_best, tl.load(best_row + lanes, mask=is_best, other=-9223372036854775808), keys)
+            loaded = tl.load(candidates_ptr + sample * capacity + at, mask=new, other=-9223372036854775808)
+        keys = tl.where(is_best, keys, tl.where(new, loaded, -9223372036854775808))
         keys = tl.sort(keys, descending=True)
-        tl.debug_barrier()
-        tl.store(best_row + lanes, keys, mask=is_best)
+    store_peaks(keys, lanes < k, sample * k, scores_ptr, labels_ptr, ys_ptr, xs_ptr, indices_ptr,
+                height * width, width)
 
 
-
-def old_peaks(heat, k, kernel, block_h=8, block_w=128, warps=4, capacity=(16, 8192), chunk=512, stages=None):
-    """The previous path; ``stages``: a dict that receives each stage as a callable (for timing)."""
+def old_peaks(heat, k, kernel, rows=32, group=8, block_w=128, warps=2, capacity=(16, 8192), chunk=512, stages=None):
+    """The previous path's outputs (scores, labels, ys, xs, indices); ``stages``: a dict that receives each
+    launch as a callable (for timing)."""
     batch, classes, height, width = heat.shape
-    tiles_w = -(-width // block_w)
-    per_plane = -(-height // block_h) * tiles_w
-    tile_max = torch.empty((batch, classes * per_plane), dtype=torch.int32, device=heat.device)
-    grid = (per_plane, batch * classes)
-    tiles = dict(classes=classes, height=height, width=width, tiles_w=tiles_w, tiles_per_plane=per_plane,
-                 KERNEL=kernel, BLOCK_H=block_h, BLOCK_W=block_w)
+    tiles_w, groups_h = cdiv(width, block_w), cdiv(height, group)
+    per_sample = classes * groups_h * tiles_w
+    group_max = torch.empty((batch, per_sample), dtype=torch.int32, device=heat.device)
+    bound, group_count, count = (torch.empty(batch, dtype=torch.int32, device=heat.device) for _ in range(3))
+    groups = torch.empty((batch, per_sample), dtype=torch.int32, device=heat.device)
     capacity = min(classes * height * width, max(capacity[0] * k, capacity[1]))
     candidates = torch.empty((batch, capacity), dtype=torch.int64, device=heat.device)
-    count = torch.zeros(batch, dtype=torch.int32, device=heat.device)
+    outputs = [torch.empty((batch, k), dtype=heat.dtype, device=heat.device)]
+    outputs += [torch.empty((batch, k), dtype=torch.int64, device=heat.device) for _ in range(4)]
+    sizes = dict(height=height, width=width, tiles_w=tiles_w, groups_h=groups_h, KERNEL=kernel, GROUP=group,
+                 BLOCK_W=block_w)
+    programs = min(max(k // 2, 16), 256)
     keep = triton.next_power_of_2(k)
-    best = torch.empty((batch, keep), dtype=torch.int64, device=heat.device)
-    bound = torch.empty(batch, dtype=torch.int32, device=heat.device)
     steps = {
-        "tile maxima (9-load stencil)": lambda: launch(tile_max_kernel, grid, num_warps=warps, heat_ptr=heat,
-                                                       tile_max_ptr=tile_max, **tiles),
-        "bound: torch.topk of tile maxima": lambda: bound.copy_(torch.topk(tile_max, k, dim=1).values[:, -1]),
-        "candidates (every tile starts; count reset)": lambda: (count.zero_(), launch(
-            candidates_kernel, grid, num_warps=warps, heat_ptr=heat, tile_max_ptr=tile_max, bound_ptr=bound,
-            candidates_ptr=candidates, count_ptr=count, capacity=capacity, **tiles)),
-        "select": lambda: launch(select_kernel, (batch,), num_warps=8, heat_ptr=heat, candidates_ptr=candidates,
-                                 count_ptr=count, best_ptr=best, classes=classes, height=height, width=width,
-                                 capacity=capacity, KERNEL=kernel, KEEP=keep, CHUNK=max(chunk, 2 * keep)),
-        "decode keys (torch ops)": lambda: _decode(best[:, :k], heat.dtype, height, width),
+        "group maxima (one pass, by rows)": lambda: launch(
+            group_max_kernel, (cdiv(height, rows) * tiles_w, batch * classes), num_warps=warps, heat_ptr=heat,
+            group_max_ptr=group_max, ROWS=rows, **sizes),
+        "bound + group list": lambda: launch(
+            bound_kernel, (batch,), num_warps=4 if per_sample <= 4096 else 8, group_max_ptr=group_max,
+            bound_ptr=bound, groups_ptr=groups, group_count_ptr=group_count, count_ptr=count, per_sample=per_sample,
+            k=k, BLOCK=triton.next_power_of_2(per_sample)),
+        "candidates (listed groups)": lambda: launch(
+            candidates_kernel, (programs, batch), num_warps=warps, heat_ptr=heat, bound_ptr=bound, groups_ptr=groups,
+            group_count_ptr=group_count, candidates_ptr=candidates, count_ptr=count, classes=classes,
+            per_sample=per_sample, capacity=capacity, programs=programs, **sizes),
+        "select + outputs": lambda: launch(
+            select_kernel, (batch,), num_warps=8, heat_ptr=heat, candidates_ptr=candidates, count_ptr=count,
+            scores_ptr=outputs[0], labels_ptr=outputs[1], ys_ptr=outputs[2], xs_ptr=outputs[3],
+            indices_ptr=outputs[4], classes=classes, height=height, width=width, capacity=capacity, k=k,
+            KERNEL=kernel, KEEP=keep, CHUNK=max(chunk, 2 * keep)),
     }
     if stages is not None:
         stages.update(steps)
-    results = [step() for step in steps.values()]
-    return results[-1]
-
-
-def _decode(keys, dtype, height, width):
-    flat = LOW - (keys & LOW)
-    labels, indices = flat // (height * width), flat % (height * width)
-    return key_scores(keys, dtype), labels, indices // width, indices % width, indices
+    for step in steps.values():
+        step()
+    return outputs

@@ -1,10 +1,15 @@
-"""Where heatmap_peaks' GPU time goes, old path against new, stage by stage (CUDA-graph replay), with the
-read-once floor; then CenterPoint's per-class top-k, old (two torch.topk + the order kernel) against new
-(two kernels) and against compiled mmdet3d ``_topk``. One GPU call:
+"""Where heatmap_peaks' GPU time goes, launch by launch (CUDA-graph replay), with the read-once floor; then
+CenterPoint's two-stage top-k (per_class_k = k: the one-stage path) against compiled mmdet3d ``_topk``, and
+the two per-class kernels (the path for per_class_k < k). One GPU call:
 
-    PYTHONPATH=src python benchmarks/peaks_profile.py
+    PYTHONPATH=src python benchmarks/peaks_profile.py [--previous] [--quick]
+
+--previous: also the four-launch path of 2026-12-03 (benchmarks/_peaks_old.py), launch by launch, for an A/B
+in the same process; --quick: the default launch shape only (the sweep of launch shapes comes last otherwise).
 """
 
+import argparse
+import dataclasses
 import sys
 
 import torch
@@ -20,9 +25,10 @@ from gaussdraw.ops.launch import launch
 from gaussdraw.reference import centerpoint_topk_composed, heatmap_peaks_composed
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from _peaks_old import old_peaks  # noqa: E402
 
 cdiv = triton.cdiv
+SWEEP = (dict(shuffle=True), dict(strips=1), dict(strips=4), dict(rows=8), dict(rows=32), dict(rows=8, strips=4),
+         dict(programs=16), dict(programs=50), dict(programs=100), dict(chunk=512), dict(candidate_warps=2), dict(candidate_warps=8))
 
 
 def us(fn):
@@ -30,111 +36,123 @@ def us(fn):
 
 
 def new_stages(heat, k, kernel, shape: peaks.PeaksLaunchShape):
-    """The new path's four launches, each a callable (ops/peaks.py's peaks_triton, split)."""
+    """The three launches of ops/peaks.py's peaks_triton, each a callable, and the outputs they fill."""
     batch, classes, height, width = heat.shape
+    shape = peaks.launch_shape(shape, classes, height, width, k)
     tiles_w, groups_h = cdiv(width, shape.block_w), cdiv(height, shape.group)
     per_sample = classes * groups_h * tiles_w
     group_max = torch.empty((batch, per_sample), dtype=torch.int32, device="cuda")
-    bound, group_count, count = (torch.empty(batch, dtype=torch.int32, device="cuda") for _ in range(3))
-    groups = torch.empty((batch, per_sample), dtype=torch.int32, device="cuda")
+    count = torch.empty(batch, dtype=torch.int32, device="cuda")
     capacity = min(classes * height * width, max(shape.capacity[0] * k, shape.capacity[1]))
     candidates = torch.empty((batch, capacity), dtype=torch.int64, device="cuda")
     outputs = [torch.empty((batch, k), dtype=heat.dtype, device="cuda")]
     outputs += [torch.empty((batch, k), dtype=torch.int64, device="cuda") for _ in range(4)]
     sizes = dict(height=height, width=width, tiles_w=tiles_w, groups_h=groups_h, KERNEL=kernel,
                  GROUP=shape.group, BLOCK_W=shape.block_w)
-    programs = shape.programs or min(max(k // 2, 16), 256)
+    programs = shape.programs or min(max(k // 4, 16), 128)
     keep = triton.next_power_of_2(k)
     steps = {
-        "group maxima (one pass)": lambda: launch(
-            kernels.group_max_kernel, (cdiv(height, shape.rows) * tiles_w, batch * classes), num_warps=shape.warps,
-            heat_ptr=heat, group_max_ptr=group_max, ROWS=shape.rows, **sizes),
-        "bound + group list": lambda: launch(
-            kernels.bound_kernel, (batch,), num_warps=4 if per_sample <= 4096 else 8, group_max_ptr=group_max,
-            bound_ptr=bound, groups_ptr=groups, group_count_ptr=group_count, count_ptr=count, per_sample=per_sample,
-            k=k, BLOCK=triton.next_power_of_2(per_sample)),
-        "candidates (listed groups; count reset by bound)": lambda: (count.zero_(), launch(
-            kernels.candidates_kernel, (programs, batch), num_warps=shape.warps, heat_ptr=heat, bound_ptr=bound,
-            groups_ptr=groups, group_count_ptr=group_count, candidates_ptr=candidates, count_ptr=count,
-            classes=classes, per_sample=per_sample, capacity=capacity, programs=programs, **sizes)),
+        "group maxima (one pass; count reset)": lambda: launch(
+            kernels.group_max_kernel, (cdiv(height, shape.rows * shape.strips) * tiles_w, batch * classes),
+            num_warps=shape.strips, heat_ptr=heat, group_max_ptr=group_max, count_ptr=count, classes=classes,
+            ROWS=shape.rows, STRIPS=shape.strips, SHUFFLE=shape.shuffle, **sizes),
+        "candidates (each program finds the bound)": lambda: launch(
+            kernels.candidates_kernel, (programs, batch), heat_ptr=heat, group_max_ptr=group_max,
+            candidates_ptr=candidates, count_ptr=count, classes=classes, per_sample=per_sample, capacity=capacity,
+            programs=programs, k=k, **peaks.candidate_sizes(shape, per_sample), **sizes),
         "select + outputs": lambda: launch(
             kernels.select_kernel, (batch,), num_warps=8, heat_ptr=heat, candidates_ptr=candidates, count_ptr=count,
             scores_ptr=outputs[0], labels_ptr=outputs[1], ys_ptr=outputs[2], xs_ptr=outputs[3],
             indices_ptr=outputs[4], classes=classes, height=height, width=width, capacity=capacity, k=k,
-            KERNEL=kernel, KEEP=keep, CHUNK=max(shape.chunk or 512, 2 * keep)),
+            KERNEL=kernel, KEEP=keep, CHUNK=max(shape.chunk or 256, 2 * keep)),
     }
     for step in steps.values():
         step()
-    print(f"    groups listed per sample: {group_count.tolist()[:6]} ..., candidates: {count.tolist()[:6]} ...")
+    print(f"    {shape}: {per_sample} groups a sample, {programs} candidate programs a sample; candidates: "
+          f"{count.tolist()[:6]} ...")
     return steps, outputs
 
 
-def centernet(shape=(32, 80, 128, 128), k=100, kernel=3):
+def profile_path(heat, k, kernel, floor, shape, reference, label):
+    """Each launch of the three-launch path, the whole path, and whether it gives the reference's results."""
+    print(f"  new path {label}:")
+    steps, outputs = new_stages(heat, k, kernel, shape)
+    for name, fn in steps.items():
+        print(f"    {name}: {us(fn):.1f} us", flush=True)
+    whole = us(lambda: peaks.peaks_triton(heat, k, kernel, shape=shape))
+    same = all(torch.equal(a, b) for a, b in zip(outputs, reference))
+    print(f"    whole: {whole:.1f} us = {whole / floor:.2f}x the floor; same as heatmap_peaks' torch backend: {same}")
+
+
+def centernet(previous, sweep, shape=(32, 80, 128, 128), k=100, kernel=3):
     heat = peak_inputs(shape, "cuda")
     floor = heat.numel() * heat.element_size() / copy_bandwidth("cuda") * 1e6
     print(f"centernet {shape}, k={k}, kernel={kernel}: read-once floor {floor:.1f} us (copy bandwidth); "
           f"torch.amax over the map (a read) {us(lambda: torch.amax(heat)):.1f} us")
-    stages = {}
-    old = old_peaks(heat, k, kernel, stages=stages)
-    print("  old path (tile-bound, before):")
-    for name, fn in stages.items():
-        print(f"    {name}: {us(fn):.1f} us", flush=True)
-    print(f"    whole: {us(lambda: old_peaks(heat, k, kernel)):.1f} us")
-    reference = heatmap_peaks_composed(heat, k, kernel)
-    default = peaks.TILE_BOUND
-    for changes in ({}, dict(warps=1), dict(warps=4), dict(rows=16), dict(rows=64), dict(group=4), dict(group=16),
-                    dict(programs=32), dict(programs=128)):
-        shape = peaks.PeaksLaunchShape(**{**default.__dict__, **changes})
-        print(f"  new path {changes or 'default'} ({shape}):")
-        steps, outputs = new_stages(heat, k, kernel, shape)
-        for name, fn in steps.items():
+    reference = heatmap_peaks(heat, k, kernel, backend="torch")
+    if not torch.equal(reference[0], heatmap_peaks_composed(heat, k, kernel)[0]):
+        print("  (the torch backend's scores differ from mmdet's composition)")
+    if previous:
+        from _peaks_old import old_peaks
+
+        stages = {}
+        old = old_peaks(heat, k, kernel, stages=stages)
+        print("  previous path (four launches, 2026-12-03):")
+        for name, fn in stages.items():
             print(f"    {name}: {us(fn):.1f} us", flush=True)
-        whole = us(lambda: peaks.peaks_triton(heat, k, kernel, shape=shape))
-        same = all(torch.equal(a, b) for a, b in zip(outputs, old)) and torch.equal(outputs[0], reference[0])
-        print(f"    whole: {whole:.1f} us = {whole / floor:.2f}x the floor; same as old and mmdet: {same}")
-    print(f"  heatmap_peaks (public, default): {us(lambda: heatmap_peaks(heat, k, kernel)):.1f} us")
+        whole = us(lambda: old_peaks(heat, k, kernel))
+        print(f"    whole: {whole:.1f} us = {whole / floor:.2f}x the floor; same: "
+              f"{all(torch.equal(a, b) for a, b in zip(old, reference))}")
+    for changes in SWEEP if sweep else ({},):
+        shape = dataclasses.replace(peaks.TILE_BOUND, **changes)
+        profile_path(heat, k, kernel, floor, shape, reference, changes or "default")
+    if not sweep:
+        print(f"  heatmap_peaks (public, default): {us(lambda: heatmap_peaks(heat, k, kernel)):.1f} us")
 
 
 def centerpoint(shape, k=500, per_class_k=500):
     heat = peak_inputs(shape, "cuda")
     batch, classes, height, width = heat.shape
-    print(f"centerpoint {shape}, k={k}, per_class_k={per_class_k}:")
+    floor = heat.numel() * heat.element_size() / copy_bandwidth("cuda") * 1e6
+    print(f"centerpoint {shape}, k={k}, per_class_k={per_class_k}: read-once floor {floor:.1f} us")
     compiled = torch.compile(centerpoint_topk_composed)
     compiled(heat, k)
     print(f"  mmdet3d _topk eager {us(lambda: centerpoint_topk_composed(heat, k)):.1f} us, "
           f"compiled {us(lambda: compiled(heat, k)):.1f} us")
-    first = lambda: torch.topk(heat.reshape(batch, classes, -1), per_class_k)  # noqa: E731
-    class_scores, class_flat = first()
-
-    def second():
-        scores, pick = torch.topk(class_scores.reshape(batch, -1), k)
-        return scores, torch.gather(class_flat.reshape(batch, -1), 1, pick) + pick // per_class_k * height * width
-
-    scores, flat = second()
-    print(f"  old: topk per class {us(first):.1f} us, topk of those + gather {us(second):.1f} us, order kernel "
-          f"{us(lambda: peaks.order_peaks_triton(scores, flat, height * width, width)):.1f} us")
+    reference = heatmap_peaks(heat, k, 1, per_class_k=per_class_k, backend="torch")
+    if peaks.launch_shape(peaks.TILE_BOUND, classes, height, width, k) is None:
+        print("  fewer groups than k: the per-class kernels")
+    else:
+        profile_path(heat, k, 1, floor, peaks.TILE_BOUND, reference, "(per_class_k >= k: the one-stage path)")
     keys = torch.empty((batch, classes * per_class_k), dtype=torch.int64, device="cuda")
     keep = triton.next_power_of_2(k)
     best = torch.empty((batch, keep), dtype=torch.int64, device="cuda")
     outs = [torch.empty((batch, k), dtype=heat.dtype, device="cuda")] + [
         torch.empty((batch, k), dtype=torch.int64, device="cuda") for _ in range(4)]
     block, block2 = triton.next_power_of_2(height * width), triton.next_power_of_2(classes * per_class_k)
-    for warps in (None, 4, 8, 16, 32):
-        top = lambda w=warps: launch(  # noqa: E731
-            class_kernels.class_top_kernel, (batch * classes,), num_warps=w or class_peaks._warps(block), heat_ptr=heat,
-            keys_ptr=keys, classes=classes, height=height, width=width, per_class_k=per_class_k, KERNEL=1, BLOCK=block)
-        select = lambda w=warps: launch(  # noqa: E731
-            class_kernels.class_select_kernel, (batch,), num_warps=w or class_peaks._warps(max(block2, keep)),
-            keys_ptr=keys, best_ptr=best, scores_ptr=outs[0], labels_ptr=outs[1], ys_ptr=outs[2], xs_ptr=outs[3],
-            indices_ptr=outs[4], per_sample=classes * per_class_k, k=k, plane=height * width, width=width,
-            BLOCK=block2, KEEP=keep)
-        print(f"  new, warps {warps or 'default'}: per-class kernel {us(top):.1f} us, select kernel {us(select):.1f} us")
+    top = lambda: launch(  # noqa: E731
+        class_kernels.class_top_kernel, (batch * classes,), num_warps=class_peaks._warps(block), heat_ptr=heat,
+        keys_ptr=keys, classes=classes, height=height, width=width, per_class_k=per_class_k, KERNEL=1, BLOCK=block)
+    select = lambda: launch(  # noqa: E731
+        class_kernels.class_select_kernel, (batch,), num_warps=class_peaks._warps(max(block2, keep)),
+        keys_ptr=keys, best_ptr=best, scores_ptr=outs[0], labels_ptr=outs[1], ys_ptr=outs[2], xs_ptr=outs[3],
+        indices_ptr=outs[4], per_sample=classes * per_class_k, k=k, plane=height * width, width=width,
+        BLOCK=block2, KEEP=keep)
+    print(f"  two per-class kernels (the path for per_class_k < k): per-class {us(top):.1f} us, "
+          f"select {us(select):.1f} us")
     ours = heatmap_peaks(heat, k, kernel=1, per_class_k=per_class_k)
-    print(f"  new whole (heatmap_peaks): {us(lambda: heatmap_peaks(heat, k, 1, per_class_k=per_class_k)):.1f} us; "
+    print(f"  heatmap_peaks (public): {us(lambda: heatmap_peaks(heat, k, 1, per_class_k=per_class_k)):.1f} us; "
           f"scores equal mmdet3d: {torch.equal(ours.scores, centerpoint_topk_composed(heat, k)[0])}")
 
 
 if __name__ == "__main__":
-    centernet()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--previous", action="store_true", help="also time the four-launch path (A/B)")
+    parser.add_argument("--quick", action="store_true", help="the default launch shape only (no sweep)")
+    args = parser.parse_args()
+    centernet(args.previous, sweep=False)  # the default first: the targets before the sweep
     for shape in ((4, 10, 128, 128), (4, 2, 128, 128)):
         centerpoint(shape)
+    if not args.quick:
+        print("sweep of launch shapes (centernet):")
+        centernet(False, sweep=True)

@@ -149,3 +149,32 @@ def test_circle_nms_repeated_calls_relaunch_with_their_tensors():
         assert sum(key[0] == "circle_nms" for key in PLANS) == 2  # the fifth call's thresholds: a layout of its own
     with pytest.raises(ValueError, match="counts must be in"):
         circle_nms_batched(padded_c, padded_s, 3.0, counts=counts + 1000, validate=True)
+
+
+@cuda
+@pytest.mark.gpu
+@pytest.mark.parametrize("shape, k, kernel, per_class_k", [((4, 80, 128, 128), 100, 3, None),
+                                                           ((4, 10, 128, 128), 500, 1, 500),
+                                                           ((4, 2, 128, 128), 500, 1, 500),
+                                                           ((2, 3, 96, 200), 64, 3, None)],
+                         ids=["centernet", "centerpoint", "centerpoint-2-classes", "odd-width"])
+@pytest.mark.parametrize("launch", [None, "shuffle", "strips"])
+def test_peaks_kernels_match_the_torch_backend_on_detector_shapes(shape, k, kernel, per_class_k, launch):
+    """The three-launch path on the benchmarks' shapes (16-byte rows, warp strips, shuffles, one-row groups for
+    per_class_k = k) against the torch backend on the same GPU, NaN and infinities included."""
+    import dataclasses
+
+    from gaussdraw.ops import peaks
+
+    from gaussdraw.bench.decode import peak_inputs
+
+    heat = peak_inputs(shape, "cuda")
+    heat[0, 1, 5, 7], heat[-1, 0, 0, 0], heat[-1, -1, -1, -1] = float("nan"), float("inf"), float("-inf")
+    expected = heatmap_peaks(heat, k, kernel, per_class_k=per_class_k, backend="torch")
+    if launch is None:
+        found = heatmap_peaks(heat, k, kernel, per_class_k=per_class_k, backend="triton")
+    else:
+        changes = dict(shuffle=True) if launch == "shuffle" else dict(strips=4, rows=8)
+        found = peaks.peaks_triton(heat, k, kernel, shape=dataclasses.replace(peaks.TILE_BOUND, **changes))
+    for ours, theirs in zip(found, expected):
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=0, equal_nan=True)

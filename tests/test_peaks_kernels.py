@@ -5,6 +5,8 @@ interpreter's) on the tile-bound path; every kernel size branch (3: by rows; 1, 
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from hypothesis import HealthCheck, Phase, given, settings
@@ -13,13 +15,15 @@ from hypothesis import strategies as st
 from gaussdraw import heatmap_peaks
 from gaussdraw.ops.class_peaks import class_peaks_triton
 from gaussdraw.ops.local_maximum import local_maximum_torch
-from gaussdraw.ops.peaks import PeaksLaunchShape, peaks_triton
+from gaussdraw.ops.peaks import TILE_BOUND, PeaksLaunchShape, launch_shape, peaks_triton
 
 from .oracles import mmdet_topk_peaks
 
 SETTINGS = settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
                     phases=[Phase.explicit, Phase.reuse, Phase.generate])  # the interpreter is too slow to shrink
 SMALL = PeaksLaunchShape(rows=4, group=2, block_w=16, capacity=(2, 32), chunk=32)  # many groups on a tiny map
+SHAPES = [SMALL, dataclasses.replace(SMALL, shuffle=True, strips=1, rows=2),  # neighbours by warp shuffles
+          dataclasses.replace(SMALL, strips=4, rows=2, programs=3, candidate_warps=2)]
 
 
 def ordered_peaks(heat: torch.Tensor, k: int, kernel: int, per_class_k: int | None = None):
@@ -68,17 +72,40 @@ def random_map(seed, shape, levels, zeros=0.5, dtype=torch.float32):
 
 @SETTINGS
 @given(seed=st.integers(0, 2**16), levels=st.sampled_from([2, 5, 1000]), kernel=st.sampled_from([3, 1, 5]),
-       shape=st.sampled_from([(2, 2, 9, 20), (1, 3, 7, 33), (2, 1, 16, 16)]), data=st.data())
-def test_tile_bound_path_orders_every_peak(device_backend, seed, levels, kernel, shape, data):
-    """Random maps with plateaus (few levels), peaks on borders and odd sizes; k up to past the positive
-    peaks (zeros then fill the tail, smallest indices first); the small capacity overflows on plateaus."""
+       shape=st.sampled_from([(2, 2, 9, 20), (1, 3, 7, 33), (2, 1, 16, 16)]), launch=st.sampled_from(SHAPES),
+       nan=st.booleans(), data=st.data())
+def test_tile_bound_path_orders_every_peak(device_backend, seed, levels, kernel, shape, launch, nan, data):
+    """Random maps with plateaus (few levels: group maxima equal to the bound), peaks on borders and odd
+    sizes, a NaN or two; k up to past the positive peaks (zeros then fill the tail, smallest indices
+    first); the small capacity overflows on plateaus. Every launch shape: strips, shuffles, programs."""
     device = triton_device(device_backend)
     heat = random_map(seed, shape, levels)
-    groups = shape[1] * -(-shape[2] // SMALL.group) * -(-shape[3] // SMALL.block_w)  # fewer than k: no path
+    if nan:
+        heat.view(-1)[torch.randperm(heat.numel(), generator=torch.Generator().manual_seed(seed))[:2]] = float("nan")
+    groups = shape[1] * -(-shape[2] // launch.group) * -(-shape[3] // launch.block_w)  # fewer than k: no path
     k = data.draw(st.integers(1, min(groups, 60)))
-    found = peaks_triton(heat.to(device), k, kernel, shape=SMALL)
+    found = peaks_triton(heat.to(device), k, kernel, shape=launch)
     assert found is not None
     assert_same(found, heat, k, kernel)
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2**16), levels=st.sampled_from([2, 1000]), kernel=st.sampled_from([3, 1]),
+       shape=st.sampled_from([(1, 2, 6, 9), (2, 1, 5, 4), (1, 1, 3, 13)]), data=st.data())
+def test_default_shape_takes_large_k_by_smaller_groups(device_backend, seed, levels, kernel, shape, data):
+    """The default launch shape on maps smaller than a tile: groups shrink to one row, then to four columns,
+    until a sample has 2 k of them; k up to the number of such groups (most of the map), every pixel a
+    candidate where plateaus reach the bound."""
+    device = triton_device(device_backend)
+    heat = random_map(seed, shape, levels)
+    most = shape[1] * shape[2] * -(-shape[3] // 4)
+    k = data.draw(st.integers(1, most))
+    fitted = launch_shape(TILE_BOUND, shape[1], shape[2], shape[3], k)
+    assert fitted is not None and fitted.block_w >= 4 and fitted.rows % fitted.group == 0
+    found = peaks_triton(heat.to(device), k, kernel)
+    assert found is not None
+    assert_same(found, heat, k, kernel)
+    assert launch_shape(TILE_BOUND, shape[1], shape[2], shape[3], most + 1) is None  # fewer groups than k
 
 
 @pytest.mark.parametrize("fill, dtype", [(0.0, torch.float16), (0.25, torch.bfloat16), (-1.0, torch.float32)],
@@ -141,6 +168,24 @@ def test_per_class_path_flat_maps_nan_and_dtypes(device_backend, dtype):
     heat[0, 1, 2, 2], heat[1, 0, 0, 0], heat[1, 2, 3, 4] = float("nan"), float("inf"), float("-inf")
     for k, per_class_k in ((1, 1), (5, 3), (30, 20)):
         assert_same(class_peaks_triton(heat.to(device), k, 1, per_class_k), heat, k, 1, per_class_k)
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2**16), levels=st.sampled_from([2, 5, 1000]), data=st.data())
+def test_per_class_k_at_least_k_is_the_one_stage_top_k(device_backend, seed, levels, data, monkeypatch):
+    """No class holds more than k of a sample's top k: with per_class_k >= k the two-stage top-k is the one-stage
+    one (the same keys), which the public call takes on the tile-bound path; ties at both places included."""
+    device = triton_device(device_backend)
+    from gaussdraw.decode import peaks as decode_peaks
+
+    heat = random_map(seed, (2, 3, 6, 24), levels)
+    k = data.draw(st.integers(1, 36))
+    per_class_k = data.draw(st.integers(k, 6 * 24))
+    taken = []
+    monkeypatch.setattr(decode_peaks, "class_peaks_triton", lambda *a: taken.append(a) or None)
+    assert_same(heatmap_peaks(heat.to(device), k, 1, per_class_k=per_class_k, backend="triton"), heat, k, 1,
+                per_class_k)
+    assert not taken, "the per-class kernels ran"
 
 
 def test_public_call_takes_the_kernel_paths(device_backend):

@@ -94,8 +94,11 @@ def heatmap_peaks(heatmap: torch.Tensor, k: int = 100, kernel: int = 3, *, per_c
     chosen = route(backend, heatmap.device)
     triton_path = chosen.use_triton and not chosen.traced  # eager Triton: the kernels beyond the op
     if triton_path:  # no top-k over every pixel: ops/peaks.py, ops/class_peaks.py
-        found = peaks_triton(heatmap, k, kernel) if per_class_k is None else \
-            class_peaks_triton(heatmap, k, kernel, per_class_k)
+        found = None
+        if per_class_k is None or per_class_k >= k:  # no class can hold more than k of the top k
+            found = peaks_triton(heatmap, k, kernel)
+        if found is None and per_class_k is not None:
+            found = class_peaks_triton(heatmap, k, kernel, per_class_k)
         if found is not None:
             return Peaks(*found)
     values = heatmap if kernel == 1 else run(LOCAL_MAXIMUM, chosen, heatmap, kernel)

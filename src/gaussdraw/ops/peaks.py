@@ -1,18 +1,18 @@
 """The top-k peaks of a heatmap on the GPU, without a top-k over every pixel.
 
 A peak's value is mmdet's ``heat * (max_pool(heat) == heat)``, compared as an int32 that sorts as the
-float does (:mod:`._sort_keys`). Four kernels (:mod:`.kernels.peaks`), no host sync, no torch op between:
+float does (:mod:`._sort_keys`). Three kernels (:mod:`.kernels.peaks`), no host sync, no torch op between:
 
-1. group maxima: one pass over the map; each program walks down ``rows`` rows of a plane (a 3 x 3
-   window by rows: three loads a pixel, the neighbours from the cache) and writes the largest value of
-   each ``group`` rows. This pass reads the map once: it is the floor of the whole call;
-2. bound (one program a sample): the k-th largest group maximum ``t`` by bisection on its bits (k
-   groups each hold a value >= t, so every peak of the top k is >= t), the list of groups reaching t
-   (about k), and the sample's candidate count reset;
-3. candidates: ``programs`` programs a sample recompute the listed groups (a few rows each) and append
-   their values >= t as distinct int64 keys (value, then ascending index). A realistic heatmap gives
-   a few more than k candidates;
-4. select (one program a sample): the k largest keys of the candidates, sorted in chunks into a running
+1. group maxima: one pass over the map; a warp walks down ``rows`` rows of a plane (a strip; ``strips``
+   strips a program), four columns a thread (one 16-byte load; a 3 x 3 window by rows, the horizontal
+   neighbours from registers), and writes the largest value of each ``group`` rows. It also sets each
+   sample's candidate count to 0. This pass reads the map once: it is the floor of the whole call;
+2. candidates: ``programs`` programs a sample; each finds the bound ``t`` itself, the k-th largest of the
+   sample's group maxima (k groups each hold a value >= t, so every peak of the top k is >= t; by 2-bit
+   digits: 16 counts), then takes its share of the groups reaching t (about k in all), recomputes each
+   (every load at once) and appends its values >= t as distinct int64 keys (value, then ascending index).
+   A realistic heatmap gives a few more than k candidates;
+3. select (one program a sample): the k largest keys of the candidates, sorted in chunks into a running
    best, written out as scores, labels, ys, xs, indices. Where the candidates overflow their buffer
    (plateaus: many pixels equal at the k-th place), it takes every pixel of the sample instead,
    recomputed (slower, exact).
@@ -32,18 +32,22 @@ from ._triton import cdiv, check_device, interpreting, next_power_of_2
 
 @dataclasses.dataclass(frozen=True)
 class PeaksLaunchShape:
-    """The tile-bound path's launch shape: the first pass's programs take ``rows`` x ``block_w`` pixels
-    with ``warps`` warps and write one maximum per ``group`` rows (``rows`` a multiple of it; the
-    candidates pass recomputes a group); ``programs`` candidate programs a sample (None: k // 2 within
-    [16, 256]); candidates kept per sample, max(capacity[0] * k, capacity[1]) (at most the sample's
-    pixels); keys the select kernel sorts at once (at least 2 * next_power_of_2(k)), ``chunk``, None:
-    64 in the interpreter, where a sort's cost grows with its width rather than its work, else 512."""
+    """The tile-bound path's launch shape: the first pass's programs take ``strips`` strips (a warp each) of
+    ``rows`` rows x ``block_w`` columns and write one maximum per ``group`` rows (``rows`` a multiple of it;
+    the candidates pass recomputes a group; halved, down to 1, while a sample has fewer than 2 k groups),
+    a pixel's horizontal neighbours from the cache (two loads) or, ``shuffle``, from the next threads;
+    ``programs`` candidate programs a sample (None: k // 4 within [16, 128]) of ``candidate_warps`` warps;
+    candidates kept per sample, max(capacity[0] * k, capacity[1]) (at most the sample's pixels); keys the
+    select kernel sorts at once (at least 2 * next_power_of_2(k)), ``chunk``, None: 64 in the interpreter,
+    where a sort's cost grows with its width rather than its work, else 256 (k = 100: one sort of 256)."""
 
-    rows: int = 32
+    rows: int = 16
+    strips: int = 2
     group: int = 8
     block_w: int = 128
-    warps: int = 2
+    shuffle: bool = False
     programs: int | None = None
+    candidate_warps: int = 4
     capacity: tuple[int, int] = (16, 8192)
     chunk: int | None = None
 
@@ -69,16 +73,36 @@ def order_peaks_triton(scores: torch.Tensor, flat: torch.Tensor, plane: int, wid
     return outputs
 
 
-BOUND_LIMIT = 32768  # the most group maxima a sample's bound program holds
+BOUND_LIMIT = 32768  # the most group maxima a sample's candidate programs hold
 
 
-def _groups(shape: PeaksLaunchShape, classes: int, height: int, width: int) -> PeaksLaunchShape | None:
-    """``shape`` with groups (and rows) doubled until a sample has at most BOUND_LIMIT group maxima."""
-    while classes * cdiv(height, shape.group) * cdiv(width, shape.block_w) > BOUND_LIMIT:
+def launch_shape(shape: PeaksLaunchShape, classes: int, height: int, width: int, k: int) -> PeaksLaunchShape | None:
+    """``shape`` fitted to the map: columns at most the map's width (a power of 2, at least 4); groups halved
+    (down to 1 row), then columns (down to 4), while a sample has fewer than 2 k of them; groups doubled
+    (and rows with them) while it has more than BOUND_LIMIT; None where a sample has fewer than k groups."""
+    shape = dataclasses.replace(shape, block_w=max(4, min(shape.block_w, next_power_of_2(width))))
+
+    def per_sample(s):
+        return classes * cdiv(height, s.group) * cdiv(width, s.block_w)
+
+    while shape.group > 1 and per_sample(shape) < 2 * k:
+        shape = dataclasses.replace(shape, group=shape.group // 2)
+    while shape.block_w > 4 and per_sample(shape) < 2 * k:
+        shape = dataclasses.replace(shape, block_w=shape.block_w // 2)
+    while per_sample(shape) > BOUND_LIMIT:
         if shape.group >= height:
             return None
         shape = dataclasses.replace(shape, group=2 * shape.group, rows=max(shape.rows, 2 * shape.group))
-    return shape
+    return shape if per_sample(shape) >= k else None
+
+
+def candidate_sizes(shape: PeaksLaunchShape, per_sample: int) -> dict:
+    """The candidates launch's warps, BLOCK (the sample's group maxima) and BITS (digits a round of the bound):
+    at least ``candidate_warps``, more (to 16) and one bit a round where a sample has many groups, so that a
+    thread holds at most ~512 of the (2^BITS, BLOCK) comparisons a round."""
+    block = next_power_of_2(per_sample)
+    return dict(num_warps=max(shape.candidate_warps, min(16, block // 512)), BLOCK=block,
+                BITS=2 if block <= 4096 else 1)
 
 
 def peaks_triton(heat: torch.Tensor, k: int, kernel: int, *,
@@ -93,34 +117,31 @@ def peaks_triton(heat: torch.Tensor, k: int, kernel: int, *,
 
     heat = heat.contiguous()
     batch, classes, height, width = heat.shape
-    shape = _groups(shape, classes, height, width)
-    if shape is None or heat.dtype == torch.float64 or k > ORDER_LIMIT or classes * height * width >= 2**31:
+    if heat.dtype == torch.float64 or k > ORDER_LIMIT or classes * height * width >= 2**31 or batch == 0:
+        return None
+    shape = launch_shape(shape, classes, height, width, k)
+    if shape is None:
         return None
     tiles_w, groups_h = cdiv(width, shape.block_w), cdiv(height, shape.group)
     per_sample = classes * groups_h * tiles_w
-    if per_sample < k or batch == 0:
-        return None
     device = heat.device
     group_max = torch.empty((batch, per_sample), dtype=torch.int32, device=device)
+    count = torch.empty(batch, dtype=torch.int32, device=device)
     sizes = dict(height=height, width=width, tiles_w=tiles_w, groups_h=groups_h, KERNEL=kernel,
                  GROUP=shape.group, BLOCK_W=shape.block_w)
-    launch(kernels.group_max_kernel, (cdiv(height, shape.rows) * tiles_w, batch * classes), num_warps=shape.warps,
-           heat_ptr=heat, group_max_ptr=group_max, ROWS=shape.rows, **sizes)
-    bound, group_count, count = (torch.empty(batch, dtype=torch.int32, device=device) for _ in range(3))
-    groups = torch.empty((batch, per_sample), dtype=torch.int32, device=device)
-    launch(kernels.bound_kernel, (batch,), num_warps=4 if per_sample <= 4096 else 8, group_max_ptr=group_max,
-           bound_ptr=bound, groups_ptr=groups, group_count_ptr=group_count, count_ptr=count, per_sample=per_sample,
-           k=k, BLOCK=next_power_of_2(per_sample))
+    launch(kernels.group_max_kernel, (cdiv(height, shape.rows * shape.strips) * tiles_w, batch * classes),
+           num_warps=shape.strips, heat_ptr=heat, group_max_ptr=group_max, count_ptr=count, classes=classes,
+           ROWS=shape.rows, STRIPS=shape.strips, SHUFFLE=shape.shuffle, **sizes)
     capacity = min(classes * height * width, max(shape.capacity[0] * k, shape.capacity[1]))
     candidates = torch.empty((batch, capacity), dtype=torch.int64, device=device)
-    programs = shape.programs or min(max(k // 2, 16), 256)
-    launch(kernels.candidates_kernel, (programs, batch), num_warps=shape.warps, heat_ptr=heat, bound_ptr=bound,
-           groups_ptr=groups, group_count_ptr=group_count, candidates_ptr=candidates, count_ptr=count,
-           classes=classes, per_sample=per_sample, capacity=capacity, programs=programs, **sizes)
+    programs = shape.programs or min(max(k // 4, 16), 128)
+    launch(kernels.candidates_kernel, (programs, batch), heat_ptr=heat, group_max_ptr=group_max,
+           candidates_ptr=candidates, count_ptr=count, classes=classes, per_sample=per_sample, capacity=capacity,
+           programs=programs, k=k, **candidate_sizes(shape, per_sample), **sizes)
     outputs = [torch.empty((batch, k), dtype=heat.dtype, device=device)]
     outputs += [torch.empty((batch, k), dtype=torch.int64, device=device) for _ in range(4)]
     keep = next_power_of_2(k)
-    chunk = shape.chunk or (64 if interpreting() else 512)
+    chunk = shape.chunk or (64 if interpreting() else 256)
     launch(kernels.select_kernel, (batch,), num_warps=8, heat_ptr=heat, candidates_ptr=candidates, count_ptr=count,
            scores_ptr=outputs[0], labels_ptr=outputs[1], ys_ptr=outputs[2], xs_ptr=outputs[3],
            indices_ptr=outputs[4], classes=classes, height=height, width=width, capacity=capacity, k=k,

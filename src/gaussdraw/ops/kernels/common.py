@@ -130,6 +130,51 @@ def window_row(heat_ptr, base, y, x, height, width):
 
 
 @triton.jit
+def max3(a, b, c):
+    """The largest of three; NaN where any is NaN (as max-pooling)."""
+    return tl.maximum(tl.maximum(a, b, propagate_nan=tl.PropagateNan.ALL), c, propagate_nan=tl.PropagateNan.ALL)
+
+
+@triton.jit
+def quad_rows(heat_ptr, base, y, first, height, width, KERNEL: tl.constexpr, SHUFFLE: tl.constexpr = False):
+    """(heat, max of heat at x - 1, x, x + 1) in float32, each (S, Q, 4), on rows ``y`` (S,) at columns
+    ``first[:, None] + (0, 1, 2, 3)`` (``first``: (Q,)): four consecutive columns a thread, read as one
+    16-byte load where the row is aligned,
+    plus the two neighbours beyond the four (two scalar loads, from the cache; SHUFFLE: from the next and
+    previous threads by warp shuffles, loaded at the tile's ends only); the shifted values come from the
+    four in registers. -inf outside the map, as max-pooling pads. KERNEL 1: the heat twice, one load."""
+    x = first[:, None] + tl.arange(0, 4)[None, :]
+    rows = y[:, None, None] + 0 * x[None, :, :]
+    row_ok = (rows >= 0) & (rows < height)
+    at = heat_ptr + base + rows * width + x[None, :, :]
+    heat = tl.load(at, mask=row_ok & (x[None, :, :] < width), other=float("-inf")).to(tl.float32)
+    if KERNEL == 1:
+        return heat, heat
+    even, odd = tl.split(tl.reshape(heat, (heat.shape[0], heat.shape[1], 2, 2)))  # columns 0, 2 and 1, 3
+    c0, c2 = tl.split(even)
+    c1, c3 = tl.split(odd)
+    first = first[None, :] + 0 * y[:, None]  # (S, Q)
+    first_ok = (y[:, None] >= 0) & (y[:, None] < height)
+    row_at = heat_ptr + base + y[:, None] * width + first
+    left_ok = first_ok & (first >= 1) & (first <= width)
+    right_ok = first_ok & (first + 4 < width)
+    if SHUFFLE:  # inside the tile: the previous / next thread's four (warp shuffles); only the ends loaded
+        quad = tl.arange(0, heat.shape[1])[None, :] + 0 * y[:, None]
+        last: tl.constexpr = heat.shape[1] - 1
+        left = tl.where(quad == 0, tl.load(row_at - 1, mask=left_ok & (quad == 0), other=float("-inf")).to(tl.float32),
+                        tl.gather(c3, tl.maximum(quad - 1, 0), axis=1))
+        right = tl.where(quad == last, tl.load(row_at + 4, mask=right_ok & (quad == last), other=float("-inf")),
+                         tl.gather(c0, tl.minimum(quad + 1, last), axis=1)).to(tl.float32)
+        right = tl.where(right_ok, right, float("-inf"))
+    else:  # two more loads, from the cache
+        left = tl.load(row_at - 1, mask=left_ok, other=float("-inf")).to(tl.float32)
+        right = tl.load(row_at + 4, mask=right_ok, other=float("-inf")).to(tl.float32)
+    m0, m1, m2, m3 = max3(left, c0, c1), max3(c0, c1, c2), max3(c1, c2, c3), max3(c2, c3, right)
+    row_max = tl.reshape(tl.join(tl.join(m0, m2), tl.join(m1, m3)), heat.shape)
+    return heat, row_max
+
+
+@triton.jit
 def peak_of_rows(heat, above, middle, below):
     """mmdet's ``heat * (window max == heat)`` from the row maxima ``above``, ``middle``, ``below``
     (:func:`window_row`) of a 3 x 3 window; NaN anywhere in the window makes its max NaN."""
@@ -152,6 +197,20 @@ def kth_largest(keys, k):
         trial = found + (1 << bit)
         enough = tl.sum((keys >= trial.to(tl.int32)).to(tl.int32), axis=0) >= k
         found = tl.where(enough, trial, found)
+    return found.to(tl.int32)
+
+
+@triton.jit
+def kth_largest_by_digits(keys, k, BITS: tl.constexpr):
+    """:func:`kth_largest` with 2^BITS - 1 trial values a round (32 / BITS rounds, each one reduction of
+    a (2^BITS, n) comparison): fewer dependent reductions for the same answer. BITS divides 32."""
+    digits = tl.arange(0, 1 << BITS).to(tl.int64)
+    found = tl.sum(keys * 0, axis=0).to(tl.int64) - 2147483648  # count(keys >= found) >= k throughout
+    for shift in tl.static_range(32 - BITS, -1, -BITS):
+        trials = (found + (digits << shift)).to(tl.int32)  # within int32: found's lower bits are zero
+        counts = tl.sum((keys[None, :] >= trials[:, None]).to(tl.int32), axis=1)
+        digit = tl.max(tl.where(counts >= k, digits, 0), axis=0)  # counts fall as the digit grows
+        found = found + (digit << shift)
     return found.to(tl.int32)
 
 

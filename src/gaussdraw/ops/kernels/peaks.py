@@ -1,120 +1,123 @@
-"""The peaks kernels: group maxima, bound, candidates, select (the tile-bound top-k), and the ordering
-of top-k results; see :mod:`gaussdraw.ops.peaks`.
+"""The peaks kernels: group maxima, candidates (with the bound), select (the tile-bound top-k), and the
+ordering of top-k results; see :mod:`gaussdraw.ops.peaks`.
 
-A 3 x 3 window is computed by rows (:func:`.common.window_row`): a program walks down its rows with the
-row maxima of the rows above and below in registers, three loads a pixel, where the 2-d stencil
-(:func:`.common.suppressed_values`, any kernel) makes nine."""
+The first pass reads four consecutive columns a thread (one 16-byte load) on rows that a warp walks down
+(a strip), the 3 x 3 window by rows (:func:`.common.quad_rows`: the horizontal maxima from the four in
+registers and two neighbour loads; the rows above and below kept in registers): 1.5 loads a pixel, where
+the 2-d stencil (:func:`.common.suppressed_values`, any kernel) makes nine."""
 
 from __future__ import annotations
 
 import triton
 import triton.language as tl
 
-from .common import kth_largest, ordered_bits, peak_of_rows, store_peaks, suppressed_values, window_row
+from .common import kth_largest_by_digits, ordered_bits, peak_of_rows, quad_rows, store_peaks, suppressed_values
 
 LOWEST = tl.constexpr(-2147483648)  # below every order of a float
 
 
 @triton.jit
 def _append(keys, flat, chosen, candidates_ptr, count_ptr, sample, capacity):
-    """Appends the int64 keys of the ``chosen`` pixels (1-d) to the sample's candidates."""
+    """Appends the int64 keys of the ``chosen`` pixels (1-d) to the sample's candidates (one atomic, taken
+    whether or not any pixel is chosen: no branch between a program's groups)."""
     chosen = chosen.to(tl.int32)
-    taken = tl.sum(chosen, axis=0)
-    if taken > 0:
-        start = tl.atomic_add(count_ptr + sample, taken)
-        at = start + tl.cumsum(chosen, axis=0) - chosen
-        wide = (keys.to(tl.int64) << 32) | (0xFFFFFFFF - flat.to(tl.int64))
-        tl.store(candidates_ptr + sample * capacity + at, wide, mask=(chosen > 0) & (at < capacity))
+    start = tl.atomic_add(count_ptr + sample, tl.sum(chosen, axis=0), sem="relaxed")
+    at = start + tl.cumsum(chosen, axis=0) - chosen
+    wide = (keys.to(tl.int64) << 32) | (0xFFFFFFFF - flat.to(tl.int64))
+    tl.store(candidates_ptr + sample * capacity + at, wide, mask=(chosen > 0) & (at < capacity))
 
 
 @triton.jit
-def group_max_kernel(heat_ptr, group_max_ptr, height, width, tiles_w, groups_h,
-                     KERNEL: tl.constexpr, ROWS: tl.constexpr, GROUP: tl.constexpr, BLOCK_W: tl.constexpr):
-    """Each program: ROWS rows x BLOCK_W columns of one plane; writes the largest peak key of each GROUP
-    rows (a group) at group_max[plane, group row, column tile]."""
+def group_max_kernel(heat_ptr, group_max_ptr, count_ptr, classes, height, width, tiles_w, groups_h,
+                     KERNEL: tl.constexpr, ROWS: tl.constexpr, STRIPS: tl.constexpr, GROUP: tl.constexpr,
+                     BLOCK_W: tl.constexpr, SHUFFLE: tl.constexpr):
+    """Each program: STRIPS strips of ROWS rows (a warp each, side by side) x BLOCK_W columns of one plane;
+    writes the largest peak key of each GROUP rows (a group) at group_max[plane, group row, column tile],
+    and sets the sample's candidate count to 0 (its first plane's first program)."""
     tile = tl.program_id(0)
     plane = tl.program_id(1).to(tl.int64)
+    tl.store(count_ptr + plane // classes, 0, mask=(tile == 0) & (plane % classes == 0))
     tx = tile % tiles_w
-    y0 = (tile // tiles_w) * ROWS
-    x = tx * BLOCK_W + tl.arange(0, BLOCK_W)
     base = plane * height * width
     out = group_max_ptr + plane * groups_h * tiles_w + tx
-    if KERNEL == 3:
-        _, above = window_row(heat_ptr, base, y0 - 1, x, height, width)
-        heat, middle = window_row(heat_ptr, base, y0, x, height, width)
-        best = tl.full((BLOCK_W,), LOWEST, tl.int32)
+    if KERNEL == 3 or KERNEL == 1:
+        y0 = (tile // tiles_w) * (ROWS * STRIPS) + tl.arange(0, STRIPS) * ROWS  # (STRIPS,) first rows
+        first = tx * BLOCK_W + 4 * tl.arange(0, BLOCK_W // 4)  # (Q,) a thread's first column
+        columns_ok = (first[:, None] + tl.arange(0, 4)[None, :] < width)[None, :, :]
+        best = tl.full((STRIPS, BLOCK_W // 4, 4), float("-inf"), tl.float32)  # the order's map once a group
+        if KERNEL == 3:
+            _, above = quad_rows(heat_ptr, base, y0 - 1, first, height, width, KERNEL, SHUFFLE)
+            heat, middle = quad_rows(heat_ptr, base, y0, first, height, width, KERNEL, SHUFFLE)
         for r in tl.static_range(ROWS):
-            next_heat, below = window_row(heat_ptr, base, y0 + r + 1, x, height, width)
-            keys = ordered_bits(peak_of_rows(heat, above, middle, below))
-            best = tl.maximum(best, tl.where((x < width) & (0 * x + y0 + r < height), keys, LOWEST))
-            if (r + 1) % GROUP == 0:
+            if KERNEL == 3:
+                next_heat, below = quad_rows(heat_ptr, base, y0 + r + 1, first, height, width, KERNEL, SHUFFLE)
+                values = peak_of_rows(heat, above, middle, below)
+                above, middle, heat = middle, below, next_heat
+            else:
+                heat, _ = quad_rows(heat_ptr, base, y0 + r, first, height, width, KERNEL, SHUFFLE)
+                values = peak_of_rows(heat, heat, heat, heat)
+            inside = columns_ok & ((y0 + r) < height)[:, None, None]  # a group has a pixel inside: -inf is no key
+            best = tl.maximum(best, tl.where(inside, values, float("-inf")), propagate_nan=tl.PropagateNan.ALL)
+            if (r + 1) % GROUP == 0:  # the order is monotone, NaN on top: the order of the max, the max of orders
                 group = (y0 + r) // GROUP
-                tl.store(out + group * tiles_w, tl.max(best, axis=0), mask=group < groups_h)
-                best = tl.full((BLOCK_W,), LOWEST, tl.int32)
-            above, middle, heat = middle, below, next_heat
+                keys = ordered_bits(best)
+                tl.store(out + group * tiles_w, tl.max(tl.max(keys, axis=2), axis=1), mask=group < groups_h)
+                best = tl.full((STRIPS, BLOCK_W // 4, 4), float("-inf"), tl.float32)
     else:
-        for j in tl.static_range(ROWS // GROUP):
-            y = y0 + j * GROUP + tl.arange(0, GROUP)[:, None]
+        x = tx * BLOCK_W + tl.arange(0, BLOCK_W)
+        for j in tl.static_range(ROWS * STRIPS // GROUP):
+            y = (tile // tiles_w) * (ROWS * STRIPS) + j * GROUP + tl.arange(0, GROUP)[:, None]
             inside = (y < height) & (x[None, :] < width)
             values = suppressed_values(heat_ptr, base, y, x[None, :], inside, height, width, KERNEL)
             keys = tl.where(inside, ordered_bits(values), LOWEST)
-            group = y0 // GROUP + j
+            group = (tile // tiles_w) * (ROWS * STRIPS // GROUP) + j
             tl.store(out + group * tiles_w, tl.max(tl.max(keys, axis=1), axis=0), mask=group < groups_h)
 
 
 @triton.jit
-def bound_kernel(group_max_ptr, bound_ptr, groups_ptr, group_count_ptr, count_ptr, per_sample, k,
-                 BLOCK: tl.constexpr):
-    """One program a sample: the bound (the k-th largest group maximum: k groups hold a peak >= it, so
-    every peak of the top k is >= it), the list of groups whose maximum reaches it, and the sample's
-    candidate count set to 0."""
-    sample = tl.program_id(0).to(tl.int64)
+def candidates_kernel(heat_ptr, group_max_ptr, candidates_ptr, count_ptr, classes, height, width, tiles_w, groups_h,
+                      per_sample, capacity, programs, k,
+                      KERNEL: tl.constexpr, GROUP: tl.constexpr, BLOCK_W: tl.constexpr, BLOCK: tl.constexpr,
+                      BITS: tl.constexpr):
+    """``programs`` programs a sample. Each finds the bound itself from the sample's group maxima (the k-th
+    largest: k groups hold a peak >= it, so every peak of the top k is >= it; by digits of BITS bits), takes
+    every ``programs``-th group reaching it, recomputes the group's peaks (every load at once) and appends
+    those >= the bound to the sample's candidates, as distinct int64 keys (value, then ascending index)."""
+    sample = tl.program_id(1).to(tl.int64)
     lanes = tl.arange(0, BLOCK)
     valid = lanes < per_sample
     maxima = tl.load(group_max_ptr + sample * per_sample + lanes, mask=valid, other=LOWEST)
-    bound = kth_largest(maxima, k)
+    bound = kth_largest_by_digits(maxima, k, BITS)
     reach = (valid & (maxima >= bound)).to(tl.int32)
-    at = tl.cumsum(reach, axis=0) - reach
-    tl.store(groups_ptr + sample * per_sample + at, lanes, mask=reach > 0)
-    tl.store(group_count_ptr + sample, tl.sum(reach, axis=0))
-    tl.store(bound_ptr + sample, bound)
-    tl.store(count_ptr + sample, 0)
-
-
-@triton.jit
-def candidates_kernel(heat_ptr, bound_ptr, groups_ptr, group_count_ptr, candidates_ptr, count_ptr, classes, height,
-                      width, tiles_w, groups_h, per_sample, capacity, programs,
-                      KERNEL: tl.constexpr, GROUP: tl.constexpr, BLOCK_W: tl.constexpr):
-    """``programs`` programs a sample share its listed groups: each recomputes a group's peaks and appends
-    those >= the bound to the sample's candidates, as distinct int64 keys (value, then ascending index)."""
-    sample = tl.program_id(1).to(tl.int64)
-    bound = tl.load(bound_ptr + sample)
-    listed = tl.load(group_count_ptr + sample)
+    rank = tl.cumsum(reach, axis=0) - reach
+    turn = tl.where((reach > 0) & (rank % programs == tl.program_id(0)), rank // programs, -1)  # my i-th group
     plane_groups = groups_h * tiles_w
-    for i in range(tl.program_id(0), listed, programs):
-        group = tl.load(groups_ptr + sample * per_sample + i)
+    for i in range(0, tl.max(turn, axis=0) + 1):
+        group = tl.max(tl.where(turn == i, lanes, -1), axis=0)
         c = group // plane_groups
-        tx = group % tiles_w
-        y0 = (group % plane_groups) // tiles_w * GROUP
-        x = tx * BLOCK_W + tl.arange(0, BLOCK_W)
         base = (sample * classes + c) * height * width
-        flat = c * height * width + x
-        if KERNEL == 3:
-            _, above = window_row(heat_ptr, base, y0 - 1, x, height, width)
-            heat, middle = window_row(heat_ptr, base, y0, x, height, width)
-            for r in tl.static_range(GROUP):
-                next_heat, below = window_row(heat_ptr, base, y0 + r + 1, x, height, width)
-                keys = ordered_bits(peak_of_rows(heat, above, middle, below))
-                chosen = (x < width) & (0 * x + y0 + r < height) & (keys >= bound)
-                _append(keys, flat + (y0 + r) * width, chosen, candidates_ptr, count_ptr, sample, capacity)
-                above, middle, heat = middle, below, next_heat
+        x0 = (group % tiles_w) * BLOCK_W
+        y0 = (group % plane_groups) // tiles_w * GROUP
+        if KERNEL == 3 or KERNEL == 1:  # (GROUP, Q, 4): three row reads of 1.5 loads a pixel, all at once
+            y = y0 + tl.arange(0, GROUP)
+            first = x0 + 4 * tl.arange(0, BLOCK_W // 4)
+            heat, middle = quad_rows(heat_ptr, base, y, first, height, width, KERNEL)
+            if KERNEL == 3:
+                _, above = quad_rows(heat_ptr, base, y - 1, first, height, width, KERNEL)
+                _, below = quad_rows(heat_ptr, base, y + 1, first, height, width, KERNEL)
+                values = peak_of_rows(heat, above, middle, below)
+            else:
+                values = peak_of_rows(heat, heat, heat, heat)
+            x = (first[:, None] + tl.arange(0, 4)[None, :])[None, :, :]
+            y = y[:, None, None]
         else:
+            x = x0 + tl.arange(0, BLOCK_W)[None, :]
             y = y0 + tl.arange(0, GROUP)[:, None]
-            inside = (y < height) & (x[None, :] < width)
-            keys = ordered_bits(suppressed_values(heat_ptr, base, y, x[None, :], inside, height, width, KERNEL))
-            chosen = tl.reshape(inside & (keys >= bound), (GROUP * BLOCK_W,))
-            _append(tl.reshape(keys, (GROUP * BLOCK_W,)), tl.reshape(flat[None, :] + y * width, (GROUP * BLOCK_W,)),
-                    chosen, candidates_ptr, count_ptr, sample, capacity)
+            values = suppressed_values(heat_ptr, base, y, x, (y < height) & (x < width), height, width, KERNEL)
+        keys = ordered_bits(values)
+        chosen = tl.reshape((y < height) & (x < width) & (keys >= bound), (GROUP * BLOCK_W,))
+        flat = tl.reshape(c * height * width + y * width + x, (GROUP * BLOCK_W,))
+        _append(tl.reshape(keys, (GROUP * BLOCK_W,)), flat, chosen, candidates_ptr, count_ptr, sample, capacity)
 
 
 @triton.jit
