@@ -27,8 +27,10 @@ from gaussdraw.reference import centerpoint_topk_composed, heatmap_peaks_compose
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 
 cdiv = triton.cdiv
-SWEEP = (dict(shuffle=True), dict(strips=1), dict(strips=4), dict(rows=8), dict(rows=32), dict(rows=8, strips=4),
-         dict(programs=16), dict(programs=50), dict(programs=100), dict(chunk=512), dict(candidate_warps=2), dict(candidate_warps=8))
+SWEEP = (dict(programs=4), dict(programs=8), dict(programs=4, candidate_warps=8), dict(programs=8, candidate_warps=8),
+         dict(candidate_warps=16), dict(shuffle=True), dict(strips=1), dict(strips=4), dict(rows=8), dict(rows=32),
+         dict(rows=8, strips=4), dict(programs=16), dict(programs=50), dict(programs=100), dict(chunk=512),
+         dict(candidate_warps=2), dict(candidate_warps=8))
 
 
 def us(fn):
@@ -149,10 +151,12 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--previous", action="store_true", help="also time the four-launch path (A/B)")
     parser.add_argument("--quick", action="store_true", help="the default launch shape only (no sweep)")
+    parser.add_argument("--sweep-only", action="store_true", help="the sweep of launch shapes alone")
     args = parser.parse_args()
-    centernet(args.previous, sweep=False)  # the default first: the targets before the sweep
-    for shape in ((4, 10, 128, 128), (4, 2, 128, 128)):
-        centerpoint(shape)
+    if not args.sweep_only:
+        centernet(args.previous, sweep=False)  # the default first: the targets before the sweep
+        for shape in ((4, 10, 128, 128), (4, 2, 128, 128)):
+            centerpoint(shape)
     if not args.quick:
         print("sweep of launch shapes (centernet):")
         centernet(False, sweep=True)

@@ -55,8 +55,8 @@ def centerpoint_top_kernel(keys_ptr, classes_ptr, heat0, heat1, heat2, heat3, he
 def peak_box(reg, hei, dim, rot, vel, sample, index, xs, ys, m, plane, out_size_factor, voxel_x, voxel_y, origin_x,
              origin_y, column: tl.constexpr, NORM_BBOX: tl.constexpr, NATIVE_MATH: tl.constexpr):
     """Column ``column`` (constexpr 0 to 8) of ``CenterPointBBoxCoder.decode``'s boxes at pixels ``index``:
-    mmdet3d's float32 operations in its order (the launch turns fused multiply-adds off); exp and atan2 as
-    CUDA's expf and atan2f (torch's on a GPU). In the interpreter ``rot`` holds atan2's values already."""
+    mmdet3d's float32 operations in its order (the launch turns fused multiply-adds off); exp as CUDA's expf
+    (torch's on a GPU), atan2 as libdevice's atan2f (within an ulp of torch's). In the interpreter ``rot`` holds atan2's values already."""
     if column == 0:
         value = (xs.to(tl.float32) + tl.load(reg + sample * 2 * plane + index, mask=m, other=0.0)) \
             * out_size_factor * voxel_x + origin_x
