@@ -56,7 +56,8 @@ def peak_box(reg, hei, dim, rot, vel, sample, index, xs, ys, m, plane, out_size_
              origin_y, column: tl.constexpr, NORM_BBOX: tl.constexpr, NATIVE_MATH: tl.constexpr):
     """Column ``column`` (constexpr 0 to 8) of ``CenterPointBBoxCoder.decode``'s boxes at pixels ``index``:
     mmdet3d's float32 operations in its order (the launch turns fused multiply-adds off); exp as CUDA's expf
-    (torch's on a GPU), atan2 as libdevice's atan2f (within an ulp of torch's). In the interpreter ``rot`` holds atan2's values already."""
+    (torch's on a GPU), atan2 as libdevice's atan2f (within an ulp of torch's). In the interpreter ``rot``
+    holds atan2's values already."""
     if column == 0:
         value = (xs.to(tl.float32) + tl.load(reg + sample * 2 * plane + index, mask=m, other=0.0)) \
             * out_size_factor * voxel_x + origin_x
