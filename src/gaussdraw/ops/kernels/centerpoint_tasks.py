@@ -29,7 +29,7 @@ def pick(task, p0, p1, p2, p3, p4, p5):
 
 
 @triton.jit
-def centerpoint_top_kernel(keys_ptr, classes_ptr, heat0, heat1, heat2, heat3, heat4, heat5, first_task, tasks,
+def centerpoint_top_kernel(keys_ptr, heat0, heat1, heat2, heat3, heat4, heat5, classes_ptr, first_task, tasks,
                            max_classes, plane, per_class_k, BLOCK: tl.constexpr):
     """One program a (sample, class, task) plane (grid (B * max_classes, tasks of the launch)): the
     plane's ``per_class_k`` best logits (equal values at the last place: the smallest pixels) as int64
@@ -85,9 +85,9 @@ def peak_box(reg, hei, dim, rot, vel, sample, index, xs, ys, m, plane, out_size_
 
 @triton.jit
 def centerpoint_task_candidates_kernel(
-    keys_ptr, best_ptr, classes_ptr, offsets_ptr, bounds_ptr, boxes_ptr, scores_ptr, labels_ptr, counts_ptr,
+    keys_ptr, best_ptr, boxes_ptr, scores_ptr, labels_ptr, counts_ptr,
     reg0, reg1, reg2, reg3, reg4, reg5, hei0, hei1, hei2, hei3, hei4, hei5, dim0, dim1, dim2, dim3, dim4, dim5,
-    rot0, rot1, rot2, rot3, rot4, rot5, vel0, vel1, vel2, vel3, vel4, vel5,
+    rot0, rot1, rot2, rot3, rot4, rot5, vel0, vel1, vel2, vel3, vel4, vel5, classes_ptr, offsets_ptr, bounds_ptr,
     first_task, tasks, max_classes, k, plane, width, out_size_factor, voxel_x, voxel_y, origin_x, origin_y, threshold,
     HAS_RANGE: tl.constexpr, HAS_THRESHOLD: tl.constexpr, NORM_BBOX: tl.constexpr, COLUMNS: tl.constexpr,
     BLOCK: tl.constexpr, KEEP: tl.constexpr, KEEP_DIMS: tl.constexpr, NATIVE_MATH: tl.constexpr,
