@@ -170,3 +170,28 @@ def test_the_key_reads_dicts_and_lists_of_them():
     assert plans.plan_key((1,), "triton", False, (renamed,), None) != key
     assert plans.plan_key((1,), "triton", False, ([heads[0]["reg"]],), None) is None  # lists of tensors: padded
     assert plans.plan_key((1,), "triton", False, ([],), None) is None
+
+
+def _one_element_in(tensor):
+    """``tensor``'s values in a view 4 bytes into its storage (another 16-byte alignment)."""
+    storage = torch.empty(tensor.numel() + 1, dtype=tensor.dtype)
+    return storage[1:].view(tensor.shape).copy_(tensor)
+
+
+def test_maps_at_another_offset_get_their_values(served):
+    _planned()
+    heads = _heads(6)
+    for head in heads:  # the regression maps at another alignment: the plan serves them
+        head["reg"], head["dim"] = _one_element_in(head["reg"]), _one_element_in(head["dim"])
+    ours = _decode(heads)
+    assert len(served) == 1 and len(plans.PLANS) == 1
+    _same(ours, _decode(heads, "torch"))
+    heads[1]["heatmap"] = _one_element_in(heads[1]["heatmap"])  # a heatmap's: the plan declines, checked path
+    for _ in range(2):  # the top-k kernel's first launch for this alignment compiles, the second plans
+        ours = _decode(heads)
+        _same(ours, _decode(heads, "torch"))
+    plan = next(iter(plans.PLANS.values()))
+    assert plan.aligned == [True, False, False, False, False, False]  # the declined calls planned anew
+    ours = _decode(heads)
+    assert served[-1] is plan
+    _same(ours, _decode(heads, "torch"))

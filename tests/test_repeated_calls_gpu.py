@@ -167,7 +167,8 @@ def test_keypoint_encodes_take_their_plan_with_new_values(monkeypatch, method):
 def test_centerpoint_decodes_take_their_plan_with_new_values(monkeypatch, nms):
     """From the call after the kernels' compile, a CenterPoint decode of nuScenes' layout repeats its
     launches (gaussdraw.decode.centerpoint_plans) on fresh, poisoned outputs: the values of the
-    unplanned call (plans off) on the same inputs; another batch or map size plans anew."""
+    unplanned call (plans off) on the same inputs, regression maps 4 bytes into their storage too;
+    another batch or map size plans anew."""
     from gaussdraw import centerpoint_decode
     from gaussdraw.decode import centerpoint as decode_module
     from gaussdraw.decode.centerpoint_plans import CenterPointDecodePlan
@@ -190,6 +191,10 @@ def test_centerpoint_decodes_take_their_plan_with_new_values(monkeypatch, nms):
             preds = [{"heatmap": (torch.randn(batch, c, size, size, generator=g) * 2 - 2).cuda(),
                       **{name: torch.randn(batch, n, size, size, generator=g).cuda() for name, n in channels}}
                      for c in classes]
+            if seed % 2:  # odd seeds: the regression maps 4 bytes into their storage (not specialized on)
+                for head in preds:
+                    storage = torch.empty(head["dim"].numel() + 1, device="cuda")
+                    head["dim"] = storage[1:].view(head["dim"].shape).copy_(head["dim"])
             monkeypatch.setattr(decode_module, "plan_key", lambda *args: None)  # plans off: the checked path
             expected = centerpoint_decode(preds, tasks, out_size_factor=4 * 128 // size, **options)
             monkeypatch.setattr(decode_module, "plan_key", real_key)

@@ -270,8 +270,9 @@ def centerpoint_decode(preds, tasks, *, point_cloud_range, voxel_size, out_size_
                          score_threshold, nms, min_radius, nms_thr, pre_max_size, post_max_size, norm_bbox)
     key = None if options is None else plan_key(options, backend, False, (preds,), None)  # no value checks
     plan = planned(key)
-    if plan is not None:  # a repeated eager call of a planned layout
-        return plan(preds)
+    detections = None if plan is None else plan(preds)  # a repeated eager call of a planned layout
+    if detections is not None:
+        return detections
     check_backend(backend)
     dicts = _task_dicts(preds)
     classes = _task_classes(tasks, len(dicts))

@@ -47,13 +47,16 @@ def plannable(dicts: list, nms, k: int) -> bool:
 
 class CenterPointDecodePlan:
     """A call's allocations and launches, repeated for new ``preds`` of its layout: returns fresh
-    detections (``detections``' type)."""
+    detections (``detections``' type), or None where a heatmap's 16-byte alignment is not the first
+    call's (the top-k kernel is compiled for it; the regression maps' are not specialized on)."""
 
-    __slots__ = ("wrapped", "slots", "names", "native", "device", "shapes", "relaunches", "positions", "detections")
+    __slots__ = ("wrapped", "slots", "names", "native", "device", "shapes", "relaunches", "positions", "detections",
+                 "aligned")
 
-    def __init__(self, wrapped, tasks, with_velocity, native, tensors, relaunches, positions, detections):
+    def __init__(self, wrapped, tasks, with_velocity, native, tensors, relaunches, positions, detections, heats):
         self.wrapped, self.native, self.relaunches = wrapped, native, relaunches
         self.slots = [min(slot, tasks - 1) for slot in range(GROUP)]  # the kernels' six pointers of each kind
+        self.aligned = [heats[i].data_ptr() % 16 == 0 for i in self.slots]
         self.names = ("reg", "height", "dim", "rot", "vel" if with_velocity else "reg")
         self.device = tensors[0].device
         self.shapes = [(t.shape, t.dtype) for t in tensors]
@@ -64,10 +67,13 @@ class CenterPointDecodePlan:
         if not self.native:  # the interpreter's kernels read atan2's values (ops.centerpoint_tasks)
             dicts = [dict(_task_tensors(entry, False), heatmap=entry["heatmap"]) for entry in dicts]
         slots, device = self.slots, self.device
+        heats = [dicts[i]["heatmap"] for i in slots]
+        if [heat.data_ptr() % 16 == 0 for heat in heats] != self.aligned:
+            return None
         top, candidates, nms, merge = self.relaunches
         (keys, best, boxes, scores, labels, counts, *rest) = [torch.empty(shape, dtype=dtype, device=device)
                                                             for shape, dtype in self.shapes]
-        top(keys, *[dicts[i]["heatmap"] for i in slots])
+        top(keys, *heats)
         candidates(keys, best, boxes, scores, labels, counts, *[dicts[i][name] for name in self.names for i in slots])
         if nms is not None:
             kept, kept_counts, *outputs = rest
@@ -100,5 +106,6 @@ def decode_and_plan(dicts: list, classes: list, k: int, offsets, class_counts, d
     top, candidates, keys, best = bound
     tensors = [keys, best, boxes, scores, labels, counts, *nms_outputs, *outputs]
     plan = CenterPointDecodePlan(wrapped, len(dicts), "vel" in dicts[0], not interpreting(), tensors,
-                                 (top, candidates, nms, merge), positions, detections)
+                                 (top, candidates, nms, merge), positions, detections,
+                                 [entry["heatmap"] for entry in dicts])
     return result, plan

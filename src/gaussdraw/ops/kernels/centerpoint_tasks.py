@@ -16,6 +16,10 @@ from .circle_nms import sort_distinct
 from .common import first_k, ordered_bits
 
 GROUP = 6  # tasks a launch takes (nuScenes' CenterPoint has six)
+# The regression maps' alignments are not specialized on (they are read at the peaks' pixels, scalar
+# loads): a repeated call's new maps, views at any offset, reuse the compiled kernel
+# (gaussdraw.ops.launch.Relaunch). The heatmaps' are (contiguous plane loads): a plan checks them.
+REGRESSION_POINTERS = [f"{short}{slot}" for short in ("reg", "hei", "dim", "rot", "vel") for slot in range(GROUP)]
 
 
 @triton.jit
@@ -83,7 +87,7 @@ def peak_box(reg, hei, dim, rot, vel, sample, index, xs, ys, m, plane, out_size_
     return value
 
 
-@triton.jit
+@triton.jit(do_not_specialize_on_alignment=REGRESSION_POINTERS)
 def centerpoint_task_candidates_kernel(
     keys_ptr, best_ptr, boxes_ptr, scores_ptr, labels_ptr, counts_ptr,
     reg0, reg1, reg2, reg3, reg4, reg5, hei0, hei1, hei2, hei3, hei4, hei5, dim0, dim1, dim2, dim3, dim4, dim5,
