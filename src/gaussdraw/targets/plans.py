@@ -1,7 +1,8 @@
-"""Repeated target calls (and keypoint encodes): the launches of an earlier call with the same layout.
+"""Repeated target calls (keypoint encodes, CenterPoint decodes): an earlier call's launches, same layout.
 
 A head builds its targets with the same configuration and batch layout every step (a pose
-model its keypoint heatmaps, :mod:`gaussdraw.keypoints.plans`). The
+model its keypoint heatmaps, :mod:`gaussdraw.keypoints.plans`; a detector decodes its head's
+outputs, :mod:`gaussdraw.decode.centerpoint_plans`). The
 first call of a layout checks its arguments, pads its inputs, allocates and launches; an
 unchecked eager call whose inputs have the types, dtypes, shapes, strides and devices of an
 earlier one, with the same checked options and backend, passed those checks already, so it
