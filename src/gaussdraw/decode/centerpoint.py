@@ -266,8 +266,9 @@ def centerpoint_decode(preds, tasks, *, point_cloud_range, voxel_size, out_size_
         >>> out.boxes.shape, int(out.counts[0]) > 0
         (torch.Size([1, 20, 9]), True)
     """
-    options = option_key(tasks, point_cloud_range, voxel_size, out_size_factor, post_center_range, max_num,
-                         score_threshold, nms, min_radius, nms_thr, pre_max_size, post_max_size, norm_bbox)
+    options = None if backend == "torch" else option_key(  # the torch path is never planned
+        tasks, point_cloud_range, voxel_size, out_size_factor, post_center_range, max_num, score_threshold, nms,
+        min_radius, nms_thr, pre_max_size, post_max_size, norm_bbox)
     key = None if options is None else plan_key(options, backend, False, (preds,), None)  # no value checks
     plan = planned(key)
     detections = None if plan is None else plan(preds)  # a repeated eager call of a planned layout
