@@ -16,6 +16,7 @@ import torch
 import gaussdraw
 from gaussdraw import Ragged, draw, loss
 from gaussdraw.decode import centerpoint as decode_centerpoint
+from gaussdraw.decode import centerpoint_plans as decode_centerpoint_plans
 from gaussdraw.decode import nms as decode_nms
 from gaussdraw.decode import peaks as decode_peaks
 from gaussdraw.ops._triton import HAVE_TRITON, interpreting
@@ -229,7 +230,9 @@ OPS = {
     "centerpoint_decode": (call_centerpoint_decode, ["tensor"], [CENTERPOINT_CANDIDATES, CIRCLE_NMS, CENTERPOINT_MERGE],
                            [(decode_peaks, "peaks_triton"), (decode_peaks, "class_peaks_triton"),
                             (decode_peaks, "order_peaks_triton"), (decode_centerpoint, "centerpoint_tasks_triton"),
-                            (decode_centerpoint, "circle_nms_sorted_triton")]),
+                            (decode_centerpoint, "circle_nms_sorted_triton"),
+                            (decode_centerpoint_plans, "centerpoint_tasks_triton"),  # the path that may plan
+                            (decode_centerpoint_plans, "circle_nms_sorted_triton")]),
     "gaussian_focal_loss": (call_focal_loss, ["tensor"], [FOCAL_LOSS_FORWARD, FOCAL_LOSS_BACKWARD],
                             [(loss, "focal_loss_triton")]),
     "keypoint_decode": (call_keypoint_decode, ["tensor"], [KEYPOINT_DECODE], []),

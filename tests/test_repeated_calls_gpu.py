@@ -160,3 +160,51 @@ def test_keypoint_encodes_take_their_plan_with_new_values(monkeypatch, method):
             assert expected.heatmaps.sum() > 0
     if direct_launch_active():  # by its 4th call (4 bytes in) each layout has a plan, which serves it
         assert len(plans.PLANS) == 3 and was_served[3::4] == [True] * 3, was_served
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("nms", ["circle", None])
+def test_centerpoint_decodes_take_their_plan_with_new_values(monkeypatch, nms):
+    """From the call after the kernels' compile, a CenterPoint decode of nuScenes' layout repeats its
+    launches (gaussdraw.decode.centerpoint_plans) on fresh, poisoned outputs: the values of the
+    unplanned call (plans off) on the same inputs, regression maps 4 bytes into their storage too;
+    another batch or map size plans anew."""
+    from gaussdraw import centerpoint_decode
+    from gaussdraw.decode import centerpoint as decode_module
+    from gaussdraw.decode.centerpoint_plans import CenterPointDecodePlan
+    from gaussdraw.ops.launch import direct_launch_active
+    from gaussdraw.targets import plans
+
+    from .helpers import calls_of
+
+    monkeypatch.setattr(plans, "PLANS", {})
+    served = calls_of(monkeypatch, CenterPointDecodePlan)
+    classes, channels = [1, 2, 2, 1, 2, 2], [("reg", 2), ("height", 1), ("dim", 3), ("rot", 2), ("vel", 2)]
+    tasks = [dict(num_class=c) for c in classes]
+    options = dict(point_cloud_range=[-51.2, -51.2, -5.0, 51.2, 51.2, 3.0], voxel_size=[0.2, 0.2, 8],
+                   post_center_range=[-61.2, -61.2, -10.0, 61.2, 61.2, 10.0], max_num=500, score_threshold=0.1,
+                   nms=nms, min_radius=[4, 12, 10, 1, 0.85, 0.175], post_max_size=83)
+    real_key, was_served = decode_module.plan_key, []
+    for batch, size in [(1, 128), (4, 128), (1, 180)]:
+        for seed in range(4):
+            g = torch.Generator().manual_seed(seed)
+            preds = [{"heatmap": (torch.randn(batch, c, size, size, generator=g) * 2 - 2).cuda(),
+                      **{name: torch.randn(batch, n, size, size, generator=g).cuda() for name, n in channels}}
+                     for c in classes]
+            if seed % 2:  # odd seeds: the regression maps 4 bytes into their storage (not specialized on)
+                for head in preds:
+                    storage = torch.empty(head["dim"].numel() + 1, device="cuda")
+                    head["dim"] = storage[1:].view(head["dim"].shape).copy_(head["dim"])
+            monkeypatch.setattr(decode_module, "plan_key", lambda *args: None)  # plans off: the checked path
+            expected = centerpoint_decode(preds, tasks, out_size_factor=4 * 128 // size, **options)
+            monkeypatch.setattr(decode_module, "plan_key", real_key)
+            poison = torch.full((16 << 20,), float("nan"), device="cuda")  # the allocator hands these out next
+            del poison
+            before = len(served)
+            actual = centerpoint_decode(preds, tasks, out_size_factor=4 * 128 // size, **options)
+            was_served.append(len(served) > before)
+            for name, a, e in zip(expected._fields, actual, expected):
+                assert torch.equal(a, e), f"batch {batch} size {size} seed {seed}: {name} differs"
+            assert int(expected.counts.min()) > 0
+    if direct_launch_active():  # by its 4th call each layout has a plan, which serves it
+        assert len(plans.PLANS) == 3 and was_served[3::4] == [True] * 3, was_served

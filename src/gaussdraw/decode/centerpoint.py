@@ -14,6 +14,8 @@ from ..ops.centerpoint_candidates import CENTERPOINT_CANDIDATES
 from ..ops.centerpoint_merge import CENTERPOINT_MERGE
 from ..ops.centerpoint_tasks import centerpoint_tasks_triton, tasks_fit
 from ..ops.circle_nms import circle_nms_sorted_triton, sorted_walk_fits
+from ..targets.plans import plan_key, planned, remember
+from .centerpoint_plans import decode_and_plan, option_key, plannable
 from .nms import _threshold_tensor, circle_nms_batched
 from .peaks import heatmap_peaks
 
@@ -183,6 +185,11 @@ def _checked_options(nms, min_radius, num_tasks: int, max_num: int, height: int,
                          f"and {voxel_size!r}")
 
 
+def _circle_thresholds(min_radius, tasks: int, problems: int, device) -> torch.Tensor:
+    """(S,) float32 circle NMS thresholds of the problems (sample-major: task s % T's ``min_radius``)."""
+    return _threshold_tensor([float(min_radius[s % tasks]) for s in range(problems)], problems, device)
+
+
 def _kept(candidates: dict, nms, *, tasks: int, min_radius, nms_thr, pre_max_size, post_max_size, route_, backend):
     """(indices (S, P) into the compacted candidates, padded with -1, counts (S,)): each problem's
     kept boxes in keep order."""
@@ -191,8 +198,8 @@ def _kept(candidates: dict, nms, *, tasks: int, min_radius, nms_thr, pre_max_siz
         thresholds = [float(min_radius[s % tasks]) for s in range(scores.shape[0])]
         if route_.use_triton and not route_.traced and sorted_walk_fits(scores.shape[1]):  # the walk's launch alone
             size = min(post_max_size, scores.shape[1]) if post_max_size is not None else scores.shape[1]
-            kept, kept_counts, _ = circle_nms_sorted_triton(scores, boxes[..., :2], counts, _threshold_tensor(
-                thresholds, scores.shape[0], scores.device), size)
+            kept, kept_counts, _ = circle_nms_sorted_triton(scores, boxes[..., :2], counts, _circle_thresholds(
+                min_radius, tasks, scores.shape[0], scores.device), size)
             return kept, kept_counts
         kept = circle_nms_batched(boxes[..., :2], scores, thresholds, post_max_size=post_max_size, counts=counts,
                                   backend=backend)
@@ -237,6 +244,10 @@ def centerpoint_decode(preds, tasks, *, point_cloud_range, voxel_size, out_size_
             the squared center distance, as mmdet3d does).
         backend: "auto" (Triton on CUDA, torch on CPU), "triton" or "torch".
 
+    A repeated eager call with the layout (tensor dtypes, shapes, strides, devices), options and backend
+    of an earlier one repeats that call's launches (:mod:`gaussdraw.decode.centerpoint_plans`: the
+    float32 Triton path with circle NMS or none), skipping the checks.
+
     Returns:
         :class:`CenterPointDetections`, P = T * min(post_max_size, max_num) rows (T * max_num without NMS).
 
@@ -255,6 +266,14 @@ def centerpoint_decode(preds, tasks, *, point_cloud_range, voxel_size, out_size_
         >>> out.boxes.shape, int(out.counts[0]) > 0
         (torch.Size([1, 20, 9]), True)
     """
+    options = None if backend == "torch" else option_key(  # the torch path is never planned
+        tasks, point_cloud_range, voxel_size, out_size_factor, post_center_range, max_num, score_threshold, nms,
+        min_radius, nms_thr, pre_max_size, post_max_size, norm_bbox)
+    key = None if options is None else plan_key(options, backend, False, (preds,), None)  # no value checks
+    plan = planned(key)
+    detections = None if plan is None else plan(preds)  # a repeated eager call of a planned layout
+    if detections is not None:
+        return detections
     check_backend(backend)
     dicts = _task_dicts(preds)
     classes = _task_classes(tasks, len(dicts))
@@ -271,6 +290,13 @@ def centerpoint_decode(preds, tasks, *, point_cloud_range, voxel_size, out_size_
                 float(point_cloud_range[1]), norm_bbox)
     if chosen.use_triton and not chosen.traced and tasks_fit(dicts, classes, k, height, width):  # 2 launches
         class_counts = device_constant(tuple(classes), torch.int64, device)
+        nms = nms if nms != "none" else None
+        if key is not None and plannable(dicts, nms, k) and len({type(entry) for entry in preds}) == 1:
+            thresholds = _circle_thresholds(min_radius, num_tasks, batch * num_tasks, device) if nms else None
+            detections, plan = decode_and_plan(dicts, classes, k, offsets, class_counts, decoding[1:], thresholds,
+                                               post_max_size, type(preds[0]) is not dict, CenterPointDetections)
+            remember(key, plan)
+            return detections
         boxes, scores, labels, counts = centerpoint_tasks_triton(dicts, classes, k, offsets, class_counts, *decoding[1:])
     else:
         boxes, scores, labels, counts = _candidates(dicts, classes, with_velocity, k, decoding, chosen, backend)

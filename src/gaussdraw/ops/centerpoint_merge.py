@@ -44,8 +44,15 @@ def centerpoint_merge_torch(boxes, scores, labels, kept, kept_counts, tasks: int
     return out_boxes, out_scores, out_labels, totals
 
 
-def centerpoint_merge_triton(boxes, scores, labels, kept, kept_counts, tasks: int, *, block: int = 64):
-    """The merge in one launch (module docstring)."""
+MERGE_RELAUNCHED = ("boxes_ptr", "scores_ptr", "labels_ptr", "kept_ptr", "kept_counts_ptr", "out_boxes_ptr",
+                    "out_scores_ptr", "out_labels_ptr", "out_counts_ptr")  # every tensor: the leading parameters
+
+
+def centerpoint_merge_triton(boxes, scores, labels, kept, kept_counts, tasks: int, *, block: int = 64,
+                             bind: bool = False):
+    """The merge in one launch (module docstring). ``bind``: the outputs and the direct launch's
+    :class:`~gaussdraw.ops.launch.Relaunch` (:data:`MERGE_RELAUNCHED`, contiguous tensors of the same
+    layout), or None where the launch was not direct."""
     check_device(boxes.device)
     from .kernels.centerpoint_merge import centerpoint_merge_kernel
     from .launch import launch
@@ -56,15 +63,16 @@ def centerpoint_merge_triton(boxes, scores, labels, kept, kept_counts, tasks: in
     out_labels = labels.new_empty(batch, tasks * width)
     out_counts = torch.empty(batch, dtype=torch.int64, device=boxes.device)
     if batch == 0:
-        return out_boxes, out_scores, out_labels, out_counts
+        return (out_boxes, out_scores, out_labels, out_counts, *((None,) if bind else ()))
     boxes, scores, labels, kept, kept_counts = (t.contiguous() for t in (boxes, scores, labels, kept, kept_counts))
-    launch(centerpoint_merge_kernel, (tasks, batch), num_warps=2, compile_options={"enable_fp_fusion": False},
-           boxes_ptr=boxes, scores_ptr=scores, labels_ptr=labels, kept_ptr=kept,
-           kept_counts_ptr=kept_counts, out_boxes_ptr=out_boxes, out_scores_ptr=out_scores,
-           out_labels_ptr=out_labels, out_counts_ptr=out_counts, candidates=boxes.shape[1], kept_width=width,
-           TASKS=tasks, BLOCK_T=max(next_power_of_2(tasks), 2), COLUMNS=columns,
-           BLOCK_C=next_power_of_2(columns), BLOCK_P=block)
-    return out_boxes, out_scores, out_labels, out_counts
+    relaunch = launch(centerpoint_merge_kernel, (tasks, batch), num_warps=2,
+                      compile_options={"enable_fp_fusion": False}, relaunch=MERGE_RELAUNCHED if bind else (),
+                      boxes_ptr=boxes, scores_ptr=scores, labels_ptr=labels, kept_ptr=kept,
+                      kept_counts_ptr=kept_counts, out_boxes_ptr=out_boxes, out_scores_ptr=out_scores,
+                      out_labels_ptr=out_labels, out_counts_ptr=out_counts, candidates=boxes.shape[1],
+                      kept_width=width, TASKS=tasks, BLOCK_T=max(next_power_of_2(tasks), 2), COLUMNS=columns,
+                      BLOCK_C=next_power_of_2(columns), BLOCK_P=block)
+    return (out_boxes, out_scores, out_labels, out_counts, *((relaunch,) if bind else ()))
 
 
 @torch.library.custom_op("gaussdraw::centerpoint_merge", mutates_args=())

@@ -29,6 +29,11 @@ from .class_peaks import KEEP_LIMIT, PLANE_LIMIT
 
 GROUP = 6  # tasks a launch takes (the kernels' pointer arguments): kernels.centerpoint_tasks.GROUP
 REGRESSIONS = ("reg", "height", "dim", "rot", "vel")
+POINTER_NAMES = (("reg", "reg"), ("height", "hei"), ("dim", "dim"), ("rot", "rot"), ("vel", "vel"))
+# the kernels' leading parameters, repeated with new tensors by a plan (bind=True)
+TOP_RELAUNCHED = ("keys_ptr", *(f"heat{slot}" for slot in range(GROUP)))
+CANDIDATES_RELAUNCHED = ("keys_ptr", "best_ptr", "boxes_ptr", "scores_ptr", "labels_ptr", "counts_ptr",
+                         *(f"{short}{slot}" for _, short in POINTER_NAMES for slot in range(GROUP)))
 
 
 def tasks_fit(dicts: list, classes: list, k: int, height: int, width: int) -> bool:
@@ -57,10 +62,13 @@ def _pointers(group: list, name: str) -> dict:
 
 def centerpoint_tasks_triton(dicts: list, classes: list, k: int, offsets: torch.Tensor, class_counts: torch.Tensor,
                              bounds: torch.Tensor, threshold: float, out_size_factor: float, voxel_x: float,
-                             voxel_y: float, origin_x: float, origin_y: float, norm_bbox: bool):
+                             voxel_y: float, origin_x: float, origin_y: float, norm_bbox: bool, bind: bool = False):
     """(boxes, scores, labels, counts) of the module docstring, from the tasks' dicts (float32 (B, *, H, W)
     tensors); ``offsets`` and ``class_counts`` (T,) int64 each task's first label and classes; ``bounds``
-    (6,) float32 or (0,) for no range; ``threshold`` NaN for none."""
+    (6,) float32 or (0,) for no range; ``threshold`` NaN for none. ``bind``: and (the two launches'
+    :class:`~gaussdraw.ops.launch.Relaunch` (:data:`TOP_RELAUNCHED`, :data:`CANDIDATES_RELAUNCHED`), the
+    scratch tensors keys and best), or None where a launch was not direct or the tasks took more than one
+    launch each."""
     first = dicts[0]["heatmap"]
     check_device(first.device)
     from .kernels.centerpoint_tasks import centerpoint_task_candidates_kernel, centerpoint_top_kernel
@@ -75,7 +83,8 @@ def centerpoint_tasks_triton(dicts: list, classes: list, k: int, offsets: torch.
     labels = torch.empty((problems, k), dtype=torch.int64, device=device)
     counts = torch.empty(problems, dtype=torch.int64, device=device)
     if problems == 0:
-        return boxes, scores, labels, counts
+        return (boxes, scores, labels, counts, None) if bind else (boxes, scores, labels, counts)
+    bound = bind and tasks <= GROUP  # one launch of each kernel: a plan repeats them
     keep = max(16, next_power_of_2(k))
     keys = torch.empty((problems, widest * k), dtype=torch.int64, device=device)
     best = torch.empty((problems, keep), dtype=torch.int64, device=device)
@@ -84,22 +93,26 @@ def centerpoint_tasks_triton(dicts: list, classes: list, k: int, offsets: torch.
     for start in range(0, tasks, GROUP):
         group = dicts[start:start + GROUP]
         heats = [entry["heatmap"].contiguous() for entry in group]
-        launch(centerpoint_top_kernel, (batch * widest, len(group)), num_warps=min(16, max(4, block // 1024)),
-               keys_ptr=keys, classes_ptr=class_counts, **_pointers(heats, "heat"), first_task=start, tasks=tasks,
-               max_classes=widest, plane=plane, per_class_k=k, BLOCK=block)
+        top = launch(centerpoint_top_kernel, (batch * widest, len(group)), num_warps=min(16, max(4, block // 1024)),
+                     relaunch=TOP_RELAUNCHED if bound else (), keys_ptr=keys, **_pointers(heats, "heat"),
+                     classes_ptr=class_counts, first_task=start, tasks=tasks, max_classes=widest, plane=plane,
+                     per_class_k=k, BLOCK=block)
     sort_block = next_power_of_2(widest * k)
     for start in range(0, tasks, GROUP):
         maps = [_task_tensors(entry, native) for entry in dicts[start:start + GROUP]]
         pointers = {}
-        for name, short in (("reg", "reg"), ("height", "hei"), ("dim", "dim"), ("rot", "rot"), ("vel", "vel")):
+        for name, short in POINTER_NAMES:
             pointers.update(_pointers([m[name] for m in maps], short))
-        launch(centerpoint_task_candidates_kernel, (batch, len(maps)), num_warps=min(16, max(4, sort_block // 1024)),
-               compile_options={"enable_fp_fusion": False}, keys_ptr=keys, best_ptr=best,
-               classes_ptr=class_counts, offsets_ptr=offsets, bounds_ptr=bounds if bounds.numel() else offsets,
-               boxes_ptr=boxes, scores_ptr=scores, labels_ptr=labels, counts_ptr=counts, **pointers,
-               first_task=start, tasks=tasks, max_classes=widest, k=k, plane=plane, width=width,
-               out_size_factor=float(out_size_factor), voxel_x=voxel_x, voxel_y=voxel_y, origin_x=origin_x,
-               origin_y=origin_y, threshold=0.0 if math.isnan(threshold) else threshold,
-               HAS_RANGE=bounds.numel() > 0, HAS_THRESHOLD=not math.isnan(threshold), NORM_BBOX=bool(norm_bbox),
-               COLUMNS=columns, BLOCK=sort_block, KEEP=keep, KEEP_DIMS=keep.bit_length() - 1, NATIVE_MATH=native)
-    return boxes, scores, labels, counts
+        candidates = launch(
+            centerpoint_task_candidates_kernel, (batch, len(maps)), num_warps=min(16, max(4, sort_block // 1024)),
+            compile_options={"enable_fp_fusion": False}, relaunch=CANDIDATES_RELAUNCHED if bound else (),
+            keys_ptr=keys, best_ptr=best, boxes_ptr=boxes, scores_ptr=scores, labels_ptr=labels, counts_ptr=counts,
+            **pointers, classes_ptr=class_counts, offsets_ptr=offsets, bounds_ptr=bounds if bounds.numel() else offsets,
+            first_task=start, tasks=tasks, max_classes=widest, k=k, plane=plane, width=width,
+            out_size_factor=float(out_size_factor), voxel_x=voxel_x, voxel_y=voxel_y, origin_x=origin_x,
+            origin_y=origin_y, threshold=0.0 if math.isnan(threshold) else threshold,
+            HAS_RANGE=bounds.numel() > 0, HAS_THRESHOLD=not math.isnan(threshold), NORM_BBOX=bool(norm_bbox),
+            COLUMNS=columns, BLOCK=sort_block, KEEP=keep, KEEP_DIMS=keep.bit_length() - 1, NATIVE_MATH=native)
+    if not bind:
+        return boxes, scores, labels, counts
+    return boxes, scores, labels, counts, (top, candidates, keys, best) if bound and top and candidates else None

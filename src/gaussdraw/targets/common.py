@@ -11,8 +11,9 @@ import torch
 
 
 def freeze(value):
-    """A hashable key for a configuration value, with each number's type (8.0 is not 8);
-    ``TypeError`` for values not to cache by (tensors, unhashable objects)."""
+    """A hashable key for a configuration value (numbers, strings, lists, tuples and dicts of them), with
+    each number's type (8.0 is not 8); ``TypeError`` for values not to cache by (tensors, unhashable
+    objects)."""
     kind = type(value)
     if kind is str or value is None:
         return value
@@ -20,6 +21,8 @@ def freeze(value):
         return kind, value
     if kind is list or kind is tuple:
         return kind, tuple([freeze(v) for v in value])
+    if kind is dict:  # a config dict (a task's num_class, class_names): its items in order
+        return kind, tuple([(name, freeze(v)) for name, v in value.items()])
     if isinstance(value, torch.Tensor):
         raise TypeError("tensors are not cached")
     hash(value)

@@ -1,7 +1,8 @@
-"""Repeated target calls (and keypoint encodes): the launches of an earlier call with the same layout.
+"""Repeated target calls (keypoint encodes, CenterPoint decodes): an earlier call's launches, same layout.
 
 A head builds its targets with the same configuration and batch layout every step (a pose
-model its keypoint heatmaps, :mod:`gaussdraw.keypoints.plans`). The
+model its keypoint heatmaps, :mod:`gaussdraw.keypoints.plans`; a detector decodes its head's
+outputs, :mod:`gaussdraw.decode.centerpoint_plans`). The
 first call of a layout checks its arguments, pads its inputs, allocates and launches; an
 unchecked eager call whose inputs have the types, dtypes, shapes, strides and devices of an
 earlier one, with the same checked options and backend, passed those checks already, so it
@@ -22,29 +23,44 @@ from ..draw_plans import layout
 PLANS: dict = {}
 
 
-def _input_layout(value) -> tuple:
-    """What the input layer reads of a padded tensor or a ragged batch (TypeError for other forms:
-    lists are padded anew on every call)."""
-    if type(value) is torch.Tensor:
+def _input_layout(value, in_sequence: bool = False) -> tuple:
+    """What the input layer reads of a padded tensor, a ragged batch, or a structure of tensors (dicts
+    of tensors, non-empty lists or tuples of such dicts: a head's outputs per task); TypeError for
+    other forms (lists of tensors or of ragged batches are padded anew on every call)."""
+    kind = type(value)
+    if kind is torch.Tensor and not in_sequence:
         return value.dtype, value.shape, value.stride(), value.device
-    if isinstance(value, (list, tuple)) or not hasattr(value, "tensor"):
+    if kind is dict:
+        return dict, tuple([(name, _input_layout(item)) for name, item in value.items()])
+    if (kind is list or kind is tuple) and value:
+        return kind, tuple([_input_layout(item, True) for item in value])
+    if in_sequence or isinstance(value, (list, tuple)) or not hasattr(value, "tensor"):
         raise TypeError
-    return type(value), layout(value.tensor), layout(value.sample_sizes)
+    return kind, layout(value.tensor), layout(value.sample_sizes)
+
+
+def _device_of(value) -> torch.device:
+    """The device of an input's first tensor (forms of :func:`_input_layout`)."""
+    if type(value) is dict:
+        return _device_of(next(iter(value.values())))
+    if type(value) is list or type(value) is tuple:
+        return _device_of(value[0])
+    return value.device if type(value) is torch.Tensor else value.tensor.device
 
 
 def plan_key(options, backend: str, validate, inputs: tuple, counts):
     """The key of an unchecked eager call (``options`` checked and hashable, the inputs' layouts,
     ``counts``'s, the backend), or None where the call must take the checked path (checks on,
-    torch.compile tracing, inputs that are not plain tensors or ragged batches of them)."""
+    torch.compile tracing, inputs that are not plain tensors, ragged batches of them or dicts (lists
+    of dicts) of them)."""
     if (validate is not None and validate is not False) or torch.compiler.is_compiling():
         return None
     try:
         layouts = tuple([_input_layout(value) for value in inputs])
-        device = layouts[0][3] if len(layouts[0]) == 4 else layouts[0][1][3]
-        if validate is None and resolve_validate(None, device):
+        if validate is None and resolve_validate(None, _device_of(inputs[0])):
             return None
         return options, backend, layouts, None if counts is None else layout(counts)
-    except (TypeError, AttributeError):
+    except (TypeError, AttributeError, StopIteration):
         return None
 
 

@@ -16,6 +16,10 @@ from .circle_nms import sort_distinct
 from .common import first_k, ordered_bits
 
 GROUP = 6  # tasks a launch takes (nuScenes' CenterPoint has six)
+# The regression maps' alignments are not specialized on (they are read at the peaks' pixels, scalar
+# loads): a repeated call's new maps, views at any offset, reuse the compiled kernel
+# (gaussdraw.ops.launch.Relaunch). The heatmaps' are (contiguous plane loads): a plan checks them.
+REGRESSION_POINTERS = [f"{short}{slot}" for short in ("reg", "hei", "dim", "rot", "vel") for slot in range(GROUP)]
 
 
 @triton.jit
@@ -29,7 +33,7 @@ def pick(task, p0, p1, p2, p3, p4, p5):
 
 
 @triton.jit
-def centerpoint_top_kernel(keys_ptr, classes_ptr, heat0, heat1, heat2, heat3, heat4, heat5, first_task, tasks,
+def centerpoint_top_kernel(keys_ptr, heat0, heat1, heat2, heat3, heat4, heat5, classes_ptr, first_task, tasks,
                            max_classes, plane, per_class_k, BLOCK: tl.constexpr):
     """One program a (sample, class, task) plane (grid (B * max_classes, tasks of the launch)): the
     plane's ``per_class_k`` best logits (equal values at the last place: the smallest pixels) as int64
@@ -84,11 +88,11 @@ def peak_box(reg, hei, dim, rot, vel, sample, index, xs, ys, m, plane, out_size_
     return value
 
 
-@triton.jit
+@triton.jit(do_not_specialize_on_alignment=REGRESSION_POINTERS)
 def centerpoint_task_candidates_kernel(
-    keys_ptr, best_ptr, classes_ptr, offsets_ptr, bounds_ptr, boxes_ptr, scores_ptr, labels_ptr, counts_ptr,
+    keys_ptr, best_ptr, boxes_ptr, scores_ptr, labels_ptr, counts_ptr,
     reg0, reg1, reg2, reg3, reg4, reg5, hei0, hei1, hei2, hei3, hei4, hei5, dim0, dim1, dim2, dim3, dim4, dim5,
-    rot0, rot1, rot2, rot3, rot4, rot5, vel0, vel1, vel2, vel3, vel4, vel5,
+    rot0, rot1, rot2, rot3, rot4, rot5, vel0, vel1, vel2, vel3, vel4, vel5, classes_ptr, offsets_ptr, bounds_ptr,
     first_task, tasks, max_classes, k, plane, width, out_size_factor, voxel_x, voxel_y, origin_x, origin_y, threshold,
     HAS_RANGE: tl.constexpr, HAS_THRESHOLD: tl.constexpr, NORM_BBOX: tl.constexpr, COLUMNS: tl.constexpr,
     BLOCK: tl.constexpr, KEEP: tl.constexpr, KEEP_DIMS: tl.constexpr, NATIVE_MATH: tl.constexpr,
