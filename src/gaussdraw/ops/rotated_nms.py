@@ -10,9 +10,17 @@ their inputs are the same bits:
    region: each edge P->Q of one box, clipped to the other box's four half-planes (Cyrus-Beck),
    adds ``cross(P, Q - P) * (t1 - t0)``; the edges of the first box count where on the second's
    boundary, those of the second only where they run against the first's edge there (so a
-   boundary the two share is counted once, and a touching one cancels). No branches, a fixed
-   count of steps: vectorized over pairs in torch, one lane a pair in Triton, the same
-   operations in the same order (Triton's compiled without fused multiply-adds, dividing with
+   boundary the two share is counted once, and a touching one cancels). "On" has a tolerance:
+   edges on one line in exact arithmetic (same angle and size, shifted along an edge) are not
+   quite once their corners are rounded, and the tiny crosses of their ends with each other's
+   line come with either sign, so both edges (or neither) would count: an IoU far off. An edge of
+   the first box is on a line of the second where both its ends are within ``ON_LINE`` (2^-20 in
+   float32, 2^-46 in float64) times the two boxes' reaches of it (|cross| <= tol * (|gx| + |gy|));
+   an edge of the second box takes that same decision, computed with the same operations, for
+   the edge of the first on its line (one decision for the pair, never two that could disagree).
+   Lines nearer than that are taken as one (an area error under ~2^-20 of the reach times the
+   edge). No branches, a fixed count of steps: vectorized over pairs in torch, one lane a pair
+   in Triton, the same operations in the same order (Triton's compiled without fused multiply-adds, dividing with
    IEEE rounding), so both give the same bits. Identical boxes have IoU exactly 1.
 2. j is suppressed by i where IoU >= the problem's threshold. The greedy walk over the ranks keeps
    a box unless a kept box suppresses it, until ``post_max_size`` are kept.
