@@ -20,8 +20,8 @@ their inputs are the same bits:
    the edge of the first on its line (one decision for the pair, never two that could disagree).
    Lines nearer than that are taken as one (an area error under ~2^-20 of the reach times the
    edge). No branches, a fixed count of steps: vectorized over pairs in torch, one lane a pair
-   in Triton, the same operations in the same order (Triton's compiled without fused multiply-adds, dividing with
-   IEEE rounding), so both give the same bits. Identical boxes have IoU exactly 1.
+   in Triton, the same operations in the same order (Triton's compiled without fused
+   multiply-adds, dividing with IEEE rounding), so both give the same bits. Identical boxes have IoU exactly 1.
 2. j is suppressed by i where IoU >= the problem's threshold. The greedy walk over the ranks keeps
    a box unless a kept box suppresses it, until ``post_max_size`` are kept.
 
