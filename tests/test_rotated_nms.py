@@ -116,6 +116,43 @@ def test_pair_iou_shared_and_touching_edges():
     assert iou[0, 3].item() == pytest.approx(0.5, abs=1e-15)  # inside, sharing three edges
 
 
+@st.composite
+def near_copies(draw, dtype, copies: int = 4):
+    """A box and copies of it at the same angle, x, y, w, h each moved by 0, a few ulps or 1e-7 to
+    1e-5 of itself: edges on one line in exact arithmetic, not quite once rounded (as ``dtype`` rows)."""
+    value, size = st.floats(0, 4, width=32), st.floats(0.0625, 3, width=32)
+    angle = st.one_of(st.floats(-4, 4, width=32), st.sampled_from([0.0, math.pi / 2, 2.0]))
+    base = [draw(value), draw(value), draw(size), draw(size), draw(angle)]
+    ulp = float(torch.finfo(dtype).eps)
+    nudge = st.one_of(st.just(0.0), st.integers(-4, 4).map(lambda k: k * ulp),
+                      st.tuples(st.floats(-7, -5), st.sampled_from([-1, 1])).map(lambda p: p[1] * 10 ** p[0]))
+    boxes = [base] + [[v * (1 + draw(nudge)) for v in base[:4]] + [base[4]] for _ in range(copies)]
+    return torch.tensor(boxes, dtype=dtype).tolist()
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data(), dtype=st.sampled_from([torch.float32, torch.float64]))
+def test_pair_iou_of_near_copies_matches_the_reference(data, dtype):
+    boxes = data.draw(near_copies(dtype))
+    geometry = box_geometry(torch.tensor(boxes, dtype=dtype), dtype)
+    got = pair_iou(geometry[:, None], geometry[None, :]).double()
+    want = torch.tensor([[rotated_iou(a, b) for b in boxes] for a in boxes], dtype=torch.float64)
+    assert (got - want).abs().max() < TOLERANCE[dtype] / 2
+    assert bool((got.diagonal() == 1).all())
+
+
+def test_pair_iou_of_edges_on_one_line_once_rounded():
+    boxes = [[0, 0, 1, 1.75, 2.0], [1e-6, 0, 1, 1.75, 2.0], [0, 0, 1, 1.750001, 2.0],  # float32: lines not quite one
+             [0, 0, 2, 1, 1e-7], [2, 0, 2, 1, 1e-7], [1.827932596206665, 0.459022581577301, 0.06958653777837753,
+                                                      2.512631416320801, 3.7331225872039795]]
+    boxes.append(boxes[-1][:2] + [0.06958753615617752] + boxes[-1][3:])  # a thin box, 1e-6 wider
+    geometry = box_geometry(torch.tensor(boxes), torch.float32)
+    got = pair_iou(geometry[:, None], geometry[None, :]).double()
+    want = torch.tensor([[rotated_iou(a, b) for b in boxes] for a in boxes], dtype=torch.float64)
+    assert (got - want).abs().max() < TOLERANCE[torch.float32] / 2
+    assert got[3, 4] == 0 and got[4, 3] == 0  # touching along a line turned by 1e-7
+
+
 # ----------------------------------------------------------------------------
 # greedy results against the reference
 # ----------------------------------------------------------------------------
@@ -193,6 +230,29 @@ def test_backends_give_greedy_results_and_the_same_bits(cases, data, dtype):
         kept = first.indices[b, :count].tolist()
         assert (first.indices[b, count:] == -1).all()
         assert_greedy(kept, boxes[b].tolist(), scores[b].tolist(), thresholds[b], pre, post, dtype)
+
+
+@SETTINGS
+@given(data=st.data(), dtype=st.sampled_from([torch.float32, torch.float64]),
+       thresh=st.sampled_from([0.5, 0.9, 0.999]))
+def test_backends_suppress_near_copies(data, dtype, thresh):
+    boxes = data.draw(near_copies(dtype, copies=5)) + [[0.0] * 5] + data.draw(near_copies(dtype, copies=3))
+    scores = [0.25] * len(boxes)  # ties: visited in index order
+    kept = {backend: rotated_nms(torch.tensor(boxes, dtype=dtype), torch.tensor(scores, dtype=dtype), thresh,
+                                 backend=backend).tolist() for backend in BACKENDS}
+    first = kept[BACKENDS[0]]
+    assert all(result == first for result in kept.values()), kept
+    assert_greedy(first, boxes, scores, thresh, None, None, dtype)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_near_copy_is_suppressed(backend):
+    zero, box = [0.0] * 5, [0, 0, 1, 1.75, 2.0]
+    boxes = torch.tensor([box, [1e-6, 0, 1, 1.75, 2.0], zero, zero, box, zero, box, zero, box,
+                          [0, 0, 1, 1.750001, 2.0]])
+    kept = rotated_nms(boxes, torch.full((10,), 0.25), 0.5, backend=backend).tolist()
+    assert 9 not in kept  # IoU ~ 1 with box 0 (was missed: its long edges counted twice against box 0's)
+    assert_greedy(kept, boxes.tolist(), [0.25] * 10, 0.5, None, None, torch.float32)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -58,6 +58,35 @@ def test_cuda_triton_equals_the_torch_path(shape, dtype):
                   scores[0, :first].tolist(), 0.2, 900, 83, dtype)
 
 
+def near_copies_batch(problems=16, bases=12, copies=6, seed=4, dtype=torch.float32):
+    """(S, bases * copies, 5) boxes: copies of a few boxes at the same angle, x, y, w, h each moved
+    by 0, a few ulps or up to 1e-5 of itself (edges on one line in exact arithmetic); tied scores."""
+    g = torch.Generator().manual_seed(seed)
+    base = torch.cat([torch.rand(problems, bases, 2, generator=g) * 8, torch.rand(problems, bases, 2, generator=g)
+                      * 3 + 0.0625, (torch.rand(problems, bases, 1, generator=g) - 0.5) * 8], 2).to(dtype)
+    boxes = base.repeat_interleave(copies, 1)
+    kind = torch.randint(0, 3, (problems, bases * copies, 4), generator=g)
+    ulps = torch.randint(-4, 5, kind.shape, generator=g) * torch.finfo(dtype).eps
+    tiny = 10 ** (torch.rand(kind.shape, generator=g) * 2 - 7) * (torch.randint(0, 2, kind.shape, generator=g) * 2 - 1)
+    nudge = torch.where(kind == 0, 0.0, torch.where(kind == 1, ulps, tiny)).to(dtype)
+    boxes[..., :4] = boxes[..., :4] * (1 + nudge)
+    return boxes, torch.full(boxes.shape[:2], 0.25, dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_cuda_near_copies_equal_the_torch_path(dtype):
+    boxes, scores = near_copies_batch(dtype=dtype)
+    thresholds = [0.5, 0.9, 0.999, 0.3] * (boxes.shape[0] // 4)
+    counts = torch.full(boxes.shape[:1], boxes.shape[1])
+    on_cpu = rotated_nms_batched(boxes, scores, thresholds, counts=counts, backend="torch")
+    poison_allocator()
+    on_gpu = rotated_nms_batched(boxes.cuda(), scores.cuda(), thresholds, counts=counts.cuda(), backend="triton")
+    assert torch.equal(on_gpu.indices.cpu(), on_cpu.indices) and torch.equal(on_gpu.counts.cpu(), on_cpu.counts)
+    for b in range(boxes.shape[0]):
+        kept = on_cpu.indices[b, : int(on_cpu.counts[b])].tolist()
+        assert_greedy(kept, boxes[b].tolist(), scores[b].tolist(), thresholds[b], None, None, dtype)
+
+
 def test_sync_free_and_graph_capturable():
     boxes, scores, counts = (t.cuda() for t in detections(8, 300, seed=1))
 

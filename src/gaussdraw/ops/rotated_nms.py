@@ -10,10 +10,18 @@ their inputs are the same bits:
    region: each edge P->Q of one box, clipped to the other box's four half-planes (Cyrus-Beck),
    adds ``cross(P, Q - P) * (t1 - t0)``; the edges of the first box count where on the second's
    boundary, those of the second only where they run against the first's edge there (so a
-   boundary the two share is counted once, and a touching one cancels). No branches, a fixed
-   count of steps: vectorized over pairs in torch, one lane a pair in Triton, the same
-   operations in the same order (Triton's compiled without fused multiply-adds, dividing with
-   IEEE rounding), so both give the same bits. Identical boxes have IoU exactly 1.
+   boundary the two share is counted once, and a touching one cancels). "On" has a tolerance:
+   edges on one line in exact arithmetic (same angle and size, shifted along an edge) are not
+   quite once their corners are rounded, and the tiny crosses of their ends with each other's
+   line come with either sign, so both edges (or neither) would count: an IoU far off. An edge of
+   the first box is on a line of the second where both its ends are within ``ON_LINE`` (2^-20 in
+   float32, 2^-46 in float64) times the two boxes' reaches of it (|cross| <= tol * (|gx| + |gy|));
+   an edge of the second box takes that same decision, computed with the same operations, for
+   the edge of the first on its line (one decision for the pair, never two that could disagree).
+   Lines nearer than that are taken as one (an area error under ~2^-20 of the reach times the
+   edge). No branches, a fixed count of steps: vectorized over pairs in torch, one lane a pair
+   in Triton, the same operations in the same order (Triton's compiled without fused
+   multiply-adds, dividing with IEEE rounding), so both give the same bits. Identical boxes have IoU exactly 1.
 2. j is suppressed by i where IoU >= the problem's threshold. The greedy walk over the ranks keeps
    a box unless a kept box suppresses it, until ``post_max_size`` are kept.
 
@@ -37,6 +45,9 @@ DEGENERATE_AREA = 1e-14  # mmcv: a box with w * h below this has IoU 0 with ever
 WORD = 64  # suppression bits per int64 word
 ROWS = 8  # ranks per program of the bit-matrix kernel (on a GPU; 64 in the interpreter: fewer programs)
 PAIRS_PER_CHUNK = 1 << 15  # torch: pairs whose IoU is computed at once
+# an edge is on another's line where both its ends are within ON_LINE * (the two reaches) of that line
+# (a few times the rounding of the corners about the pair's midpoint: 8 float32 ulps, 64 float64 ulps)
+ON_LINE = {torch.float32: 2.0**-20, torch.float64: 2.0**-46}
 
 
 def stable_score_order(scores: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
@@ -83,10 +94,19 @@ def _corners(center_x, center_y, geometry):
             (center_x - first_x, center_y - first_y), (center_x - second_x, center_y - second_y)]
 
 
-def _edge_part(start, end, polygon, against: bool):
+def _on_line(gx, gy, fp, fq, near):
+    """Both ends of an edge on the line of direction (gx, gy), from their crosses ``fp``, ``fq``
+    with it: each within ``near`` (|gx| + |gy| standing for |g|) of the line."""
+    tol = (torch.abs(gx) + torch.abs(gy)) * near
+    return (fp >= -tol) & (fp <= tol) & (fq >= -tol) & (fq <= tol)
+
+
+def _edge_part(start, end, polygon, near, against: bool):
     """Twice the signed area that edge ``start`` -> ``end`` adds: cross(P, Q - P) times the length
     (as a fraction) of its part inside ``polygon``'s half-planes. ``against``: a part on a
-    half-plane's boundary line counts only where the two edges run opposite ways."""
+    half-plane's boundary line counts only where the two edges run opposite ways. An edge is on a
+    line where both its ends are within ``near`` of it; for an edge of the second box, where the
+    first box's edge is on its line (the same operations as the first pass): one decision for both."""
     (px, py), (qx, qy) = start, end
     ex, ey = qx - px, qy - py
     t0, t1 = torch.zeros_like(px), torch.ones_like(px)
@@ -95,11 +115,14 @@ def _edge_part(start, end, polygon, against: bool):
         gx, gy = bx - ax, by - ay
         fp = gx * (py - ay) - gy * (px - ax)
         fq = gx * (qy - ay) - gy * (qx - ax)
-        if against:
+        if against:  # on the line where the polygon's edge A->B is on this edge's line (as the other pass sees it)
+            on = _on_line(ex, ey, ex * (ay - py) - ey * (ax - px), ex * (by - py) - ey * (bx - px), near)
             opposite = (gx * ex + gy * ey) < 0
-            inside_p, inside_q = (fp > 0) | ((fp == 0) & opposite), (fq > 0) | ((fq == 0) & opposite)
+            inside_p = (on & opposite) | (~on & ((fp > 0) | ((fp == 0) & opposite)))
+            inside_q = (on & opposite) | (~on & ((fq > 0) | ((fq == 0) & opposite)))
         else:
-            inside_p, inside_q = fp >= 0, fq >= 0
+            on = _on_line(gx, gy, fp, fq, near)
+            inside_p, inside_q = on | (fp >= 0), on | (fq >= 0)
         t = fp / torch.where(inside_p != inside_q, fp - fq, torch.ones_like(fp))
         t0 = torch.where(~inside_p & inside_q, torch.maximum(t0, t), t0)
         t1 = torch.where(inside_p & ~inside_q, torch.minimum(t1, t), t1)
@@ -111,6 +134,7 @@ def pair_iou(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
     """IoU of broadcast pairs of :func:`box_geometry` rows (..., 8) -> (...)."""
     half_dx, half_dy = (first[..., 0] - second[..., 0]) * 0.5, (first[..., 1] - second[..., 1]) * 0.5
     polygon_a, polygon_b = _corners(half_dx, half_dy, first), _corners(-half_dx, -half_dy, second)
+    near = (first[..., 7] + second[..., 7]) * ON_LINE[first.dtype]
     area_a = area_b = inter = None
     for k in range(4):
         (ax, ay), (anx, any_) = polygon_a[k], polygon_a[(k + 1) % 4]
@@ -119,10 +143,10 @@ def pair_iou(first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
         area_a = part_a if area_a is None else area_a + part_a
         area_b = part_b if area_b is None else area_b + part_b
     for k in range(4):
-        part = _edge_part(polygon_a[k], polygon_a[(k + 1) % 4], polygon_b, against=False)
+        part = _edge_part(polygon_a[k], polygon_a[(k + 1) % 4], polygon_b, near, against=False)
         inter = part if inter is None else inter + part
     for k in range(4):
-        inter = inter + _edge_part(polygon_b[k], polygon_b[(k + 1) % 4], polygon_a, against=True)
+        inter = inter + _edge_part(polygon_b[k], polygon_b[(k + 1) % 4], polygon_a, near, against=True)
     inter = torch.clamp(inter, min=0)
     iou = inter / (area_a + area_b - inter)
     zero = ((first[..., 6] + second[..., 6]) > 0) | far_apart(first, second)

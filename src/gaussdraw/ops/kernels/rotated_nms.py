@@ -18,19 +18,30 @@ def _divide(x, y):
 
 
 @triton.jit
-def _clip(t0, t1, px, py, qx, qy, ex, ey, ax, ay, bx, by, AGAINST: tl.constexpr):
-    """Edge P->Q (direction (ex, ey)) clipped to the half-plane left of A->B: new (t0, t1)."""
+def _on_line(gx, gy, fp, fq, near):
+    """Both ends of an edge within ``near`` of the line of direction (gx, gy) (their crosses fp, fq)."""
+    tol = (tl.abs(gx) + tl.abs(gy)) * near
+    return (fp >= -tol) & (fp <= tol) & (fq >= -tol) & (fq <= tol)
+
+
+@triton.jit
+def _clip(t0, t1, px, py, qx, qy, ex, ey, ax, ay, bx, by, near, AGAINST: tl.constexpr):
+    """Edge P->Q (direction (ex, ey)) clipped to the half-plane left of A->B: new (t0, t1). On the
+    line: both ends within ``near`` of it; AGAINST (the second box's edges): where A->B is on P->Q's
+    line, as the first pass computed it."""
     gx = bx - ax
     gy = by - ay
     fp = gx * (py - ay) - gy * (px - ax)
     fq = gx * (qy - ay) - gy * (qx - ax)
     if AGAINST:
+        on = _on_line(ex, ey, ex * (ay - py) - ey * (ax - px), ex * (by - py) - ey * (bx - px), near)
         opposite = (gx * ex + gy * ey) < 0
-        inside_p = (fp > 0) | ((fp == 0) & opposite)
-        inside_q = (fq > 0) | ((fq == 0) & opposite)
+        inside_p = (on & opposite) | (~on & ((fp > 0) | ((fp == 0) & opposite)))
+        inside_q = (on & opposite) | (~on & ((fq > 0) | ((fq == 0) & opposite)))
     else:
-        inside_p = fp >= 0
-        inside_q = fq >= 0
+        on = _on_line(gx, gy, fp, fq, near)
+        inside_p = on | (fp >= 0)
+        inside_q = on | (fq >= 0)
     t = _divide(fp, tl.where(inside_p != inside_q, fp - fq, 1.0))
     t0 = tl.where(~inside_p & inside_q, tl.maximum(t0, t), t0)
     t1 = tl.where(inside_p & ~inside_q, tl.minimum(t1, t), t1)
@@ -39,16 +50,16 @@ def _clip(t0, t1, px, py, qx, qy, ex, ey, ax, ay, bx, by, AGAINST: tl.constexpr)
 
 
 @triton.jit
-def _edge_part(px, py, qx, qy, x0, y0, x1, y1, x2, y2, x3, y3, AGAINST: tl.constexpr):
+def _edge_part(px, py, qx, qy, x0, y0, x1, y1, x2, y2, x3, y3, near, AGAINST: tl.constexpr):
     """Twice the signed area edge P->Q adds: cross(P, Q - P) times its part inside the quad."""
     ex = qx - px
     ey = qy - py
     t0 = tl.zeros_like(px)
     t1 = tl.zeros_like(px) + 1.0
-    t0, t1 = _clip(t0, t1, px, py, qx, qy, ex, ey, x0, y0, x1, y1, AGAINST)
-    t0, t1 = _clip(t0, t1, px, py, qx, qy, ex, ey, x1, y1, x2, y2, AGAINST)
-    t0, t1 = _clip(t0, t1, px, py, qx, qy, ex, ey, x2, y2, x3, y3, AGAINST)
-    t0, t1 = _clip(t0, t1, px, py, qx, qy, ex, ey, x3, y3, x0, y0, AGAINST)
+    t0, t1 = _clip(t0, t1, px, py, qx, qy, ex, ey, x0, y0, x1, y1, near, AGAINST)
+    t0, t1 = _clip(t0, t1, px, py, qx, qy, ex, ey, x1, y1, x2, y2, near, AGAINST)
+    t0, t1 = _clip(t0, t1, px, py, qx, qy, ex, ey, x2, y2, x3, y3, near, AGAINST)
+    t0, t1 = _clip(t0, t1, px, py, qx, qy, ex, ey, x3, y3, x0, y0, near, AGAINST)
     return (px * ey - py * ex) * tl.maximum(t1 - t0, 0.0)
 
 
@@ -104,14 +115,19 @@ def _pair_iou(g_ptr_a, g_ptr_b, mask_a, mask_b, xa, ya, xb, yb, far):
     area_b = _cross_next(b0x, b0y, b1x, b1y) + _cross_next(b1x, b1y, b2x, b2y)
     area_b = area_b + _cross_next(b2x, b2y, b3x, b3y)
     area_b = area_b + _cross_next(b3x, b3y, b0x, b0y)
-    inter = _edge_part(a0x, a0y, a1x, a1y, b0x, b0y, b1x, b1y, b2x, b2y, b3x, b3y, False)
-    inter = inter + _edge_part(a1x, a1y, a2x, a2y, b0x, b0y, b1x, b1y, b2x, b2y, b3x, b3y, False)
-    inter = inter + _edge_part(a2x, a2y, a3x, a3y, b0x, b0y, b1x, b1y, b2x, b2y, b3x, b3y, False)
-    inter = inter + _edge_part(a3x, a3y, a0x, a0y, b0x, b0y, b1x, b1y, b2x, b2y, b3x, b3y, False)
-    inter = inter + _edge_part(b0x, b0y, b1x, b1y, a0x, a0y, a1x, a1y, a2x, a2y, a3x, a3y, True)
-    inter = inter + _edge_part(b1x, b1y, b2x, b2y, a0x, a0y, a1x, a1y, a2x, a2y, a3x, a3y, True)
-    inter = inter + _edge_part(b2x, b2y, b3x, b3y, a0x, a0y, a1x, a1y, a2x, a2y, a3x, a3y, True)
-    inter = inter + _edge_part(b3x, b3y, b0x, b0y, a0x, a0y, a1x, a1y, a2x, a2y, a3x, a3y, True)
+    near = tl.load(g_ptr_a + 7, mask=mask_a, other=0.0) + tl.load(g_ptr_b + 7, mask=mask_b, other=0.0)
+    if near.dtype == tl.float32:  # ON_LINE of the torch twin
+        near = near * 9.5367431640625e-07
+    else:
+        near = near * 1.4210854715202004e-14
+    inter = _edge_part(a0x, a0y, a1x, a1y, b0x, b0y, b1x, b1y, b2x, b2y, b3x, b3y, near, False)
+    inter = inter + _edge_part(a1x, a1y, a2x, a2y, b0x, b0y, b1x, b1y, b2x, b2y, b3x, b3y, near, False)
+    inter = inter + _edge_part(a2x, a2y, a3x, a3y, b0x, b0y, b1x, b1y, b2x, b2y, b3x, b3y, near, False)
+    inter = inter + _edge_part(a3x, a3y, a0x, a0y, b0x, b0y, b1x, b1y, b2x, b2y, b3x, b3y, near, False)
+    inter = inter + _edge_part(b0x, b0y, b1x, b1y, a0x, a0y, a1x, a1y, a2x, a2y, a3x, a3y, near, True)
+    inter = inter + _edge_part(b1x, b1y, b2x, b2y, a0x, a0y, a1x, a1y, a2x, a2y, a3x, a3y, near, True)
+    inter = inter + _edge_part(b2x, b2y, b3x, b3y, a0x, a0y, a1x, a1y, a2x, a2y, a3x, a3y, near, True)
+    inter = inter + _edge_part(b3x, b3y, b0x, b0y, a0x, a0y, a1x, a1y, a2x, a2y, a3x, a3y, near, True)
     inter = tl.maximum(inter, 0.0)
     iou = _divide(inter, area_a + area_b - inter)
     return tl.where((degenerate > 0) | far, 0.0, iou)
