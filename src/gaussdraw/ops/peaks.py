@@ -78,8 +78,8 @@ BOUND_LIMIT = 32768  # the most group maxima a sample's candidate programs hold
 
 def launch_shape(shape: PeaksLaunchShape, classes: int, height: int, width: int, k: int) -> PeaksLaunchShape | None:
     """``shape`` fitted to the map: columns at most the map's width (a power of 2, at least 4); groups halved
-    (down to 1 row), then columns (down to 4), while a sample has fewer than 2 k of them; groups doubled
-    (and rows with them) while it has more than BOUND_LIMIT; None where a sample has fewer than k groups."""
+    (down to 1 row) while a sample has fewer than 2 k of them; groups doubled (and rows with them) while it
+    has more than BOUND_LIMIT; None where a sample has fewer than k groups (small maps: the plain top-k)."""
     shape = dataclasses.replace(shape, block_w=max(4, min(shape.block_w, next_power_of_2(width))))
 
     def per_sample(s):
@@ -87,8 +87,6 @@ def launch_shape(shape: PeaksLaunchShape, classes: int, height: int, width: int,
 
     while shape.group > 1 and per_sample(shape) < 2 * k:
         shape = dataclasses.replace(shape, group=shape.group // 2)
-    while shape.block_w > 4 and per_sample(shape) < 2 * k:
-        shape = dataclasses.replace(shape, block_w=shape.block_w // 2)
     while per_sample(shape) > BOUND_LIMIT:
         if shape.group >= height:
             return None

@@ -5,6 +5,8 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from .common import inside_center_range
+
 
 @triton.jit
 def centerpoint_candidates_kernel(gathered_ptr, dims_ptr, yaw_ptr, scores_ptr, xs_ptr, ys_ptr, labels_ptr,
@@ -34,9 +36,7 @@ def centerpoint_candidates_kernel(gathered_ptr, dims_ptr, yaw_ptr, scores_ptr, x
         tl.store(p_box + 7 + v, tl.load(p_reg + (8 + v) * k, mask=m_k, other=0.0), mask=m_k)
     valid = m_k
     if HAS_RANGE:  # float32 bounds, as mmdet3d's tensor of post_center_range
-        x0, y0, z0 = tl.load(bounds_ptr), tl.load(bounds_ptr + 1), tl.load(bounds_ptr + 2)
-        x1, y1, z1 = tl.load(bounds_ptr + 3), tl.load(bounds_ptr + 4), tl.load(bounds_ptr + 5)
-        valid = valid & (x >= x0) & (y >= y0) & (z >= z0) & (x <= x1) & (y <= y1) & (z <= z1)
+        valid = inside_center_range(valid, x, y, z, bounds_ptr)
     if HAS_THRESHOLD:
         valid = valid & (tl.load(scores_ptr + problem * k + o_k, mask=m_k, other=0.0) > threshold)
     tl.store(valid_ptr + problem * k + o_k, valid.to(tl.int8), mask=m_k)

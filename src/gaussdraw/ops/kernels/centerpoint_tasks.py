@@ -13,7 +13,7 @@ import triton.language as tl
 from triton.language.extra import libdevice
 
 from .circle_nms import sort_distinct
-from .common import first_k, ordered_bits
+from .common import first_k, inside_center_range, ordered_bits
 
 GROUP = 6  # tasks a launch takes (nuScenes' CenterPoint has six)
 # The regression maps' alignments are not specialized on (they are read at the peaks' pixels, scalar
@@ -142,9 +142,7 @@ def centerpoint_task_candidates_kernel(
                  origin_x, origin_y, 2, NORM_BBOX, NATIVE_MATH)
     valid = m
     if HAS_RANGE:  # float32 bounds, as mmdet3d's tensor of post_center_range
-        x0, y0, z0 = tl.load(bounds_ptr), tl.load(bounds_ptr + 1), tl.load(bounds_ptr + 2)
-        x1, y1, z1 = tl.load(bounds_ptr + 3), tl.load(bounds_ptr + 4), tl.load(bounds_ptr + 5)
-        valid = valid & (x >= x0) & (y >= y0) & (z >= z0) & (x <= x1) & (y <= y1) & (z <= z1)
+        valid = inside_center_range(valid, x, y, z, bounds_ptr)
     if HAS_THRESHOLD:
         valid = valid & (score > threshold)
     kept = valid.to(tl.int32)

@@ -84,6 +84,15 @@ def truncated_radius(radius, valid, least):
 
 
 @triton.jit
+def inside_center_range(valid, x, y, z, bounds_ptr):
+    """``valid`` where (x, y, z) lies in mmdet3d's post_center_range (float32 [x0, y0, z0, x1, y1, z1] at
+    ``bounds_ptr``, bounds included)."""
+    x0, y0, z0 = tl.load(bounds_ptr), tl.load(bounds_ptr + 1), tl.load(bounds_ptr + 2)
+    x1, y1, z1 = tl.load(bounds_ptr + 3), tl.load(bounds_ptr + 4), tl.load(bounds_ptr + 5)
+    return valid & (x >= x0) & (y >= y0) & (z >= z0) & (x <= x1) & (y <= y1) & (z <= z1)
+
+
+@triton.jit
 def ordered_bits(values):
     """The int32 ``order`` of float32 ``values`` (as :func:`gaussdraw.ops._sort_keys.score_keys` makes it)."""
     values = tl.where(values == 0.0, 0.0, values)
