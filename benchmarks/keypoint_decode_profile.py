@@ -1,5 +1,6 @@
 """Keypoint decoding on the GPU: each refinement's time (CUDA-graph replay, as the bench's graph_time) for
-the launch shapes of ``DecodeLaunchShape`` and for the previous kernel, against the read-once floor;
+the launch shapes of ``DecodeLaunchShape``, against the read-once floor (the previous kernel, timed beside
+them on 2026-12-03: results/h200-2026-12-03-evening-kp-decode-sweep.txt);
 WholeBody float32 swept first (the target), then float16 and COCO with the leading shapes.
 
     PYTHONPATH=src python benchmarks/keypoint_decode_profile.py [--quick]
@@ -8,14 +9,10 @@ One line a variant: ``µs  ×floor  shape``; "DIFFERS" where the result is not t
 exact, keypoints within 1e-3 px). The last lines: the best shape of each refinement on WholeBody float32.
 """
 
-import os
 import sys
 import time
 
 import torch
-
-sys.path.insert(0, os.path.dirname(__file__))
-from _keypoint_decode_old import old_keypoint_decode_triton  # noqa: E402
 
 from gaussdraw.bench.keypoint_decode import DECODE_CONFIGS, pose_heatmaps  # noqa: E402
 from gaussdraw.bench.timing import copy_bandwidth, graph_time  # noqa: E402
@@ -35,7 +32,7 @@ def label(shape: DecodeLaunchShape, refine: int) -> str:
 
 
 def variants(refine: int, full: bool) -> list:
-    """(label, function of the heatmaps) to time for one refinement: the previous kernel, then shapes."""
+    """(label, function of the heatmaps) to time for one refinement: each launch shape."""
     shapes = []
     for maps, block, warps in MAXIMUM_SHAPES if full else MAXIMUM_SHAPES[:3]:
         for fused in ((True, False) if refine >= 2 else (True,)):
@@ -43,7 +40,7 @@ def variants(refine: int, full: bool) -> list:
     if refine >= 2:
         shapes += [DecodeLaunchShape(fused=False, step_maps=step_maps, step_warps=step_warps)
                    for step_maps, step_warps in (STEP_SHAPES if full else STEP_SHAPES[:3])]
-    out = [("previous kernel", lambda h: old_keypoint_decode_triton(h, refine, 11))] if refine >= 2 else []
+    out = []
     for shape in dict.fromkeys(shapes):  # distinct, in order
         out.append((label(shape, refine), lambda h, s=shape: keypoint_decode_triton(h, refine, 11, shape=s)))
     return out
@@ -62,15 +59,13 @@ def profile(name: str, dtype: torch.dtype, full: bool, bandwidth: float, best: d
             print(f"  {str(refine):8s} {us:7.1f} us {us / floor:5.2f}x  {label}{'' if same else '  DIFFERS'}",
                   flush=True)
             key = (name, str(dtype), str(refine))
-            if label != "previous kernel" and same and us < best.get(key, (float("inf"),))[0]:
+            if same and us < best.get(key, (float("inf"),))[0]:
                 best[key] = (us, us / floor, label)
         if code >= 2:  # one map of noise: clamps bite, its program blurs the whole map for the rescale
             clamped = heat.clone()
             clamped[0, 1] = torch.randn(heat.shape[2:], device="cuda").to(dtype)
-            for label, fn in (("default", lambda h: keypoint_decode_triton(h, code, 11)),
-                              ("previous kernel", lambda h: old_keypoint_decode_triton(h, code, 11))):
-                us = graph_time(lambda f=fn: f(clamped)) * 1e6
-                print(f"  {str(refine):8s} {us:7.1f} us {us / floor:5.2f}x  {label}, one map blurred whole", flush=True)
+            us = graph_time(lambda: keypoint_decode_triton(clamped, code, 11)) * 1e6
+            print(f"  {str(refine):8s} {us:7.1f} us {us / floor:5.2f}x  default, one map blurred whole", flush=True)
 
 
 def main() -> None:
