@@ -7,17 +7,13 @@ programs stay resident while the maps stream. WholeBody's sizes (96 x 72) specia
 
 import os
 import subprocess
-import sys
 import tempfile
 
 import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _keypoint_decode_old import keypoint_decode_kernel as previous  # noqa: E402
-
-from gaussdraw.ops.kernels.keypoint_decode import keypoint_maximum_kernel, keypoint_step_kernel  # noqa: E402
+from gaussdraw.ops.kernels.keypoint_decode import keypoint_maximum_kernel, keypoint_step_kernel
 
 BIN = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin")
 DIVISIBLE = {"heat_ptr", "weights_ptr", "keypoints_ptr", "scores_ptr", "maps", "height", "size"}  # by 16
@@ -44,9 +40,6 @@ def usage(kernel, constexprs: dict, warps: int) -> str:
 
 def main() -> None:
     common = dict(KSIZE=11, REGION=16)
-    for refine in range(4):
-        print(f"previous kernel refine {refine} block 2048 warps 4: "
-              + usage(previous, dict(common, REFINE=refine, BLOCK=2048, TILE_W=64), 4))
     for refine in range(4):
         for maps, block, warps in ((1, 2048, 4), (1, 1024, 2), (1, 4096, 8), (1, 8192, 8), (2, 4096, 8), (4, 2048, 8)):
             shape = dict(common, REFINE=refine, MAPS=maps, BLOCK=block, TILE_W=4 * warps)
