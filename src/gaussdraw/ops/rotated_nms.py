@@ -101,6 +101,14 @@ def _on_line(gx, gy, fp, fq, near):
     return (fp >= -tol) & (fp <= tol) & (fq >= -tol) & (fq <= tol)
 
 
+def _inside_against(on, opposite, fp, fq):
+    """Whether each end of an edge of the second box counts as inside a half-plane of the first: on the
+    first box's edge line (``on``), where the two run opposite ways; else strictly inside, or exactly on
+    the line running opposite."""
+    return ((on & opposite) | (~on & ((fp > 0) | ((fp == 0) & opposite))),
+            (on & opposite) | (~on & ((fq > 0) | ((fq == 0) & opposite))))
+
+
 def _edge_part(start, end, polygon, near, against: bool):
     """Twice the signed area that edge ``start`` -> ``end`` adds: cross(P, Q - P) times the length
     (as a fraction) of its part inside ``polygon``'s half-planes. ``against``: a part on a
@@ -117,9 +125,7 @@ def _edge_part(start, end, polygon, near, against: bool):
         fq = gx * (qy - ay) - gy * (qx - ax)
         if against:  # on the line where the polygon's edge A->B is on this edge's line (as the other pass sees it)
             on = _on_line(ex, ey, ex * (ay - py) - ey * (ax - px), ex * (by - py) - ey * (bx - px), near)
-            opposite = (gx * ex + gy * ey) < 0
-            inside_p = (on & opposite) | (~on & ((fp > 0) | ((fp == 0) & opposite)))
-            inside_q = (on & opposite) | (~on & ((fq > 0) | ((fq == 0) & opposite)))
+            inside_p, inside_q = _inside_against(on, (gx * ex + gy * ey) < 0, fp, fq)
         else:
             on = _on_line(gx, gy, fp, fq, near)
             inside_p, inside_q = on | (fp >= 0), on | (fq >= 0)
