@@ -85,11 +85,9 @@ class _Interpreted:
                                               **self.compile_options)
 
 
-def stand_in_direct_launch(monkeypatch) -> None:
-    """CPU tensors take the CUDA direct launch of gaussdraw.ops.launch, with no launchers yet: Triton's
-    launch compiles nothing here (the interpreter runs the kernel) and returns a 'compiled' kernel whose
-    launcher runs the interpreter again with the arguments it is given, in the kernel's order; so planned
-    calls' relaunches compute real values (needs TRITON_INTERPRET=1)."""
+def cpu_as_cuda(monkeypatch) -> None:
+    """CPU tensors pass for CUDA ones on device None, and the direct launch applies (a tested Triton,
+    enabled, no hooks) unless a test changes that."""
     from gaussdraw.ops import launch as launching
 
     monkeypatch.setattr(launching, "_plain_cuda", lambda tensor: type(tensor) is torch.Tensor)
@@ -98,6 +96,16 @@ def stand_in_direct_launch(monkeypatch) -> None:
     monkeypatch.setattr(launching._DIRECT, "tested", True)
     monkeypatch.setattr(launching._DIRECT, "enabled", True)
     monkeypatch.setattr(launching, "_KNOBS", None)
+
+
+def stand_in_direct_launch(monkeypatch) -> None:
+    """CPU tensors take the CUDA direct launch of gaussdraw.ops.launch, with no launchers yet: Triton's
+    launch compiles nothing here (the interpreter runs the kernel) and returns a 'compiled' kernel whose
+    launcher runs the interpreter again with the arguments it is given, in the kernel's order; so planned
+    calls' relaunches compute real values (needs TRITON_INTERPRET=1)."""
+    from gaussdraw.ops import launch as launching
+
+    cpu_as_cuda(monkeypatch)
     monkeypatch.setattr(launching, "_LAUNCHERS", {})
 
     def public(self, grid, device, num_warps, compile_options, arguments):

@@ -15,6 +15,8 @@ import torch
 
 from gaussdraw.ops._triton import HAVE_TRITON, interpreting
 
+from .helpers import cpu_as_cuda
+
 pytestmark = pytest.mark.skipif(not HAVE_TRITON, reason="needs triton installed")
 
 if HAVE_TRITON:
@@ -127,12 +129,7 @@ class FakeKernel:
 def on_cuda(monkeypatch):
     """CPU tensors pass for CUDA ones on device None; the direct path applies (a tested Triton, enabled,
     no hooks) unless a test changes that."""
-    monkeypatch.setattr(launching, "_plain_cuda", lambda tensor: type(tensor) is torch.Tensor)
-    monkeypatch.setattr(launching, "_current_device", lambda: None)
-    monkeypatch.setattr(launching, "_raw_stream", lambda index: "stream")
-    monkeypatch.setattr(launching._DIRECT, "tested", True)
-    monkeypatch.setattr(launching._DIRECT, "enabled", True)
-    monkeypatch.setattr(launching, "_KNOBS", None)
+    cpu_as_cuda(monkeypatch)
 
 
 def _arguments(x, y, n=17, mode=0):
