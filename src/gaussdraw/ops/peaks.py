@@ -76,10 +76,13 @@ def order_peaks_triton(scores: torch.Tensor, flat: torch.Tensor, plane: int, wid
 BOUND_LIMIT = 32768  # the most group maxima a sample's candidate programs hold
 
 
-def launch_shape(shape: PeaksLaunchShape, classes: int, height: int, width: int, k: int) -> PeaksLaunchShape | None:
+def launch_shape(shape: PeaksLaunchShape, classes: int, height: int, width: int, k: int,
+                 kernel: int = 3) -> PeaksLaunchShape | None:
     """``shape`` fitted to the map: columns at most the map's width (a power of 2, at least 4); groups halved
-    (down to 1 row) while a sample has fewer than 2 k of them; groups doubled (and rows with them) while it
-    has more than BOUND_LIMIT; None where a sample has fewer than k groups (small maps: the plain top-k)."""
+    (down to 1 row), then, for local-maximum windows up to 3 (``kernel``), columns (down to 4), while a
+    sample has fewer than 2 k of them (a 5-wide window gave wrong candidates on 4 columns); groups doubled
+    (and rows with them) while it has more than BOUND_LIMIT; None where a sample has fewer than k groups
+    (the caller takes the plain top-k)."""
     shape = dataclasses.replace(shape, block_w=max(4, min(shape.block_w, next_power_of_2(width))))
 
     def per_sample(s):
@@ -87,6 +90,8 @@ def launch_shape(shape: PeaksLaunchShape, classes: int, height: int, width: int,
 
     while shape.group > 1 and per_sample(shape) < 2 * k:
         shape = dataclasses.replace(shape, group=shape.group // 2)
+    while kernel <= 3 and shape.block_w > 4 and per_sample(shape) < 2 * k:
+        shape = dataclasses.replace(shape, block_w=shape.block_w // 2)
     while per_sample(shape) > BOUND_LIMIT:
         if shape.group >= height:
             return None
@@ -117,7 +122,7 @@ def peaks_triton(heat: torch.Tensor, k: int, kernel: int, *,
     batch, classes, height, width = heat.shape
     if heat.dtype == torch.float64 or k > ORDER_LIMIT or classes * height * width >= 2**31 or batch == 0:
         return None
-    shape = launch_shape(shape, classes, height, width, k)
+    shape = launch_shape(shape, classes, height, width, k, kernel)
     if shape is None:
         return None
     tiles_w, groups_h = cdiv(width, shape.block_w), cdiv(height, shape.group)
