@@ -82,7 +82,9 @@ def launch_shape(shape: PeaksLaunchShape, classes: int, height: int, width: int,
     (down to 1 row), then, for local-maximum windows up to 3 (``kernel``), columns (down to 4), while a
     sample has fewer than 2 k of them (a 5-wide window gave wrong candidates on 4 columns); groups doubled
     (and rows with them) while it has more than BOUND_LIMIT; None where a sample has fewer than k groups
-    (the caller takes the plain top-k)."""
+    or the map is narrower than 4 columns (a 1-wide map gave wrong peaks; the caller takes the plain top-k)."""
+    if width < 4:  # narrower than the least column block: the plain top-k
+        return None
     shape = dataclasses.replace(shape, block_w=max(4, min(shape.block_w, next_power_of_2(width))))
 
     def per_sample(s):
