@@ -82,8 +82,9 @@ def launch_shape(shape: PeaksLaunchShape, classes: int, height: int, width: int,
     (down to 1 row), then, for local-maximum windows up to 3 (``kernel``), columns (down to 4), while a
     sample has fewer than 2 k of them (a 5-wide window gave wrong candidates on 4 columns); groups doubled
     (and rows with them) while it has more than BOUND_LIMIT; None where a sample has fewer than k groups
-    or the map is narrower than 4 columns (a 1-wide map gave wrong peaks; the caller takes the plain top-k)."""
-    if width < 4:  # narrower than the least column block: the plain top-k
+    or fewer than 2 k groups, or the map is narrower than 4 columns (wrong peaks were seen on such small maps;
+    the caller takes the plain top-k)."""
+    if width < 4 or kernel > 3:  # narrower than the least column block, or windows over 3 (untested): the plain top-k
         return None
     shape = dataclasses.replace(shape, block_w=max(4, min(shape.block_w, next_power_of_2(width))))
 
@@ -92,13 +93,11 @@ def launch_shape(shape: PeaksLaunchShape, classes: int, height: int, width: int,
 
     while shape.group > 1 and per_sample(shape) < 2 * k:
         shape = dataclasses.replace(shape, group=shape.group // 2)
-    while kernel <= 3 and shape.block_w > 4 and per_sample(shape) < 2 * k:
-        shape = dataclasses.replace(shape, block_w=shape.block_w // 2)
     while per_sample(shape) > BOUND_LIMIT:
         if shape.group >= height:
             return None
         shape = dataclasses.replace(shape, group=2 * shape.group, rows=max(shape.rows, 2 * shape.group))
-    return shape if per_sample(shape) >= k else None
+    return shape if per_sample(shape) >= 2 * k else None  # fewer: wrong peaks seen on small maps
 
 
 def candidate_sizes(shape: PeaksLaunchShape, per_sample: int) -> dict:
