@@ -71,7 +71,7 @@ def random_map(seed, shape, levels, zeros=0.5, dtype=torch.float32):
 
 
 @SETTINGS
-@given(seed=st.integers(0, 2**16), levels=st.sampled_from([2, 5, 1000]), kernel=st.sampled_from([3, 1, 5]),
+@given(seed=st.integers(0, 2**16), levels=st.sampled_from([2, 5, 1000]), kernel=st.sampled_from([3, 1]),
        shape=st.sampled_from([(2, 2, 9, 20), (1, 3, 7, 33), (2, 1, 16, 16)]), launch=st.sampled_from(SHAPES),
        nan=st.booleans(), data=st.data())
 def test_tile_bound_path_orders_every_peak(device_backend, seed, levels, kernel, shape, launch, nan, data):
@@ -87,6 +87,7 @@ def test_tile_bound_path_orders_every_peak(device_backend, seed, levels, kernel,
     found = peaks_triton(heat.to(device), k, kernel, shape=launch)
     assert found is not None
     assert_same(found, heat, k, kernel)
+    assert peaks_triton(heat.to(device), k, 5, shape=launch) is None  # windows over 3: the plain top-k
 
 
 @SETTINGS
@@ -173,13 +174,16 @@ def test_per_class_path_flat_maps_nan_and_dtypes(device_backend, dtype):
 @given(seed=st.integers(0, 2**16), levels=st.sampled_from([2, 5, 1000]), data=st.data())
 def test_per_class_k_at_least_k_is_the_one_stage_top_k(device_backend, seed, levels, data, monkeypatch):
     """No class holds more than k of a sample's top k: with per_class_k >= k the two-stage top-k is the one-stage
-    one (the same keys), which the public call takes on the tile-bound path; ties at both places included."""
+    one (the same keys), which the public call takes on the tile-bound path; ties at both places included
+    (k at most half the map's one-row groups, 3 x 12: the tile path applies; past it, ties straddling the
+    k-th place are the plain top-k's choice, as documented)."""
     device = triton_device(device_backend)
     from gaussdraw.decode import peaks as decode_peaks
 
-    heat = random_map(seed, (2, 3, 6, 24), levels)
-    k = data.draw(st.integers(1, 36))
-    per_class_k = data.draw(st.integers(k, 6 * 24))
+    heat = random_map(seed, (2, 3, 12, 24), levels)
+    k = data.draw(st.integers(1, 18))
+    assert launch_shape(TILE_BOUND, 3, 12, 24, k, 1) is not None
+    per_class_k = data.draw(st.integers(k, 12 * 24))
     taken = []
     monkeypatch.setattr(decode_peaks, "class_peaks_triton", lambda *a: taken.append(a) or None)
     assert_same(heatmap_peaks(heat.to(device), k, 1, per_class_k=per_class_k, backend="triton"), heat, k, 1,
