@@ -4,8 +4,9 @@ the two per-class kernels (the path for per_class_k < k). One GPU call:
 
     PYTHONPATH=src python benchmarks/peaks_profile.py [--previous] [--quick]
 
---previous: also the four-launch path of 2026-12-03 (benchmarks/_peaks_old.py), launch by launch, for an A/B
-in the same process; --quick: the default launch shape only (the sweep of launch shapes comes last otherwise).
+--previous: also the earlier four-launch path of 2026-12-03 (benchmarks/_peaks_old.py: its first pass by rows, 9
+loads a pixel), launch by launch, for an A/B in the same process; --quick: the default launch shape only (the
+sweep of launch shapes comes last otherwise).
 """
 
 import argparse
@@ -20,17 +21,15 @@ from gaussdraw.bench.decode import peak_inputs
 from gaussdraw.bench.timing import copy_bandwidth, graph_time
 from gaussdraw.ops import class_peaks, peaks
 from gaussdraw.ops.kernels import class_peaks as class_kernels
-from gaussdraw.ops.kernels import peaks as kernels
 from gaussdraw.ops.launch import launch
 from gaussdraw.reference import centerpoint_topk_composed, heatmap_peaks_composed
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 
 cdiv = triton.cdiv
-SWEEP = (dict(programs=4), dict(programs=8), dict(programs=4, candidate_warps=8), dict(programs=8, candidate_warps=8),
-         dict(candidate_warps=16), dict(shuffle=True), dict(strips=1), dict(strips=4), dict(rows=8), dict(rows=32),
-         dict(rows=8, strips=4), dict(programs=16), dict(programs=50), dict(programs=100), dict(chunk=512),
-         dict(candidate_warps=2), dict(candidate_warps=8))
+SWEEP = (dict(programs=16), dict(programs=32), dict(programs=100), dict(candidate_warps=2), dict(candidate_warps=8),
+         dict(shuffle=True), dict(strips=1), dict(strips=4), dict(rows=8), dict(rows=32), dict(rows=8, strips=4),
+         dict(chunk=512))
 
 
 def us(fn):
@@ -38,45 +37,20 @@ def us(fn):
 
 
 def new_stages(heat, k, kernel, shape: peaks.PeaksLaunchShape):
-    """The three launches of ops/peaks.py's peaks_triton, each a callable, and the outputs they fill."""
+    """The four launches of ops/peaks.py's peaks_triton, each a callable, and the outputs they fill."""
     batch, classes, height, width = heat.shape
-    shape = peaks.launch_shape(shape, classes, height, width, k)
-    tiles_w, groups_h = cdiv(width, shape.block_w), cdiv(height, shape.group)
-    per_sample = classes * groups_h * tiles_w
-    group_max = torch.empty((batch, per_sample), dtype=torch.int32, device="cuda")
-    count = torch.empty(batch, dtype=torch.int32, device="cuda")
-    capacity = min(classes * height * width, max(shape.capacity[0] * k, shape.capacity[1]))
-    candidates = torch.empty((batch, capacity), dtype=torch.int64, device="cuda")
-    outputs = [torch.empty((batch, k), dtype=heat.dtype, device="cuda")]
-    outputs += [torch.empty((batch, k), dtype=torch.int64, device="cuda") for _ in range(4)]
-    sizes = dict(height=height, width=width, tiles_w=tiles_w, groups_h=groups_h, KERNEL=kernel,
-                 GROUP=shape.group, BLOCK_W=shape.block_w)
-    programs = shape.programs or min(max(k // 4, 16), 128)
-    keep = triton.next_power_of_2(k)
-    steps = {
-        "group maxima (one pass; count reset)": lambda: launch(
-            kernels.group_max_kernel, (cdiv(height, shape.rows * shape.strips) * tiles_w, batch * classes),
-            num_warps=shape.strips, heat_ptr=heat, group_max_ptr=group_max, count_ptr=count, classes=classes,
-            ROWS=shape.rows, STRIPS=shape.strips, SHUFFLE=shape.shuffle, **sizes),
-        "candidates (each program finds the bound)": lambda: launch(
-            kernels.candidates_kernel, (programs, batch), heat_ptr=heat, group_max_ptr=group_max,
-            candidates_ptr=candidates, count_ptr=count, classes=classes, per_sample=per_sample, capacity=capacity,
-            programs=programs, k=k, **peaks.candidate_sizes(shape, per_sample), **sizes),
-        "select + outputs": lambda: launch(
-            kernels.select_kernel, (batch,), num_warps=8, heat_ptr=heat, candidates_ptr=candidates, count_ptr=count,
-            scores_ptr=outputs[0], labels_ptr=outputs[1], ys_ptr=outputs[2], xs_ptr=outputs[3],
-            indices_ptr=outputs[4], classes=classes, height=height, width=width, capacity=capacity, k=k,
-            KERNEL=kernel, KEEP=keep, CHUNK=max(shape.chunk or 256, 2 * keep)),
-    }
+    shape = peaks.launch_shape(shape, classes, height, width, k, kernel)
+    steps, outputs = peaks.peaks_launches(heat, k, kernel, shape)
     for step in steps.values():
         step()
-    print(f"    {shape}: {per_sample} groups a sample, {programs} candidate programs a sample; candidates: "
-          f"{count.tolist()[:6]} ...")
+    per_sample = classes * cdiv(height, shape.group) * cdiv(width, shape.block_w)
+    programs = shape.programs or min(max(k // 2, 16), 256)
+    print(f"    {shape}: {per_sample} groups a sample, {programs} candidate programs a sample")
     return steps, outputs
 
 
 def profile_path(heat, k, kernel, floor, shape, reference, label):
-    """Each launch of the three-launch path, the whole path, and whether it gives the reference's results."""
+    """Each launch of the four-launch path, the whole path, and whether it gives the reference's results."""
     print(f"  new path {label}:")
     steps, outputs = new_stages(heat, k, kernel, shape)
     for name, fn in steps.items():

@@ -1,21 +1,25 @@
 """The top-k peaks of a heatmap on the GPU, without a top-k over every pixel.
 
 A peak's value is mmdet's ``heat * (max_pool(heat) == heat)``, compared as an int32 that sorts as the
-float does (:mod:`._sort_keys`). Three kernels (:mod:`.kernels.peaks`), no host sync, no torch op between:
+float does (:mod:`._sort_keys`). Four kernels (:mod:`.kernels.peaks`), no host sync, no torch op between:
 
 1. group maxima: one pass over the map; a warp walks down ``rows`` rows of a plane (a strip; ``strips``
    strips a program), four columns a thread (one 16-byte load; a 3 x 3 window by rows, the horizontal
    neighbours from registers), and writes the largest value of each ``group`` rows. It also sets each
    sample's candidate count to 0. This pass reads the map once: it is the floor of the whole call;
-2. candidates: ``programs`` programs a sample; each finds the bound ``t`` itself, the k-th largest of the
-   sample's group maxima (k groups each hold a value >= t, so every peak of the top k is >= t; by 2-bit
-   digits: 16 counts), then takes its share of the groups reaching t (about k in all), recomputes each
-   (every load at once) and appends its values >= t as distinct int64 keys (value, then ascending index).
-   A realistic heatmap gives a few more than k candidates;
-3. select (one program a sample): the k largest keys of the candidates, sorted in chunks into a running
+2. bound (one program a sample): the bound ``t``, the k-th largest of the sample's group maxima (k groups
+   each hold a value >= t, so every peak of the top k is >= t; by 2-bit digits: 16 counts), and the
+   list of the groups reaching it (about k);
+3. candidates: ``programs`` programs a sample share the listed groups; each recomputes a group (every
+   load at once) and appends its values >= t as distinct int64 keys (value, then ascending index). A
+   realistic heatmap gives a few more than k candidates;
+4. select (one program a sample): the k largest keys of the candidates, sorted in chunks into a running
    best, written out as scores, labels, ys, xs, indices. Where the candidates overflow their buffer
    (plateaus: many pixels equal at the k-th place), it takes every pixel of the sample instead,
    recomputed (slower, exact).
+
+(The bound once a sample, apart: with every candidates program finding it itself, that launch took
+59.2 us on centernet-coco against 8.1 + 12.8 for the two launches, H200; benchmarks/NOTES.md.)
 
 Equal values come in ascending index order (the keys are distinct), so the result does not depend
 on the order in which groups appended their candidates.
@@ -36,7 +40,7 @@ class PeaksLaunchShape:
     ``rows`` rows x ``block_w`` columns and write one maximum per ``group`` rows (``rows`` a multiple of it;
     the candidates pass recomputes a group; halved, down to 1, while a sample has fewer than 2 k groups),
     a pixel's horizontal neighbours from the cache (two loads) or, ``shuffle``, from the next threads;
-    ``programs`` candidate programs a sample (None: k // 4 within [16, 128]) of ``candidate_warps`` warps;
+    ``programs`` candidate programs a sample (None: k // 2 within [16, 256]) of ``candidate_warps`` warps;
     candidates kept per sample, max(capacity[0] * k, capacity[1]) (at most the sample's pixels); keys the
     select kernel sorts at once (at least 2 * next_power_of_2(k)), ``chunk``, None: 64 in the interpreter,
     where a sort's cost grows with its width rather than its work, else 256 (k = 100: one sort of 256)."""
@@ -100,13 +104,12 @@ def launch_shape(shape: PeaksLaunchShape, classes: int, height: int, width: int,
     return shape if per_sample(shape) >= 2 * k else None  # fewer: wrong peaks seen on small maps
 
 
-def candidate_sizes(shape: PeaksLaunchShape, per_sample: int) -> dict:
-    """The candidates launch's warps, BLOCK (the sample's group maxima) and BITS (digits a round of the bound):
-    at least ``candidate_warps``, more (to 16) and one bit a round where a sample has many groups, so that a
-    thread holds at most ~512 of the (2^BITS, BLOCK) comparisons a round."""
+def bound_sizes(per_sample: int) -> dict:
+    """The bound launch's warps, BLOCK (the sample's group maxima) and BITS (digits a round): more warps
+    (4 to 16) and one bit a round where a sample has many groups, so that a thread holds at most ~512 of
+    the (2^BITS, BLOCK) comparisons a round."""
     block = next_power_of_2(per_sample)
-    return dict(num_warps=max(shape.candidate_warps, min(16, block // 512)), BLOCK=block,
-                BITS=2 if block <= 4096 else 1)
+    return dict(num_warps=max(4, min(16, block // 512)), BLOCK=block, BITS=2 if block <= 4096 else 1)
 
 
 def peaks_triton(heat: torch.Tensor, k: int, kernel: int, *,
@@ -116,9 +119,6 @@ def peaks_triton(heat: torch.Tensor, k: int, kernel: int, *,
     not apply (float64, fewer groups than k, k > ORDER_LIMIT, too large a map: the caller takes the
     plain top-k)."""
     check_device(heat.device)
-    from .kernels import peaks as kernels
-    from .launch import launch
-
     heat = heat.contiguous()
     batch, classes, height, width = heat.shape
     if heat.dtype == torch.float64 or k > ORDER_LIMIT or classes * height * width >= 2**31 or batch == 0:
@@ -126,28 +126,49 @@ def peaks_triton(heat: torch.Tensor, k: int, kernel: int, *,
     shape = launch_shape(shape, classes, height, width, k, kernel)
     if shape is None:
         return None
+    steps, outputs = peaks_launches(heat, k, kernel, shape)
+    for step in steps.values():
+        step()
+    return outputs
+
+
+def peaks_launches(heat: torch.Tensor, k: int, kernel: int, shape: PeaksLaunchShape):
+    """({name: the launch, a callable}, the outputs they fill) of contiguous ``heat`` and a fitted ``shape``
+    (:func:`launch_shape`), in their order; apart, for benchmarks/peaks_profile.py to time each."""
+    from .kernels import peaks as kernels
+    from .launch import launch
+
+    batch, classes, height, width = heat.shape
     tiles_w, groups_h = cdiv(width, shape.block_w), cdiv(height, shape.group)
     per_sample = classes * groups_h * tiles_w
     device = heat.device
-    group_max = torch.empty((batch, per_sample), dtype=torch.int32, device=device)
-    count = torch.empty(batch, dtype=torch.int32, device=device)
-    sizes = dict(height=height, width=width, tiles_w=tiles_w, groups_h=groups_h, KERNEL=kernel,
-                 GROUP=shape.group, BLOCK_W=shape.block_w)
-    launch(kernels.group_max_kernel, (cdiv(height, shape.rows * shape.strips) * tiles_w, batch * classes),
-           num_warps=shape.strips, heat_ptr=heat, group_max_ptr=group_max, count_ptr=count, classes=classes,
-           ROWS=shape.rows, STRIPS=shape.strips, SHUFFLE=shape.shuffle, **sizes)
+    group_max, groups = (torch.empty((batch, per_sample), dtype=torch.int32, device=device) for _ in range(2))
+    count, bound, group_count = (torch.empty(batch, dtype=torch.int32, device=device) for _ in range(3))
     capacity = min(classes * height * width, max(shape.capacity[0] * k, shape.capacity[1]))
     candidates = torch.empty((batch, capacity), dtype=torch.int64, device=device)
-    programs = shape.programs or min(max(k // 4, 16), 128)
-    launch(kernels.candidates_kernel, (programs, batch), heat_ptr=heat, group_max_ptr=group_max,
-           candidates_ptr=candidates, count_ptr=count, classes=classes, per_sample=per_sample, capacity=capacity,
-           programs=programs, k=k, **candidate_sizes(shape, per_sample), **sizes)
     outputs = [torch.empty((batch, k), dtype=heat.dtype, device=device)]
     outputs += [torch.empty((batch, k), dtype=torch.int64, device=device) for _ in range(4)]
+    sizes = dict(height=height, width=width, tiles_w=tiles_w, groups_h=groups_h, KERNEL=kernel,
+                 GROUP=shape.group, BLOCK_W=shape.block_w)
+    programs = shape.programs or min(max(k // 2, 16), 256)
     keep = next_power_of_2(k)
     chunk = shape.chunk or (64 if interpreting() else 256)
-    launch(kernels.select_kernel, (batch,), num_warps=8, heat_ptr=heat, candidates_ptr=candidates, count_ptr=count,
-           scores_ptr=outputs[0], labels_ptr=outputs[1], ys_ptr=outputs[2], xs_ptr=outputs[3],
-           indices_ptr=outputs[4], classes=classes, height=height, width=width, capacity=capacity, k=k,
-           KERNEL=kernel, KEEP=keep, CHUNK=max(chunk, 2 * keep))
-    return outputs
+    steps = {
+        "group maxima (one pass; count reset)": lambda: launch(
+            kernels.group_max_kernel, (cdiv(height, shape.rows * shape.strips) * tiles_w, batch * classes),
+            num_warps=shape.strips, heat_ptr=heat, group_max_ptr=group_max, count_ptr=count, classes=classes,
+            ROWS=shape.rows, STRIPS=shape.strips, SHUFFLE=shape.shuffle, **sizes),
+        "bound + group list": lambda: launch(
+            kernels.bound_kernel, (batch,), group_max_ptr=group_max, bound_ptr=bound, groups_ptr=groups,
+            group_count_ptr=group_count, per_sample=per_sample, k=k, **bound_sizes(per_sample)),
+        "candidates (listed groups)": lambda: launch(
+            kernels.candidates_kernel, (programs, batch), num_warps=shape.candidate_warps, heat_ptr=heat,
+            bound_ptr=bound, groups_ptr=groups, group_count_ptr=group_count, candidates_ptr=candidates,
+            count_ptr=count, classes=classes, per_sample=per_sample, capacity=capacity, programs=programs, **sizes),
+        "select + outputs": lambda: launch(
+            kernels.select_kernel, (batch,), num_warps=8, heat_ptr=heat, candidates_ptr=candidates,
+            count_ptr=count, scores_ptr=outputs[0], labels_ptr=outputs[1], ys_ptr=outputs[2], xs_ptr=outputs[3],
+            indices_ptr=outputs[4], classes=classes, height=height, width=width, capacity=capacity, k=k,
+            KERNEL=kernel, KEEP=keep, CHUNK=max(chunk, 2 * keep)),
+    }
+    return steps, outputs

@@ -1,4 +1,4 @@
-"""The peaks kernels: group maxima, candidates (with the bound), select (the tile-bound top-k), and the
+"""The peaks kernels: group maxima, the bound and its groups, candidates, select (the tile-bound top-k), and the
 ordering of top-k results; see :mod:`gaussdraw.ops.peaks`.
 
 The first pass reads four consecutive columns a thread (one 16-byte load) on rows that a warp walks down
@@ -75,25 +75,34 @@ def group_max_kernel(heat_ptr, group_max_ptr, count_ptr, classes, height, width,
 
 
 @triton.jit
-def candidates_kernel(heat_ptr, group_max_ptr, candidates_ptr, count_ptr, classes, height, width, tiles_w, groups_h,
-                      per_sample, capacity, programs, k,
-                      KERNEL: tl.constexpr, GROUP: tl.constexpr, BLOCK_W: tl.constexpr, BLOCK: tl.constexpr,
-                      BITS: tl.constexpr):
-    """``programs`` programs a sample. Each finds the bound itself from the sample's group maxima (the k-th
-    largest: k groups hold a peak >= it, so every peak of the top k is >= it; by digits of BITS bits), takes
-    every ``programs``-th group reaching it, recomputes the group's peaks (every load at once) and appends
-    those >= the bound to the sample's candidates, as distinct int64 keys (value, then ascending index)."""
-    sample = tl.program_id(1).to(tl.int64)
+def bound_kernel(group_max_ptr, bound_ptr, groups_ptr, group_count_ptr, per_sample, k,
+                 BLOCK: tl.constexpr, BITS: tl.constexpr):
+    """One program a sample: the bound (the k-th largest group maximum: k groups hold a peak >= it, so every
+    peak of the top k is >= it; by digits of BITS bits) and the list of the groups whose maximum reaches it."""
+    sample = tl.program_id(0).to(tl.int64)
     lanes = tl.arange(0, BLOCK)
     valid = lanes < per_sample
     maxima = tl.load(group_max_ptr + sample * per_sample + lanes, mask=valid, other=LOWEST)
     bound = kth_largest_by_digits(maxima, k, BITS)
     reach = (valid & (maxima >= bound)).to(tl.int32)
-    rank = tl.cumsum(reach, axis=0) - reach
-    turn = tl.where((reach > 0) & (rank % programs == tl.program_id(0)), rank // programs, -1)  # my i-th group
+    tl.store(groups_ptr + sample * per_sample + tl.cumsum(reach, axis=0) - reach, lanes, mask=reach > 0)
+    tl.store(group_count_ptr + sample, tl.sum(reach, axis=0))
+    tl.store(bound_ptr + sample, bound)
+
+
+@triton.jit
+def candidates_kernel(heat_ptr, bound_ptr, groups_ptr, group_count_ptr, candidates_ptr, count_ptr, classes, height,
+                      width, tiles_w, groups_h, per_sample, capacity, programs,
+                      KERNEL: tl.constexpr, GROUP: tl.constexpr, BLOCK_W: tl.constexpr):
+    """``programs`` programs a sample share its listed groups (every ``programs``-th): each recomputes a group's
+    peaks (every load at once) and appends those >= the bound to the sample's candidates, as distinct int64
+    keys (value, then ascending index)."""
+    sample = tl.program_id(1).to(tl.int64)
+    bound = tl.load(bound_ptr + sample)
+    listed = tl.load(group_count_ptr + sample)
     plane_groups = groups_h * tiles_w
-    for i in range(0, tl.max(turn, axis=0) + 1):
-        group = tl.max(tl.where(turn == i, lanes, -1), axis=0)
+    for i in range(tl.program_id(0), listed, programs):
+        group = tl.load(groups_ptr + sample * per_sample + i)
         c = group // plane_groups
         base = (sample * classes + c) * height * width
         x0 = (group % tiles_w) * BLOCK_W
