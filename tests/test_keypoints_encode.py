@@ -308,7 +308,7 @@ def test_triton_launch_shapes_agree(method, size):
 @pytest.mark.parametrize("method", ["msra", "udp"])
 def test_torch_windows_on_calloc_zeros_agree(method, monkeypatch):
     """Maps from NumPy's zeroed allocation (the torch path's large maps) hold the same values."""
-    from gaussdraw.ops import keypoint_heatmaps as op
+    from gaussdraw.ops import keypoint_heatmaps_torch as op
 
     keypoints, visible, counts = shape_batch(7, size=(30, 40), num_keypoints=5)
     args = (keypoints, visible, counts, None, 1.5, 40, 30, method)
@@ -326,7 +326,7 @@ def test_one_instance_a_sample_matches_mmpose(method, sigma, dtype, monkeypatch)
     """mmpose's top-down case (one instance a sample): outer products of per-axis factors where σ
     allows (σ >= 0.48 for MSRA/UDP, any for DARK), the window scatter else; keypoints on, beside
     and off the map, NaN ones not shown."""
-    from gaussdraw.ops import keypoint_heatmaps as op
+    from gaussdraw.ops import keypoint_heatmaps_torch as op
 
     calls, outer_product_maps = [], op._outer_product_maps
     monkeypatch.setattr(op, "_outer_product_maps", lambda *a: calls.append(1) or outer_product_maps(*a))
