@@ -1,12 +1,14 @@
-"""The four-launch tile-bound peaks path of 2026-12-03 (group maxima by rows, a bound kernel, candidates over the
-listed groups, select; measured 90.2 us on the H200), kept for benchmarks/peaks_profile.py --previous to time
-against the three-launch path of ops/peaks.py."""
+"""The earlier four-launch tile-bound peaks path of 2026-12-03 (group maxima by rows, 9 loads a pixel; a bound
+kernel with 32 bisection counts; candidates over the listed groups, row by row; measured 90.1 us on the H200), kept
+for benchmarks/peaks_profile.py --previous to time against ops/peaks.py's four launches (a first pass of 16-byte
+loads, the bound by 2-bit digits, candidates of a group at once). The select kernel is ops/peaks.py's."""
 
 import torch
 import triton
 import triton.language as tl
 
-from gaussdraw.ops.kernels.common import kth_largest, ordered_bits, peak_of_rows, store_peaks, suppressed_values, window_row
+from gaussdraw.ops.kernels.common import kth_largest, ordered_bits, peak_of_rows, suppressed_values, window_row
+from gaussdraw.ops.kernels.peaks import select_kernel
 from gaussdraw.ops.launch import launch
 
 cdiv = triton.cdiv
@@ -114,36 +116,6 @@ def candidates_kernel(heat_ptr, bound_ptr, groups_ptr, group_count_ptr, candidat
             chosen = tl.reshape(inside & (keys >= bound), (GROUP * BLOCK_W,))
             _append(tl.reshape(keys, (GROUP * BLOCK_W,)), tl.reshape(flat[None, :] + y * width, (GROUP * BLOCK_W,)),
                     chosen, candidates_ptr, count_ptr, sample, capacity)
-
-
-@triton.jit
-def select_kernel(heat_ptr, candidates_ptr, count_ptr, scores_ptr, labels_ptr, ys_ptr, xs_ptr, indices_ptr,
-                  classes, height, width, capacity, k,
-                  KERNEL: tl.constexpr, KEEP: tl.constexpr, CHUNK: tl.constexpr):
-    """One program a sample keeps the k largest keys of its candidates, sorting them in chunks into a
-    running best (lanes < KEEP), and writes them out. Where the candidates overflowed their buffer
-    (plateaus), it takes every pixel of the sample instead, recomputed (slower, exact)."""
-    sample = tl.program_id(0).to(tl.int64)
-    lanes = tl.arange(0, CHUNK)
-    is_best = lanes < KEEP
-    keys = tl.full((CHUNK,), -9223372036854775808, tl.int64)
-    count = tl.load(count_ptr + sample)
-    overflow = count > capacity
-    total = tl.where(overflow, classes * height * width, count)
-    for start in range(0, total, CHUNK - KEEP):
-        at = start + lanes - KEEP
-        new = ~is_best & (at < total)
-        if overflow:  # every pixel of the sample, its value recomputed
-            pixel = at % (height * width)
-            base = (sample * classes + at // (height * width)) * height * width
-            values = suppressed_values(heat_ptr, base, pixel // width, pixel % width, new, height, width, KERNEL)
-            loaded = (ordered_bits(values).to(tl.int64) << 32) | (0xFFFFFFFF - at.to(tl.int64))
-        else:
-            loaded = tl.load(candidates_ptr + sample * capacity + at, mask=new, other=-9223372036854775808)
-        keys = tl.where(is_best, keys, tl.where(new, loaded, -9223372036854775808))
-        keys = tl.sort(keys, descending=True)
-    store_peaks(keys, lanes < k, sample * k, scores_ptr, labels_ptr, ys_ptr, xs_ptr, indices_ptr,
-                height * width, width)
 
 
 def old_peaks(heat, k, kernel, rows=32, group=8, block_w=128, warps=2, capacity=(16, 8192), chunk=512, stages=None):
