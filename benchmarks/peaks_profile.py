@@ -20,8 +20,6 @@ from gaussdraw import heatmap_peaks
 from gaussdraw.bench.decode import peak_inputs
 from gaussdraw.bench.timing import copy_bandwidth, graph_time
 from gaussdraw.ops import class_peaks, peaks
-from gaussdraw.ops.kernels import class_peaks as class_kernels
-from gaussdraw.ops.launch import launch
 from gaussdraw.reference import centerpoint_topk_composed, heatmap_peaks_composed
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
@@ -100,20 +98,8 @@ def centerpoint(shape, k=500, per_class_k=500):
         print("  fewer groups than k: the per-class kernels")
     else:
         profile_path(heat, k, 1, floor, peaks.TILE_BOUND, reference, "(per_class_k >= k: the one-stage path)")
-    keys = torch.empty((batch, classes * per_class_k), dtype=torch.int64, device="cuda")
-    keep = triton.next_power_of_2(k)
-    best = torch.empty((batch, keep), dtype=torch.int64, device="cuda")
-    outs = [torch.empty((batch, k), dtype=heat.dtype, device="cuda")] + [
-        torch.empty((batch, k), dtype=torch.int64, device="cuda") for _ in range(4)]
-    block, block2 = triton.next_power_of_2(height * width), triton.next_power_of_2(classes * per_class_k)
-    top = lambda: launch(  # noqa: E731
-        class_kernels.class_top_kernel, (batch * classes,), num_warps=class_peaks._warps(block), heat_ptr=heat,
-        keys_ptr=keys, classes=classes, height=height, width=width, per_class_k=per_class_k, KERNEL=1, BLOCK=block)
-    select = lambda: launch(  # noqa: E731
-        class_kernels.class_select_kernel, (batch,), num_warps=class_peaks._warps(max(block2, keep)),
-        keys_ptr=keys, best_ptr=best, scores_ptr=outs[0], labels_ptr=outs[1], ys_ptr=outs[2], xs_ptr=outs[3],
-        indices_ptr=outs[4], per_sample=classes * per_class_k, k=k, plane=height * width, width=width,
-        BLOCK=block2, KEEP=keep)
+    steps, _ = class_peaks.class_peaks_launches(heat, k, 1, per_class_k)
+    top, select = steps.values()
     print(f"  two per-class kernels (the path for per_class_k < k): per-class {us(top):.1f} us, "
           f"select {us(select):.1f} us")
     ours = heatmap_peaks(heat, k, kernel=1, per_class_k=per_class_k)

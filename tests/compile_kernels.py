@@ -31,7 +31,7 @@ DECODE = {"centers_ptr": "*fp32"}  # circle NMS takes float centers
 TASK_MAPS = {f"{name}{slot}": "*fp32" for name in ("heat", "reg", "hei", "dim", "rot", "vel") for slot in range(6)}
 TASKS = {**TASK_MAPS, "origin_x": "fp32", "origin_y": "fp32", "threshold": "fp32", "boxes_ptr": "*fp32"}
 TASK_CONSTEXPRS = dict(HAS_RANGE=True, HAS_THRESHOLD=True, NORM_BBOX=True, COLUMNS=9, BLOCK=1024, KEEP=512,
-                       KEEP_DIMS=9)
+                       KEEP_DIMS=9, BITS=2)
 KERNELS = [  # (kernel, constexprs, compiled without fused multiply-adds[, pointer types])
     (draw_gaussians.draw_gaussians_kernel,
      dict(HAS_INDEX=True, HAS_COUNTS=True, BITS=tl.int32, BOXES=1, BLOCK_H=16, BLOCK_W=32, LIMIT=2**62,
@@ -54,13 +54,14 @@ KERNELS = [  # (kernel, constexprs, compiled without fused multiply-adds[, point
     (peaks.candidates_kernel, dict(KERNEL=5, GROUP=8, BLOCK_W=64), False),
     (peaks.select_kernel, dict(KERNEL=3, KEEP=128, CHUNK=512), False, PEAKS_OUT),
     (peaks.order_kernel, dict(KEEP=512), False, {**PEAKS_OUT, "flat_ptr": "*i64"}),
-    (class_peaks.class_top_kernel, dict(KERNEL=1, BLOCK=4096), False),
-    (centerpoint_tasks.centerpoint_top_kernel, dict(BLOCK=4096), False, TASK_MAPS),
+    (class_peaks.class_top_kernel, dict(KERNEL=1, BLOCK=4096, BITS=2), False),
+    (class_peaks.class_top_kernel, dict(KERNEL=3, BLOCK=4096, BITS=1), False),
+    (centerpoint_tasks.centerpoint_top_kernel, dict(BLOCK=4096, BITS=2), False, TASK_MAPS),
     # NATIVE_MATH=False (tl.exp, the interpreter's sort) is the interpreter's variant
     (centerpoint_tasks.centerpoint_task_candidates_kernel, dict(TASK_CONSTEXPRS, NATIVE_MATH=True), True, TASKS),
     (centerpoint_merge.centerpoint_merge_kernel, dict(TASKS=6, BLOCK_T=8, COLUMNS=9, BLOCK_C=16, BLOCK_P=64), True,
      {"kept_counts_ptr": "*i64", "out_labels_ptr": "*i64", "out_counts_ptr": "*i64"}),
-    (class_peaks.class_select_kernel, dict(BLOCK=2048, KEEP=512), False, PEAKS_OUT),
+    (class_peaks.class_select_kernel, dict(BLOCK=2048, KEEP=512, BITS=2), False, PEAKS_OUT),
     (rotated_nms.suppression_bits_kernel, dict(ROWS=8, WORD=64), True, {"geometry_ptr": "*fp32",
                                                                          "bits_ptr": "*i64"}),
     (rotated_nms.suppression_bits_kernel, dict(ROWS=8, WORD=64), True, {"geometry_ptr": "*fp64",

@@ -24,7 +24,7 @@ import math
 
 import torch
 
-from ._triton import check_device, interpreting, next_power_of_2
+from ._triton import check_device, digit_bits, interpreting, next_power_of_2
 from .class_peaks import KEEP_LIMIT, PLANE_LIMIT
 
 GROUP = 6  # tasks a launch takes (the kernels' pointer arguments): kernels.centerpoint_tasks.GROUP
@@ -90,21 +90,23 @@ def centerpoint_tasks_triton(dicts: list, classes: list, k: int, offsets: torch.
     best = torch.empty((problems, keep), dtype=torch.int64, device=device)
     native = not interpreting()
     block = next_power_of_2(plane)
+    top_warps = min(16, max(4, block // 1024))
     for start in range(0, tasks, GROUP):
         group = dicts[start:start + GROUP]
         heats = [entry["heatmap"].contiguous() for entry in group]
-        top = launch(centerpoint_top_kernel, (batch * widest, len(group)), num_warps=min(16, max(4, block // 1024)),
+        top = launch(centerpoint_top_kernel, (batch * widest, len(group)), num_warps=top_warps,
                      relaunch=TOP_RELAUNCHED if bound else (), keys_ptr=keys, **_pointers(heats, "heat"),
                      classes_ptr=class_counts, first_task=start, tasks=tasks, max_classes=widest, plane=plane,
-                     per_class_k=k, BLOCK=block)
+                     per_class_k=k, BLOCK=block, BITS=digit_bits(block, top_warps))
     sort_block = next_power_of_2(widest * k)
+    sort_warps = min(16, max(4, sort_block // 1024))
     for start in range(0, tasks, GROUP):
         maps = [_task_tensors(entry, native) for entry in dicts[start:start + GROUP]]
         pointers = {}
         for name, short in POINTER_NAMES:
             pointers.update(_pointers([m[name] for m in maps], short))
         candidates = launch(
-            centerpoint_task_candidates_kernel, (batch, len(maps)), num_warps=min(16, max(4, sort_block // 1024)),
+            centerpoint_task_candidates_kernel, (batch, len(maps)), num_warps=sort_warps,
             compile_options={"enable_fp_fusion": False}, relaunch=CANDIDATES_RELAUNCHED if bound else (),
             keys_ptr=keys, best_ptr=best, boxes_ptr=boxes, scores_ptr=scores, labels_ptr=labels, counts_ptr=counts,
             **pointers, classes_ptr=class_counts, offsets_ptr=offsets, bounds_ptr=bounds if bounds.numel() else offsets,
@@ -112,7 +114,8 @@ def centerpoint_tasks_triton(dicts: list, classes: list, k: int, offsets: torch.
             out_size_factor=float(out_size_factor), voxel_x=voxel_x, voxel_y=voxel_y, origin_x=origin_x,
             origin_y=origin_y, threshold=0.0 if math.isnan(threshold) else threshold,
             HAS_RANGE=bounds.numel() > 0, HAS_THRESHOLD=not math.isnan(threshold), NORM_BBOX=bool(norm_bbox),
-            COLUMNS=columns, BLOCK=sort_block, KEEP=keep, KEEP_DIMS=keep.bit_length() - 1, NATIVE_MATH=native)
+            COLUMNS=columns, BLOCK=sort_block, KEEP=keep, KEEP_DIMS=keep.bit_length() - 1, NATIVE_MATH=native,
+            BITS=digit_bits(sort_block, sort_warps))
     if not bind:
         return boxes, scores, labels, counts
     return boxes, scores, labels, counts, (top, candidates, keys, best) if bound and top and candidates else None

@@ -31,7 +31,7 @@ import dataclasses
 
 import torch
 
-from ._triton import cdiv, check_device, interpreting, next_power_of_2
+from ._triton import cdiv, check_device, digit_bits, interpreting, next_power_of_2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,11 +105,11 @@ def launch_shape(shape: PeaksLaunchShape, classes: int, height: int, width: int,
 
 
 def bound_sizes(per_sample: int) -> dict:
-    """The bound launch's warps, BLOCK (the sample's group maxima) and BITS (digits a round): more warps
-    (4 to 16) and one bit a round where a sample has many groups, so that a thread holds at most ~512 of
-    the (2^BITS, BLOCK) comparisons a round."""
+    """The bound launch's warps (4 to 16: more where a sample has many groups), BLOCK (the sample's group
+    maxima) and BITS (bits a round of the search, :func:`._triton.digit_bits`)."""
     block = next_power_of_2(per_sample)
-    return dict(num_warps=max(4, min(16, block // 512)), BLOCK=block, BITS=2 if block <= 4096 else 1)
+    warps = max(4, min(16, block // 512))
+    return dict(num_warps=warps, BLOCK=block, BITS=digit_bits(block, warps))
 
 
 def peaks_triton(heat: torch.Tensor, k: int, kernel: int, *,

@@ -34,7 +34,7 @@ def pick(task, p0, p1, p2, p3, p4, p5):
 
 @triton.jit
 def centerpoint_top_kernel(keys_ptr, heat0, heat1, heat2, heat3, heat4, heat5, classes_ptr, first_task, tasks,
-                           max_classes, plane, per_class_k, BLOCK: tl.constexpr):
+                           max_classes, plane, per_class_k, BLOCK: tl.constexpr, BITS: tl.constexpr):
     """One program a (sample, class, task) plane (grid (B * max_classes, tasks of the launch)): the
     plane's ``per_class_k`` best logits (equal values at the last place: the smallest pixels) as int64
     keys (int32 order of the value << 32 | 0xFFFFFFFF - (class * plane + pixel)) in ascending pixel
@@ -49,7 +49,7 @@ def centerpoint_top_kernel(keys_ptr, heat0, heat1, heat2, heat3, heat4, heat5, c
         valid = pixel < plane
         values = tl.load(heat + (sample * classes + cls) * plane + pixel, mask=valid, other=0.0).to(tl.float32)
         order = ordered_bits(values)
-        chosen, at = first_k(order, valid, per_class_k)
+        chosen, at = first_k(order, valid, per_class_k, BITS)
         wide = (order.to(tl.int64) << 32) | (0xFFFFFFFF - (cls * plane + pixel).to(tl.int64))
         row = (sample * tasks + first_task + task) * max_classes * per_class_k + cls * per_class_k
         tl.store(keys_ptr + row + at, wide, mask=chosen)
@@ -95,7 +95,7 @@ def centerpoint_task_candidates_kernel(
     rot0, rot1, rot2, rot3, rot4, rot5, vel0, vel1, vel2, vel3, vel4, vel5, classes_ptr, offsets_ptr, bounds_ptr,
     first_task, tasks, max_classes, k, plane, width, out_size_factor, voxel_x, voxel_y, origin_x, origin_y, threshold,
     HAS_RANGE: tl.constexpr, HAS_THRESHOLD: tl.constexpr, NORM_BBOX: tl.constexpr, COLUMNS: tl.constexpr,
-    BLOCK: tl.constexpr, KEEP: tl.constexpr, KEEP_DIMS: tl.constexpr, NATIVE_MATH: tl.constexpr,
+    BLOCK: tl.constexpr, KEEP: tl.constexpr, KEEP_DIMS: tl.constexpr, NATIVE_MATH: tl.constexpr, BITS: tl.constexpr,
 ):
     """One program a (sample, task) (grid (B, tasks of the launch)): the k best of the task's classes'
     keys (CenterPoint's second top-k; equal values smallest index first), best first; their boxes,
@@ -109,7 +109,7 @@ def centerpoint_task_candidates_kernel(
     lanes = tl.arange(0, BLOCK)
     present = lanes < classes * k
     wide = tl.load(keys_ptr + problem * max_classes * k + lanes, mask=present, other=-9223372036854775808)
-    chosen, at = first_k((wide >> 32).to(tl.int32), present, k)
+    chosen, at = first_k((wide >> 32).to(tl.int32), present, k, BITS)
     tl.store(best_ptr + problem * KEEP + at, wide, mask=chosen)
     tl.debug_barrier()  # the chosen keys, stored by every thread, read back in sorting lanes
     rank = tl.arange(0, KEEP)

@@ -224,11 +224,12 @@ def kth_largest_by_digits(keys, k, BITS: tl.constexpr):
 
 
 @triton.jit
-def first_k(keys, valid, k):
+def first_k(keys, valid, k, BITS: tl.constexpr):
     """(chosen, position among the chosen) of 1-d int32 ``keys``: the ``k`` largest where ``valid``, equal
-    keys at the k-th place taken in lane order (lanes in ascending index: the smallest indices)."""
+    keys at the k-th place taken in lane order (lanes in ascending index: the smallest indices); the k-th
+    largest found BITS bits a round (:func:`kth_largest_by_digits`; the launcher's ``digit_bits``)."""
     keys = tl.where(valid, keys, -2147483648)
-    kth = kth_largest(keys, k)
+    kth = kth_largest_by_digits(keys, k, BITS)
     above = valid & (keys > kth)
     equal = (valid & (keys == kth)).to(tl.int32)
     room = k - tl.sum(above.to(tl.int32), axis=0)
