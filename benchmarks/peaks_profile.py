@@ -42,7 +42,7 @@ def new_stages(heat, k, kernel, shape: peaks.PeaksLaunchShape):
     for step in steps.values():
         step()
     per_sample = classes * cdiv(height, shape.group) * cdiv(width, shape.block_w)
-    programs = shape.programs or min(max(k // 2, 16), 256)
+    programs = peaks.candidate_programs(shape, k)
     print(f"    {shape}: {per_sample} groups a sample, {programs} candidate programs a sample")
     return steps, outputs
 
@@ -109,7 +109,7 @@ def centerpoint(shape, k=500, per_class_k=500):
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--previous", action="store_true", help="also time the four-launch path (A/B)")
+    parser.add_argument("--previous", action="store_true", help="also time the earlier path of 2026-12-03 (A/B)")
     parser.add_argument("--quick", action="store_true", help="the default launch shape only (no sweep)")
     parser.add_argument("--sweep-only", action="store_true", help="the sweep of launch shapes alone")
     args = parser.parse_args()

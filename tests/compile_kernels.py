@@ -54,9 +54,9 @@ KERNELS = [  # (kernel, constexprs, compiled without fused multiply-adds[, point
     (peaks.candidates_kernel, dict(KERNEL=5, GROUP=8, BLOCK_W=64), False),
     (peaks.select_kernel, dict(KERNEL=3, KEEP=128, CHUNK=512), False, PEAKS_OUT),
     (peaks.order_kernel, dict(KEEP=512), False, {**PEAKS_OUT, "flat_ptr": "*i64"}),
-    (class_peaks.class_top_kernel, dict(KERNEL=1, BLOCK=4096, BITS=2), False),
+    (class_peaks.class_top_kernel, dict(KERNEL=1, BLOCK=4096, BITS=1), False),
     (class_peaks.class_top_kernel, dict(KERNEL=3, BLOCK=4096, BITS=1), False),
-    (centerpoint_tasks.centerpoint_top_kernel, dict(BLOCK=4096, BITS=2), False, TASK_MAPS),
+    (centerpoint_tasks.centerpoint_top_kernel, dict(BLOCK=4096, BITS=1), False, TASK_MAPS),
     # NATIVE_MATH=False (tl.exp, the interpreter's sort) is the interpreter's variant
     (centerpoint_tasks.centerpoint_task_candidates_kernel, dict(TASK_CONSTEXPRS, NATIVE_MATH=True), True, TASKS),
     (centerpoint_merge.centerpoint_merge_kernel, dict(TASKS=6, BLOCK_T=8, COLUMNS=9, BLOCK_C=16, BLOCK_P=64), True,

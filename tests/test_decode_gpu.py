@@ -160,7 +160,7 @@ def test_circle_nms_repeated_calls_relaunch_with_their_tensors():
                          ids=["centernet", "centerpoint", "centerpoint-2-classes", "odd-width"])
 @pytest.mark.parametrize("launch", [None, "shuffle", "strips"])
 def test_peaks_kernels_match_the_torch_backend_on_detector_shapes(shape, k, kernel, per_class_k, launch):
-    """The three-launch path on the benchmarks' shapes (16-byte rows, warp strips, shuffles, one-row groups for
+    """The four-launch path on the benchmarks' shapes (16-byte rows, warp strips, shuffles, one-row groups for
     per_class_k = k) against the torch backend on the same GPU, NaN and infinities included."""
     import dataclasses
 

@@ -8,8 +8,9 @@ float does (:mod:`._sort_keys`). Four kernels (:mod:`.kernels.peaks`), no host s
    neighbours from registers), and writes the largest value of each ``group`` rows. It also sets each
    sample's candidate count to 0. This pass reads the map once: it is the floor of the whole call;
 2. bound (one program a sample): the bound ``t``, the k-th largest of the sample's group maxima (k groups
-   each hold a value >= t, so every peak of the top k is >= t; by 2-bit digits: 16 counts), and the
-   list of the groups reaching it (about k);
+   each hold a value >= t, so every peak of the top k is >= t; 16 counts of 2-bit digits, or 32 of
+   bisection for the largest counts of groups: :func:`._triton.digit_bits`), and the list of the groups
+   reaching it (about k);
 3. candidates: ``programs`` programs a sample share the listed groups; each recomputes a group (every
    load at once) and appends its values >= t as distinct int64 keys (value, then ascending index). A
    realistic heatmap gives a few more than k candidates;
@@ -77,17 +78,16 @@ def order_peaks_triton(scores: torch.Tensor, flat: torch.Tensor, plane: int, wid
     return outputs
 
 
-BOUND_LIMIT = 32768  # the most group maxima a sample's candidate programs hold
+BOUND_LIMIT = 32768  # the most group maxima the bound program of a sample holds
 
 
 def launch_shape(shape: PeaksLaunchShape, classes: int, height: int, width: int, k: int,
                  kernel: int = 3) -> PeaksLaunchShape | None:
     """``shape`` fitted to the map: columns at most the map's width (a power of 2, at least 4); groups halved
-    (down to 1 row), then, for local-maximum windows up to 3 (``kernel``), columns (down to 4), while a
-    sample has fewer than 2 k of them (a 5-wide window gave wrong candidates on 4 columns); groups doubled
-    (and rows with them) while it has more than BOUND_LIMIT; None where a sample has fewer than k groups
-    or fewer than 2 k groups, or the map is narrower than 4 columns (wrong peaks were seen on such small maps;
-    the caller takes the plain top-k)."""
+    (down to 1 row) while a sample has fewer than 2 k of them; groups doubled (and rows with them) while it
+    has more than BOUND_LIMIT. None (the caller takes the plain top-k) where a sample still has fewer than
+    2 k groups, the local-maximum window (``kernel``) is over 3, or the map is narrower than 4 columns:
+    wrong peaks were seen on such small maps."""
     if width < 4 or kernel > 3:  # narrower than the least column block, or windows over 3 (untested): the plain top-k
         return None
     shape = dataclasses.replace(shape, block_w=max(4, min(shape.block_w, next_power_of_2(width))))
@@ -112,12 +112,17 @@ def bound_sizes(per_sample: int) -> dict:
     return dict(num_warps=warps, BLOCK=block, BITS=digit_bits(block, warps))
 
 
+def candidate_programs(shape: PeaksLaunchShape, k: int) -> int:
+    """The candidates launch's programs a sample: ``shape.programs``, or k // 2 within [16, 256]."""
+    return shape.programs or min(max(k // 2, 16), 256)
+
+
 def peaks_triton(heat: torch.Tensor, k: int, kernel: int, *,
                  shape: PeaksLaunchShape = TILE_BOUND) -> list[torch.Tensor] | None:
     """(scores, labels, ys, xs, indices), each (B, k), of the top-k peaks of (B, C, H, W) ``heat``
     (float16/bfloat16/float32), best first, equal scores by ascending index; None where the path does
-    not apply (float64, fewer groups than k, k > ORDER_LIMIT, too large a map: the caller takes the
-    plain top-k)."""
+    not apply (float64, k > ORDER_LIMIT, 2**31 pixels a sample or more, or no fitted shape:
+    :func:`launch_shape`; the caller takes the plain top-k)."""
     check_device(heat.device)
     heat = heat.contiguous()
     batch, classes, height, width = heat.shape
@@ -150,7 +155,7 @@ def peaks_launches(heat: torch.Tensor, k: int, kernel: int, shape: PeaksLaunchSh
     outputs += [torch.empty((batch, k), dtype=torch.int64, device=device) for _ in range(4)]
     sizes = dict(height=height, width=width, tiles_w=tiles_w, groups_h=groups_h, KERNEL=kernel,
                  GROUP=shape.group, BLOCK_W=shape.block_w)
-    programs = shape.programs or min(max(k // 2, 16), 256)
+    programs = candidate_programs(shape, k)
     keep = next_power_of_2(k)
     chunk = shape.chunk or (64 if interpreting() else 256)
     steps = {
