@@ -124,3 +124,13 @@ def calls_of(monkeypatch, *classes) -> list:
         call = kind.__call__
         monkeypatch.setattr(kind, "__call__", lambda self, *a, _call=call: calls.append(self) or _call(self, *a))
     return calls
+
+
+def plans_served(monkeypatch, *classes) -> list:
+    """CPU tensors take the direct launch (which runs the interpreter); no plans or launchers yet. Returns
+    the list of plans of ``classes`` that served a call, one entry per call."""
+    from gaussdraw.targets import plans
+
+    stand_in_direct_launch(monkeypatch)
+    monkeypatch.setattr(plans, "PLANS", {})
+    return calls_of(monkeypatch, *classes)

@@ -15,7 +15,7 @@ from gaussdraw.decode.centerpoint_plans import CenterPointDecodePlan
 from gaussdraw.ops._triton import HAVE_TRITON, interpreting
 from gaussdraw.targets import plans
 
-from .helpers import calls_of, stand_in_direct_launch
+from .helpers import plans_served
 
 pytestmark = pytest.mark.skipif(not (HAVE_TRITON and interpreting()), reason="needs Triton's interpreter")
 CLASSES = [1, 2]
@@ -27,11 +27,8 @@ OPTIONS = dict(point_cloud_range=[-8.0, -6.4, -5.0, 8.0, 6.4, 3.0], voxel_size=[
 
 @pytest.fixture
 def served(monkeypatch):
-    """CPU tensors take the direct launch (which runs the interpreter); no plans or launchers yet. Returns
-    the list of plans that served a call, one entry per call."""
-    stand_in_direct_launch(monkeypatch)
-    monkeypatch.setattr(plans, "PLANS", {})
-    return calls_of(monkeypatch, CenterPointDecodePlan)
+    """The plans that served a call, one entry per call (:func:`tests.helpers.plans_served`)."""
+    return plans_served(monkeypatch, CenterPointDecodePlan)
 
 
 def _heads(seed, batch=2, size=(8, 8), classes=CLASSES, dtype=torch.float32, velocity=True, transposed=False):

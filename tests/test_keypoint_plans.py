@@ -16,7 +16,7 @@ from gaussdraw.ops._triton import HAVE_TRITON, interpreting
 from gaussdraw.ragged import Ragged
 from gaussdraw.targets import plans
 
-from .helpers import assert_close, calls_of, stand_in_direct_launch
+from .helpers import assert_close, plans_served
 
 pytestmark = pytest.mark.skipif(not (HAVE_TRITON and interpreting()), reason="needs Triton's interpreter")
 SIZE = (8, 6)  # (W, H)
@@ -25,11 +25,8 @@ VALUE_TOLERANCE = 3e-7  # the interpreter's exp against torch's (tests/test_keyp
 
 @pytest.fixture
 def served(monkeypatch):
-    """CPU tensors take the direct launch (which runs the interpreter); no plans or launchers yet. Returns
-    the list of plans that served a call, one entry per call."""
-    stand_in_direct_launch(monkeypatch)
-    monkeypatch.setattr(plans, "PLANS", {})
-    return calls_of(monkeypatch, KeypointPlan)
+    """The plans that served a call, one entry per call (:func:`tests.helpers.plans_served`)."""
+    return plans_served(monkeypatch, KeypointPlan)
 
 
 def _inputs(seed, samples=2, instances=2, keypoints=3, dtype=torch.float32, visible_dtype=torch.float32,

@@ -19,7 +19,7 @@ from gaussdraw.ops._triton import HAVE_TRITON, interpreting
 from gaussdraw.ragged import Ragged
 from gaussdraw.targets import plans
 
-from .helpers import assert_close, calls_of, stand_in_direct_launch
+from .helpers import assert_close, plans_served
 
 CENTERPOINT = dict(point_cloud_range=[-4.0, -4.0, -5.0, 4.0, 4.0, 3.0], voxel_size=[0.5, 0.5, 0.2],
                    grid_size=[16, 16, 40], out_size_factor=2, max_objs=4)
@@ -31,11 +31,8 @@ pytestmark = pytest.mark.skipif(not (HAVE_TRITON and interpreting()), reason="ne
 
 @pytest.fixture
 def served(monkeypatch):
-    """CPU tensors take the direct launch (which runs the interpreter); no plans or launchers yet. Returns
-    the list of plans that served a call, one entry per call."""
-    stand_in_direct_launch(monkeypatch)
-    monkeypatch.setattr(plans, "PLANS", {})
-    return calls_of(monkeypatch, centernet_op.CenterNetPlan, centerpoint_op.CenterPointPlan)
+    """The plans that served a call, one entry per call (:func:`tests.helpers.plans_served`)."""
+    return plans_served(monkeypatch, centernet_op.CenterNetPlan, centerpoint_op.CenterPointPlan)
 
 
 def _centernet_inputs(seed, samples=2, boxes=3, dtype=torch.float32, label_dtype=torch.int64):
