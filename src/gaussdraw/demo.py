@@ -232,6 +232,6 @@ def _plot_pose(ax, device) -> None:
         ax.plot([POSE[a][0], POSE[b][0]], [POSE[a][1], POSE[b][1]], color="cyan", lw=1.2, alpha=0.8)
     ax.plot(decoded[:, 0], decoded[:, 1], "o", mfc="none", color="white", ms=6, mew=1.2, label="decoded (DARK)")
     ax.legend(loc="lower right", fontsize=8, framealpha=0.85)
-    ax.set_title("pose: 17 keypoint heatmaps, decoded (DARK)")
+    ax.set_title("pose: 17 keypoint heatmaps,\ndecoded (DARK)")
     ax.set_xlim(0, 192)
     ax.set_ylim(256, 0)
