@@ -21,7 +21,7 @@ step keypoints && timeout 120 python3 -m gaussdraw bench --keypoints --no-cpu --
 step targets && timeout 60 python3 -m gaussdraw bench --targets --no-cpu --json "$OUT/targets.json" >> "$log" 2>&1
 step seeds && timeout 90 python3 -m gaussdraw bench seed-concat seed-batched seed-classwise --no-cpu --no-baseline \
   --reference .ref/accvlab --json "$OUT/seeds.json" >> "$log" 2>&1
-step peaks && PYTHONPATH=$PYTHONPATH:benchmarks timeout 90 python3 benchmarks/peaks_profile.py --previous --quick \
+step peaks && timeout 90 python3 benchmarks/peaks_profile.py --quick \
   > "$OUT/peaks.txt" 2>&1
 step cp-decode && timeout 90 python3 benchmarks/centerpoint_decode_profile.py > "$OUT/cp-decode.txt" 2>&1
 step kp-variants && timeout ${KP_TIMEOUT:-480} python3 benchmarks/keypoint_decode_profile.py > "$OUT/kp-decode.txt" 2>&1

@@ -2,11 +2,9 @@
 CenterPoint's two-stage top-k (per_class_k = k: the one-stage path) against compiled mmdet3d ``_topk``, and
 the two per-class kernels (the path for per_class_k < k). One GPU call:
 
-    PYTHONPATH=src python benchmarks/peaks_profile.py [--previous] [--quick]
+    PYTHONPATH=src python benchmarks/peaks_profile.py [--quick]
 
---previous: also the earlier four-launch path of 2026-12-03 (benchmarks/_peaks_old.py: its first pass by rows, 9
-loads a pixel), launch by launch, for an A/B in the same process; --quick: the default launch shape only (the
-sweep of launch shapes comes last otherwise).
+--quick: the default launch shape only (the sweep of launch shapes comes last otherwise).
 """
 
 import argparse
@@ -25,7 +23,7 @@ from gaussdraw.reference import centerpoint_topk_composed, heatmap_peaks_compose
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 
 cdiv = triton.cdiv
-SWEEP = (dict(programs=16), dict(programs=32), dict(programs=100), dict(candidate_warps=2), dict(candidate_warps=8),
+SWEEP = (dict(programs=16), dict(programs=32), dict(programs=100), dict(candidate_warps=4), dict(candidate_warps=8),
          dict(shuffle=True), dict(strips=1), dict(strips=4), dict(rows=8), dict(rows=32), dict(rows=8, strips=4),
          dict(chunk=512))
 
@@ -58,7 +56,7 @@ def profile_path(heat, k, kernel, floor, shape, reference, label):
     print(f"    whole: {whole:.1f} us = {whole / floor:.2f}x the floor; same as heatmap_peaks' torch backend: {same}")
 
 
-def centernet(previous, sweep, shape=(32, 80, 128, 128), k=100, kernel=3):
+def centernet(sweep, shape=(32, 80, 128, 128), k=100, kernel=3):
     heat = peak_inputs(shape, "cuda")
     floor = heat.numel() * heat.element_size() / copy_bandwidth("cuda") * 1e6
     print(f"centernet {shape}, k={k}, kernel={kernel}: read-once floor {floor:.1f} us (copy bandwidth); "
@@ -66,17 +64,6 @@ def centernet(previous, sweep, shape=(32, 80, 128, 128), k=100, kernel=3):
     reference = heatmap_peaks(heat, k, kernel, backend="torch")
     if not torch.equal(reference[0], heatmap_peaks_composed(heat, k, kernel)[0]):
         print("  (the torch backend's scores differ from mmdet's composition)")
-    if previous:
-        from _peaks_old import old_peaks
-
-        stages = {}
-        old = old_peaks(heat, k, kernel, stages=stages)
-        print("  previous path (four launches, 2026-12-03):")
-        for name, fn in stages.items():
-            print(f"    {name}: {us(fn):.1f} us", flush=True)
-        whole = us(lambda: old_peaks(heat, k, kernel))
-        print(f"    whole: {whole:.1f} us = {whole / floor:.2f}x the floor; same: "
-              f"{all(torch.equal(a, b) for a, b in zip(old, reference))}")
     for changes in SWEEP if sweep else ({},):
         shape = dataclasses.replace(peaks.TILE_BOUND, **changes)
         profile_path(heat, k, kernel, floor, shape, reference, changes or "default")
@@ -109,14 +96,13 @@ def centerpoint(shape, k=500, per_class_k=500):
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--previous", action="store_true", help="also time the earlier path of 2026-12-03 (A/B)")
     parser.add_argument("--quick", action="store_true", help="the default launch shape only (no sweep)")
     parser.add_argument("--sweep-only", action="store_true", help="the sweep of launch shapes alone")
     args = parser.parse_args()
     if not args.sweep_only:
-        centernet(args.previous, sweep=False)  # the default first: the targets before the sweep
+        centernet(sweep=False)  # the default first: the targets before the sweep
         for shape in ((4, 10, 128, 128), (4, 2, 128, 128)):
             centerpoint(shape)
     if not args.quick:
         print("sweep of launch shapes (centernet):")
-        centernet(False, sweep=True)
+        centernet(sweep=True)

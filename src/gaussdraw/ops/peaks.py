@@ -8,19 +8,21 @@ float does (:mod:`._sort_keys`). Four kernels (:mod:`.kernels.peaks`), no host s
    neighbours from registers), and writes the largest value of each ``group`` rows. It also sets each
    sample's candidate count to 0. This pass reads the map once: it is the floor of the whole call;
 2. bound (one program a sample): the bound ``t``, the k-th largest of the sample's group maxima (k groups
-   each hold a value >= t, so every peak of the top k is >= t; 16 counts of 2-bit digits, or 32 of
+   each hold a value >= t, so every peak of the top k is >= t; 16 rounds of 2-bit digits, or 32 of
    bisection for the largest counts of groups: :func:`._triton.digit_bits`), and the list of the groups
    reaching it (about k);
-3. candidates: ``programs`` programs a sample share the listed groups; each recomputes a group (every
-   load at once) and appends its values >= t as distinct int64 keys (value, then ascending index). A
-   realistic heatmap gives a few more than k candidates;
+3. candidates: ``programs`` programs a sample share the listed groups; each recomputes a group row by
+   row (a 3 x 3 window from three row maxima, three loads a pixel) and appends a row's values >= t as
+   distinct int64 keys (value, then ascending index). A realistic heatmap gives a few more than k
+   candidates;
 4. select (one program a sample): the k largest keys of the candidates, sorted in chunks into a running
    best, written out as scores, labels, ys, xs, indices. Where the candidates overflow their buffer
    (plateaus: many pixels equal at the k-th place), it takes every pixel of the sample instead,
    recomputed (slower, exact).
 
 (The bound once a sample, apart: with every candidates program finding it itself, that launch took
-59.2 us on centernet-coco against 8.1 + 12.8 for the two launches, H200; benchmarks/NOTES.md.)
+59.2 us on centernet-coco against 8.1 + 12.8 for the two launches; candidates row by row, as a group's
+rows at once took 13 us more; H200, benchmarks/NOTES.md.)
 
 Equal values come in ascending index order (the keys are distinct), so the result does not depend
 on the order in which groups appended their candidates.
@@ -52,7 +54,7 @@ class PeaksLaunchShape:
     block_w: int = 128
     shuffle: bool = False
     programs: int | None = None
-    candidate_warps: int = 4
+    candidate_warps: int = 2
     capacity: tuple[int, int] = (16, 8192)
     chunk: int | None = None
 

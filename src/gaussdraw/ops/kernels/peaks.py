@@ -11,20 +11,23 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from .common import kth_largest_by_digits, ordered_bits, peak_of_rows, quad_rows, store_peaks, suppressed_values
+from .common import (kth_largest_by_digits, ordered_bits, peak_of_rows, quad_rows, store_peaks, suppressed_values,
+                     window_row)
 
 LOWEST = tl.constexpr(-2147483648)  # below every order of a float
 
 
 @triton.jit
 def _append(keys, flat, chosen, candidates_ptr, count_ptr, sample, capacity):
-    """Appends the int64 keys of the ``chosen`` pixels (1-d) to the sample's candidates (one atomic, taken
-    whether or not any pixel is chosen: no branch between a program's groups)."""
+    """Appends the int64 keys of the ``chosen`` pixels (1-d) to the sample's candidates (one atomic, where
+    any pixel is chosen)."""
     chosen = chosen.to(tl.int32)
-    start = tl.atomic_add(count_ptr + sample, tl.sum(chosen, axis=0), sem="relaxed")
-    at = start + tl.cumsum(chosen, axis=0) - chosen
-    wide = (keys.to(tl.int64) << 32) | (0xFFFFFFFF - flat.to(tl.int64))
-    tl.store(candidates_ptr + sample * capacity + at, wide, mask=(chosen > 0) & (at < capacity))
+    taken = tl.sum(chosen, axis=0)
+    if taken > 0:
+        start = tl.atomic_add(count_ptr + sample, taken, sem="relaxed")
+        at = start + tl.cumsum(chosen, axis=0) - chosen
+        wide = (keys.to(tl.int64) << 32) | (0xFFFFFFFF - flat.to(tl.int64))
+        tl.store(candidates_ptr + sample * capacity + at, wide, mask=(chosen > 0) & (at < capacity))
 
 
 @triton.jit
@@ -95,8 +98,9 @@ def candidates_kernel(heat_ptr, bound_ptr, groups_ptr, group_count_ptr, candidat
                       width, tiles_w, groups_h, per_sample, capacity, programs,
                       KERNEL: tl.constexpr, GROUP: tl.constexpr, BLOCK_W: tl.constexpr):
     """``programs`` programs a sample share its listed groups (every ``programs``-th): each recomputes a group's
-    peaks (every load at once) and appends those >= the bound to the sample's candidates, as distinct int64
-    keys (value, then ascending index)."""
+    peaks row by row (kernels 1 and 3: three row maxima a 3 x 3 window, :func:`.common.window_row`; others
+    the group at once) and appends those >= the bound to the sample's candidates, as distinct int64 keys
+    (value, then ascending index)."""
     sample = tl.program_id(1).to(tl.int64)
     bound = tl.load(bound_ptr + sample)
     listed = tl.load(group_count_ptr + sample)
@@ -104,29 +108,31 @@ def candidates_kernel(heat_ptr, bound_ptr, groups_ptr, group_count_ptr, candidat
     for i in range(tl.program_id(0), listed, programs):
         group = tl.load(groups_ptr + sample * per_sample + i)
         c = group // plane_groups
-        base = (sample * classes + c) * height * width
-        x0 = (group % tiles_w) * BLOCK_W
         y0 = (group % plane_groups) // tiles_w * GROUP
-        if KERNEL == 3 or KERNEL == 1:  # (GROUP, Q, 4): three row reads of 1.5 loads a pixel, all at once
-            y = y0 + tl.arange(0, GROUP)
-            first = x0 + 4 * tl.arange(0, BLOCK_W // 4)
-            heat, middle = quad_rows(heat_ptr, base, y, first, height, width, KERNEL)
+        x = (group % tiles_w) * BLOCK_W + tl.arange(0, BLOCK_W)
+        base = (sample * classes + c) * height * width
+        flat = c * height * width + x
+        if KERNEL == 3 or KERNEL == 1:
             if KERNEL == 3:
-                _, above = quad_rows(heat_ptr, base, y - 1, first, height, width, KERNEL)
-                _, below = quad_rows(heat_ptr, base, y + 1, first, height, width, KERNEL)
-                values = peak_of_rows(heat, above, middle, below)
-            else:
-                values = peak_of_rows(heat, heat, heat, heat)
-            x = (first[:, None] + tl.arange(0, 4)[None, :])[None, :, :]
-            y = y[:, None, None]
+                _, above = window_row(heat_ptr, base, y0 - 1, x, height, width)
+                heat, middle = window_row(heat_ptr, base, y0, x, height, width)
+            for r in tl.static_range(GROUP):
+                if KERNEL == 3:
+                    next_heat, below = window_row(heat_ptr, base, y0 + r + 1, x, height, width)
+                    keys = ordered_bits(peak_of_rows(heat, above, middle, below))
+                    above, middle, heat = middle, below, next_heat
+                else:
+                    heat, _ = window_row(heat_ptr, base, y0 + r, x, height, width)
+                    keys = ordered_bits(peak_of_rows(heat, heat, heat, heat))
+                chosen = (x < width) & (0 * x + y0 + r < height) & (keys >= bound)
+                _append(keys, flat + (y0 + r) * width, chosen, candidates_ptr, count_ptr, sample, capacity)
         else:
-            x = x0 + tl.arange(0, BLOCK_W)[None, :]
             y = y0 + tl.arange(0, GROUP)[:, None]
-            values = suppressed_values(heat_ptr, base, y, x, (y < height) & (x < width), height, width, KERNEL)
-        keys = ordered_bits(values)
-        chosen = tl.reshape((y < height) & (x < width) & (keys >= bound), (GROUP * BLOCK_W,))
-        flat = tl.reshape(c * height * width + y * width + x, (GROUP * BLOCK_W,))
-        _append(tl.reshape(keys, (GROUP * BLOCK_W,)), flat, chosen, candidates_ptr, count_ptr, sample, capacity)
+            inside = (y < height) & (x[None, :] < width)
+            keys = ordered_bits(suppressed_values(heat_ptr, base, y, x[None, :], inside, height, width, KERNEL))
+            chosen = tl.reshape(inside & (keys >= bound), (GROUP * BLOCK_W,))
+            _append(tl.reshape(keys, (GROUP * BLOCK_W,)), tl.reshape(flat[None, :] + y * width, (GROUP * BLOCK_W,)),
+                    chosen, candidates_ptr, count_ptr, sample, capacity)
 
 
 @triton.jit
