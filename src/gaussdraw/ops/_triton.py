@@ -61,9 +61,10 @@ def next_power_of_2(n: int) -> int:
 
 def digit_bits(block: int, num_warps: int) -> int:
     """Bits a round of a k-th-largest search over ``block`` int32 keys (``kth_largest_by_digits``'s BITS)
-    in a program of ``num_warps`` warps: 2 (16 rounds of 3 trial values) where a thread holds at most 16
-    keys, so that a round's time is its one reduction's latency, which halving the rounds halves; else 1
-    (32 rounds of bisection: a thread's 4 comparisons a key a round would cost more than they save)."""
+    in a program of ``num_warps`` warps: 2 (16 rounds of three counts packed in one sum) where a thread
+    holds at most 16 keys, where a round costs its reduction's latency; else 1 (32 rounds of bisection:
+    one comparison a key a round). On the H200, CenterPoint's per-class top kernel (32 keys a thread) ran
+    the whole decode in 80.7 us with bisection, 93.2 with the packed digits."""
     return 2 if block <= 16 * 32 * num_warps else 1
 
 

@@ -3,7 +3,8 @@ those) on the GPU in two launches, without ``torch.topk``.
 
 1. one program a (sample, class) plane: the plane's values (mmdet's local maximum, or the heatmap
    for kernel 1) in registers, the ``per_class_k``-th largest of their int32 order (bisection, 32
-   counts, or 2-bit digits, 16 counts, where a thread holds few keys: :func:`._triton.digit_bits`),
+   counts, or where a thread holds few keys 2-bit digits, 16 rounds of three counts packed in one sum:
+   :func:`._triton.digit_bits`),
    then the values above it and the first equal ones (smallest pixels) written as int64 keys (value,
    then ascending index) in pixel order;
 2. one program a sample: the same selection of its classes' keys (k of C * per_class_k, stored in
