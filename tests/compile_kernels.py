@@ -48,7 +48,7 @@ KERNELS = [  # (kernel, constexprs, compiled without fused multiply-adds[, point
     (peaks.group_max_kernel, dict(KERNEL=1, ROWS=16, STRIPS=2, GROUP=1, BLOCK_W=128, SHUFFLE=False), False),
     (peaks.group_max_kernel, dict(KERNEL=5, ROWS=16, STRIPS=1, GROUP=8, BLOCK_W=64, SHUFFLE=False), False),
     (peaks.bound_kernel, dict(BLOCK=2048, BITS=2), False),
-    (peaks.bound_kernel, dict(BLOCK=8192, BITS=1), False),
+    (peaks.bound_kernel, dict(BLOCK=16384, BITS=1), False),
     (peaks.candidates_kernel, dict(KERNEL=3, GROUP=8, BLOCK_W=128), False),
     (peaks.candidates_kernel, dict(KERNEL=1, GROUP=1, BLOCK_W=128), False),
     (peaks.candidates_kernel, dict(KERNEL=5, GROUP=8, BLOCK_W=64), False),

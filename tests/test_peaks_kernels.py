@@ -23,7 +23,7 @@ SETTINGS = settings(max_examples=5, deadline=None, suppress_health_check=[Health
                     phases=[Phase.explicit, Phase.reuse, Phase.generate])  # the interpreter is too slow to shrink
 SMALL = PeaksLaunchShape(rows=4, group=2, block_w=16, capacity=(2, 32), chunk=32)  # many groups on a tiny map
 SHAPES = [SMALL, dataclasses.replace(SMALL, shuffle=True, strips=1, rows=2),  # neighbours by warp shuffles
-          dataclasses.replace(SMALL, strips=4, rows=2, programs=3, candidate_warps=2)]
+          dataclasses.replace(SMALL, strips=4, rows=2, programs=3, candidate_warps=4)]
 
 
 def ordered_peaks(heat: torch.Tensor, k: int, kernel: int, per_class_k: int | None = None):

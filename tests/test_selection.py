@@ -52,6 +52,28 @@ def test_both_digit_widths_select_the_sorted_answer(device, bits, data, n, level
     assert all(at[lane] == position[lane] for lane in chosen_lanes)
 
 
+@pytest.mark.skipif(not DEVICES, reason="needs Triton (a GPU, or the interpreter)")
+@pytest.mark.parametrize("device", DEVICES or ["cpu"])
+@pytest.mark.parametrize("bits", [1, 2])
+@pytest.mark.parametrize("case", ["all-equal", "all-lowest", "random"])
+def test_the_largest_block_on_two_bits_counts_every_key(device, bits, case):
+    """8,192 keys (the most digit_bits sends to 2 bits with 16 warps): counts up to 8,192 in each packed field."""
+    from ._selection_kernels import selection_kernel
+
+    n = 8192
+    generator = torch.Generator().manual_seed(bits)
+    keys = {"all-equal": torch.full((n,), 12345), "all-lowest": torch.full((n,), -2147483647),
+            "random": torch.randint(-2**31 + 1, 2**31 - 1, (n,), generator=generator)}[case].to(torch.int32)
+    for k in (1, 100, n - 1, n):
+        expected = int(torch.sort(keys, descending=True).values[k - 1])
+        outputs = [torch.full((n,), -7, dtype=torch.int32, device=device) for _ in range(2)]
+        kth_found = torch.full((1,), -7, dtype=torch.int32, device=device)
+        selection_kernel[(1,)](keys.to(device), torch.ones(n, dtype=torch.int32, device=device), outputs[0],
+                               outputs[1], kth_found, n, k, BLOCK=n, BITS=bits)
+        assert int(kth_found) == expected
+        assert int(outputs[0].sum()) == k
+
+
 def test_digit_bits_takes_two_bits_only_where_a_thread_holds_few_keys():
     assert digit_bits(1024, 4) == 2 and digit_bits(2048, 4) == 2 and digit_bits(8192, 16) == 2
     assert digit_bits(4096, 4) == 1 and digit_bits(16384, 16) == 1 and digit_bits(32768, 16) == 1

@@ -12,7 +12,7 @@ float does (:mod:`._sort_keys`). Four kernels (:mod:`.kernels.peaks`), no host s
    bisection for the largest counts of groups: :func:`._triton.digit_bits`), and the list of the groups
    reaching it (about k);
 3. candidates: ``programs`` programs a sample share the listed groups; each recomputes a group row by
-   row (a 3 x 3 window from three row maxima, three loads a pixel) and appends a row's values >= t as
+   row (kernel 3: a 3 x 3 window from three row maxima, three loads a pixel) and appends a row's values >= t as
    distinct int64 keys (value, then ascending index). A realistic heatmap gives a few more than k
    candidates;
 4. select (one program a sample): the k largest keys of the candidates, sorted in chunks into a running
@@ -22,7 +22,7 @@ float does (:mod:`._sort_keys`). Four kernels (:mod:`.kernels.peaks`), no host s
 
 (The bound once a sample, apart: with every candidates program finding it itself, that launch took
 59.2 us on centernet-coco against 8.1 + 12.8 for the two launches; candidates row by row, as a group's
-rows at once took 13 us more; H200, benchmarks/NOTES.md.)
+rows at once took 13-19 us more; H200, benchmarks/NOTES.md.)
 
 Equal values come in ascending index order (the keys are distinct), so the result does not depend
 on the order in which groups appended their candidates.

@@ -215,7 +215,11 @@ def kth_largest_by_digits(keys, k, BITS: tl.constexpr):
     whose counts share one int64 sum (21 bits a count: up to 2^21 - 1 keys), half the dependent
     reductions for three comparisons a key a round. (H200, a 128 x 128 plane a program of 16 warps:
     38.5 us packed, 46.3 with the three counts as a (4, n) comparison reduced on one axis, 48.5 for
-    bisection written as a (2, n) one; benchmarks/NOTES.md.)"""
+    bisection written as a (2, n) one. Plain bisection was not in that run: the whole CenterPoint decode,
+    whose top kernels hold 32 keys a thread, was faster with it than with packed digits, 80.7 against
+    93.2 us, in two runs of one day; benchmarks/NOTES.md.)"""
+    tl.static_assert(BITS == 1 or BITS == 2, "BITS is 1 or 2")
+    tl.static_assert(keys.shape[0] < 2097152, "the packed counts hold up to 2^21 - 1 keys")
     if BITS == 1:
         return kth_largest(keys, k)
     found = tl.sum(keys * 0, axis=0).to(tl.int64) - 2147483648  # count(keys >= found) >= k throughout

@@ -98,8 +98,8 @@ def candidates_kernel(heat_ptr, bound_ptr, groups_ptr, group_count_ptr, candidat
                       width, tiles_w, groups_h, per_sample, capacity, programs,
                       KERNEL: tl.constexpr, GROUP: tl.constexpr, BLOCK_W: tl.constexpr):
     """``programs`` programs a sample share its listed groups (every ``programs``-th): each recomputes a group's
-    peaks row by row (kernels 1 and 3: three row maxima a 3 x 3 window, :func:`.common.window_row`; others
-    the group at once) and appends those >= the bound to the sample's candidates, as distinct int64 keys
+    peaks row by row (kernel 3: a 3 x 3 window from three row maxima, :func:`.common.window_row`; kernel 1:
+    the row itself; other kernels, which ``launch_shape`` does not send here, the group at once) and appends those >= the bound to the sample's candidates, as distinct int64 keys
     (value, then ascending index)."""
     sample = tl.program_id(1).to(tl.int64)
     bound = tl.load(bound_ptr + sample)
