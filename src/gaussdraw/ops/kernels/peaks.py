@@ -43,38 +43,29 @@ def group_max_kernel(heat_ptr, group_max_ptr, count_ptr, classes, height, width,
     tx = tile % tiles_w
     base = plane * height * width
     out = group_max_ptr + plane * groups_h * tiles_w + tx
-    if KERNEL == 3 or KERNEL == 1:
-        y0 = (tile // tiles_w) * (ROWS * STRIPS) + tl.arange(0, STRIPS) * ROWS  # (STRIPS,) first rows
-        first = tx * BLOCK_W + 4 * tl.arange(0, BLOCK_W // 4)  # (Q,) a thread's first column
-        columns_ok = (first[:, None] + tl.arange(0, 4)[None, :] < width)[None, :, :]
-        best = tl.full((STRIPS, BLOCK_W // 4, 4), float("-inf"), tl.float32)  # the order's map once a group
+    tl.static_assert(KERNEL == 1 or KERNEL == 3, "windows of 1 or 3: launch_shape refuses others")
+    y0 = (tile // tiles_w) * (ROWS * STRIPS) + tl.arange(0, STRIPS) * ROWS  # (STRIPS,) first rows
+    first = tx * BLOCK_W + 4 * tl.arange(0, BLOCK_W // 4)  # (Q,) a thread's first column
+    columns_ok = (first[:, None] + tl.arange(0, 4)[None, :] < width)[None, :, :]
+    best = tl.full((STRIPS, BLOCK_W // 4, 4), float("-inf"), tl.float32)  # the order's map once a group
+    if KERNEL == 3:
+        _, above = quad_rows(heat_ptr, base, y0 - 1, first, height, width, KERNEL, SHUFFLE)
+        heat, middle = quad_rows(heat_ptr, base, y0, first, height, width, KERNEL, SHUFFLE)
+    for r in tl.static_range(ROWS):
         if KERNEL == 3:
-            _, above = quad_rows(heat_ptr, base, y0 - 1, first, height, width, KERNEL, SHUFFLE)
-            heat, middle = quad_rows(heat_ptr, base, y0, first, height, width, KERNEL, SHUFFLE)
-        for r in tl.static_range(ROWS):
-            if KERNEL == 3:
-                next_heat, below = quad_rows(heat_ptr, base, y0 + r + 1, first, height, width, KERNEL, SHUFFLE)
-                values = peak_of_rows(heat, above, middle, below)
-                above, middle, heat = middle, below, next_heat
-            else:
-                heat, _ = quad_rows(heat_ptr, base, y0 + r, first, height, width, KERNEL, SHUFFLE)
-                values = peak_of_rows(heat, heat, heat, heat)
-            inside = columns_ok & ((y0 + r) < height)[:, None, None]  # a group has a pixel inside: -inf is no key
-            best = tl.maximum(best, tl.where(inside, values, float("-inf")), propagate_nan=tl.PropagateNan.ALL)
-            if (r + 1) % GROUP == 0:  # the order is monotone, NaN on top: the order of the max, the max of orders
-                group = (y0 + r) // GROUP
-                keys = ordered_bits(best)
-                tl.store(out + group * tiles_w, tl.max(tl.max(keys, axis=2), axis=1), mask=group < groups_h)
-                best = tl.full((STRIPS, BLOCK_W // 4, 4), float("-inf"), tl.float32)
-    else:
-        x = tx * BLOCK_W + tl.arange(0, BLOCK_W)
-        for j in tl.static_range(ROWS * STRIPS // GROUP):
-            y = (tile // tiles_w) * (ROWS * STRIPS) + j * GROUP + tl.arange(0, GROUP)[:, None]
-            inside = (y < height) & (x[None, :] < width)
-            values = suppressed_values(heat_ptr, base, y, x[None, :], inside, height, width, KERNEL)
-            keys = tl.where(inside, ordered_bits(values), LOWEST)
-            group = (tile // tiles_w) * (ROWS * STRIPS // GROUP) + j
-            tl.store(out + group * tiles_w, tl.max(tl.max(keys, axis=1), axis=0), mask=group < groups_h)
+            next_heat, below = quad_rows(heat_ptr, base, y0 + r + 1, first, height, width, KERNEL, SHUFFLE)
+            values = peak_of_rows(heat, above, middle, below)
+            above, middle, heat = middle, below, next_heat
+        else:
+            heat, _ = quad_rows(heat_ptr, base, y0 + r, first, height, width, KERNEL, SHUFFLE)
+            values = peak_of_rows(heat, heat, heat, heat)
+        inside = columns_ok & ((y0 + r) < height)[:, None, None]  # a group has a pixel inside: -inf is no key
+        best = tl.maximum(best, tl.where(inside, values, float("-inf")), propagate_nan=tl.PropagateNan.ALL)
+        if (r + 1) % GROUP == 0:  # the order is monotone, NaN on top: the order of the max, the max of orders
+            group = (y0 + r) // GROUP
+            keys = ordered_bits(best)
+            tl.store(out + group * tiles_w, tl.max(tl.max(keys, axis=2), axis=1), mask=group < groups_h)
+            best = tl.full((STRIPS, BLOCK_W // 4, 4), float("-inf"), tl.float32)
 
 
 @triton.jit
@@ -99,8 +90,9 @@ def candidates_kernel(heat_ptr, bound_ptr, groups_ptr, group_count_ptr, candidat
                       KERNEL: tl.constexpr, GROUP: tl.constexpr, BLOCK_W: tl.constexpr):
     """``programs`` programs a sample share its listed groups (every ``programs``-th): each recomputes a group's
     peaks row by row (kernel 3: a 3 x 3 window from three row maxima, :func:`.common.window_row`; kernel 1:
-    the row itself; other kernels, which ``launch_shape`` does not send here, the group at once) and appends those >= the bound to the sample's candidates, as distinct int64 keys
+    the row itself) and appends those >= the bound to the sample's candidates, as distinct int64 keys
     (value, then ascending index)."""
+    tl.static_assert(KERNEL == 1 or KERNEL == 3, "windows of 1 or 3: launch_shape refuses others")
     sample = tl.program_id(1).to(tl.int64)
     bound = tl.load(bound_ptr + sample)
     listed = tl.load(group_count_ptr + sample)
@@ -112,27 +104,19 @@ def candidates_kernel(heat_ptr, bound_ptr, groups_ptr, group_count_ptr, candidat
         x = (group % tiles_w) * BLOCK_W + tl.arange(0, BLOCK_W)
         base = (sample * classes + c) * height * width
         flat = c * height * width + x
-        if KERNEL == 3 or KERNEL == 1:
+        if KERNEL == 3:
+            _, above = window_row(heat_ptr, base, y0 - 1, x, height, width)
+            heat, middle = window_row(heat_ptr, base, y0, x, height, width)
+        for r in tl.static_range(GROUP):
             if KERNEL == 3:
-                _, above = window_row(heat_ptr, base, y0 - 1, x, height, width)
-                heat, middle = window_row(heat_ptr, base, y0, x, height, width)
-            for r in tl.static_range(GROUP):
-                if KERNEL == 3:
-                    next_heat, below = window_row(heat_ptr, base, y0 + r + 1, x, height, width)
-                    keys = ordered_bits(peak_of_rows(heat, above, middle, below))
-                    above, middle, heat = middle, below, next_heat
-                else:
-                    heat, _ = window_row(heat_ptr, base, y0 + r, x, height, width)
-                    keys = ordered_bits(peak_of_rows(heat, heat, heat, heat))
-                chosen = (x < width) & (0 * x + y0 + r < height) & (keys >= bound)
-                _append(keys, flat + (y0 + r) * width, chosen, candidates_ptr, count_ptr, sample, capacity)
-        else:
-            y = y0 + tl.arange(0, GROUP)[:, None]
-            inside = (y < height) & (x[None, :] < width)
-            keys = ordered_bits(suppressed_values(heat_ptr, base, y, x[None, :], inside, height, width, KERNEL))
-            chosen = tl.reshape(inside & (keys >= bound), (GROUP * BLOCK_W,))
-            _append(tl.reshape(keys, (GROUP * BLOCK_W,)), tl.reshape(flat[None, :] + y * width, (GROUP * BLOCK_W,)),
-                    chosen, candidates_ptr, count_ptr, sample, capacity)
+                next_heat, below = window_row(heat_ptr, base, y0 + r + 1, x, height, width)
+                keys = ordered_bits(peak_of_rows(heat, above, middle, below))
+                above, middle, heat = middle, below, next_heat
+            else:
+                heat, _ = window_row(heat_ptr, base, y0 + r, x, height, width)
+                keys = ordered_bits(peak_of_rows(heat, heat, heat, heat))
+            chosen = (x < width) & (0 * x + y0 + r < height) & (keys >= bound)
+            _append(keys, flat + (y0 + r) * width, chosen, candidates_ptr, count_ptr, sample, capacity)
 
 
 @triton.jit
